@@ -1,0 +1,3 @@
+from cellviewer.cli import main
+
+raise SystemExit(main())

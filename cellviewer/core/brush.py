@@ -1,0 +1,144 @@
+"""Live brush / eraser strokes that become ONE undo step.
+
+``BrushStroke.dab``/``line_to`` paint straight into the document (so the canvas
+shows the paint at once) while remembering the original values of every tile
+they touch; ``finish`` turns the whole drag into a single, already applied
+:class:`~cellviewer.core.edits.Edit` whose patch holds only the changed pixels.
+
+The brush never paints over *another* cell of the same class (touching cells
+stay separate); the eraser clears any cell of the class under it. A stroke that
+starts on empty ground paints a new cell and gives it a marker; an eraser stroke
+that removes a whole cell removes its marker too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from cellviewer.core.document import BBox, Change, Document, union_bbox
+from cellviewer.core.edits import Edit, LabelPatch, MarkerChange, make_edit
+from cellviewer.core.operations import _check_cls, _marker_for_cell, _parts_clear
+
+TILE = 64
+
+
+class BrushStroke:
+    def __init__(self, doc: Document, cls: str, radius: float, erase: bool = False, value: int | None = None):
+        _check_cls(cls)
+        self.doc, self.cls, self.erase = doc, cls, erase
+        self.radius = max(0.5, float(radius))
+        self.value = 0 if erase else value
+        self.new_cell = False
+        self._layer = doc.labels[cls]
+        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+        self._box: BBox | None = None
+        self._last: tuple[float, float] | None = None
+        self._finished = False
+
+    # -- painting -----------------------------------------------------------------
+    def dab(self, x: float, y: float) -> BBox | None:
+        """Paint one disc at (x, y) (image pixel coordinates)."""
+        self._last = (x, y)
+        return self._paint([(x, y)])
+
+    def line_to(self, x: float, y: float) -> BBox | None:
+        """Paint a thick segment from the previous point to (x, y)."""
+        if self._last is None:
+            return self.dab(x, y)
+        pts = [self._last, (x, y)]
+        self._last = (x, y)
+        return self._paint(pts)
+
+    def _resolve_value(self, x: float, y: float) -> None:
+        if self.value is not None:
+            return
+        h, w = self._layer.shape
+        ix, iy = int(x), int(y)
+        under = int(self._layer[iy, ix]) if (0 <= ix < w and 0 <= iy < h) else 0
+        if under:
+            self.value = under
+        else:
+            self.value = self.doc.next_label(self.cls)
+            self.new_cell = True
+
+    def _paint(self, pts) -> BBox | None:
+        if self._finished:
+            raise RuntimeError("stroke already finished")
+        self._resolve_value(*pts[0])
+        h, w = self._layer.shape
+        r = self.radius
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        box = (max(0, int(np.floor(min(ys) - r))), max(0, int(np.floor(min(xs) - r))),
+               min(h, int(np.ceil(max(ys) + r)) + 1), min(w, int(np.ceil(max(xs) + r)) + 1))
+        if box[0] >= box[2] or box[1] >= box[3]:
+            return None
+        self._save_tiles(box)
+        y0, x0, y1, x1 = box
+        stamp = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        sp = np.round((np.asarray(pts, float) - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+        thickness = max(1, int(round(2 * r)))
+        if len(sp) == 1 or (sp[0] == sp[-1]).all():
+            cv2.circle(stamp, tuple(int(v) for v in sp[0]), int(round(r * 16)), 1, -1, cv2.LINE_8, 4)
+        else:
+            cv2.line(stamp, tuple(int(v) for v in sp[0]), tuple(int(v) for v in sp[1]), 1, thickness, cv2.LINE_8, 4)
+        region = self._layer[y0:y1, x0:x1]
+        hit = stamp.astype(bool)
+        if self.erase:
+            hit &= region != 0
+            region[hit] = 0
+        else:
+            hit &= (region == 0) | (region == self.value)
+            region[hit] = self.value
+        self._box = union_bbox(self._box, box)
+        self.doc.notify(Change(box, (self.cls,), False))
+        return box
+
+    def _save_tiles(self, box: BBox) -> None:
+        for ty in range(box[0] // TILE, (box[2] - 1) // TILE + 1):
+            for tx in range(box[1] // TILE, (box[3] - 1) // TILE + 1):
+                if (ty, tx) not in self._tiles:
+                    self._tiles[(ty, tx)] = self._layer[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE].copy()
+
+    # -- end of drag ------------------------------------------------------------------
+    def finish(self) -> Edit | None:
+        """The whole drag as one applied edit (``None`` when nothing changed)."""
+        self._finished = True
+        if self._box is None:
+            return None
+        y0, x0, y1, x1 = self._box
+        new = self._layer[y0:y1, x0:x1].copy()
+        old = new.copy()
+        for (ty, tx), orig in self._tiles.items():
+            ty0, tx0 = ty * TILE, tx * TILE
+            oy0, ox0 = max(ty0, y0), max(tx0, x0)
+            oy1, ox1 = min(ty0 + orig.shape[0], y1), min(tx0 + orig.shape[1], x1)
+            if oy0 < oy1 and ox0 < ox1:
+                old[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = orig[oy0 - ty0 : oy1 - ty0, ox0 - tx0 : ox1 - tx0]
+        self._tiles.clear()
+        patch = LabelPatch.from_arrays(self.cls, self._box, old, new)
+        if patch is None:
+            return None
+        atoms: list = [patch]
+        doc = self.doc
+        if self.erase:
+            gone = np.setdiff1d(np.unique(old[old != new]), np.unique(new))
+            gone = [int(g) for g in gone if g and not (self._layer == g).any()]
+            atoms += [MarkerChange(m, None) for m in doc.markers.values()
+                      if m.cls == self.cls and m.cell in gone]
+            if self.cls == "wbc":
+                atoms.append(_parts_clear(doc, self._box, (old != new)))
+        elif self.new_cell and not doc.markers_of_cell(self.cls, self.value):
+            atoms.append(MarkerChange(None, _marker_for_cell(doc, self.cls, self.value, new == self.value,
+                                                             self._box, doc.next_marker_id())))
+        name = "Erase" if self.erase else "Brush"
+        edit = make_edit(name, atoms, cls=self.cls, detail=f"radius {self.radius:g}")
+        # pixels are already painted; apply the rest (markers, parts) and mark applied
+        for a in atoms[1:]:
+            a.apply(doc)
+        if edit.record is not None:
+            doc.provenance.edits.append(edit.record)
+        edit.applied = True
+        doc.notify(edit.change())
+        return edit

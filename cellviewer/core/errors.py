@@ -1,0 +1,72 @@
+"""The project's own exception types.
+
+Every message says what went wrong *and* what the user can do next. Only the
+GUI's notification layer (and the CLI's top level) catch broadly.
+"""
+
+from __future__ import annotations
+
+
+class CellviewerError(Exception):
+    """Base class of every error cellviewer raises on purpose.
+
+    ``exit_code`` is what the CLI returns when this error ends a command
+    (documented in the README).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None):
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} — {hint}")
+
+
+class ImageReadError(CellviewerError):
+    """An image file could not be read (missing, malformed, unsupported, too large)."""
+
+    exit_code = 3
+
+    def __init__(self, path, reason: str, *, hint: str | None = None):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"Cannot read image '{path}': {reason}",
+            hint=hint or "check that the file is a complete JPG/PNG/BMP/TIFF image",
+        )
+
+
+class SidecarError(CellviewerError):
+    """A sidecar (saved corrections) is unreadable, from a newer version or inconsistent."""
+
+    exit_code = 4
+
+
+class SaveError(CellviewerError):
+    """Saving failed (read-only folder, full disk ...). The previous file is untouched."""
+
+    exit_code = 5
+
+
+class ModelLoadError(CellviewerError):
+    """A model name is unknown or its checkpoint is missing/corrupt/untrusted."""
+
+    exit_code = 6
+
+
+class SegmentationError(CellviewerError):
+    """Segmentation could not run (bad parameters, out of memory, ...)."""
+
+    exit_code = 7
+
+
+class Cancelled(CellviewerError):
+    """A long job was cancelled by the user. Not an error to show as a dialog."""
+
+    exit_code = 130
+
+
+class EditError(CellviewerError):
+    """An edit could not be applied (e.g. merging cells of different classes)."""
+
+    exit_code = 8

@@ -1,0 +1,305 @@
+"""Edit builders: each returns an *unapplied* :class:`~cellviewer.core.edits.Edit`.
+
+They read the document, compute the change on the smallest crop that holds it
+and raise :class:`~cellviewer.core.errors.EditError` (with what to do instead)
+when the action makes no sense. Apply the result with ``edit.apply(doc)`` or
+push it on a history / QUndoStack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, BBox, Document, Marker
+from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, make_edit
+from cellviewer.core.errors import EditError
+
+
+def _check_cls(cls: str) -> None:
+    if cls not in CELL_CLASSES:
+        raise EditError(f"Unknown cell class '{cls}'.", hint=f"use one of {', '.join(CELL_CLASSES)}")
+
+
+def cell_bbox(layer: np.ndarray, cell: int) -> BBox | None:
+    """Bounding box of one label (None when absent)."""
+    m = layer == cell
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(m[rows[0] : rows[-1] + 1].any(axis=0))
+    return (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
+
+def _require_cell(doc: Document, cls: str, cell: int) -> BBox:
+    _check_cls(cls)
+    box = cell_bbox(doc.labels[cls], cell) if cell > 0 else None
+    if box is None:
+        raise EditError(f"There is no {DISPLAY_NAMES[cls]} cell #{cell}.", hint="click inside a cell of that class")
+    return box
+
+
+def interior_point(mask: np.ndarray) -> tuple[float, float]:
+    """(y, x) of a point inside ``mask``: the centroid when inside, else the most interior pixel."""
+    cy, cx = ndi.center_of_mass(mask)
+    iy, ix = int(round(cy)), int(round(cx))
+    if 0 <= iy < mask.shape[0] and 0 <= ix < mask.shape[1] and mask[iy, ix]:
+        return float(cy), float(cx)
+    d = ndi.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    iy, ix = np.unravel_index(int(np.argmax(d)), d.shape)
+    return float(iy), float(ix)
+
+
+def _crop(doc: Document, layer: str, box: BBox) -> np.ndarray:
+    y0, x0, y1, x1 = box
+    return doc.layer(layer)[y0:y1, x0:x1]
+
+
+def _pad_box(box: BBox, pad: int, shape: tuple[int, int]) -> BBox:
+    return (max(0, box[0] - pad), max(0, box[1] - pad), min(shape[0], box[2] + pad), min(shape[1], box[3] + pad))
+
+
+def _remove_markers_of(doc: Document, cls: str, cells) -> list[MarkerChange]:
+    cells = set(int(c) for c in cells)
+    return [MarkerChange(m, None) for m in doc.markers.values() if m.cls == cls and m.cell in cells and m.cell]
+
+
+def _marker_for_cell(doc: Document, cls: str, cell: int, mask: np.ndarray, box: BBox, mid: int) -> Marker:
+    cy, cx = interior_point(mask)
+    return Marker(id=mid, cls=cls, x=box[1] + cx, y=box[0] + cy, origin="manual", cell=cell, score=1.0)
+
+
+def _parts_clear(doc: Document, box: BBox, mask: np.ndarray) -> LabelPatch | None:
+    old = _crop(doc, "parts", box)
+    if not old[mask].any():
+        return None
+    new = old.copy()
+    new[mask] = 0
+    return LabelPatch.from_arrays("parts", box, old, new)
+
+
+# -- masks ------------------------------------------------------------------------
+def fill(doc: Document, cls: str, x: int, y: int, value: int | None = None) -> Edit:
+    """Flood-fill the connected region under (x, y) (4-connected, same label).
+
+    Filling background needs a closed outline: a region touching the image
+    border is refused. ``value`` None fills with the enclosing cell's label (a
+    hole), or with a new cell (plus its marker) when nothing encloses it.
+    """
+    _check_cls(cls)
+    layer = doc.labels[cls]
+    h, w = layer.shape
+    if not (0 <= x < w and 0 <= y < h):
+        raise EditError("The click is outside the image.", hint="click inside the image")
+    src = int(layer[y, x])
+    comp, _ = ndi.label(layer == src)
+    region = comp == comp[y, x]
+    box = cell_bbox(region.astype(np.int8), 1)
+    touches = box[0] == 0 or box[1] == 0 or box[2] == h or box[3] == w
+    if src == 0 and touches:
+        raise EditError("This area is not enclosed: filling it would flood the background.",
+                        hint="click inside a closed outline or a hole in a cell")
+    pbox = _pad_box(box, 1, (h, w))
+    sub = region[pbox[0] : pbox[2], pbox[1] : pbox[3]]
+    old = _crop(doc, cls, pbox)
+    atoms: list = []
+    if value is None:
+        ring = ndi.binary_dilation(sub) & ~sub
+        vals = old[ring]
+        vals = vals[vals != 0]
+        value = int(np.bincount(vals).argmax()) if vals.size else doc.next_label(cls)
+    if value == src:
+        raise EditError("Nothing to fill: the area already has that label.", hint="pick another cell or class")
+    new = old.copy()
+    new[sub] = value
+    atoms.append(LabelPatch.from_arrays(cls, pbox, old, new))
+    if value and not (layer == value).any():
+        atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, value, new == value, pbox, doc.next_marker_id())))
+    return make_edit("Fill", atoms, cls=cls, detail=f"value {value}")
+
+
+def delete_cell(doc: Document, cls: str, cell: int) -> Edit:
+    box = _require_cell(doc, cls, cell)
+    old = _crop(doc, cls, box)
+    new = old.copy()
+    mask = old == cell
+    new[mask] = 0
+    atoms = [LabelPatch.from_arrays(cls, box, old, new), *_remove_markers_of(doc, cls, [cell])]
+    if cls == "wbc":
+        atoms.append(_parts_clear(doc, box, mask))
+    return make_edit("Delete cell", atoms, cls=cls, detail=f"cell {cell}")
+
+
+def merge_cells(doc: Document, cls: str, a: int, b: int) -> Edit:
+    """Merge cell ``b`` into ``a``: one cell, one marker (moved to the merged cell)."""
+    if a == b:
+        raise EditError("Pick two different cells to merge.", hint="click the first cell, then the second")
+    box = _require_cell(doc, cls, a)
+    box_b = _require_cell(doc, cls, b)
+    box = (min(box[0], box_b[0]), min(box[1], box_b[1]), max(box[2], box_b[2]), max(box[3], box_b[3]))
+    old = _crop(doc, cls, box)
+    new = old.copy()
+    new[old == b] = a
+    atoms: list = [LabelPatch.from_arrays(cls, box, old, new)]
+    ma, mb = doc.markers_of_cell(cls, a), doc.markers_of_cell(cls, b)
+    keep = ma[0] if ma else (mb[0] if mb else None)
+    for m in ma + mb:
+        if m is not keep:
+            atoms.append(MarkerChange(m, None))
+    merged = new == a
+    cy, cx = interior_point(merged)
+    if keep is not None:
+        atoms.append(MarkerChange(keep, replace(keep, cell=a, x=box[1] + cx, y=box[0] + cy, origin="manual")))
+    else:
+        atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, a, merged, box, doc.next_marker_id())))
+    return make_edit("Merge cells", atoms, cls=cls, detail=f"{b} into {a}")
+
+
+def split_cell(doc: Document, cls: str, cell: int, points, width: int = 2) -> Edit:
+    """Cut a cell along a polyline ``points`` [(x, y), ...] into two or more cells."""
+    box = _require_cell(doc, cls, cell)
+    if len(points) < 2:
+        raise EditError("A split needs a line.", hint="drag a line across the cell, from outside to outside")
+    box = _pad_box(box, 1, doc.shape)
+    old = _crop(doc, cls, box)
+    mask = old == cell
+    line = np.zeros(mask.shape, np.uint8)
+    pts = np.round(np.asarray(points, float) - [box[1], box[0]]).astype(np.int32)
+    cv2.polylines(line, [pts.reshape(-1, 1, 2)], False, 1, thickness=max(1, int(width)))
+    cut = mask & (line == 0)
+    comp, n = ndi.label(cut)  # 4-connected: a thin line separates
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+    min_px = max(4, int(0.02 * mask.sum()))
+    big = [i + 1 for i in np.argsort(-sizes) if sizes[i] >= min_px]
+    if len(big) < 2:
+        raise EditError("The line does not cut the cell in two.",
+                        hint="drag a line from outside the cell, right across it, to outside")
+    # every pixel of the cell (line and crumbs included) goes to its nearest big part
+    seeds = np.zeros(mask.shape, np.int32)
+    for k, i in enumerate(big):
+        seeds[comp == i] = k + 1
+    _, (iy, ix) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
+    part = np.where(mask, seeds[iy, ix], 0)
+    new = old.copy()
+    first_new = doc.next_label(cls)
+    ids = [cell] + [first_new + k for k in range(len(big) - 1)]
+    for k, lab in enumerate(ids):
+        new[part == k + 1] = lab
+    atoms: list = [LabelPatch.from_arrays(cls, box, old, new)]
+    markers = doc.markers_of_cell(cls, cell)
+    used: set[int] = set()
+    for m in markers:  # each existing marker stays with the part it lies in
+        iy_, ix_ = int(m.y) - box[0], int(m.x) - box[1]
+        k = int(part[iy_, ix_]) if 0 <= iy_ < part.shape[0] and 0 <= ix_ < part.shape[1] else 0
+        if k == 0 or ids[k - 1] in used:
+            continue
+        used.add(ids[k - 1])
+        if ids[k - 1] != m.cell:
+            atoms.append(MarkerChange(m, replace(m, cell=ids[k - 1])))
+    next_id = doc.next_marker_id()
+    for k, lab in enumerate(ids):
+        if lab not in used:
+            atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, lab, part == k + 1, box, next_id)))
+            next_id += 1
+    return make_edit("Split cell", atoms, cls=cls, detail=f"cell {cell} into {len(ids)}")
+
+
+def reclassify_cell(doc: Document, cls: str, cell: int, new_cls: str) -> Edit:
+    """Move a cell (mask and markers) to another class."""
+    _check_cls(new_cls)
+    if new_cls == cls:
+        raise EditError(f"The cell is already a {DISPLAY_NAMES[cls]}.", hint="choose another class first")
+    box = _require_cell(doc, cls, cell)
+    old = _crop(doc, cls, box)
+    mask = old == cell
+    new = old.copy()
+    new[mask] = 0
+    old2 = _crop(doc, new_cls, box)
+    new2 = old2.copy()
+    lab = doc.next_label(new_cls)
+    new2[mask] = lab
+    atoms: list = [LabelPatch.from_arrays(cls, box, old, new), LabelPatch.from_arrays(new_cls, box, old2, new2)]
+    if cls == "wbc":
+        atoms.append(_parts_clear(doc, box, mask))
+    ms = doc.markers_of_cell(cls, cell)
+    for m in ms:
+        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual")))
+    if not ms:
+        atoms.append(MarkerChange(None, _marker_for_cell(doc, new_cls, lab, mask, box, doc.next_marker_id())))
+    return make_edit("Reclassify cell", atoms, cls=new_cls, detail=f"{cls} {cell} -> {new_cls} {lab}")
+
+
+# -- markers ----------------------------------------------------------------------
+def _marker(doc: Document, marker_id: int) -> Marker:
+    if marker_id not in doc.markers:
+        raise EditError(f"There is no marker #{marker_id}.", hint="click closer to a marker")
+    return doc.markers[marker_id]
+
+
+def _unmarked_cell_at(doc: Document, cls: str, x: float, y: float, exclude: int | None = None) -> int:
+    h, w = doc.shape
+    ix, iy = int(x), int(y)
+    if not (0 <= ix < w and 0 <= iy < h):
+        return 0
+    c = int(doc.labels[cls][iy, ix])
+    if c and not any(m.id != exclude for m in doc.markers_of_cell(cls, c)):
+        return c
+    return 0
+
+
+def add_marker(doc: Document, cls: str, x: float, y: float) -> Edit:
+    """Count a cell by hand; linked to the cell under it when that cell has no marker."""
+    _check_cls(cls)
+    h, w = doc.shape
+    if not (0 <= x < w and 0 <= y < h):
+        raise EditError("A marker must lie inside the image.", hint="click inside the image")
+    m = Marker(doc.next_marker_id(), cls, float(x), float(y), "manual", _unmarked_cell_at(doc, cls, x, y), 1.0)
+    return make_edit("Add marker", [MarkerChange(None, m)], cls=cls)
+
+
+def remove_marker(doc: Document, marker_id: int) -> Edit:
+    m = _marker(doc, marker_id)
+    return make_edit("Remove marker", [MarkerChange(m, None)], cls=m.cls, detail=f"marker {marker_id}")
+
+
+def move_marker(doc: Document, marker_id: int, x: float, y: float) -> Edit:
+    m = _marker(doc, marker_id)
+    h, w = doc.shape
+    x, y = float(np.clip(x, 0, w - 1)), float(np.clip(y, 0, h - 1))
+    cell = int(doc.labels[m.cls][int(y), int(x)])
+    if cell != m.cell:
+        cell = _unmarked_cell_at(doc, m.cls, x, y, exclude=m.id)
+    return make_edit("Move marker", [MarkerChange(m, replace(m, x=x, y=y, cell=cell, origin="manual"))], cls=m.cls)
+
+
+def reclassify_marker(doc: Document, marker_id: int, new_cls: str) -> Edit:
+    """Change a marker's class; a marker linked to a cell takes its cell along."""
+    m = _marker(doc, marker_id)
+    _check_cls(new_cls)
+    if m.cell:
+        return reclassify_cell(doc, m.cls, m.cell, new_cls)
+    if m.cls == new_cls:
+        raise EditError(f"The marker is already a {DISPLAY_NAMES[new_cls]}.", hint="choose another class first")
+    return make_edit("Reclassify marker", [MarkerChange(m, replace(m, cls=new_cls, origin="manual"))], cls=new_cls)
+
+
+def set_marker_reviewed(doc: Document, marker_id: int, reviewed: bool = True) -> Edit:
+    m = _marker(doc, marker_id)
+    return make_edit("Review cell", [MarkerChange(m, replace(m, reviewed=bool(reviewed)))], cls=m.cls)
+
+
+def set_image_reviewed(doc: Document, reviewed: bool = True) -> Edit:
+    return make_edit("Mark image reviewed" if reviewed else "Mark image unreviewed",
+                     [FlagChange("reviewed", doc.reviewed, bool(reviewed))])
+
+
+def nearest_marker(doc: Document, x: float, y: float, max_dist: float) -> Marker | None:
+    best, bd = None, max_dist * max_dist
+    for m in doc.markers.values():
+        d = (m.x - x) ** 2 + (m.y - y) ** 2
+        if d <= bd:
+            best, bd = m, d
+    return best

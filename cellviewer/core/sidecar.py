@@ -1,0 +1,260 @@
+"""One sidecar file per image: everything segmented and corrected, saved atomically.
+
+Format (``format_version`` 1), a ZIP file named ``<image file name>.cellviewer``
+next to the image (or, when that folder is read-only, in the per-user store
+``$CELLVIEWER_HOME/sidecars`` — default ``~/.local/share/cellviewer``):
+
+* ``document.json`` — ``{"format": "cellviewer-sidecar", "format_version": 1,
+  "app_version", "saved_at", "image": {name, width, height, sha256},
+  "um_per_px", "reviewed", "markers": [{id, cls, x, y, origin, cell, score,
+  reviewed}], "provenance": {model_name, model_version, params, segmented_at,
+  device, edits: [{action, cls, bbox, time, user, detail}]}}``
+* ``labels/<class>.npy`` — instance labels per class (``uint16`` or ``int32``);
+* ``parts.npy`` — WBC parts (``uint8``: 0 none, 1 nucleus, 2 cytoplasm).
+
+Arrays are read with ``allow_pickle=False``. Writing goes to a temporary file
+in the same folder, is fsync'ed and renamed over the old file, so a crash at any
+moment leaves either the old or the new sidecar, never a broken one.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cellviewer import __version__
+from cellviewer.core.document import CELL_CLASSES, Document, EditRecord, Marker, Provenance, now_iso
+from cellviewer.core.errors import SaveError, SidecarError
+
+FORMAT = "cellviewer-sidecar"
+FORMAT_VERSION = 1
+SUFFIX = ".cellviewer"
+MAX_MEMBER_BYTES = 2_000_000_000  # refuse absurd members (zip bombs)
+
+
+def user_store() -> Path:
+    base = os.environ.get("CELLVIEWER_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "cellviewer")
+    return Path(base) / "sidecars"
+
+
+def _user_path(image_path: Path) -> Path:
+    key = hashlib.sha1(str(image_path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return user_store() / f"{key}_{image_path.name}{SUFFIX}"
+
+
+def sidecar_path(image_path) -> Path:
+    """Where the sidecar of ``image_path`` is (or will be) saved."""
+    p = Path(image_path)
+    beside = p.with_name(p.name + SUFFIX)
+    if beside.exists() or os.access(p.parent, os.W_OK):
+        return beside
+    return _user_path(p)
+
+
+def find_sidecar(image_path) -> Path | None:
+    """The newest existing sidecar of ``image_path`` (beside it or in the user store)."""
+    p = Path(image_path)
+    found = [c for c in (p.with_name(p.name + SUFFIX), _user_path(p)) if c.is_file()]
+    return max(found, key=lambda c: c.stat().st_mtime) if found else None
+
+
+@dataclass
+class Snapshot:
+    """A self-contained copy of a document's savable state (cheap to take, safe to write from a thread)."""
+
+    meta: dict
+    arrays: dict[str, np.ndarray]
+
+
+def snapshot(doc: Document) -> Snapshot:
+    info = doc.image.info
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "app_version": __version__,
+        "saved_at": now_iso(),
+        "image": {"name": Path(info.path).name if info.path else "", "width": info.width,
+                  "height": info.height, "sha256": info.sha256},
+        "um_per_px": doc.um_per_px,
+        "reviewed": bool(doc.reviewed),
+        "markers": [asdict(m) for m in doc.markers.values()],
+        "provenance": asdict(doc.provenance),
+    }
+    arrays = {}
+    for c in CELL_CLASSES:
+        lab = doc.labels[c]
+        arrays[f"labels/{c}.npy"] = lab.astype(np.uint16) if lab.max(initial=0) < 65536 else lab.copy()
+    arrays["parts.npy"] = doc.parts.copy()
+    return Snapshot(meta, arrays)
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = _io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def write_snapshot(snap: Snapshot, path) -> Path:
+    """Write atomically: temp file in the same folder, fsync, rename, fsync folder."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp", dir=path.parent)
+    except OSError as e:
+        raise SaveError(f"Cannot save corrections to '{path}': {e.strerror or e}",
+                        hint="choose a writable folder or free some disk space") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+                z.writestr("document.json", json.dumps(snap.meta, indent=1))
+                for name, arr in snap.arrays.items():
+                    z.writestr(name, _npy_bytes(arr))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        why = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise SaveError(f"Cannot save corrections to '{path}': {why}. The previous save is kept.",
+                        hint="free some disk space or save to another folder") from e
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder; the rename is still atomic
+    return path
+
+
+def save_sidecar(doc: Document, path=None) -> Path:
+    """Save ``doc`` next to its image (or ``path``); returns where it went."""
+    if path is None:
+        if not doc.image.info.path:
+            raise SaveError("This image has no file to save corrections beside.", hint="use File ▸ Save As")
+        path = sidecar_path(doc.image.info.path)
+    snap = snapshot(doc)
+    try:
+        return write_snapshot(snap, path)
+    except SaveError:
+        if doc.image.info.path and Path(path) != _user_path(Path(doc.image.info.path)):
+            # the image folder refused: fall back to the per-user store
+            return write_snapshot(snap, _user_path(Path(doc.image.info.path)))
+        raise
+
+
+# -- reading --------------------------------------------------------------------------
+def _bad(path, why: str) -> SidecarError:
+    return SidecarError(f"The saved corrections '{path}' cannot be used: {why}.",
+                        hint="rename or delete that file to start afresh (the image itself is fine)")
+
+
+def read_sidecar(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse and validate a sidecar file's structure (not yet against an image)."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if "document.json" not in names:
+                raise _bad(path, "document.json is missing")
+            for info in z.infolist():
+                if info.file_size > MAX_MEMBER_BYTES:
+                    raise _bad(path, f"member {info.filename} is implausibly large")
+            meta = json.loads(z.read("document.json").decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise _bad(path, "it is not a cellviewer sidecar")
+            ver = meta.get("format_version")
+            if not isinstance(ver, int) or ver < 1:
+                raise _bad(path, f"unknown format version {ver!r}")
+            if ver > FORMAT_VERSION:
+                raise SidecarError(
+                    f"'{path}' was saved by a newer cellviewer (format {ver}; this one reads up to {FORMAT_VERSION}).",
+                    hint="update cellviewer to open these corrections")
+            arrays = {}
+            for name in [f"labels/{c}.npy" for c in CELL_CLASSES] + ["parts.npy"]:
+                if name in names:
+                    arrays[name] = np.load(_io.BytesIO(z.read(name)), allow_pickle=False)
+    except SidecarError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
+            UnicodeDecodeError, json.JSONDecodeError, NotImplementedError) as e:
+        raise _bad(path, f"{type(e).__name__}: {e}") from e
+    return meta, arrays
+
+
+def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path="sidecar") -> list[str]:
+    """Fill ``doc`` from parsed sidecar content; returns warnings (e.g. dropped markers)."""
+    h, w = doc.shape
+    warnings: list[str] = []
+    img = meta.get("image") or {}
+    if (img.get("width"), img.get("height")) not in ((w, h), (None, None)):
+        raise _bad(path, f"it belongs to a {img.get('width')}×{img.get('height')} image, this one is {w}×{h}")
+    if img.get("sha256") and doc.image.info.sha256 and img["sha256"] != doc.image.info.sha256:
+        warnings.append("The image file changed since these corrections were saved; check them.")
+    labels = {}
+    for c in CELL_CLASSES:
+        a = arrays.get(f"labels/{c}.npy")
+        if a is None:
+            a = np.zeros((h, w), np.int32)
+        if a.shape != (h, w) or a.dtype.kind not in "iu":
+            raise _bad(path, f"the {c} labels have shape {a.shape} and type {a.dtype}, expected {h}×{w} integers")
+        labels[c] = a.astype(np.int32)
+    parts = arrays.get("parts.npy")
+    if parts is None:
+        parts = np.zeros((h, w), np.uint8)
+    if parts.shape != (h, w) or parts.dtype.kind not in "iu":
+        raise _bad(path, f"the WBC parts map has shape {parts.shape}, expected {h}×{w}")
+    try:
+        markers = {}
+        for d in meta.get("markers", []):
+            m = Marker(id=int(d["id"]), cls=str(d["cls"]), x=float(d["x"]), y=float(d["y"]),
+                       origin=str(d.get("origin", "auto")), cell=int(d.get("cell", 0)),
+                       score=float(d.get("score", 1.0)), reviewed=bool(d.get("reviewed", False)))
+            if m.cls not in CELL_CLASSES or not (0 <= m.x < w and 0 <= m.y < h) or m.id in markers:
+                warnings.append(f"Marker {m.id} ({m.cls} at {m.x:.0f},{m.y:.0f}) is invalid and was dropped.")
+                continue
+            markers[m.id] = m
+        pv = meta.get("provenance") or {}
+        edits = [EditRecord(action=str(e.get("action", "")), cls=e.get("cls"),
+                            bbox=tuple(e["bbox"]) if e.get("bbox") else None, time=str(e.get("time", "")),
+                            user=str(e.get("user", "")), detail=str(e.get("detail", "")))
+                 for e in pv.get("edits", [])]
+        prov = Provenance(model_name=str(pv.get("model_name", "")), model_version=str(pv.get("model_version", "")),
+                          params=dict(pv.get("params") or {}), segmented_at=str(pv.get("segmented_at", "")),
+                          device=str(pv.get("device", "")), edits=edits)
+        um = meta.get("um_per_px")
+        um = float(um) if um is not None else None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise _bad(path, f"malformed document.json ({type(e).__name__}: {e})") from e
+    doc.labels, doc.parts, doc.markers, doc.provenance = labels, parts.astype(np.uint8), markers, prov
+    doc.um_per_px, doc.reviewed = um, bool(meta.get("reviewed", False))
+    doc.notify_all()
+    return warnings
+
+
+def load_document(image_path) -> Document:
+    """Read an image and restore its sidecar when there is one.
+
+    Warnings about the sidecar are stored in ``doc.load_warnings``.
+    """
+    from cellviewer.core.io import read_image  # local: io pulls in Pillow/tifffile
+
+    doc = Document(read_image(image_path))
+    found = find_sidecar(image_path)
+    if found is not None:
+        meta, arrays = read_sidecar(found)
+        doc.load_warnings = apply_sidecar(doc, meta, arrays, found)
+    return doc
