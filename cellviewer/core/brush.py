@@ -140,5 +140,7 @@ class BrushStroke:
         if edit.record is not None:
             doc.provenance.edits.append(edit.record)
         edit.applied = True
+        if doc.journal is not None:
+            doc.journal.record("apply", edit)
         doc.notify(edit.change())
         return edit

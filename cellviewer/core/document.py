@@ -125,6 +125,8 @@ class Document:
         self.reviewed = False  # the whole image's corrections are reviewed (export filter)
         self.revision = 0  # bumps on every change; the autosaver compares it
         self.load_warnings: list[str] = []  # what restoring a sidecar had to say
+        self.journal = None  # a core.journal.Journal: every edit is logged at once (crash safety)
+        self.pending_journal: list = []  # unsaved edits found on open (see core.journal.recover)
         self._listeners: list[Callable[[Change], None]] = []
 
     # -- shape and lookup ---------------------------------------------------------

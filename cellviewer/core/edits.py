@@ -144,6 +144,7 @@ class Edit:
         if self.record is not None:
             doc.provenance.edits.append(self.record)
         self.applied = True
+        _journal(doc, "apply", self)
         doc.notify(self.change())
 
     def revert(self, doc: Document) -> None:
@@ -154,15 +155,21 @@ class Edit:
         if self.record is not None:
             edits = doc.provenance.edits
             for i in range(len(edits) - 1, -1, -1):
-                if edits[i] is self.record:
+                if edits[i] is self.record or edits[i] == self.record:
                     del edits[i]
                     break
         self.applied = False
+        _journal(doc, "revert", self)
         doc.notify(self.change())
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.atoms)
+
+
+def _journal(doc: Document, kind: str, edit: "Edit") -> None:
+    if doc.journal is not None:
+        doc.journal.record(kind, edit)
 
 
 def make_edit(name: str, atoms: list, *, cls: str | None = None, detail: str = "") -> Edit:

@@ -15,6 +15,13 @@ next to the image (or, when that folder is read-only, in the per-user store
 Arrays are read with ``allow_pickle=False``. Writing goes to a temporary file
 in the same folder, is fsync'ed and renamed over the old file, so a crash at any
 moment leaves either the old or the new sidecar, never a broken one.
+
+Crash safety between saves (GUI integration): ``doc = load_document(path)``;
+if ``doc.pending_journal`` is non-empty, ask the user and call
+``core.journal.recover(doc, doc.pending_journal)`` (then save); then
+``attach_journal(doc)`` so every edit is logged at once. To save without
+blocking the GUI, take ``snap = snapshot(doc)`` on the GUI thread and run
+``write_snapshot(snap, sidecar_path(image))`` in a worker thread.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ class Snapshot:
 
     meta: dict
     arrays: dict[str, np.ndarray]
+    journal: object = None  # the document's Journal, emptied up to ``journal_mark`` once written
+    journal_mark: int = 0
 
 
 def snapshot(doc: Document) -> Snapshot:
@@ -94,7 +103,8 @@ def snapshot(doc: Document) -> Snapshot:
         lab = doc.labels[c]
         arrays[f"labels/{c}.npy"] = lab.astype(np.uint16) if lab.max(initial=0) < 65536 else lab.copy()
     arrays["parts.npy"] = doc.parts.copy()
-    return Snapshot(meta, arrays)
+    j = doc.journal
+    return Snapshot(meta, arrays, j, j.mark() if j is not None else 0)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -137,6 +147,8 @@ def write_snapshot(snap: Snapshot, path) -> Path:
             os.close(dfd)
     except OSError:
         pass  # some filesystems cannot fsync a folder; the rename is still atomic
+    if snap.journal is not None:
+        snap.journal.drop_until(snap.journal_mark)
     return path
 
 
@@ -252,9 +264,20 @@ def load_document(image_path) -> Document:
     """
     from cellviewer.core.io import read_image  # local: io pulls in Pillow/tifffile
 
+    from cellviewer.core.journal import journal_path, read_entries
+
     doc = Document(read_image(image_path))
     found = find_sidecar(image_path)
     if found is not None:
         meta, arrays = read_sidecar(found)
         doc.load_warnings = apply_sidecar(doc, meta, arrays, found)
+    doc.pending_journal = read_entries(journal_path(found or sidecar_path(image_path)))
     return doc
+
+
+def attach_journal(doc: Document) -> None:
+    """Start logging every edit of ``doc`` beside its sidecar (call after any recovery)."""
+    from cellviewer.core.journal import Journal, journal_path
+
+    if doc.image.info.path:
+        doc.journal = Journal(journal_path(find_sidecar(doc.image.info.path) or sidecar_path(doc.image.info.path)))
