@@ -219,22 +219,25 @@ class History:
         return len(self._done)
 
 
-# Builders live in their own modules; re-exported here so callers need one import.
-from cellviewer.core.operations import (  # noqa: E402
-    add_marker,
-    delete_cell,
-    fill,
-    merge_cells,
-    move_marker,
-    nearest_marker,
-    reclassify_cell,
-    reclassify_marker,
-    remove_marker,
-    set_image_reviewed,
-    set_marker_reviewed,
-    split_cell,
-)
-from cellviewer.core.brush import BrushStroke  # noqa: E402
+# Builders live in their own modules (which import this one); they are re-exported
+# lazily here so callers need one import: ``from cellviewer.core import edits``.
+_BUILDERS = {
+    "add_marker", "delete_cell", "fill", "merge_cells", "move_marker", "nearest_marker", "reclassify_cell",
+    "reclassify_marker", "remove_marker", "set_image_reviewed", "set_marker_reviewed", "split_cell",
+}
+
+
+def __getattr__(name: str):
+    if name == "BrushStroke":
+        from cellviewer.core import brush
+
+        return brush.BrushStroke
+    if name in _BUILDERS:
+        from cellviewer.core import operations
+
+        return getattr(operations, name)
+    raise AttributeError(f"module 'cellviewer.core.edits' has no attribute '{name}'")
+
 
 __all__ = [
     "Edit", "LabelPatch", "MarkerChange", "FlagChange", "History", "make_edit", "BrushStroke",

@@ -1,0 +1,394 @@
+"""Read images as display-ready ``uint8`` RGB; list image files; write 8-bit PNG maps.
+
+:func:`read_image` never guesses silently: the format comes from the magic bytes, the
+size is checked from the header *before* decoding (decompression bombs), and whatever
+is done to the pixels (bit-depth stretch, alpha, orientation, palette/CMYK, page) is
+recorded in ``ImageInfo.notes``. Failures raise :class:`ImageReadError`. Decoding holds a
+module lock because Pillow's size limit and truncation flag are process-global.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import struct
+import tempfile
+import threading
+import warnings
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageFile, ImageOps
+
+from cellviewer.core.document import ImageData, ImageInfo
+from cellviewer.core.errors import ImageReadError, SaveError
+
+MAX_PIXELS = 250_000_000  #: largest width × height read_image accepts unless told otherwise
+MAX_SIDE = 100_000  #: largest width or height accepted
+SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+STRETCH_PERCENTILES = (0.5, 99.5)  #: display stretch of 16-bit / float / signed images
+
+_SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_PIL_FORMATS = {"JPEG": ["JPEG", "MPO"], "PNG": ["PNG"], "BMP": ["BMP"], "TIFF": ["TIFF"]}
+# Pillow mode -> (mode to convert to, has alpha); P and I/F modes are handled apart.
+_PIL_MODES = {"1": ("1", False), "L": ("L", False), "LA": ("LA", True), "La": ("LA", True),
+              "RGB": ("RGB", False), "RGBX": ("RGB", False), "RGBA": ("RGBA", True), "RGBa": ("RGBA", True),
+              "CMYK": ("RGB", False), "YCbCr": ("RGB", False), "LAB": ("RGB", False), "HSV": ("RGB", False)}
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type -> channels in the file
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+          (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"GIF8", "GIF"), (b"%PDF", "PDF"),
+          (b"\xffO\xffQ", "JPEG 2000"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
+_PERCENTILE_SAMPLE = 1 << 22  # values used for the percentiles (fixed stride: deterministic)
+_CHUNK = 1 << 22  # elements converted at a time (bounds temporary memory)
+_LOCK = threading.RLock()
+# What decoders raise on malformed input: PIL (OSError incl. "truncated", SyntaxError, EOFError,
+# struct/zlib errors, KeyError), tifffile (TiffFileError, ValueError, KeyError, IndexError).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
+                  KeyError, IndexError, tifffile.TiffFileError)
+
+
+class _Decoded(NamedTuple):
+    arr: np.ndarray  # H×W gray or H×W×C: gray(+alpha) / RGB(+alpha)
+    alpha: bool  # the last channel is alpha
+    dtype: str  # dtype of the file's samples
+    channels: int  # channels in the file
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when the name ends in a supported suffix (case-insensitive); for folder browsing."""
+    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def list_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files and folders -> image files, without duplicates. A folder gives its image files
+    (non-recursive, natural order, hidden files and unknown suffixes skipped); a named file is
+    kept whatever its suffix; a path that does not exist raises :class:`ImageReadError`."""
+    out: dict[str, Path] = {}
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            try:
+                found = [c for c in p.iterdir() if not c.name.startswith(".") and is_image_file(c) and c.is_file()]
+            except OSError as exc:
+                raise ImageReadError(p, f"cannot list the folder ({exc.strerror or exc})") from exc
+            found.sort(key=lambda f: [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", f.name)])
+        elif p.exists():
+            found = [p]
+        else:
+            raise ImageReadError(p, "no such file or folder", hint="check the path")
+        for f in found:
+            out.setdefault(os.path.normcase(os.path.abspath(f)), f)
+    return list(out.values())
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = None, max_side: int | None = None) -> ImageData:
+    """A JPG/PNG/BMP/TIFF file as contiguous ``uint8`` RGB (H×W×3) plus metadata. Images over
+    ``max_pixels``/``max_side`` (default :data:`MAX_PIXELS`/:data:`MAX_SIDE`) are refused from
+    the header, before decoding. Raises :class:`ImageReadError`."""
+    p = Path(path)
+    limits = (MAX_PIXELS if max_pixels is None else int(max_pixels), MAX_SIDE if max_side is None else int(max_side))
+    head, sha256 = _read_head(p)
+    fmt = _sniff(p, head)
+    notes: list[str] = []
+    if _SUFFIX_FORMAT.get(p.suffix.lower(), fmt) != fmt:
+        notes.append(f"file content is {fmt} although its name ends in {p.suffix}")
+    try:
+        with _decoder_guard() as caught:
+            if fmt == "TIFF":
+                decoded = _read_tiff(p, limits, notes)
+            elif fmt == "PNG" and head[12:16] == b"IHDR" and head[24] == 16:
+                decoded = _read_png16(p, head, limits)
+            else:
+                decoded = _read_pillow(p, fmt, limits, notes)
+            pixels = _to_display(decoded, notes)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(p, f"image too large ({exc})", hint="crop or tile the image first") from exc
+    except MemoryError as exc:
+        raise ImageReadError(p, "not enough memory to decode it", hint="close other images or tile it") from exc
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(p, _failure_reason(fmt, exc)) from exc
+    notes.extend(dict.fromkeys(f"decoder warning: {w.message}" for w in caught))  # recorded, not shown
+    h, w = pixels.shape[:2]
+    return ImageData(pixels, ImageInfo(str(p), w, h, decoded.dtype, decoded.channels, notes, sha256))
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write a 2-D ``uint8`` map (e.g. a class map) as PNG atomically (temp file + rename)."""
+    p, a = Path(path), np.asarray(array)
+    if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
+        raise SaveError(f"Cannot write '{p}': expected a non-empty 2-D uint8 array, got {a.dtype} {a.shape}",
+                        hint="convert the map with .astype(np.uint8) first")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                Image.fromarray(np.ascontiguousarray(a)).save(fh, format="PNG")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+            os.replace(tmp, p)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise SaveError(f"Cannot write '{p}': {exc.strerror or exc}",
+                        hint="check that the folder is writable and the disk is not full") from exc
+    return p
+
+
+def _read_head(p: Path) -> tuple[bytes, str]:
+    """The first 32 bytes and the sha256 of a non-empty regular file."""
+    try:
+        st = p.stat()
+    except OSError as exc:
+        missing = isinstance(exc, FileNotFoundError)
+        raise ImageReadError(p, "file not found" if missing else f"cannot access the file ({exc.strerror})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageReadError(p, "this is a folder, not an image file", hint="open an image inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageReadError(p, "not a regular file")
+    if st.st_size == 0:
+        raise ImageReadError(p, "file is empty (0 bytes)", hint="the copy or download probably failed")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(32)
+            h = hashlib.sha256(head)
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise ImageReadError(p, f"cannot read the file ({exc.strerror or exc})") from exc
+    return head, h.hexdigest()
+
+
+def _sniff(p: Path, head: bytes) -> str:
+    """The format by magic bytes (JPEG, PNG, BMP, TIFF/BigTIFF); anything else raises."""
+    fmt = next((f for m, f in _MAGIC if head.startswith(m)), None)
+    fmt = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else fmt
+    if fmt in ("PNG", "BMP") and len(head) < 26:
+        raise ImageReadError(p, f"file is truncated (incomplete {fmt} header)")
+    if fmt is None:
+        raise ImageReadError(p, f"unknown file format, not a JPG/PNG/BMP/TIFF image (file starts with {head[:8]!r})")
+    if fmt not in _PIL_FORMATS:
+        raise ImageReadError(p, f"{fmt} files are not supported (only JPG/PNG/BMP/TIFF)")
+    return fmt
+
+
+def _failure_reason(fmt: str, exc: BaseException) -> str:
+    msg = str(exc) or type(exc).__name__
+    if "truncated" in msg.lower() or isinstance(exc, EOFError):
+        return f"file is truncated or corrupt ({msg})"
+    return f"corrupt or unsupported {fmt} data ({type(exc).__name__}: {msg})"
+
+
+def _check_size(p: Path, w: int, h: int, limits: tuple[int, int], depth: int = 1) -> None:
+    """Refuse empty or too large images from header values, before any decoding."""
+    max_pixels, max_side = limits
+    if w < 1 or h < 1:
+        raise ImageReadError(p, f"image has no pixels ({w}×{h})")
+    if w > max_side or h > max_side or w * h * depth > max_pixels:
+        raise ImageReadError(p, f"image too large ({w}×{h} = {w * h:,} pixels; limits: {max_side:,} px "
+                             f"per side, {max_pixels:,} pixels)", hint="crop or tile the image first")
+
+
+@contextmanager
+def _decoder_guard() -> Iterator[list]:
+    """Pillow's own size check off (ours decides, from the header, right after open), truncated
+    images refused, warnings recorded instead of shown; the globals are restored afterwards."""
+    with _LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
+        Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        try:
+            yield caught
+        finally:
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
+def _read_pillow(p: Path, fmt: str, limits: tuple[int, int], notes: list[str]) -> _Decoded:
+    """JPEG / 8-bit PNG / BMP (and TIFFs tifffile cannot decode) through Pillow."""
+    with Image.open(p, formats=_PIL_FORMATS[fmt]) as im:
+        _check_size(p, im.width, im.height, limits)  # from the header: nothing decoded yet
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1 and fmt != "TIFF":
+            notes.append(f"{fmt} has {frames} frames: showing frame 1")
+        im.load()
+        if fmt in ("JPEG", "TIFF"):
+            im = _exif_transpose(im, notes)
+        return _pil_to_array(p, im, notes)
+
+
+def _exif_transpose(im: Image.Image, notes: list[str]) -> Image.Image:
+    try:
+        orientation = int(im.getexif().get(0x0112, 1))
+    except (OSError, ValueError, SyntaxError, struct.error, KeyError, TypeError):
+        notes.append("EXIF data unreadable: orientation not applied")
+        return im
+    if 2 <= orientation <= 8:
+        im = ImageOps.exif_transpose(im)
+        notes.append(f"EXIF orientation applied (tag value {orientation})")
+    return im
+
+
+def _pil_to_array(p: Path, im: Image.Image, notes: list[str]) -> _Decoded:
+    mode = im.mode
+    if mode in ("P", "PA"):
+        alpha = mode == "PA" or "transparency" in im.info
+        notes.append("palette image converted to RGB")
+        return _Decoded(np.asarray(im.convert("RGBA" if alpha else "RGB")), alpha, "uint8", 3 + alpha)
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(im)
+        return _Decoded(arr, False, arr.dtype.name, 1)
+    if mode not in _PIL_MODES:
+        raise ImageReadError(p, f"unsupported image mode '{mode}'", hint="save it as 8/16-bit gray or RGB")
+    target, alpha = _PIL_MODES[mode]
+    if target == "RGB" and mode not in ("RGB", "RGBX"):
+        notes.append(f"{mode} converted to RGB")
+    arr = np.asarray(im if target == mode else im.convert(target))
+    return _Decoded(arr, alpha, "bool" if mode == "1" else "uint8", len(im.getbands()))
+
+
+def _read_png16(p: Path, head: bytes, limits: tuple[int, int]) -> _Decoded:
+    """16-bit PNG through OpenCV: Pillow would cut RGB(A)/LA to 8 bits before our stretch."""
+    import cv2  # local: only needed here
+    w, h = struct.unpack(">II", head[16:24])
+    _check_size(p, w, h, limits)
+    arr = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.shape[:2] != (h, w):
+        raise ImageReadError(p, "file is truncated or corrupt (16-bit PNG could not be decoded)")
+    if arr.ndim == 3:  # OpenCV's BGR(A) -> RGB(A); gray+alpha back to 2 channels
+        arr = arr[..., [0, 3] if head[25] == 4 else [2, 1, 0, 3][: arr.shape[2]]]
+    alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
+    return _Decoded(arr, alpha, arr.dtype.name, _PNG_CHANNELS.get(head[25], 1))
+
+
+def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
+    """First page of a TIFF through tifffile (Pillow for palette/CMYK/... or missing codecs)."""
+    with tifffile.TiffFile(p) as tf:
+        n_pages = len(tf.pages)
+        if n_pages == 0:
+            raise ImageReadError(p, "TIFF file holds no image (no pages)")
+        page = tf.pages[0]
+        h, w, d, s = page.imagelength, page.imagewidth, page.imagedepth, page.samplesperpixel
+        _check_size(p, w, h, limits, d)  # from the IFD: nothing decoded yet
+        if n_pages > 1:
+            notes.append(f"multi-page TIFF: showing page 1 of {n_pages}")
+        if any(c and o + c > tf.filehandle.size for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)):
+            raise ImageReadError(p, "file is truncated (image data ends after the end of the file)")
+        dtype = np.dtype(page.dtype).name if page.dtype is not None else "unknown"
+        photometric, planar = int(page.photometric), page.planarconfig == 2
+        orientation = int(getattr(page.tags.get("Orientation"), "value", 1))
+        extras = [int(e) for e in page.extrasamples]
+        arr = None
+        if photometric in (0, 1, 2):  # gray / RGB; Pillow does palette, CMYK, YCbCr ...
+            try:
+                arr = page.asarray()
+            except (KeyError, ValueError) as exc:
+                if "imagecodecs" not in str(exc):
+                    raise
+    if arr is None:  # colour space, or compression tifffile cannot decode without imagecodecs
+        decoded = _read_pillow(p, "TIFF", limits, notes)
+        notes.append("TIFF decoded with Pillow")
+        return decoded._replace(dtype=dtype)
+    if arr.size != d * h * w * s:
+        raise ImageReadError(p, f"unexpected TIFF data layout {arr.shape} for {w}×{h}×{s}")
+    arr = arr.reshape(s, d, h, w)[:, 0].transpose(1, 2, 0) if planar and s > 1 else arr.reshape(d, h, w, s)[0]
+    if d > 1:
+        notes.append(f"volumetric TIFF: showing plane 1 of {d}")
+    if 2 <= orientation <= 8:
+        arr = _orient(arr, orientation)
+        notes.append(f"EXIF orientation applied (tag value {orientation})")
+    return _tiff_colour(p, arr, dtype, photometric, extras, notes)
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF/TIFF orientation (1..8) to H×W[×C] as PIL's exif_transpose does."""
+    if orientation >= 5:  # 5..8 swap rows and columns, then flip
+        arr = arr.swapaxes(0, 1)
+    if orientation in (2, 3, 6, 7):
+        arr = arr[:, ::-1]
+    if orientation in (3, 4, 7, 8):
+        arr = arr[::-1]
+    return arr
+
+
+def _tiff_colour(p: Path, arr: np.ndarray, dtype: str, photometric: int, extras: list[int],
+                 notes: list[str]) -> _Decoded:
+    """H×W×S gray (0 MINISWHITE, 1 MINISBLACK) or RGB (2) samples -> a _Decoded."""
+    s, n = arr.shape[2], (3 if photometric == 2 else 1)
+    if not n <= s <= n + 3:
+        raise ImageReadError(p, f"TIFF with {s} samples per pixel (photometric {photometric}) is not supported",
+                             hint="export one channel or an RGB image")
+    alpha = s > n and bool(extras) and extras[0] in (1, 2)  # associated / unassociated alpha
+    if s > n + alpha:
+        notes.append(f"{s - n - alpha} extra sample(s) per pixel ignored")
+    arr = arr[..., : n + alpha]
+    if photometric == 0:
+        g = arr[..., 0]
+        g = ~g if g.dtype == bool else (np.iinfo(g.dtype).max - g if g.dtype.kind == "u" else -g)
+        arr = np.concatenate([g[..., None], arr[..., 1:]], -1)
+        notes.append("MINISWHITE TIFF inverted")
+    return _Decoded(arr, alpha, dtype, s)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Alpha samples as float32 in [0, 1] by their dtype's range (NaN = opaque)."""
+    if a.dtype.kind in "ui":
+        return np.clip(a.astype(np.float32) / np.iinfo(a.dtype).max, 0, 1)
+    return np.clip(np.nan_to_num(a.astype(np.float32), nan=1.0), 0, 1)
+
+
+def _to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
+    """Any numeric samples -> uint8 by a deterministic 0.5–99.5 % stretch (NaN/inf -> 0)."""
+    if colour.dtype == np.uint8:
+        return colour
+    if colour.dtype == bool:
+        return colour.astype(np.uint8) * 255
+    is_float = colour.dtype.kind == "f"
+    flat = colour.reshape(-1)
+    sample = flat[:: flat.size // _PERCENTILE_SAMPLE + 1]
+    if is_float:
+        sample = sample[np.isfinite(sample)]
+    lo, hi = (float(v) for v in np.percentile(sample, STRETCH_PERCENTILES)) if sample.size else (0.0, 0.0)
+    how = f"{STRETCH_PERCENTILES[0]:g}–{STRETCH_PERCENTILES[1]:g} % stretch of {lo:g}…{hi:g}"
+    if hi <= lo:  # constant image: map the dtype's natural range instead
+        info = np.iinfo(colour.dtype) if colour.dtype.kind in "ui" else None
+        lo, hi = (float(info.min), float(info.max)) if info else (0.0, 1.0)
+        how = f"constant image, range {lo:g}…{hi:g}"
+    scale, out, n_bad = 255.0 / (hi - lo), np.empty(flat.shape, np.uint8), 0
+    for i in range(0, flat.size, _CHUNK):
+        x = flat[i : i + _CHUNK].astype(np.float64)
+        if is_float:
+            bad = ~np.isfinite(x)
+            n_bad += int(bad.sum())
+            x[bad] = lo
+        np.clip((x - lo) * scale, 0, 255, out=x)
+        out[i : i + _CHUNK] = np.rint(x)
+    dt = colour.dtype if dtype == "unknown" else np.dtype(dtype)
+    kind = {"f": " float", "i": " signed"}.get(dt.kind, "")
+    notes.append(f"{dt.itemsize * 8}-bit{kind} image scaled to 8 bits for display ({how})")
+    if n_bad:
+        notes.append(f"{n_bad} NaN/inf sample value(s) shown as 0")
+    return out.reshape(colour.shape)
+
+
+def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
+    """A _Decoded -> contiguous uint8 RGB H×W×3: stretch, composite alpha on white, replicate gray."""
+    arr = dec.arr if dec.arr.ndim == 3 else dec.arr[..., None]
+    rgb = _to_uint8(arr[..., :-1] if dec.alpha else arr, dec.dtype, notes)
+    if dec.alpha:
+        a = _unit(arr[..., -1])[..., None]
+        if (a < 1).any():
+            rgb = np.rint(rgb * a + 255.0 * (1 - a)).astype(np.uint8)
+            notes.append("alpha composited on white")
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return np.ascontiguousarray(rgb, dtype=np.uint8)

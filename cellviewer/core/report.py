@@ -1,0 +1,399 @@
+"""Reports from a :class:`~cellviewer.core.document.Document`: rows, class maps, overlays, PDF.
+
+Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
+
+* ``cells.csv`` columns :data:`CELL_COLUMNS`: one row per marker (= counted cell).
+  ``area_px`` and the bounding box come from the cell's mask when the marker is
+  linked to one (``marker.cell > 0``); a mask-less manual marker has area 0 and
+  a bounding box equal to its point. ``xmin..ymax`` are *inclusive* pixel indices.
+* ``counts.csv`` columns :data:`COUNT_COLUMNS`.
+* class map: ``uint8`` with :data:`CLASS_MAP_VALUES` (WBC pixels with a part are
+  4 nucleus / 5 cytoplasm instead of 2; platelets drawn over WBC over RBC).
+* PDF: one page per image (overview, counts, details); more than one image (or
+  any skipped file) adds a first summary page with a table of all images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import math
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from cellviewer.core.document import (CELL_CLASSES, CLASS_COLORS, CLASS_MAP_VALUES, DISPLAY_NAMES, PART_COLORS,
+                                      Document, now_iso, os_user)
+from cellviewer.core.errors import SaveError
+
+CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score")
+COUNT_COLUMNS = ("image", "rbc", "wbc", "platelets")
+THUMB_WIDTH = 800
+
+
+# -- rows -------------------------------------------------------------------------------
+def cell_rows(doc: Document, image_name: str) -> list[dict]:
+    """One row per marker, sorted by marker id, with exactly :data:`CELL_COLUMNS`."""
+    from scipy import ndimage
+
+    h, w = doc.shape
+    stats = {}  # computed once per class that has linked markers
+    rows = []
+    for m in sorted(doc.markers.values(), key=lambda m: m.id):
+        area, box = 0, None
+        if m.cell > 0 and m.cls in doc.labels:
+            if m.cls not in stats:  # pixel count per id, find_objects slices (index id - 1)
+                stats[m.cls] = np.bincount(doc.labels[m.cls].ravel()), ndimage.find_objects(doc.labels[m.cls])
+            areas, slices = stats[m.cls]
+            if m.cell <= len(slices) and slices[m.cell - 1] is not None:
+                sy, sx = slices[m.cell - 1]
+                area, box = int(areas[m.cell]), (sx.start, sy.start, sx.stop - 1, sy.stop - 1)
+        if box is None:
+            px, py = int(np.clip(round(m.x), 0, w - 1)), int(np.clip(round(m.y), 0, h - 1))
+            box = (px, py, px, py)
+        rows.append({"image": image_name, "cell_id": m.id, "cls": m.cls, "x": round(float(m.x), 2),
+                     "y": round(float(m.y), 2), "area_px": area, "xmin": box[0], "ymin": box[1],
+                     "xmax": box[2], "ymax": box[3], "score": round(float(m.score), 4)})
+    return rows
+
+
+def count_row(doc: Document, image_name: str) -> dict:
+    c = doc.counts()
+    return {"image": image_name, "rbc": c.get("rbc", 0), "wbc": c.get("wbc", 0), "platelets": c.get("platelet", 0)}
+
+
+# -- class map and overlay -------------------------------------------------------------
+def _class_map(labels: dict[str, np.ndarray], parts: np.ndarray | None, shape) -> np.ndarray:
+    out = np.zeros(shape, np.uint8)
+    for cls in ("rbc", "wbc", "platelet"):  # smaller cells on top
+        lab = labels.get(cls)
+        if lab is None:
+            continue
+        out[lab > 0] = CLASS_MAP_VALUES[cls]
+        if cls == "wbc" and parts is not None:
+            in_wbc = lab > 0
+            out[in_wbc & (parts == 1)] = CLASS_MAP_VALUES["nucleus"]
+            out[in_wbc & (parts == 2)] = CLASS_MAP_VALUES["cytoplasm"]
+    return out
+
+
+def class_map(doc: Document) -> np.ndarray:
+    """The 8-bit class map (H×W ``uint8``) of ``doc`` using :data:`CLASS_MAP_VALUES`."""
+    return _class_map(doc.labels, doc.parts, doc.shape)
+
+
+def classes_json() -> dict[str, str]:
+    """Pixel value (as a string) -> class name, for ``classes.json``."""
+    return {str(v): k for k, v in sorted(CLASS_MAP_VALUES.items(), key=lambda kv: kv[1])}
+
+
+_MAP_COLORS = {CLASS_MAP_VALUES["rbc"]: CLASS_COLORS["rbc"], CLASS_MAP_VALUES["wbc"]: CLASS_COLORS["wbc"],
+               CLASS_MAP_VALUES["platelet"]: CLASS_COLORS["platelet"],
+               CLASS_MAP_VALUES["nucleus"]: PART_COLORS[1], CLASS_MAP_VALUES["cytoplasm"]: PART_COLORS[2]}
+
+
+def _boundary(lab: np.ndarray) -> np.ndarray:
+    """Pixels of a cell that touch a different label on the right or below (or vice versa)."""
+    b = np.zeros(lab.shape, bool)
+    for one, two in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))), (slice(1, None), slice(None, -1))):
+        d = lab[one] != lab[two]
+        b[one] |= d & (lab[one] > 0)
+        b[two] |= d & (lab[two] > 0)
+    return b
+
+
+def _stamp(out: np.ndarray, xs, ys, offsets, color) -> None:
+    h, w = out.shape[:2]
+    yy, xx = (ys[:, None] + offsets[0][None, :]).ravel(), (xs[:, None] + offsets[1][None, :]).ravel()
+    ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    out[yy[ok], xx[ok]] = color
+
+
+def _disk(r: int):
+    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+    keep = dy * dy + dx * dx <= r * r + r // 2
+    return dy[keep], dx[keep]
+
+
+def _cross(r: int):
+    t = np.arange(-r, r + 1)
+    return np.concatenate([t, t, t[:-1], t[:-1]]), np.concatenate([t, -t, t[1:], -t[1:]])  # diagonals, 2 px thick
+
+
+def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, markers: bool = True,
+                max_width: int | None = None) -> np.ndarray:
+    """The image with class colours blended in, cell outlines and marker symbols (RGB ``uint8``).
+
+    Auto markers are dots, manual markers are crosses, in their class colour.
+    With ``max_width`` the overlay is drawn at a reduced size (integer step,
+    width ≤ ``max_width``) without ever building a full-size copy.
+    """
+    from PIL import Image
+
+    px = doc.image.pixels
+    px = np.repeat(px[:, :, None], 3, axis=2) if px.ndim == 2 else px[:, :, :3]
+    h, w = doc.shape
+    step = max(1, math.ceil(w / max_width)) if max_width else 1
+    labels = {c: lab[::step, ::step] for c, lab in doc.labels.items()}
+    parts = doc.parts[::step, ::step] if doc.parts is not None else None
+    shape = (len(range(0, h, step)), len(range(0, w, step)))
+    out = (np.array(Image.fromarray(np.ascontiguousarray(px, np.uint8)).resize(shape[::-1], Image.BOX))
+           if step > 1 else np.array(px, np.uint8))
+    a = int(round(np.clip(alpha, 0, 1) * 256))
+    cmap = _class_map(labels, parts, shape)
+    for value, color in _MAP_COLORS.items():
+        m = cmap == value
+        if m.any():
+            blend = out[m].astype(np.uint16) * (256 - a) + np.array(color, np.uint16) * a
+            out[m] = (blend >> 8).astype(np.uint8)
+    if outlines:
+        for cls in ("rbc", "wbc", "platelet"):
+            if cls in labels and labels[cls].any():
+                out[_boundary(labels[cls])] = CLASS_COLORS[cls]
+    if markers and doc.markers:
+        r = max(3, round(min(shape) / 220))
+        dot_outer, dot, cross = _disk(r), _disk(r - 1), _cross(r + 1)
+        for cls in sorted({m.cls for m in doc.markers.values()}):
+            color = CLASS_COLORS.get(cls, (255, 255, 255))
+            for manual, stamps in ((False, ((dot_outer, (0, 0, 0)), (dot, color))), (True, ((cross, color),))):
+                xy = np.array([(round(m.x / step), round(m.y / step)) for m in doc.markers.values()
+                               if m.cls == cls and (m.origin == "manual") == manual], np.int64).reshape(-1, 2)
+                for offsets, col in stamps:
+                    _stamp(out, xy[:, 0], xy[:, 1], offsets, col)
+    return out
+
+
+# -- CSV --------------------------------------------------------------------------------
+def _tmp_beside(path: Path) -> Path:
+    """A fresh temporary name in the same folder (same file system, so ``os.replace`` is atomic)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+class CsvStream:
+    """Write rows to a CSV as they come (flushed per call); the file appears at ``path`` on close.
+
+    The rows go to a temporary file beside ``path`` that replaces ``path`` when the
+    stream is closed — also after an error or Ctrl-C, so the rows of the images
+    processed so far are kept (every row written is complete).
+    """
+
+    def __init__(self, path, columns=CELL_COLUMNS):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self._tmp = _tmp_beside(self.path)
+        try:
+            self._f = open(self._tmp, "x", newline="", encoding="utf-8")
+        except OSError as e:
+            raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}", hint="choose a writable folder") from e
+        self._w = csv.DictWriter(self._f, fieldnames=self.columns, extrasaction="ignore")
+        self._w.writeheader()
+
+    def write(self, rows) -> None:
+        if isinstance(rows, dict):
+            rows = [rows]
+        self._w.writerows(rows)
+        self._f.flush()
+
+    def close(self) -> Path:
+        if not self._f.closed:
+            self._f.close()
+            os.replace(self._tmp, self.path)
+        return self.path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def write_csvs(out_dir, count_rows, cell_rows_) -> tuple[Path, Path]:
+    """Write ``counts.csv`` and ``cells.csv`` (rows as dicts) in ``out_dir``, atomically."""
+    for name, columns, rows in (("counts.csv", COUNT_COLUMNS, count_rows), ("cells.csv", CELL_COLUMNS, cell_rows_)):
+        with CsvStream(Path(out_dir) / name, columns) as s:
+            s.write(list(rows))
+    return Path(out_dir) / "counts.csv", Path(out_dir) / "cells.csv"
+
+
+# -- report entries ---------------------------------------------------------------------
+def _pct(n, total) -> str:
+    return f"{100.0 * n / total:.1f} %" if total else "–"
+
+
+def differential(doc: Document) -> dict[str, str]:
+    """Composition, RBC:WBC ratio, platelets per 100 RBC, WBC subtypes and parts (when present)."""
+    c = doc.counts()
+    rbc, wbc, plt = c.get("rbc", 0), c.get("wbc", 0), c.get("platelet", 0)
+    total = sum(c.values())
+    out = {f"{DISPLAY_NAMES.get(k, k)} share": _pct(n, total) for k, n in c.items() if n}
+    out["RBC : WBC"] = f"{rbc / wbc:.1f} : 1" if wbc else "– (no WBC)"
+    out["Platelets per 100 RBC"] = f"{100.0 * plt / rbc:.1f}" if rbc else "– (no RBC)"
+    extra = {k: n for k, n in c.items() if k not in CELL_CLASSES and n}  # WBC subtypes, if a model gives them
+    for k, n in sorted(extra.items()):
+        out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
+    wmask = doc.labels["wbc"] > 0
+    if doc.parts is not None and wmask.any():
+        nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))
+        if nuc + cyt:
+            area = int(np.count_nonzero(wmask))
+            out.update({"WBC area: nucleus": _pct(nuc, area), "WBC area: cytoplasm": _pct(cyt, area),
+                        "Nucleus : cytoplasm (area)": f"{nuc / cyt:.2f}" if cyt else "–"})
+    return out
+
+
+@dataclass
+class ReportEntry:
+    image: str
+    thumbnail: np.ndarray | None = None  # RGB uint8 overview, ≤ THUMB_WIDTH px wide
+    counts: dict[str, int] = field(default_factory=dict)
+    differential: dict[str, str] = field(default_factory=dict)
+    model_name: str = ""
+    model_version: str = ""
+    device: str = ""
+    user: str = ""
+    time: str = ""  # when it was segmented
+    n_corrections: int = 0
+    audit: dict[str, int] = field(default_factory=dict)  # edit action -> how many
+    notes: list[str] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)  # width, height
+    reviewed: bool = False
+
+    @classmethod
+    def from_document(cls, doc: Document, image_name: str, thumbnail: bool = True,
+                      thumb_width: int = THUMB_WIDTH) -> "ReportEntry":
+        p, (h, w) = doc.provenance, doc.shape
+        return cls(
+            image=image_name,
+            thumbnail=overlay_rgb(doc, max_width=thumb_width) if thumbnail else None,
+            counts=dict(doc.counts()), differential=differential(doc),
+            model_name=p.model_name, model_version=p.model_version, device=p.device,
+            user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
+            n_corrections=len(p.edits), audit=dict(Counter(e.action for e in p.edits).most_common()),
+            notes=list(doc.image.info.notes) + list(doc.load_warnings), size=(w, h), reviewed=bool(doc.reviewed))
+
+
+# -- PDF --------------------------------------------------------------------------------
+def _p(text, style):
+    from reportlab.platypus import Paragraph
+    return Paragraph(escape(str(text)), style)
+
+
+def _table(rows, widths, header=True):
+    from reportlab.lib import colors
+    from reportlab.platypus import LongTable, TableStyle
+    t = LongTable(rows, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+    style = [("FONT", (0, 0), (-1, -1), "Helvetica", 8.5), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+             ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+             ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        style += [("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 9), ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey)]
+    t.setStyle(TableStyle(style))
+    return t
+
+
+def _jpeg(rgb: np.ndarray) -> _io.BytesIO:
+    from PIL import Image
+    Image.fromarray(np.ascontiguousarray(rgb, np.uint8)).save(buf := _io.BytesIO(), "JPEG", quality=85)
+    return _io.BytesIO(buf.getvalue())
+
+
+def _summary_page(entries, skipped, title, styles, max_pages) -> list:
+    from reportlab.lib.units import cm
+    from reportlab.platypus import PageBreak, Spacer
+
+    body = styles["BodyText"]
+    flow = [_p(title, styles["Title"]),
+            _p(f"{len(entries)} image(s) analysed, {len(skipped)} skipped — generated {now_iso()} by {os_user()}", body),
+            Spacer(1, 0.3 * cm)]
+    rows = [["#", "Image", "RBC", "WBC", "Platelets", "Corrections", "Model"]]
+    tot = [0, 0, 0]
+    for i, e in enumerate(entries, 1):
+        cc = [e.counts.get(k, 0) for k in CELL_CLASSES]
+        tot = [a + b for a, b in zip(tot, cc)]
+        rows.append([i, _p(e.image, body), *cc, e.n_corrections, _p(f"{e.model_name} {e.model_version}", body)])
+    rows.append(["", "Total", *tot, sum(e.n_corrections for e in entries), ""])
+    flow.append(_table(rows, [1.0 * cm, 6.0 * cm, 1.5 * cm, 1.5 * cm, 1.7 * cm, 2.0 * cm, 4.1 * cm]))
+    if len(entries) > max_pages:
+        flow += [Spacer(1, 0.3 * cm), _p(f"Detail pages only for the first {max_pages} images; the CSVs hold all.", body)]
+    if skipped:
+        flow += [Spacer(1, 0.4 * cm), _p("Skipped files", styles["Heading2"]),
+                 _table([["File", "Reason"]] + [[_p(n, body), _p(r, body)] for n, r in skipped],
+                        [6.0 * cm, 12.0 * cm])]
+    return flow + [PageBreak()]
+
+
+def _image_page(e: ReportEntry, styles, frame_w, frame_h) -> list:
+    from reportlab.lib.units import cm
+    from reportlab.platypus import Image, KeepInFrame, PageBreak, Spacer
+
+    body = styles["BodyText"]
+    flow = [_p(e.image, styles["Heading1"])]
+    if e.thumbnail is not None:
+        th, tw = e.thumbnail.shape[:2]
+        scale = min(frame_w / tw, 11.5 * cm / th)
+        flow += [Image(_jpeg(e.thumbnail), width=tw * scale, height=th * scale), Spacer(1, 0.3 * cm)]
+    c = e.counts
+    rows = [["Class", "Count"]] + [[DISPLAY_NAMES.get(k, k), n] for k, n in c.items()]
+    rows.append(["Total", sum(c.values())])
+    diff = [["Differential", ""]] + [[k, v] for k, v in e.differential.items()]
+    flow += [_table(rows, [4 * cm, 2.5 * cm]), Spacer(1, 0.3 * cm), _table(diff, [6 * cm, 4 * cm]),
+             Spacer(1, 0.3 * cm)]
+    audit = ", ".join(f"{a} ×{n}" for a, n in e.audit.items()) or "none"
+    details = [["Image size", f"{e.size[0]} × {e.size[1]} px"],
+               ["Model", f"{e.model_name or '–'} {e.model_version}".strip()], ["Device", e.device or "–"],
+               ["Segmented at", e.time or "–"], ["User", e.user or "–"],
+               ["Manual corrections", str(e.n_corrections)], ["Audit", audit],
+               ["Reviewed", "yes" if e.reviewed else "no"], ["Notes", "; ".join(e.notes) or "–"]]
+    flow.append(_table([[k, _p(v, body)] for k, v in details], [4 * cm, frame_w - 4 * cm], header=False))
+    return [KeepInFrame(frame_w, frame_h, flow, mode="shrink"), PageBreak()]
+
+
+def write_pdf_report(path, entries: list[ReportEntry], title: str = "cellviewer report",
+                     skipped: list[tuple[str, str]] = (), max_pages: int | None = None) -> Path:
+    """Write the PDF report atomically; returns ``path``.
+
+    One page per entry (the first ``max_pages`` entries when given); a first
+    summary page when there is more than one entry or any ``skipped`` file.
+    """
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import cm
+    from reportlab.platypus import SimpleDocTemplate
+
+    path, entries, skipped = Path(path), list(entries), list(skipped)
+    max_pages = len(entries) if max_pages is None else max(0, max_pages)
+    styles = getSampleStyleSheet()
+    styles["BodyText"].fontSize, styles["BodyText"].leading = 8.5, 10.5  # compact table cells
+    margin = 1.6 * cm
+    frame_w, frame_h = A4[0] - 2 * margin, A4[1] - 2 * margin - 12  # frame padding
+    flow = []
+    if len(entries) > 1 or skipped or not entries:
+        flow += _summary_page(entries, skipped, title, styles, max_pages)
+    for e in entries[:max_pages]:
+        flow += _image_page(e, styles, frame_w, frame_h)
+    if flow and type(flow[-1]).__name__ == "PageBreak":
+        flow.pop()
+
+    def _footer(canvas, doc):
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        canvas.drawString(margin, 0.8 * cm, f"{title} — page {doc.page}")
+        canvas.restoreState()
+
+    tmp = _tmp_beside(path)
+    try:
+        SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=margin, rightMargin=margin, topMargin=margin,
+                          bottomMargin=margin, title=title, author=os_user(), creator="cellviewer",
+                          ).build(flow, onFirstPage=_footer, onLaterPages=_footer)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SaveError(f"Cannot write the report '{path}': {e.strerror or e}", hint="choose a writable folder") from e
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path

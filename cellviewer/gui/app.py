@@ -1,0 +1,60 @@
+"""Start the GUI: ``run_gui(image_path=None) -> exit code``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def _prepare_env() -> None:
+    # before pyqtgraph is imported anywhere
+    os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def create_app(argv=None):
+    """The QApplication (existing one reused), named for QSettings."""
+    _prepare_env()
+    from PySide6.QtWidgets import QApplication
+
+    from cellviewer import __version__
+    from cellviewer.gui.settings import APP, ORG
+
+    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv[:1]))
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    app.setApplicationVersion(__version__)
+    return app
+
+
+def create_window(image_path=None, auto_open_sample: bool = True):
+    """The main window, with ``image_path`` (or the bundled sample) opened."""
+    _prepare_env()
+    from cellviewer.gui.main_window import MainWindow
+    from cellviewer.gui.paths import sample_working_copy
+
+    win = MainWindow()
+    path = image_path if image_path is not None else (sample_working_copy() if auto_open_sample else None)
+    if path is not None:
+        if os.path.isdir(path):
+            win.open_folder(path)
+        else:
+            win.open_image(path)
+    return win
+
+
+def run_gui(image_path=None) -> int:
+    _prepare_env()
+    logging.basicConfig(level=os.environ.get("CELLVIEWER_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app()
+    from cellviewer.gui import notifications
+
+    notifications.install_excepthooks()
+    try:
+        win = create_window(image_path)
+        win.show()
+        return int(app.exec())
+    finally:
+        notifications.uninstall_excepthooks()

@@ -1,0 +1,317 @@
+"""The main window: wiring only — menus, docks, status bar, drag and drop, persistence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+
+from cellviewer import __version__
+from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
+from cellviewer.core.errors import CellviewerError
+from cellviewer.gui import notifications, settings
+from cellviewer.gui.actions import ShortcutsDialog, bind_keys, make_action
+from cellviewer.gui.canvas import Canvas
+from cellviewer.gui.export import Exporter
+from cellviewer.gui.panels.counts import CountsPanel
+from cellviewer.gui.panels.edit import EditPanel
+from cellviewer.gui.panels.files import FilesPanel
+from cellviewer.gui.panels.layers import LayersPanel
+from cellviewer.gui.panels.segment import SegmentPanel
+from cellviewer.gui.segmentation import SegmentationController, device_text
+from cellviewer.gui.session import Session
+from cellviewer.gui.state import TOOLS, Observable, SegmentParams, ToolState, ViewState
+from cellviewer.gui.tools import ToolController
+
+IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("cellviewer")
+        self.setAcceptDrops(True)
+        self.view_state = Observable(settings.load_dataclass("view", ViewState), self)
+        self.tool_state = Observable(settings.load_dataclass("tools", ToolState), self)
+        self.seg_params = Observable(settings.load_dataclass("segment", SegmentParams), self)
+        self.session = Session(self)
+        self.canvas = Canvas()
+        self.canvas.set_view_state(self.view_state.value)
+        self.setCentralWidget(self.canvas)
+        self.tools = ToolController(self.tool_state, self.canvas, self)
+        self.canvas.handler = self.tools
+        self.segmentation = SegmentationController(self.session, self.seg_params, self.tools, self)
+        self.exporter = Exporter(self)
+        self.edit_panel = EditPanel(self.tool_state)
+        self.layers_panel = LayersPanel(self.view_state)
+        self.counts_panel = CountsPanel()
+        self.segment_panel = SegmentPanel(self.seg_params)
+        self.files_panel = FilesPanel()
+        self.docks = {}
+        for key, title, widget, area in (
+                ("edit", "Edit", self.edit_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                ("layers", "Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                ("counts", "Counts", self.counts_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+                ("segment", "Segmentation", self.segment_panel, Qt.DockWidgetArea.RightDockWidgetArea),
+                ("files", "Files", self.files_panel, Qt.DockWidgetArea.RightDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{key}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[key] = dock
+        self._build_status_bar()
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore()
+
+    # -- construction -------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.device_label, self.size_label = QLabel(), QLabel()
+        self.cursor_label, self.counts_label = QLabel(), QLabel()
+        for w in (self.cursor_label, self.counts_label, self.size_label, self.device_label):
+            bar.addPermanentWidget(w)
+        notifications.set_status_bar(bar)
+        notifications.set_parent(self)
+        self._update_device()
+
+    def _build_actions(self) -> None:
+        A = self.actions_by_id = {}
+        add = lambda aid, slot, **kw: A.setdefault(aid, make_action(self, aid, slot, **kw))  # noqa: E731
+        add("file.open", self.choose_image)
+        add("file.open_folder", self.choose_folder)
+        add("file.save", self.save)
+        add("file.export", self.choose_export)
+        add("file.next", lambda: self.files_panel.step(+1))
+        add("file.previous", lambda: self.files_panel.step(-1))
+        add("file.quit", self.close)
+        for tool in TOOLS:
+            add(f"tool.{tool}", lambda _=False, t=tool: self.tools.set_tool(t), checkable=True)
+        for cls in CELL_CLASSES:
+            add(f"class.{cls}", lambda _=False, c=cls: self.tools.set_class(c))
+        add("brush.smaller", lambda: self.tools.resize_brush(0.8))
+        add("brush.larger", lambda: self.tools.resize_brush(1.25))
+        add("cancel", self.escape)
+        add("view.outline", lambda on: self.view_state.update(outline=on), checkable=True)
+        add("view.hide_overlays", lambda on: self.view_state.update(hide_overlays=on), checkable=True)
+        add("view.fit", self.canvas.zoom_to_fit)
+        add("seg.run", lambda: self.segmentation.run())
+        add("seg.cancel", self.segmentation.cancel)
+        add("help.shortcuts", self.show_shortcuts)
+        group = self.session.undo_group
+        A["edit.undo"] = bind_keys(group.createUndoAction(self, "Undo"), "edit.undo")
+        A["edit.redo"] = bind_keys(group.createRedoAction(self, "Redo"), "edit.redo")
+        self.addActions([A["edit.undo"], A["edit.redo"]])
+
+    def _build_menus(self) -> None:
+        A, mb = self.actions_by_id, self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([A["file.open"], A["file.open_folder"]])
+        self.recent_menu = m.addMenu("Recent files")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addActions([A["file.save"], A["file.export"]])
+        m.addSeparator()
+        m.addActions([A["file.next"], A["file.previous"]])
+        m.addSeparator()
+        m.addAction(A["file.quit"])
+        m = mb.addMenu("&Edit")
+        m.addActions([A["edit.undo"], A["edit.redo"]])
+        m.addSeparator()
+        m.addActions([A[f"tool.{t}"] for t in TOOLS])
+        m.addSeparator()
+        m.addActions([A[f"class.{c}"] for c in CELL_CLASSES] + [A["brush.smaller"], A["brush.larger"], A["cancel"]])
+        m = mb.addMenu("&View")
+        m.addActions([A["view.outline"], A["view.hide_overlays"], A["view.fit"]])
+        m.addSeparator()
+        for dock in self.docks.values():
+            m.addAction(dock.toggleViewAction())
+        m = mb.addMenu("&Segmentation")
+        m.addActions([A["seg.run"], A["seg.cancel"]])
+        m = mb.addMenu("&Help")
+        m.addAction(A["help.shortcuts"])
+        m.addAction("About cellviewer", self.show_about)
+
+    def _connect(self) -> None:
+        s = self.session
+        s.document_changed.connect(self._on_document)
+        s.saved.connect(lambda _p: self.files_panel.refresh_marks())
+        s.dirty_changed.connect(self.setWindowModified)
+        self.view_state.changed.connect(self._on_view_changed)
+        self.tool_state.changed.connect(self._on_tool_changed)
+        self.seg_params.changed.connect(lambda _n: self._update_device())
+        self.canvas.hovered.connect(self._on_hover)
+        self.canvas.left.connect(self.canvas.hide_brush)
+        self.counts_panel.updated.connect(self._on_counts)
+        self.files_panel.activated.connect(self.open_image)
+        sp, runner = self.segment_panel, self.segmentation.runner
+        sp.run_requested.connect(lambda: self.segmentation.run())
+        sp.cancel_requested.connect(self.segmentation.cancel)
+        runner.running_changed.connect(sp.set_running)
+        runner.progress.connect(sp.set_progress)
+        runner.progress.connect(lambda f, msg: self.statusBar().showMessage(f"Segmentation {f:.0%}: {msg}", 2000))
+        self.segmentation.applied.connect(lambda r: self.device_label.setText(f"Device: {r.device} ({r.model_name})"))
+        self._on_tool_changed(frozenset({"tool"}))
+        self._on_view_changed(frozenset())
+
+    # -- documents ---------------------------------------------------------------------------
+    def open_image(self, path) -> bool:
+        """Open one image (saving the current one first); auto-segments when it has no sidecar."""
+        self.tools.finish_active()
+        if self.segmentation.runner.is_running:
+            self.segmentation.cancel()
+        try:
+            self.session.open(path)
+        except CellviewerError as e:
+            notifications.show_error(e, "Open")
+            return False
+        path = Path(path)
+        if self.files_panel.folder is None or self.files_panel.index_of(path) is None:
+            self.files_panel.set_folder(path.parent, path)
+        else:
+            self.files_panel.set_current(path)
+        settings.add_recent_file(str(path))
+        settings.put("last_folder", str(path.parent))
+        if not self.session.had_sidecar and self.seg_params.value.auto_run:
+            self.segmentation.run(confirm=False)
+        return True
+
+    def open_folder(self, folder) -> bool:
+        try:
+            self.files_panel.set_folder(folder)
+        except CellviewerError as e:
+            notifications.show_error(e, "Open folder")
+            return False
+        settings.put("last_folder", str(folder))
+        if not self.files_panel.paths:
+            notifications.warn(f"No images in {folder}.")
+            return False
+        return self.open_image(self.files_panel.paths[0])
+
+    def _on_document(self, doc) -> None:
+        self.canvas.set_document(doc)
+        self.tools.set_document(doc, self.session.stack)
+        self.counts_panel.set_document(doc)
+        name = self.session.path.name if doc is not None else ""
+        self.setWindowTitle(f"cellviewer — {name} [*]" if doc is not None else "cellviewer")
+        self.setWindowModified(False)
+        self.size_label.setText(f"{doc.shape[1]} × {doc.shape[0]} px" if doc is not None else "")
+
+    def save(self) -> bool:
+        self.tools.finish_active()
+        return self.session.save_now()
+
+    def export_report(self, pdf_path) -> bool:
+        self.tools.finish_active()
+        name = self.session.path.name if self.session.path else "image"
+        return self.exporter.export(self.session.doc, name, pdf_path)
+
+    # -- dialogs -----------------------------------------------------------------------------
+    def _start_dir(self) -> str:
+        return str(settings.get("last_folder", "") or Path.home())
+
+    def choose_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self._start_dir(), IMAGE_FILTER)
+        if path:
+            self.open_image(path)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder", self._start_dir())
+        if folder:
+            self.open_folder(folder)
+
+    def choose_export(self) -> None:
+        if self.session.doc is None:
+            notifications.status("Open an image first.")
+            return
+        default = self.session.path.with_name(self.session.path.stem + "_report.pdf")
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(default), "PDF (*.pdf)")
+        if path:
+            self.export_report(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in settings.recent_files():
+            self.recent_menu.addAction(p, lambda p=p: self.open_image(p))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About cellviewer",
+                          f"cellviewer {__version__}\nReview, correct and count blood-smear segmentations.")
+
+    # -- reactions ---------------------------------------------------------------------------
+    def escape(self) -> None:
+        if not self.tools.cancel() and not self.segmentation.cancel():
+            self.tool_state.update(tool="navigate")
+
+    def _on_view_changed(self, names) -> None:
+        self.canvas.set_view_state(self.view_state.value, names or None)
+        for aid, field in (("view.outline", "outline"), ("view.hide_overlays", "hide_overlays")):
+            self.actions_by_id[aid].setChecked(bool(getattr(self.view_state.value, field)))
+
+    def _on_tool_changed(self, _names) -> None:
+        for tool in TOOLS:
+            self.actions_by_id[f"tool.{tool}"].setChecked(tool == self.tool_state.value.tool)
+
+    def _on_hover(self, x: float, y: float) -> None:
+        self.tools.hover(x, y)
+        doc = self.session.doc
+        if doc is None:
+            return
+        ix, iy = int(x), int(y)
+        if not (0 <= ix < doc.shape[1] and 0 <= iy < doc.shape[0]):
+            self.cursor_label.setText("")
+            return
+        cell = doc.cell_at(ix, iy)
+        what = f" — {DISPLAY_NAMES[cell[0]]} #{cell[1]}" if cell else ""
+        self.cursor_label.setText(f"x {ix}, y {iy}{what}")
+
+    def _on_counts(self, counts) -> None:
+        self.counts_label.setText("  ".join(f"{DISPLAY_NAMES[c]} {counts.get(c, 0)}" for c in CELL_CLASSES))
+
+    def _update_device(self) -> None:
+        self.device_label.setText(device_text(self.seg_params.value))
+
+    # -- drag and drop -------------------------------------------------------------------------
+    def dragEnterEvent(self, ev) -> None:
+        if any(u.isLocalFile() for u in ev.mimeData().urls()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:
+        paths = [Path(u.toLocalFile()) for u in ev.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        ev.acceptProposedAction()
+        self.open_folder(paths[0]) if paths[0].is_dir() else self.open_image(paths[0])
+
+    # -- persistence -----------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geo, state = settings.get("window/geometry"), settings.get("window/state")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1400, 900)
+        if state is not None:
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        settings.put("window/geometry", self.saveGeometry())
+        settings.put("window/state", self.saveState())
+        settings.save_dataclass("view", self.view_state.value)
+        settings.save_dataclass("tools", self.tool_state.value)
+        settings.save_dataclass("segment", self.seg_params.value)
+
+    def closeEvent(self, ev) -> None:
+        self.save_settings()
+        self.segmentation.runner.shutdown()
+        self.exporter.runner.shutdown()
+        self.tools.finish_active()
+        self.session.shutdown()
+        notifications.set_status_bar(None)
+        notifications.set_parent(None)
+        super().closeEvent(ev)

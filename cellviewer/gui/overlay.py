@@ -1,0 +1,92 @@
+"""Overlay rendering on arrays (no Qt): labels -> RGBA for any rectangle.
+
+The canvas keeps one persistent ``H×W×4`` RGBA composite and re-renders only
+the rectangle a :class:`~cellviewer.core.document.Change` touched (grown by one
+pixel, because a cell's outline depends on its neighbours).
+
+Drawing order: RBC, WBC, WBC parts, platelets (smaller cells on top). In fill
+mode a cell is tinted (``FILL_ALPHA``) with an opaque outline; in outline mode
+only the outline is drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cellviewer.core.document import CLASS_COLORS, PART_COLORS, BBox
+
+FILL_ALPHA = 100
+PART_ALPHA = 120
+EDGE_ALPHA = 255
+ORDER = ("rbc", "wbc", "parts", "platelet")
+
+
+def grow(box: BBox, pad: int, shape: tuple[int, int]) -> BBox:
+    return (max(0, box[0] - pad), max(0, box[1] - pad), min(shape[0], box[2] + pad), min(shape[1], box[3] + pad))
+
+
+def edges(lab: np.ndarray, box: BBox) -> np.ndarray:
+    """Boolean outline of the labelled cells of ``lab`` inside ``box`` (4-neighbourhood).
+
+    A labelled pixel is an outline pixel when a 4-neighbour has another value;
+    the image border counts as background.
+    """
+    h, w = lab.shape
+    y0, x0, y1, x1 = box
+    py0, px0, py1, px1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
+    crop = lab[py0:py1, px0:px1]
+    # pad with background where the image ends, with real neighbours elsewhere
+    c = np.pad(crop, ((y0 - py0 ^ 1, (py1 - y1) ^ 1), (x0 - px0 ^ 1, (px1 - x1) ^ 1)))
+    mid = c[1:-1, 1:-1]
+    diff = (mid != c[:-2, 1:-1]) | (mid != c[2:, 1:-1]) | (mid != c[1:-1, :-2]) | (mid != c[1:-1, 2:])
+    return diff & (mid != 0)
+
+
+def _lut() -> np.ndarray:
+    """Colour table indexed by the code map built in :func:`render`."""
+    lut = np.zeros((16, 4), np.uint8)
+    for i, key in enumerate(("rbc", "wbc", "platelet")):
+        lut[1 + 2 * i] = (*CLASS_COLORS[key], FILL_ALPHA)
+        lut[2 + 2 * i] = (*CLASS_COLORS[key], EDGE_ALPHA)
+    for j, value in enumerate(sorted(PART_COLORS)):
+        lut[7 + 2 * j] = (*PART_COLORS[value], PART_ALPHA)
+        lut[8 + 2 * j] = (*PART_COLORS[value], EDGE_ALPHA)
+    return lut
+
+
+LUT = _lut()
+_LUT32 = LUT.view(np.uint32).reshape(-1)
+_CODE = {"rbc": 1, "wbc": 3, "platelet": 5}
+
+
+def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
+           visible, outline: bool) -> np.ndarray:
+    """RGBA ``uint8`` of ``box`` (y0, x0, y1, x1); ``visible(key)`` says which layers to draw."""
+    y0, x0, y1, x1 = box
+    code = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for key in ORDER:
+        if not visible(key):
+            continue
+        if key == "parts":
+            if parts is None:
+                continue
+            crop = parts[y0:y1, x0:x1]
+            if not crop.any():
+                continue
+            e = edges(parts, box)
+            for j, value in enumerate(sorted(PART_COLORS)):
+                m = crop == value
+                if not outline:
+                    code[m] = 7 + 2 * j
+                code[e & m] = 8 + 2 * j
+            continue
+        lab = labels.get(key)
+        if lab is None:
+            continue
+        crop = lab[y0:y1, x0:x1]
+        if not crop.any():
+            continue
+        if not outline:
+            code[crop != 0] = _CODE[key]
+        code[edges(lab, box)] = _CODE[key] + 1
+    return _LUT32[code].view(np.uint8).reshape(code.shape + (4,))

@@ -1,0 +1,80 @@
+"""Live counts per class, total, RBC:WBC ratio and the WBC-part differential.
+
+Counts are markers per class (``Document.counts``). Every document change
+schedules one refresh (coalesced: a brush drag of 100 dabs recomputes a few
+times, not 100 times).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES, Document
+
+REFRESH_MS = 30
+
+
+def summary(doc: Document | None) -> tuple[dict[str, int], dict[str, str]]:
+    """(counts per class, differential lines) for a document."""
+    if doc is None:
+        return {c: 0 for c in CELL_CLASSES}, {}
+    from cellviewer.core.report import differential
+
+    return doc.counts(), differential(doc)
+
+
+class CountsPanel(QWidget):
+    updated = Signal(object)  # the counts dict
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.doc: Document | None = None
+        self.counts: dict[str, int] = {c: 0 for c in CELL_CLASSES}
+        self.diff: dict[str, str] = {}
+        lay = QVBoxLayout(self)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.label)
+        lay.addStretch(1)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self.refresh()
+
+    def set_document(self, doc: Document | None) -> None:
+        if self.doc is not None:
+            self.doc.unsubscribe(self._on_change)
+        self.doc = doc
+        if doc is not None:
+            doc.subscribe(self._on_change)
+        self.refresh()
+
+    def _on_change(self, _change) -> None:
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh(self) -> None:
+        self._timer.stop()
+        self.counts, self.diff = summary(self.doc)
+        rows = []
+        for c in CELL_CLASSES:
+            r, g, b = CLASS_COLORS[c]
+            rows.append(f"<tr><td><span style='color:rgb({r},{g},{b})'>■</span> {DISPLAY_NAMES[c]}</td>"
+                        f"<td align='right'><b>{self.counts.get(c, 0)}</b></td></tr>")
+        rows.append(f"<tr><td>Total</td><td align='right'><b>{sum(self.counts.values())}</b></td></tr>")
+        html = "<table width='100%'>" + "".join(rows) + "</table>"
+        if self.diff:
+            html += "<hr><table width='100%'>" + "".join(
+                f"<tr><td>{escape(k)}</td><td align='right'>{escape(v)}</td></tr>" for k, v in self.diff.items()
+            ) + "</table>"
+        self.label.setText(html)
+        self.updated.emit(dict(self.counts))
+
+    def text(self) -> str:
+        """Plain-text counts, e.g. ``RBC: 12, WBC: 1, Platelets: 3``."""
+        return ", ".join(f"{DISPLAY_NAMES[c]}: {self.counts.get(c, 0)}" for c in CELL_CLASSES)

@@ -1,0 +1,110 @@
+"""The images of the current folder, with next/previous and a tick for images with saved corrections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+TICK = "✔ "
+NO_TICK = "    "
+
+
+def folder_images(folder) -> list[Path]:
+    from cellviewer.core.io import list_images
+
+    return sorted((Path(p) for p in list_images([Path(folder)])), key=lambda p: p.name.lower())
+
+
+def has_sidecar(path) -> bool:
+    from cellviewer.core.sidecar import find_sidecar
+
+    return find_sidecar(path) is not None
+
+
+class FilesPanel(QWidget):
+    activated = Signal(str)  # an image path chosen by the user
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.folder: Path | None = None
+        self.paths: list[Path] = []
+        self.current: Path | None = None
+        lay = QVBoxLayout(self)
+        self.folder_label = QLabel("No folder")
+        self.folder_label.setWordWrap(True)
+        lay.addWidget(self.folder_label)
+        self.list = QListWidget()
+        self.list.itemActivated.connect(self._on_item)
+        self.list.itemClicked.connect(self._on_item)
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.prev_button = QPushButton("◀ Previous")
+        self.next_button = QPushButton("Next ▶")
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(+1))
+        row.addWidget(self.prev_button)
+        row.addWidget(self.next_button)
+        lay.addLayout(row)
+
+    def set_folder(self, folder, current=None) -> None:
+        folder = Path(folder)
+        self.folder = folder
+        self.paths = folder_images(folder) if folder.is_dir() else []
+        self.folder_label.setText(f"{folder}  ({len(self.paths)} images)")
+        self.list.clear()
+        for p in self.paths:
+            item = QListWidgetItem(p.name)
+            item.setData(Qt.ItemDataRole.UserRole, str(p))
+            self.list.addItem(item)
+        self.refresh_marks()
+        self.set_current(current)
+
+    def refresh_marks(self) -> None:
+        for i, p in enumerate(self.paths):
+            item = self.list.item(i)
+            done = has_sidecar(p)
+            item.setText((TICK if done else NO_TICK) + p.name)
+            item.setToolTip(f"{p}\n{'corrections saved' if done else 'not segmented / saved yet'}")
+
+    def set_current(self, path) -> None:
+        self.current = Path(path) if path else None
+        self.list.blockSignals(True)
+        try:
+            self.list.clearSelection()
+            idx = self.index_of(self.current)
+            if idx is not None:
+                self.list.setCurrentRow(idx)
+        finally:
+            self.list.blockSignals(False)
+        idx = self.index_of(self.current)
+        self.prev_button.setEnabled(idx is not None and idx > 0)
+        self.next_button.setEnabled(idx is not None and idx < len(self.paths) - 1)
+
+    def index_of(self, path) -> int | None:
+        if path is None:
+            return None
+        try:
+            return [p.resolve() for p in self.paths].index(Path(path).resolve())
+        except ValueError:
+            return None
+
+    def neighbour(self, step: int) -> Path | None:
+        idx = self.index_of(self.current)
+        if idx is None:
+            return self.paths[0] if self.paths else None
+        j = idx + step
+        return self.paths[j] if 0 <= j < len(self.paths) else None
+
+    def step(self, step: int) -> bool:
+        p = self.neighbour(step)
+        if p is None:
+            return False
+        self.activated.emit(str(p))
+        return True
+
+    def _on_item(self, item: QListWidgetItem) -> None:
+        path = item.data(Qt.ItemDataRole.UserRole)
+        if path and (self.current is None or Path(path) != self.current):
+            self.activated.emit(path)

@@ -1,0 +1,141 @@
+"""Running a segmenter on the open image, off the GUI thread, and applying its result undoably.
+
+:func:`segmenter_request` turns :class:`SegmentParams` into a segmenter name
+and options for ``core.segment.create_segmenter`` (values, never widgets).
+:func:`device_text` says which device a run will use without importing torch
+when it is not needed (classical models always run on the CPU).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import QObject, Signal
+
+from cellviewer.core.errors import CellviewerError
+from cellviewer.gui import notifications
+from cellviewer.gui.commands import SegmentationCommand
+from cellviewer.gui.state import Observable, SegmentParams
+from cellviewer.gui.workers import JobRunner
+
+#: counting method -> registered classical segmenter name
+CLASSICAL_BY_METHOD = {"watershed": "classical", "components": "classical-components",
+                       "hough": "classical-hough", "distance_peaks": "classical-distance"}
+CLASSICAL = "classical"
+
+
+def available_models() -> dict[str, str]:
+    """Segmenter name -> description, the classical variants folded into one ``classical`` entry."""
+    from cellviewer.core.segment import list_segmenters
+
+    out = {}
+    for name, desc in list_segmenters().items():
+        if name in CLASSICAL_BY_METHOD.values():
+            if CLASSICAL not in out:
+                out[CLASSICAL] = "Colour thresholds + a counting method (no training, CPU)"
+            continue
+        out[name] = desc
+    return out
+
+
+def default_model() -> str:
+    from cellviewer.core.segment import default_segmenter_name
+
+    name = default_segmenter_name()
+    return CLASSICAL if name in CLASSICAL_BY_METHOD.values() else name
+
+
+def is_classical(model: str) -> bool:
+    return model == CLASSICAL or model in CLASSICAL_BY_METHOD.values()
+
+
+def segmenter_request(p: SegmentParams) -> tuple[str, dict]:
+    """(segmenter name, options) for ``create_segmenter``."""
+    model = p.model or default_model()
+    name = CLASSICAL_BY_METHOD.get(p.counting, CLASSICAL) if model == CLASSICAL else model
+    opts: dict = {"device": p.device or "auto"}
+    if p.use_um and p.um_per_px > 0:
+        opts.update(diameter_um=float(p.diameter_um), um_per_px=float(p.um_per_px))
+    elif p.diameter_px > 0:
+        opts["diameter_px"] = float(p.diameter_px)
+    return name, opts
+
+
+def device_text(p: SegmentParams) -> str:
+    """A short description of the device a run with ``p`` uses (for the status bar)."""
+    if is_classical(p.model or default_model()):
+        return "Device: CPU (classical model)"
+    pref = p.device or "auto"
+    if pref == "cpu":
+        return "Device: CPU"
+    if "torch" not in sys.modules:
+        return f"Device: {pref} (CUDA if available; checked when the model runs)"
+    from cellviewer.core.device import describe_device, resolve_device
+
+    try:
+        return "Device: " + describe_device(resolve_device(pref))
+    except CellviewerError as e:
+        return f"Device: {pref} unavailable ({e.message})"
+
+
+class SegmentationController(QObject):
+    """Owns the segmentation JobRunner; results become a SegmentationCommand on the document's stack."""
+
+    applied = Signal(object)  # the SegmentationResult's device / model info, after it is on the stack
+
+    def __init__(self, session, params: Observable, tools=None, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.params = params
+        self.tools = tools
+        self.runner = JobRunner("segmentation", self)
+        self.runner.finished.connect(self._on_result)
+        self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Segmentation"))
+        self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
+        self._target = None
+
+    def run(self, confirm: bool = True) -> bool:
+        doc = self.session.doc
+        if doc is None:
+            notifications.status("Open an image first.")
+            return False
+        if self.runner.is_running:
+            notifications.status("Segmentation is already running — wait for it or cancel it (Esc).")
+            return False
+        if confirm and doc.n_manual_edits and not notifications.ask(
+                "Run segmentation again?",
+                f"This image has {doc.n_manual_edits} manual correction(s). A new segmentation replaces the "
+                "masks and markers (you can undo it with Ctrl+Z). Continue?"):
+            return False
+        name, opts = self.segmenter_request()
+        pixels = doc.image.pixels
+        self._target = doc
+
+        def make_job(token):
+            from cellviewer.core.segment import create_segmenter
+
+            return create_segmenter(name, **opts).segment(pixels, token)
+
+        started = self.runner.start(make_job, "segmentation")
+        if started:
+            notifications.status(f"Segmenting with {name}…", 3000)
+        return started
+
+    def segmenter_request(self) -> tuple[str, dict]:
+        return segmenter_request(self.params.value)
+
+    def cancel(self) -> bool:
+        return self.runner.cancel()
+
+    def _on_result(self, result) -> None:
+        doc = self.session.doc
+        if doc is None or doc is not self._target:
+            notifications.status("Segmentation result discarded: the image was closed.")
+            return
+        if self.tools is not None:
+            self.tools.finish_active()
+        self.session.stack.push(SegmentationCommand(doc, result, on_replaced=self.session.save_now))
+        counts = doc.counts()
+        notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "
+                             + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)
+        self.applied.emit(result)

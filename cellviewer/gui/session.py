@@ -1,0 +1,206 @@
+"""The open document: loading (with sidecar + journal recovery), undo stack, autosave.
+
+* ``open(path)`` reads the image and its sidecar (``core.sidecar.load_document``),
+  offers to replay journaled edits that were not saved (a crash), then attaches
+  a fresh journal so every edit is logged at once.
+* Autosave: every document change (re)starts a single-shot timer
+  (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread and
+  written atomically by a worker thread. Switching image and closing save
+  synchronously. A failed save is a status-bar warning; if saving keeps failing
+  (:data:`FAILURES_BEFORE_DIALOG` in a row) one dialog says so.
+* One ``QUndoStack`` per document, all in one ``QUndoGroup`` (so the Edit menu's
+  undo/redo actions follow the current image).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoGroup
+
+from cellviewer.core.document import Document
+from cellviewer.core.errors import CellviewerError, SaveError
+from cellviewer.core.jobs import Progress
+from cellviewer.gui import notifications
+from cellviewer.gui.commands import make_stack
+from cellviewer.gui.workers import JobRunner
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_MS = 1000
+FAILURES_BEFORE_DIALOG = 3
+
+
+def _write_job(snap, path):
+    def make(_token):
+        from cellviewer.core.sidecar import write_snapshot
+
+        yield Progress(0.0, "saving")
+        return write_snapshot(snap, path)
+
+    return make
+
+
+class Session(QObject):
+    document_changed = Signal(object)  # the new Document (or None)
+    saved = Signal(str)  # where the sidecar went
+    dirty_changed = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.doc: Document | None = None
+        self.path: Path | None = None
+        self.had_sidecar = False
+        self.undo_group = QUndoGroup(self)
+        self.stack = None
+        self._saved_revision = 0
+        self._save_failures = 0
+        self._failure_dialog_shown = False
+        self.autosave_ms = AUTOSAVE_MS
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.autosave)
+        self.saver = JobRunner("autosave", self)
+        self.saver.finished.connect(self._on_saved)
+        self.saver.failed.connect(self._on_save_failed)
+        self._pending_revision = 0
+        self._pending_doc: Document | None = None
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        return self.doc is not None and self.doc.revision != self._saved_revision
+
+    def _on_change(self, _change) -> None:
+        if self.dirty:
+            self.timer.start(self.autosave_ms)  # restart: debounced
+            self.dirty_changed.emit(True)
+
+    # -- open / close -----------------------------------------------------------------------
+    def open(self, path) -> Document:
+        """Save and close the current image, then open ``path``. Raises CellviewerError."""
+        from cellviewer.core.sidecar import attach_journal, find_sidecar, load_document
+
+        path = Path(path)
+        self.save_now()  # first: reopening the same image must read what is on screen
+        doc = load_document(path)  # raises before the current document is closed
+        self.close_document()
+        self.had_sidecar = find_sidecar(path) is not None
+        recovered = self._recover(doc)
+        attach_journal(doc)
+        self.doc, self.path = doc, path
+        self._saved_revision = -1 if recovered else doc.revision
+        self.stack = make_stack(self.undo_group)
+        self.undo_group.addStack(self.stack)
+        self.undo_group.setActiveStack(self.stack)
+        doc.subscribe(self._on_change)
+        for w in doc.load_warnings:
+            notifications.warn(w)
+        self.document_changed.emit(doc)
+        if self.dirty:
+            self.timer.start(self.autosave_ms)
+        return doc
+
+    def _recover(self, doc: Document) -> bool:
+        from cellviewer.core.journal import Journal, journal_path, recover
+        from cellviewer.core.sidecar import find_sidecar, sidecar_path
+
+        entries = doc.pending_journal
+        if not entries:
+            return False
+        p = Path(doc.image.info.path)
+        jpath = journal_path(find_sidecar(p) or sidecar_path(p))
+        if notifications.ask("Recover unsaved corrections?",
+                             f"{len(entries)} correction(s) of {p.name} were not saved (cellviewer was closed "
+                             "unexpectedly). Recover them?", default_yes=True):
+            n = recover(doc, entries)
+            notifications.status(f"Recovered {n} unsaved correction(s).")
+        else:
+            Journal(jpath).clear()
+            n = 0
+        doc.pending_journal = []
+        return n > 0
+
+    def close_document(self) -> None:
+        """Save (synchronously) and forget the current document."""
+        self.timer.stop()
+        if self.doc is None:
+            return
+        self.save_now()
+        self.doc.unsubscribe(self._on_change)
+        if self.stack is not None:
+            self.undo_group.removeStack(self.stack)
+            self.stack.deleteLater()
+        self.doc, self.path, self.stack = None, None, None
+        self.document_changed.emit(None)
+
+    # -- saving ----------------------------------------------------------------------------
+    def autosave(self) -> None:
+        """Timer slot: write a snapshot in the background when there is something new."""
+        if not self.dirty:
+            return
+        if self.saver.is_running:
+            self.timer.start(self.autosave_ms // 4)
+            return
+        from cellviewer.core.sidecar import sidecar_path, snapshot
+
+        snap = snapshot(self.doc)
+        self._pending_revision = self.doc.revision
+        self._pending_doc = self.doc
+        self.saver.start(_write_job(snap, sidecar_path(self.doc.image.info.path)), "autosave")
+
+    def _on_saved(self, path) -> None:
+        if self._pending_doc is self.doc:
+            self._saved_revision = self._pending_revision
+        self._save_ok(path)
+        if self.dirty:
+            self.timer.start(self.autosave_ms)
+
+    def _on_save_failed(self, exc) -> None:
+        self._save_failed(exc)
+        if self.dirty:
+            self.timer.start(self.autosave_ms * 5)  # try again, not too often
+
+    def save_now(self) -> bool:
+        """Save synchronously (image switch, close, Ctrl+S); False when it failed (reported)."""
+        if self.doc is None:
+            return False
+        self.timer.stop()
+        self.saver.wait()
+        if not self.dirty:
+            return True
+        from cellviewer.core.sidecar import save_sidecar
+
+        rev = self.doc.revision
+        try:
+            path = save_sidecar(self.doc)
+        except CellviewerError as e:
+            self._save_failed(e)
+            return False
+        self._saved_revision = rev
+        self._save_ok(path)
+        return True
+
+    def _save_ok(self, path) -> None:
+        self._save_failures = 0
+        self._failure_dialog_shown = False
+        notifications.status(f"Saved {Path(path).name}", 2000)
+        self.saved.emit(str(path))
+        self.dirty_changed.emit(self.dirty)
+
+    def _save_failed(self, exc) -> None:
+        self._save_failures += 1
+        if not isinstance(exc, CellviewerError):
+            exc = SaveError(f"Saving failed: {type(exc).__name__}: {exc}", hint="see the log for details")
+        if self._save_failures >= FAILURES_BEFORE_DIALOG and not self._failure_dialog_shown:
+            self._failure_dialog_shown = True
+            notifications.show_error(exc, "Saving keeps failing")
+        else:
+            notifications.warn(f"Not saved: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
+
+    def shutdown(self) -> None:
+        """Window close: save, stop the autosave thread."""
+        self.close_document()
+        self.saver.shutdown()

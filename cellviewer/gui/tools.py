@@ -1,0 +1,275 @@
+"""Mouse handling for the editing tools -> :mod:`cellviewer.core.edits` -> the undo stack.
+
+:class:`ToolController` is the canvas's ``handler``: the canvas calls
+``click``, ``drag_start`` (returns True when the tool takes the drag; False
+lets the view pan), ``drag_move``, ``drag_end`` and ``hover`` with image
+coordinates. The same methods are the tool API for scripts and tests.
+
+Every finished action becomes one :class:`~cellviewer.gui.commands.EditCommand`
+(one brush drag = one undo step). A refused edit (``EditError``) is a status
+line with the hint, never a dialog.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from cellviewer.core import edits
+from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document
+from cellviewer.core.errors import EditError
+from cellviewer.gui import notifications
+from cellviewer.gui.commands import EditCommand
+from cellviewer.gui.state import TOOL_NAMES, Observable, ToolState
+
+MARKER_PICK_PX = 12  # screen pixels around a marker that count as "on it"
+BRUSH_TOOLS = ("brush", "eraser")
+MIN_RADIUS, MAX_RADIUS = 1, 200
+
+
+class ToolController(QObject):
+    edited = Signal(object)  # the Edit just pushed
+
+    def __init__(self, tool_state: Observable, canvas=None, parent=None):
+        super().__init__(parent)
+        self.state = tool_state
+        self.canvas = canvas
+        self.doc: Document | None = None
+        self.stack = None  # QUndoStack of the document
+        self._stroke: edits.BrushStroke | None = None
+        self._merge_first: tuple[str, int, float, float] | None = None
+        self._split_points: list[tuple[float, float]] = []
+        self._moving: int | None = None  # marker id being dragged
+        self._hover: tuple[float, float] | None = None
+        tool_state.changed.connect(self._on_state_changed)
+
+    @property
+    def ts(self) -> ToolState:
+        return self.state.value
+
+    def set_document(self, doc: Document | None, stack) -> None:
+        self.finish_active()
+        self.doc, self.stack = doc, stack
+        self.reset()
+
+    # -- helpers ----------------------------------------------------------------------
+    def push(self, edit: edits.Edit | None) -> None:
+        if edit is None or self.stack is None:
+            return
+        self.stack.push(EditCommand(self.doc, edit))
+        self.edited.emit(edit)
+
+    def _try(self, build) -> bool:
+        try:
+            self.push(build())
+            return True
+        except EditError as e:
+            notifications.warn(f"{e.message} — {e.hint}" if e.hint else e.message)
+            return False
+
+    def pick_cell(self, x: float, y: float) -> tuple[str, int] | None:
+        """The cell under (x, y), preferring the selected class where cells overlap."""
+        doc = self.doc
+        ix, iy = int(x), int(y)
+        h, w = doc.shape
+        if not (0 <= ix < w and 0 <= iy < h):
+            return None
+        c = self.ts.cls
+        if doc.labels[c][iy, ix]:
+            return c, int(doc.labels[c][iy, ix])
+        return doc.cell_at(ix, iy)
+
+    def pick_marker(self, x: float, y: float):
+        scale = self.canvas.pixel_size() if self.canvas is not None else 1.0
+        return edits.nearest_marker(self.doc, x, y, MARKER_PICK_PX * scale)
+
+    def _show_brush(self) -> None:
+        if self.canvas is None:
+            return
+        if self._hover is not None and self.ts.tool in BRUSH_TOOLS and self.doc is not None:
+            self.canvas.show_brush(*self._hover, self.ts.brush_radius)
+        else:
+            self.canvas.hide_brush()
+
+    def _on_state_changed(self, names) -> None:
+        if "tool" in names:
+            self.reset()
+            notifications.status(f"Tool: {TOOL_NAMES.get(self.ts.tool, self.ts.tool)}", 3000)
+        self._show_brush()
+
+    # -- state changes from shortcuts -------------------------------------------------------
+    def set_tool(self, tool: str) -> None:
+        self.finish_active()
+        self.state.update(tool=tool)
+
+    def set_class(self, cls: str) -> None:
+        self.state.update(cls=cls)
+
+    def resize_brush(self, factor: float) -> None:
+        r = self.ts.brush_radius
+        new = int(round(r * factor))
+        if new == r:
+            new = r + (1 if factor > 1 else -1)
+        self.state.update(brush_radius=max(MIN_RADIUS, min(MAX_RADIUS, new)))
+
+    def reset(self) -> None:
+        """Forget half-done actions (merge pick, split line); Esc."""
+        self._merge_first = None
+        self._split_points = []
+        self._moving = None
+        if self.canvas is not None:
+            self.canvas.set_highlight([])
+            self.canvas.show_line([])
+
+    def cancel(self) -> bool:
+        """Esc: cancel a half-done action; True when there was one."""
+        busy = self._merge_first is not None or bool(self._split_points) or self._moving is not None
+        self.finish_active()
+        self.reset()
+        return busy
+
+    def finish_active(self) -> None:
+        """End a brush stroke in progress (before undo, image switch, segmentation)."""
+        if self._stroke is not None:
+            stroke, self._stroke = self._stroke, None
+            self.push(stroke.finish())
+
+    # -- canvas protocol --------------------------------------------------------------------
+    def hover(self, x: float, y: float) -> None:
+        self._hover = (x, y)
+        self._show_brush()
+
+    def click(self, x: float, y: float) -> None:
+        if self.doc is None:
+            return
+        tool, cls = self.ts.tool, self.ts.cls
+        if tool in BRUSH_TOOLS:
+            if self.drag_start(x, y):
+                self.drag_end(x, y)
+        elif tool == "fill":
+            self._try(lambda: edits.fill(self.doc, cls, int(x), int(y)))
+        elif tool in ("delete", "merge", "reclassify"):
+            self._cell_click(tool, x, y)
+        elif tool == "marker_add":
+            self._try(lambda: edits.add_marker(self.doc, cls, x, y))
+        elif tool in ("marker_remove", "marker_reclassify"):
+            m = self.pick_marker(x, y)
+            if m is None:
+                notifications.warn("No marker here — click closer to a marker.")
+            elif tool == "marker_remove":
+                self._try(lambda: edits.remove_marker(self.doc, m.id))
+            else:
+                self._try(lambda: edits.reclassify_marker(self.doc, m.id, cls))
+
+    def _cell_click(self, tool: str, x: float, y: float) -> None:
+        picked = self.pick_cell(x, y)
+        if picked is None:
+            notifications.warn("No cell here — click inside a cell.")
+            return
+        pcls, cell = picked
+        if tool == "delete":
+            self._try(lambda: edits.delete_cell(self.doc, pcls, cell))
+        elif tool == "reclassify":
+            self._try(lambda: edits.reclassify_cell(self.doc, pcls, cell, self.ts.cls))
+        elif self._merge_first is None:
+            self._merge_first = (pcls, cell, x, y)
+            if self.canvas is not None:
+                self.canvas.set_highlight([(x, y)])
+            notifications.status(f"Merge: {DISPLAY_NAMES[pcls]} #{cell} picked — click the cell to merge with it "
+                                 "(Esc cancels).", 8000)
+        else:
+            acls, a, _, _ = self._merge_first
+            self.reset()
+            if pcls != acls:
+                picked_b = self.doc.labels[acls][int(y), int(x)]
+                if not picked_b:
+                    notifications.warn(f"Both cells must be {DISPLAY_NAMES[acls]} to merge them.")
+                    return
+                cell = int(picked_b)
+            self._try(lambda: edits.merge_cells(self.doc, acls, a, cell))
+
+    def drag_start(self, x: float, y: float) -> bool:
+        if self.doc is None:
+            return False
+        tool = self.ts.tool
+        if tool in BRUSH_TOOLS:
+            erase = tool == "eraser"
+            cls = self.ts.cls
+            if erase:  # erase the class under the cursor when there is a cell there
+                picked = self.pick_cell(x, y)
+                cls = picked[0] if picked else cls
+            self._stroke = edits.BrushStroke(self.doc, cls, self.ts.brush_radius, erase=erase)
+            self._stroke.dab(x, y)
+            return True
+        if tool == "split":
+            self._split_points = [(x, y)]
+            return True
+        if tool == "navigate":
+            m = self.pick_marker(x, y)
+            if m is not None:
+                self._moving = m.id
+                if self.canvas is not None:
+                    self.canvas.set_highlight([(m.x, m.y)])
+                return True
+        return False  # the view pans
+
+    def drag_move(self, x: float, y: float) -> None:
+        self._hover = (x, y)
+        if self._stroke is not None:
+            self._stroke.line_to(x, y)
+            self._show_brush()
+        elif self._split_points:
+            self._split_points.append((x, y))
+            if self.canvas is not None:
+                self.canvas.show_line(self._split_points)
+        elif self._moving is not None and self.canvas is not None:
+            self.canvas.set_highlight([(x, y)])
+
+    def drag_end(self, x: float, y: float) -> None:
+        if self._stroke is not None:
+            self._stroke.line_to(x, y)
+            self.finish_active()
+        elif self._split_points:
+            points = self._split_points + [(x, y)]
+            self.reset()
+            self.split_along(points)
+        elif self._moving is not None:
+            mid = self._moving
+            self.reset()
+            if mid in self.doc.markers:
+                self._try(lambda: edits.move_marker(self.doc, mid, x, y))
+
+    # -- tool API (also for tests and scripts) ----------------------------------------------
+    def split_along(self, points) -> bool:
+        """Split the cell the polyline crosses most (selected class preferred)."""
+        target = self._cell_on_line(points)
+        if target is None:
+            notifications.warn("The line crosses no cell — drag a line right across the cell to split.")
+            return False
+        cls, cell = target
+        return self._try(lambda: edits.split_cell(self.doc, cls, cell, points))
+
+    def _cell_on_line(self, points) -> tuple[str, int] | None:
+        h, w = self.doc.shape
+        pts = np.asarray(points, float)
+        samples = [pts[0]]
+        for a, b in zip(pts[:-1], pts[1:]):
+            n = max(2, int(np.hypot(*(b - a))) + 1)
+            samples.append(a + (b - a) * np.linspace(0, 1, n)[:, None])
+        s = np.vstack(samples).astype(int)
+        s = s[(s[:, 0] >= 0) & (s[:, 0] < w) & (s[:, 1] >= 0) & (s[:, 1] < h)]
+        for cls in [self.ts.cls] + [c for c in CELL_CLASSES if c != self.ts.cls]:
+            vals = self.doc.labels[cls][s[:, 1], s[:, 0]]
+            vals = vals[vals > 0]
+            if vals.size:
+                ids, counts = np.unique(vals, return_counts=True)
+                return cls, int(ids[int(np.argmax(counts))])
+        return None
+
+    def stroke(self, points, erase: bool = False) -> None:
+        """Paint a whole drag through ``points`` with the brush (or eraser): one undo step."""
+        self.state.update(tool="eraser" if erase else "brush")
+        self.drag_start(*points[0])
+        for p in points[1:]:
+            self.drag_move(*p)
+        self.drag_end(*points[-1])

@@ -1,0 +1,155 @@
+"""Run core long jobs (generators yielding ``Progress``) off the GUI thread.
+
+:class:`JobRunner` owns at most one :class:`QThread` at a time. ``start``
+takes ``make_job(cancel_token) -> generator``; the factory itself runs in the
+worker thread too (loading a model is slow as well). Results and errors come
+back as queued signals on the GUI thread:
+
+* ``progress(float, str)`` — fraction 0..1 and a message;
+* ``finished(object)`` — the job's return value;
+* ``failed(object)`` — the exception (a ``BaseException``), for ``notifications``;
+* ``cancelled()`` — the job stopped because :meth:`cancel` was called.
+
+A second ``start`` while a job runs is refused (and said in the status bar).
+:meth:`shutdown` cancels and joins the thread (used on window close).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from cellviewer.core.errors import Cancelled
+from cellviewer.core.jobs import CancelToken
+from cellviewer.gui import notifications
+
+log = logging.getLogger(__name__)
+
+
+class _JobThread(QThread):
+    progressed = Signal(float, str)
+    done = Signal(object)
+    error = Signal(object)
+    stopped = Signal()
+
+    def __init__(self, make_job: Callable, token: CancelToken, parent=None):
+        super().__init__(parent)
+        self._make_job = make_job
+        self._token = token
+
+    def run(self) -> None:  # the worker thread
+        job = None
+        try:
+            job = self._make_job(self._token)
+            while True:
+                self._token.check()
+                try:
+                    p = next(job)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                self.progressed.emit(float(p.fraction), str(p.message))
+            self._token.check()
+            self.done.emit(result)
+        except Cancelled:
+            self.stopped.emit()
+        except BaseException as exc:  # noqa: BLE001 - forwarded to the GUI thread -> notifications
+            self.error.emit(exc)
+        finally:
+            if job is not None and hasattr(job, "close"):
+                try:
+                    job.close()
+                except (Cancelled, RuntimeError, ValueError):
+                    pass
+
+
+class JobRunner(QObject):
+    progress = Signal(float, str)
+    finished = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    running_changed = Signal(bool)
+
+    def __init__(self, name: str = "job", parent=None):
+        super().__init__(parent)
+        self.name = name
+        self._thread: _JobThread | None = None
+        self._token: CancelToken | None = None
+        self._closed = False
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, make_job: Callable, name: str | None = None) -> bool:
+        """Run ``make_job(token)`` in a thread; False (and a status line) if one is still running."""
+        if self._closed:
+            return False
+        if self._thread is not None:
+            notifications.status(f"{self.name.capitalize()} is still running — wait for it or cancel it (Esc).")
+            return False
+        if name:
+            self.name = name
+        self._token = CancelToken()
+        t = _JobThread(make_job, self._token)
+        t.progressed.connect(self.progress)
+        t.done.connect(self._on_done)
+        t.error.connect(self._on_error)
+        t.stopped.connect(self._on_stopped)
+        self._thread = t
+        t.start()
+        self.running_changed.emit(True)
+        return True
+
+    def cancel(self) -> bool:
+        """Ask the running job to stop (it stops at its next step); False when idle."""
+        if self._token is None or self._thread is None:
+            return False
+        self._token.cancel()
+        notifications.status(f"Cancelling {self.name}…")
+        return True
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        t = self._thread
+        return True if t is None else t.wait(timeout_ms)
+
+    def _release(self) -> None:
+        t, self._thread, self._token = self._thread, None, None
+        if t is not None:
+            t.wait()  # run() has returned or is about to
+            t.deleteLater()
+        self.running_changed.emit(False)
+
+    def _on_done(self, result) -> None:
+        self._release()
+        self.finished.emit(result)
+
+    def _on_error(self, exc) -> None:
+        self._release()
+        self.failed.emit(exc)
+
+    def _on_stopped(self) -> None:
+        self._release()
+        self.cancelled.emit()
+
+    def shutdown(self, timeout_ms: int = 60000) -> None:
+        """Cancel, join the thread and drop its pending signals (window close)."""
+        self._closed = True
+        t = self._thread
+        if t is None:
+            return
+        if self._token is not None:
+            self._token.cancel()
+        for sig in (t.progressed, t.done, t.error, t.stopped):
+            try:
+                sig.disconnect()
+            except (RuntimeError, TypeError):
+                pass
+        if not t.wait(timeout_ms):
+            log.error("%s did not stop within %.0f s", self.name, timeout_ms / 1000)
+            return
+        self._thread, self._token = None, None
+        t.deleteLater()
+        self.running_changed.emit(False)

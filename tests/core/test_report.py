@@ -1,0 +1,170 @@
+"""Report data: cell rows, counts, class map, overlay, CSVs and the PDF report."""
+
+import csv
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from cellviewer.core.document import (CLASS_COLORS, CLASS_MAP_VALUES, Document, EditRecord, ImageData, ImageInfo,
+                                      Marker)
+from cellviewer.core.errors import SaveError
+from cellviewer.core import report as R
+
+CONTRACT_CELLS = ["image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score"]
+CONTRACT_COUNTS = ["image", "rbc", "wbc", "platelets"]
+
+
+def _doc(h=120, w=160, notes=()):
+    px = np.full((h, w, 3), 220, np.uint8)
+    doc = Document(ImageData(px, ImageInfo("smear.png", w, h, notes=list(notes))))
+    doc.labels["rbc"][10:20, 30:50] = 1  # 200 px, x 30..49, y 10..19
+    doc.labels["wbc"][60:90, 60:100] = 1  # 1200 px
+    doc.parts[60:75, 60:100] = 1  # nucleus: upper half of the WBC
+    doc.parts[75:90, 60:100] = 2  # cytoplasm: lower half
+    doc.parts[0:5, 0:5] = 1  # a stray part outside any WBC must not reach the class map
+    doc.labels["platelet"][70:74, 70:74] = 1  # a platelet lying over the WBC
+    doc.markers = {
+        1: Marker(1, "rbc", 40.0, 15.0, cell=1, score=0.91),
+        2: Marker(2, "wbc", 80.0, 75.0, cell=1, score=0.8),
+        3: Marker(3, "platelet", 130.4, 100.6, origin="manual"),  # no mask
+    }
+    doc.provenance.model_name, doc.provenance.model_version = "classical", "1.0"
+    doc.provenance.edits = [EditRecord("brush", "rbc", user="ann"), EditRecord("brush", "rbc", user="ann"),
+                            EditRecord("add marker", "platelet", user="bob")]
+    return doc
+
+
+def test_cell_rows_use_masks_and_points():
+    rows = R.cell_rows(_doc(), "smear.png")
+    assert [list(r) for r in rows] == [CONTRACT_CELLS] * 3
+    rbc, wbc, plt = rows
+    assert (rbc["cell_id"], rbc["cls"], rbc["area_px"]) == (1, "rbc", 200)
+    assert (rbc["xmin"], rbc["ymin"], rbc["xmax"], rbc["ymax"]) == (30, 10, 49, 19)
+    assert rbc["score"] == pytest.approx(0.91) and rbc["image"] == "smear.png"
+    assert (wbc["cls"], wbc["area_px"], wbc["xmin"], wbc["ymax"]) == ("wbc", 1200, 60, 89)
+    assert (plt["cls"], plt["area_px"]) == ("platelet", 0)
+    assert (plt["xmin"], plt["ymin"], plt["xmax"], plt["ymax"]) == (130, 101, 130, 101)
+    assert plt["x"] == pytest.approx(130.4)
+
+
+def test_marker_linked_to_a_missing_cell_falls_back_to_its_point():
+    doc = _doc()
+    doc.markers[4] = Marker(4, "rbc", 5.0, 6.0, cell=7)  # stale link
+    row = R.cell_rows(doc, "s")[-1]
+    assert (row["area_px"], row["xmin"], row["ymin"], row["xmax"], row["ymax"]) == (0, 5, 6, 5, 6)
+
+
+def test_count_row():
+    assert R.count_row(_doc(), "a.png") == {"image": "a.png", "rbc": 1, "wbc": 1, "platelets": 1}
+
+
+def test_class_map_values_and_layering():
+    cm = R.class_map(_doc())
+    assert cm.dtype == np.uint8 and cm.shape == (120, 160)
+    assert cm[15, 40] == CLASS_MAP_VALUES["rbc"] == 1
+    assert cm[62, 90] == CLASS_MAP_VALUES["nucleus"] == 4
+    assert cm[85, 90] == CLASS_MAP_VALUES["cytoplasm"] == 5
+    assert cm[72, 72] == CLASS_MAP_VALUES["platelet"] == 3  # platelet over WBC
+    assert cm[2, 2] == 0 and cm[110, 150] == 0
+    doc = _doc()
+    doc.parts[:] = 0
+    assert R.class_map(doc)[80, 80] == 2  # WBC without parts
+
+
+def test_classes_json_maps_every_value():
+    cj = R.classes_json()
+    assert cj == {str(v): k for k, v in CLASS_MAP_VALUES.items()}
+    assert cj["0"] == "background" and cj["2"] == "wbc"
+
+
+def test_overlay_colours_outlines_and_markers():
+    doc = _doc()
+    base = doc.image.pixels.copy()
+    ov = R.overlay_rgb(doc, markers=False)
+    assert ov.shape == (120, 160, 3) and ov.dtype == np.uint8
+    assert np.array_equal(doc.image.pixels, base)  # never drawn in place
+    assert tuple(ov[10, 40]) == CLASS_COLORS["rbc"]  # outline pixel
+    inside = ov[15, 40].astype(int)
+    assert inside[0] > inside[1] and not np.array_equal(inside, [220, 220, 220])  # reddish blend
+    assert tuple(ov[110, 150]) == (220, 220, 220)  # background untouched
+    plain = R.overlay_rgb(doc, alpha=0, outlines=False, markers=False)
+    assert np.array_equal(plain, base)
+    withm = R.overlay_rgb(doc, alpha=0, outlines=False, markers=True)
+    assert tuple(withm[101, 130]) == CLASS_COLORS["platelet"]  # manual marker cross centre
+    assert tuple(withm[15, 40]) == CLASS_COLORS["rbc"]  # auto marker dot centre
+
+
+def test_overlay_downscaled():
+    ov = R.overlay_rgb(_doc(h=300, w=1000), max_width=300)
+    assert ov.shape[1] <= 300 and ov.shape[2] == 3
+
+
+def test_report_entry_from_document():
+    e = R.ReportEntry.from_document(_doc(notes=["16-bit scaled"]), "smear.png", thumb_width=80)
+    assert e.thumbnail.shape[1] <= 80
+    assert e.counts == {"rbc": 1, "wbc": 1, "platelet": 1}
+    assert e.n_corrections == 3 and e.audit == {"brush": 2, "add marker": 1}
+    assert e.user == "ann, bob" and e.notes == ["16-bit scaled"]
+    assert e.model_name == "classical" and e.size == (160, 120)
+    d = e.differential
+    assert d["RBC : WBC"] == "1.0 : 1" and d["Platelets per 100 RBC"] == "100.0"
+    assert d["WBC area: nucleus"] == "50.0 %" and d["WBC area: cytoplasm"] == "50.0 %"
+    assert R.ReportEntry.from_document(_doc(), "x", thumbnail=False).thumbnail is None
+
+
+def _pages(path):
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF")
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+
+
+def test_pdf_page_counts(tmp_path):
+    e = R.ReportEntry.from_document(_doc(notes=["16-bit scaled"]), "a & <b>.png")
+    one = R.write_pdf_report(tmp_path / "one.pdf", [e])
+    assert _pages(one) == 1
+    three = R.write_pdf_report(tmp_path / "three.pdf", [e, e, e], title="Folder")
+    assert _pages(three) == 4  # summary + one page per image
+    capped = R.write_pdf_report(tmp_path / "capped.pdf", [e, e, e], skipped=[("bad.jpg", "truncated")], max_pages=1)
+    assert _pages(capped) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capped.pdf", "one.pdf", "three.pdf"]  # no temp files
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(capped), "-"], capture_output=True, text=True).stdout
+        assert "a & <b>.png" in text and "bad.jpg" in text and "first 1 images" in text
+        text = subprocess.run(["pdftotext", str(one), "-"], capture_output=True, text=True).stdout
+        assert "16-bit scaled" in text and "brush ×2" in text and "Platelets per 100 RBC" in text
+
+
+def test_pdf_with_many_entries_without_thumbnails(tmp_path):
+    e = R.ReportEntry.from_document(_doc(), "x.png", thumbnail=False)
+    assert _pages(R.write_pdf_report(tmp_path / "r.pdf", [e] * 120, max_pages=0)) >= 2  # summary table spans pages
+
+
+def test_pdf_unwritable_folder_raises_save_error(tmp_path):
+    e = R.ReportEntry.from_document(_doc(), "x.png", thumbnail=False)
+    with pytest.raises(SaveError):
+        R.write_pdf_report(tmp_path / "missing" / "r.pdf", [e])
+
+
+def test_write_csvs_columns_exact(tmp_path):
+    doc = _doc()
+    counts, cells = R.write_csvs(tmp_path, [R.count_row(doc, "a.png")], R.cell_rows(doc, "a.png"))
+    with open(cells, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == CONTRACT_CELLS and len(rows) == 4
+    assert rows[3][2] == "platelet" and rows[1][5] == "200"
+    with open(counts, newline="") as f:
+        assert list(csv.reader(f)) == [CONTRACT_COUNTS, ["a.png", "1", "1", "1"]]
+
+
+def test_csv_stream_keeps_rows_written_before_an_error(tmp_path):
+    path = tmp_path / "counts.csv"
+    with pytest.raises(RuntimeError):
+        with R.CsvStream(path, R.COUNT_COLUMNS) as s:
+            s.write({"image": "a", "rbc": 1, "wbc": 2, "platelets": 3})
+            assert not path.exists()  # appears only when closed
+            raise RuntimeError("boom")
+    assert path.read_text().splitlines() == ["image,rbc,wbc,platelets", "a,1,2,3"]
+    assert [p.name for p in tmp_path.iterdir()] == ["counts.csv"]

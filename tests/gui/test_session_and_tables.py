@@ -1,0 +1,55 @@
+"""Session recovery from the journal, the shortcut table, state persistence helpers."""
+
+from __future__ import annotations
+
+from cellviewer.gui import settings
+from cellviewer.gui.shortcuts import SHORTCUTS, check_unique
+from cellviewer.gui.state import Observable, ToolState
+
+
+def test_unsaved_edits_are_recovered_after_a_crash(make_window, smear_path, dialogs, qtbot):
+    win = make_window(auto_run=False)
+    win.session.autosave_ms = 10 ** 6  # no autosave: simulate a crash before it
+    win.open_image(smear_path)
+    win.tools.stroke([(20.0, 120.0), (60.0, 120.0)])
+    assert win.session.dirty
+    # "crash": a second window opens the image while the first never saved
+    win2 = make_window(auto_run=False)
+    assert win2.open_image(smear_path)
+    assert len(dialogs.questions) == 1 and "Recover" in dialogs.questions[0][0]
+    assert win2.session.doc.labels["rbc"][120, 40] > 0
+    qtbot.waitUntil(lambda: not win2.session.dirty, timeout=3000)  # recovered edits are saved soon
+    win.session.timer.stop()
+    win.session.doc.unsubscribe(win.session._on_change)
+
+
+def test_shortcut_table_has_no_duplicates_and_every_action_exists(window):
+    assert check_unique() == []
+    for s in SHORTCUTS:
+        assert s.action in window.actions_by_id, s.action
+        assert window.actions_by_id[s.action].shortcut().toString() != ""
+
+
+def test_shortcuts_dialog_lists_the_table(window, qtbot):
+    from cellviewer.gui.actions import ShortcutsDialog
+
+    d = ShortcutsDialog(window)
+    qtbot.addWidget(d)
+    assert d.table.rowCount() == len(SHORTCUTS)
+
+
+def test_dataclass_settings_round_trip_and_ignore_garbage():
+    settings.save_dataclass("tools", ToolState(tool="brush", cls="wbc", brush_radius=5))
+    assert settings.load_dataclass("tools", ToolState) == ToolState("brush", "wbc", 5)
+    settings.put("tools", "{not json")
+    assert settings.load_dataclass("tools", ToolState) == ToolState()
+
+
+def test_observable_reports_changed_fields(qtbot):
+    o = Observable(ToolState())
+    seen = []
+    o.changed.connect(seen.append)
+    o.update(tool="brush", cls="rbc")
+    assert seen == [frozenset({"tool"})]
+    o.update(tool="brush")
+    assert len(seen) == 1

@@ -1,0 +1,78 @@
+"""JobRunner: progress, result, errors, cancel, refusal of a second run, shutdown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from cellviewer.core.errors import SegmentationError
+from cellviewer.core.jobs import Progress
+from cellviewer.gui.workers import JobRunner
+
+
+def counting_job(n=5, delay=0.0, fail_at=None, log=None):
+    def make(token):
+        if log is not None:
+            log.append(("thread", threading.current_thread() is not threading.main_thread()))
+        try:
+            for i in range(n):
+                token.check()
+                if fail_at == i:
+                    raise SegmentationError("bad parameters", hint="try others")
+                time.sleep(delay)
+                yield Progress(i / n, f"step {i}")
+            return "result"
+        finally:
+            if log is not None:
+                log.append("closed")
+
+    return make
+
+
+def test_progress_and_result_off_the_gui_thread(qtbot):
+    r = JobRunner("test")
+    seen, log = [], []
+    r.progress.connect(lambda f, m: seen.append((f, m)))
+    with qtbot.waitSignal(r.finished, timeout=5000) as blocker:
+        assert r.start(counting_job(log=log))
+    assert blocker.args == ["result"]
+    assert [m for _, m in seen] == [f"step {i}" for i in range(5)]
+    assert ("thread", True) in log and "closed" in log
+    assert not r.is_running
+
+
+def test_error_is_forwarded(qtbot):
+    r = JobRunner("test")
+    with qtbot.waitSignal(r.failed, timeout=5000) as blocker:
+        r.start(counting_job(fail_at=2))
+    assert isinstance(blocker.args[0], SegmentationError)
+    assert not r.is_running
+
+
+def test_cancel_and_second_run_refused(qtbot):
+    r = JobRunner("test")
+    log = []
+    with qtbot.waitSignal(r.progress, timeout=5000):
+        assert r.start(counting_job(n=200, delay=0.01, log=log))
+    assert not r.start(counting_job())  # refused while running
+    with qtbot.waitSignal(r.cancelled, timeout=5000):
+        assert r.cancel()
+    assert not r.is_running
+    assert "closed" in log
+    with qtbot.waitSignal(r.finished, timeout=5000):
+        assert r.start(counting_job())  # free again
+
+
+@pytest.mark.parametrize("delay", [0.01])
+def test_shutdown_joins_the_thread(qtbot, delay):
+    r = JobRunner("test")
+    log = []
+    with qtbot.waitSignal(r.progress, timeout=5000):
+        r.start(counting_job(n=500, delay=delay, log=log))
+    t = r._thread
+    r.shutdown()
+    assert not t.isRunning()
+    assert not r.is_running and "closed" in log
+    assert not r.start(counting_job())  # closed for good
