@@ -21,7 +21,8 @@ the file name; files of the same name from different folders become ``NAME_2.ext
 Exit codes:
   0    every image was processed
   1    some images failed (each listed on stderr as ``cellviewer: skipped FILE: REASON``),
-       or an unexpected internal error
+       or an unexpected internal error; a single image that fails returns its error's code
+       (e.g. 3 when it is unreadable)
   2    usage error (bad arguments, no images found)
   3-8  the whole command failed with a cellviewer error: 3 image unreadable,
        4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit
@@ -163,7 +164,7 @@ def cmd_analyze(args) -> int:
         raise SaveError(f"Cannot create the output folder '{out}': {e.strerror or e}",
                         hint="choose a writable folder with --out") from e
 
-    entries, skipped, used = [], [], set()
+    entries, skipped, used, failure_code = [], [], set(), EXIT_SOME_FAILED
     reporter, cancel = _Reporter(len(images), args.quiet), CancelToken()
     counts = CsvStream(os.path.join(out, "counts.csv"), COUNT_COLUMNS)
     cells = None
@@ -181,6 +182,7 @@ def cmd_analyze(args) -> int:
                 reason = (getattr(e, "reason", None) or e.message) if isinstance(e, CellviewerError) else (
                     "out of memory" if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}")
                 skipped.append((str(path), reason))
+                failure_code = e.exit_code if isinstance(e, CellviewerError) else EXIT_SOME_FAILED
                 reporter.skipped(path, reason)
                 continue
             # writing failures (disk full ...) end the command; same-named files get "_2", "_3" ...
@@ -197,9 +199,11 @@ def cmd_analyze(args) -> int:
                              f"({time.perf_counter() - t_img:.2f} s)")
     finally:
         reporter.close()
-        counts.close()
-        if cells is not None:
-            cells.close()
+        try:
+            counts.close()
+        finally:  # both temp files go, even when the first close fails (disk full)
+            if cells is not None:
+                cells.close()
 
     _write_json(os.path.join(out, "classes.json"), classes_json(), json)
     n = len(entries)
@@ -210,15 +214,27 @@ def cmd_analyze(args) -> int:
     per = f"{dt / max(1, len(images)):.2f} s/image"
     extra = f", {len(skipped)} skipped" if skipped else ""
     print(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; results in {out}")
+    if skipped and len(images) == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)
+        return failure_code
     return EXIT_SOME_FAILED if skipped else EXIT_OK
 
 
 def _write_json(path: str, data, json) -> None:
+    from cellviewer.core.errors import SaveError
+
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
+                        hint="free some disk space or choose another folder with --out") from e
 
 
 def _positive_int(text: str) -> int:

@@ -135,7 +135,7 @@ class BrushStroke:
         name = "Erase" if self.erase else "Brush"
         edit = make_edit(name, atoms, cls=self.cls, detail=f"radius {self.radius:g}")
         # pixels are already painted; apply the rest (markers, parts) and mark applied
-        for a in atoms[1:]:
+        for a in edit.atoms[1:]:  # edit.atoms: without the None of a parts clear that had nothing to clear
             a.apply(doc)
         if edit.record is not None:
             doc.provenance.edits.append(edit.record)

@@ -3,27 +3,34 @@
 Pipeline on an RGB ``uint8`` smear (Giemsa / Wright / May-Grünwald stains):
 
 1. **Colour features** (after a light blur): ``dark = 255 − G`` (every stained
-   object absorbs green) and ``stain = (B − G) + (255 − G)`` (nuclei and
-   platelets are dark *and* blue-purple; red cells are pink or pale lilac).
+   object absorbs green) and ``stain = (B − G) / B`` (nuclei and platelets are
+   blue-purple; red cells are pink or pale lilac). The ratio does not depend on
+   how bright the image is.
 2. **Foreground** = ``dark`` above its Otsu threshold, computed on values capped
    at the 85th percentile so big dark nuclei cannot pull the threshold above the
-   red cells. Small holes (central pallor, also where a cell is cut by the
-   border) are filled.
-3. **Stained mask** = ``stain`` above its Otsu threshold within the foreground,
-   clamped to [``STAIN_MIN``, ``STAIN_MAX``] so an image without a nucleus does
-   not split its red cells in two.
-4. **Scale**: the expected RBC diameter is given (px, or µm + µm/px) or estimated
-   from the round, isolated red-cell blobs (:func:`estimate_diameter`).
+   red cells. Holes up to half a cell (central pallor, also where a cell is cut
+   by the border) are filled.
+3. **Stained mask** = ``stain`` above Otsu's threshold of the foreground's values,
+   but at least ``STAIN_MARGIN`` above their median (the red-cell level), clamped
+   to [``STAIN_MIN``, ``STAIN_MAX``]; a lower threshold outlines pale platelets.
+4. **Scale**: the expected RBC diameter ``d`` is given (px, or µm + µm/px) or
+   estimated from the red-cell blobs (:func:`estimate_diameter`).
 5. Stained blobs are grouped (lobes of one nucleus within ``0.2·d``); groups with
    at least ``WBC_MIN_AREA_FRAC`` of an RBC's area are **WBC** nuclei, grown by
-   ``0.25·d`` into the foreground to take in the cytoplasm (parts: nucleus 1,
-   cytoplasm 2); small isolated groups are **platelets**.
+   ``WBC_GROW_FRAC·d`` into the foreground to take in the cytoplasm (parts:
+   nucleus 1, cytoplasm 2). Compact blobs outside WBCs with a stained core of
+   ``PLT_MIN_AREA_FRAC`` … ``PLT_MAX_AREA_FRAC`` of an RBC's area are **platelets**.
 6. **RBC** mask = foreground − WBC − platelets, opened; then the chosen counting
    method (:mod:`cellviewer.core.counting`) makes the instances.
 
-Scores: RBCs get :func:`~cellviewer.core.counting.shape_scores` (area and
-roundness against the expected disc). WBCs and platelets get how far their mean
-``stain`` lies above the threshold, ``clip(0.5 + (mean − thr) / 100, 0, 1)``.
+Scores (``Marker.score``, in [0, 1]): RBCs get
+:func:`~cellviewer.core.counting.shape_scores` (area and roundness against the
+expected disc). WBCs and platelets get how far the mean ``stain`` of their
+stained pixels lies above the threshold: ``clip(0.5 + (mean − thr) / 0.4, 0, 1)``.
+
+Everything scale-dependent derives from ``d``; the thresholds adapt per image.
+Measured numbers (count accuracy, detection F1) come from
+:mod:`cellviewer.core.evalcount`.
 """
 
 from __future__ import annotations
@@ -33,24 +40,30 @@ import time
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 
 from cellviewer.core.counting import (
-    METHODS, inside_points, instances_from_mask, label_max, remove_small, shape_scores,
+    METHODS, edt, inside_points, instances_from_mask, label_max, relabel_sequential, remove_small, shape_scores,
 )
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import SegmentationError
 from cellviewer.core.jobs import CancelToken, Job, Progress
-from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, count_params, diameter_from
+from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MIN_DIAMETER_PX, count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
 
 VERSION = "1"
-STAIN_MIN, STAIN_MAX = 185.0, 270.0
+STAIN_MIN, STAIN_MAX, STAIN_MARGIN = 0.2, 0.55, 0.17
+STAIN_SCORE_SPAN = 0.4
 FG_MIN_GAP = 12.0  # the foreground threshold is at least this far above the background level
 WBC_MIN_AREA_FRAC = 0.3  # stained area of a WBC nucleus / expected RBC area
+WBC_GROW_FRAC = 0.2  # the cytoplasm ring: at most this fraction of d around the nucleus
+WBC_ABSORB_FRAC = 0.5  # red-cell pieces smaller than this (× a0) touching a WBC are its cytoplasm
 PLT_MIN_AREA_FRAC = 0.01
+PLT_OPEN_FRAC = 0.05  # platelet candidates are opened by a disc of this radius (drops slivers on RBC rims)
 PLT_MAX_AREA_FRAC = 0.3
 FALLBACK_DIAMETER_PX = 60.0
+HOLE_MAX_IMAGE_FRAC = 0.008  # before the scale is known, fill holes up to this fraction of the image
 
 
 def _disk(r: float) -> np.ndarray:
@@ -63,12 +76,15 @@ def colour_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(dark, stain)`` float32 maps of an RGB image (see the module docstring)."""
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
-        raise SegmentationError(f"Expected an RGB image (H×W×3), got shape {img.shape}.",
+        raise SegmentationError(f"Expected an RGB image (H×W×3, at least 8×8), got shape {img.shape}.",
                                 hint="open a colour image of a stained blood smear")
+    if img.dtype != np.uint8:
+        raise SegmentationError(f"Expected 8-bit pixels, got {img.dtype}.",
+                                hint="read the image with cellviewer.core.io, which converts it to RGB uint8")
     f = cv2.GaussianBlur(np.ascontiguousarray(img[..., :3]).astype(np.float32), (0, 0), 1.5)
     g = f[..., 1]
     dark = 255.0 - g
-    stain = f[..., 2] - g + dark
+    stain = (f[..., 2] - g) / np.maximum(f[..., 2], 16.0)
     return dark, stain
 
 
@@ -85,13 +101,23 @@ def foreground_mask(dark: np.ndarray) -> tuple[np.ndarray, float]:
     return dark > thr, thr
 
 
-def stain_mask(stain: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, float]:
-    """Strongly stained (nuclei, platelets) pixels and the threshold used."""
+def stain_mask(stain: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Strongly stained (nuclei, platelets) pixels, the threshold and a lower one.
+
+    The threshold is Otsu's on the foreground's ``stain`` values, but at least
+    ``STAIN_MARGIN`` above their median (the red-cell level, so an image without a
+    nucleus does not split its red cells), clamped to [``STAIN_MIN``, ``STAIN_MAX``].
+    Pale platelets may lie outside the foreground, so the mask is not limited to it.
+    The lower threshold (halfway between the median and ``thr``) outlines pale
+    platelets around their stained core (hysteresis).
+    """
     vals = stain[::2, ::2][fg[::2, ::2]]
-    thr = STAIN_MAX
+    thr, med = STAIN_MAX, 0.0
     if vals.size > 16 and np.ptp(vals) > 0:
-        thr = float(np.clip(threshold_otsu(vals), STAIN_MIN, STAIN_MAX))
-    return stain > thr, thr
+        med = float(np.median(vals))
+        thr = float(np.clip(max(float(threshold_otsu(vals)), med + STAIN_MARGIN), STAIN_MIN, STAIN_MAX))
+    low = max(med + 0.5 * (thr - med), 0.5 * thr)
+    return stain > thr, thr, low
 
 
 def fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
@@ -112,17 +138,22 @@ def fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
     return mask | fill[bg]
 
 
-def estimate_diameter(mask: np.ndarray) -> float | None:
-    """Median equivalent diameter of the round, isolated blobs of ``mask`` (None if too few).
+def estimate_diameter(mask: np.ndarray) -> tuple[float | None, str]:
+    """The typical cell diameter (px) of the blobs of ``mask``, and how it was found.
 
-    A blob counts when its area is close to the disc of its largest inscribed
-    radius (``0.75 < A/(π r²) < 1.35``), does not touch the image border and is not
-    a speck (``r`` at least half the 90th percentile of the blobs' radii).
+    1. ``"isolated"``: the median equivalent diameter of round, isolated blobs —
+       area close to the disc of the largest inscribed radius
+       (``0.75 < A/(π r²) < 1.35``), not touching the image border and not a speck
+       (``r`` at least half the 90th percentile of the blobs' radii); needs 2.
+    2. ``"peaks"``: otherwise twice the median height of the distance-transform
+       peaks (at least half the 95th-percentile peak), times 1.07 (inscribed radii
+       run smaller than equivalent radii).
+    Returns ``(None, "none")`` when the mask has no usable blob.
     """
     lab, n = ndi.label(mask)
     if n == 0:
-        return None
-    dist = ndi.distance_transform_edt(mask)
+        return None, "none"
+    dist = edt(mask)
     ids = np.arange(1, n + 1)
     a = np.bincount(lab.ravel(), minlength=n + 1)[1:].astype(float)
     r = label_max(dist, lab, ids)
@@ -131,30 +162,29 @@ def estimate_diameter(mask: np.ndarray) -> float | None:
     q = a / (np.pi * np.maximum(r, 1) ** 2)
     big = r >= max(3.0, 0.5 * float(np.percentile(r, 90)))  # ignore specks and debris
     ok = (q > 0.75) & (q < 1.35) & ~edge[1:] & big
-    if ok.sum() < 3:
-        return None
-    return float(np.median(2 * np.sqrt(a[ok] / np.pi)))
+    if ok.sum() >= 2:
+        return float(np.median(2 * np.sqrt(a[ok] / np.pi))), "isolated"
+    pk = peak_local_max(dist, min_distance=5, threshold_abs=3, exclude_border=False)
+    if len(pk) == 0:
+        return None, "none"
+    hv = dist[pk[:, 0], pk[:, 1]]
+    hv = hv[hv >= 0.5 * np.percentile(hv, 95)]
+    return float(2.14 * np.median(hv)), "peaks"
 
 
 def _estimate_scale(fg: np.ndarray, stained: np.ndarray) -> tuple[float, str]:
     """The expected RBC diameter of an image (px) and how it was found."""
     h, w = fg.shape
-    cells = fill_small_holes(fg & ~cv2.dilate(stained.astype(np.uint8), _disk(3)).astype(bool), 0.02 * h * w)
+    cells = fg & ~cv2.dilate(stained.astype(np.uint8), _disk(3)).astype(bool)
+    cells = fill_small_holes(cells, HOLE_MAX_IMAGE_FRAC * h * w)
     cells = cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, _disk(2)).astype(bool)
-    d = estimate_diameter(cells)
-    if d is not None:
-        return d, "estimated"
-    dist = ndi.distance_transform_edt(cells)
-    if dist.max() >= 3:  # no isolated round cell: twice the typical inscribed radius of the blobs
-        lab, n = ndi.label(cells)
-        r = label_max(dist, lab, np.arange(1, n + 1))
-        r = r[r >= 3]
-        if r.size:
-            return float(2 * np.percentile(r, 75)), "estimated-peaks"
-    return FALLBACK_DIAMETER_PX, "fallback"
+    d, how = estimate_diameter(cells)
+    if d is None or d < MIN_DIAMETER_PX:
+        return FALLBACK_DIAMETER_PX, "fallback"
+    return d, f"estimated-{how}"
 
 
-def split_stained(stained: np.ndarray, fg: np.ndarray, stain: np.ndarray, thr: float, params) -> dict:
+def split_stained(stained: np.ndarray, fg: np.ndarray, stain: np.ndarray, thr: float, low: float, params) -> dict:
     """Group stained blobs into WBC (with cytoplasm) and platelet instances.
 
     Returns ``wbc``/``platelet`` int32 label maps, the ``parts`` map and
@@ -166,32 +196,65 @@ def split_stained(stained: np.ndarray, fg: np.ndarray, stain: np.ndarray, thr: f
     st_area = np.bincount(groups.ravel(), weights=st.ravel().astype(float))
     st_area[0] = 0
     is_wbc = st_area >= WBC_MIN_AREA_FRAC * a0
-    is_plt = (st_area >= PLT_MIN_AREA_FRAC * a0) & ~is_wbc
-    is_plt[0] = False
     nucleus = st & is_wbc[groups]
     # WBC: the nucleus closed and filled, grown into the foreground to take in the cytoplasm
     core = cv2.morphologyEx(nucleus.astype(np.uint8), cv2.MORPH_CLOSE, _disk(0.2 * d)).astype(bool)
-    core = ndi.binary_fill_holes(core)
-    grown = cv2.dilate(core.astype(np.uint8), _disk(0.25 * d)).astype(bool) & (fg | core)
-    wbc_mask = ndi.binary_fill_holes(grown)
+    core = fill_small_holes(core, np.inf)
+    grown = (cv2.dilate(core.astype(np.uint8), _disk(WBC_GROW_FRAC * d)).astype(bool) & fg) | core
+    grown = cv2.morphologyEx(grown.astype(np.uint8), cv2.MORPH_OPEN, _disk(0.08 * d)).astype(bool) | core
+    wbc_mask = fill_small_holes(grown, 0.5 * a0)
     wbc, _ = ndi.label(wbc_mask)
     wbc = remove_small(wbc.astype(np.int32), max(1, int(WBC_MIN_AREA_FRAC * a0)))
     parts = np.where(wbc > 0, np.where(nucleus, 1, 2), 0).astype(np.uint8)
-    # platelets: the stained pixels of small groups, slightly closed; never inside a WBC
-    plt_mask = st & is_plt[groups] & (wbc == 0)
-    plt_mask = cv2.morphologyEx(plt_mask.astype(np.uint8), cv2.MORPH_CLOSE, _disk(max(1, 0.04 * d))).astype(bool)
-    plt_lab, _ = ndi.label(ndi.binary_fill_holes(plt_mask))
-    plt_lab = remove_small(plt_lab.astype(np.int32), max(1, int(PLT_MIN_AREA_FRAC * a0)))
+    # platelets: compact blobs above the low threshold (opened: no slivers on red-cell rims) holding
+    # at least PLT_MIN_AREA_FRAC·a0 stained pixels, at most PLT_MAX_AREA_FRAC·a0 large
+    pale = cv2.morphologyEx(((stain > low) & (wbc == 0)).astype(np.uint8), cv2.MORPH_OPEN, _disk(PLT_OPEN_FRAC * d))
+    cand, n = ndi.label(pale)
+    core_area = np.bincount(cand.ravel(), weights=stained.ravel().astype(float), minlength=n + 1)
+    area = np.bincount(cand.ravel(), minlength=n + 1)
+    keep = (core_area >= PLT_MIN_AREA_FRAC * a0) & (area <= PLT_MAX_AREA_FRAC * a0)
+    keep[0] = False
+    plt_mask = cv2.morphologyEx(keep[cand].astype(np.uint8), cv2.MORPH_CLOSE, _disk(max(1, 0.04 * d))).astype(bool)
+    plt_lab, _ = ndi.label(fill_small_holes(plt_mask, PLT_MAX_AREA_FRAC * a0))
+    plt_lab = relabel_sequential(plt_lab.astype(np.int32))
 
     def stain_score(lab: np.ndarray) -> np.ndarray:
         n = int(lab.max())
-        if n == 0:
-            return np.zeros(0)
-        m = np.asarray(ndi.mean(stain, np.where(stained, lab, 0), np.arange(1, n + 1)), float)
-        return np.clip(0.5 + (np.nan_to_num(m, nan=thr) - thr) / 100.0, 0.0, 1.0)
+        core = np.where(stained, lab, 0).ravel()
+        cnt = np.bincount(core, minlength=n + 1)[1:]
+        tot = np.bincount(core, weights=stain.ravel().astype(np.float64), minlength=n + 1)[1:]
+        mean = np.where(cnt > 0, tot / np.maximum(cnt, 1), thr)
+        return np.clip(0.5 + (mean - thr) / STAIN_SCORE_SPAN, 0.0, 1.0)
 
     return {"wbc": wbc, "platelet": plt_lab, "parts": parts,
             "wbc_scores": stain_score(wbc), "platelet_scores": stain_score(plt_lab)}
+
+
+def absorb_fragments(
+    rbc: np.ndarray, wbc: np.ndarray, parts: np.ndarray, a0: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Give red-cell instances smaller than ``WBC_ABSORB_FRAC·a0`` that touch a WBC to it.
+
+    They are what is left of a cytoplasm wider than the grown band, not cells;
+    they become cytoplasm (part 2) of the WBC they touch. Returns new
+    ``(rbc, wbc, parts)``.
+    """
+    if not wbc.any() or not rbc.any() or WBC_ABSORB_FRAC <= 0:
+        return rbc, wbc, parts
+    near = ndi.grey_dilation(wbc, size=(5, 5))  # the WBC label next to each pixel
+    n = int(rbc.max())
+    owner = np.zeros(n + 1, np.int32)
+    touch = (rbc > 0) & (near > 0)
+    owner[rbc[touch]] = near[touch]
+    small = np.bincount(rbc.ravel(), minlength=n + 1) < WBC_ABSORB_FRAC * a0
+    owner[~small] = 0
+    owner[0] = 0
+    if not owner.any():
+        return rbc, wbc, parts
+    moved = owner[rbc]
+    wbc = np.where(moved > 0, moved, wbc).astype(np.int32)
+    parts = np.where(moved > 0, 2, parts).astype(np.uint8)
+    return relabel_sequential(np.where(moved > 0, 0, rbc).astype(np.int32)), wbc, parts
 
 
 def red_cell_mask(fg: np.ndarray, wbc: np.ndarray, platelet: np.ndarray, d: float) -> np.ndarray:
@@ -244,8 +307,7 @@ class ClassicalSegmenter:
         yield Progress(0.0, "colour thresholds")
         dark, stain = colour_features(image)
         fg, thr_fg = foreground_mask(dark)
-        stained, thr_st = stain_mask(stain, fg)
-        stained &= fg
+        stained, thr_st, low_st = stain_mask(stain, fg)
         timings["colour"] = time.perf_counter() - t0
         check()
         yield Progress(0.2, "cell size")
@@ -260,13 +322,14 @@ class ClassicalSegmenter:
         check()
         yield Progress(0.35, "white cells and platelets")
         t = time.perf_counter()
-        other = split_stained(stained, fg, stain, thr_st, params)
+        other = split_stained(stained, fg, stain, thr_st, low_st, params)
         timings["stained"] = time.perf_counter() - t
         check()
         yield Progress(0.55, f"red cells ({self.method})")
         t = time.perf_counter()
         rbc_mask = red_cell_mask(fg, other["wbc"], other["platelet"], d)
         rbc = instances_from_mask(rbc_mask, self.method, params)
+        rbc, other["wbc"], other["parts"] = absorb_fragments(rbc, other["wbc"], other["parts"], params.expected_area)
         timings["count"] = time.perf_counter() - t
         check()
         yield Progress(0.85, "markers")
@@ -285,8 +348,10 @@ class ClassicalSegmenter:
         run_params = {
             "method": self.method, "diameter_px": round(float(d), 2), "diameter_source": source,
             "diameter_um": self.diameter_um, "um_per_px": self.um_per_px,
-            "foreground_threshold": round(thr_fg, 2), "stain_threshold": round(thr_st, 2),
-            "wbc_min_area_frac": WBC_MIN_AREA_FRAC, "platelet_area_frac": [PLT_MIN_AREA_FRAC, WBC_MIN_AREA_FRAC],
+            "foreground_threshold": round(thr_fg, 2), "stain_threshold": round(thr_st, 3),
+            "stain_low_threshold": round(low_st, 3),
+            "wbc_min_area_frac": WBC_MIN_AREA_FRAC, "platelet_area_frac": [PLT_MIN_AREA_FRAC, PLT_MAX_AREA_FRAC],
+            "wbc_grow_frac": WBC_GROW_FRAC,
             "count": params.to_dict(),
         }
         yield Progress(1.0, "done")

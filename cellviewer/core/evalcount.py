@@ -165,7 +165,7 @@ def evaluate_counts(
 
 def format_table(results: dict[str, dict]) -> str:
     """A text table: one row per (method, class) with count accuracy, MAE, P/R/F1."""
-    lines = [f"{'method':<22}{'class':<10}{'count acc':>10}{'MAE':>7}{'prec':>7}{'rec':>7}{'F1':>7}"
+    lines = [f"{'method':<34}{'class':<10}{'count acc':>10}{'MAE':>7}{'prec':>7}{'rec':>7}{'F1':>7}"
              f"{'n img':>7}{'0-true>0':>10}{'s/img':>7}"]
     for name, res in results.items():
         groups = [("", res["classes"])]
@@ -175,7 +175,7 @@ def format_table(results: dict[str, dict]) -> str:
             for c in CLASSES:
                 s = summ[c]
                 zero = f"{s['zero_true_pred_pos']}/{s['zero_true_images']}"
-                lines.append(f"{(name + suffix):<22}{c:<10}{s['count_accuracy']:>10.3f}{s['mean_abs_error']:>7.2f}"
+                lines.append(f"{(name + suffix):<34}{c:<10}{s['count_accuracy']:>10.3f}{s['mean_abs_error']:>7.2f}"
                              f"{s['precision']:>7.3f}{s['recall']:>7.3f}{s['f1']:>7.3f}{s['n_images']:>7}{zero:>10}"
                              f"{res['seconds_per_image']:>7.3f}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ module lock because Pillow's size limit and truncation flag are process-global.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -49,9 +51,10 @@ _PERCENTILE_SAMPLE = 1 << 22  # values used for the percentiles (fixed stride: d
 _CHUNK = 1 << 22  # elements converted at a time (bounds temporary memory)
 _LOCK = threading.RLock()
 # What decoders raise on malformed input: PIL (OSError incl. "truncated", SyntaxError, EOFError,
-# struct/zlib errors, KeyError), tifffile (TiffFileError, ValueError, KeyError, IndexError).
+# struct/zlib errors, KeyError), tifffile (TiffFileError, ValueError, KeyError, IndexError, and
+# TypeError when a tag holds several values where one is expected).
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
-                  KeyError, IndexError, tifffile.TiffFileError)
+                  KeyError, IndexError, TypeError, ArithmeticError, NotImplementedError, tifffile.TiffFileError)
 
 
 class _Decoded(NamedTuple):
@@ -75,7 +78,8 @@ def list_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             try:
-                found = [c for c in p.iterdir() if not c.name.startswith(".") and is_image_file(c) and c.is_file()]
+                # not is_dir(): a broken link or a special file named *.png is listed (and reported), not hidden
+                found = [c for c in p.iterdir() if not c.name.startswith(".") and is_image_file(c) and not c.is_dir()]
             except OSError as exc:
                 raise ImageReadError(p, f"cannot list the folder ({exc.strerror or exc})") from exc
             found.sort(key=lambda f: [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", f.name)])
@@ -127,7 +131,8 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
                         hint="convert the map with .astype(np.uint8) first")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        short = p.name if len(os.fsencode(p.name)) <= 200 else p.name[:40]  # a temp name must fit in 255 bytes
+        fd, tmp = tempfile.mkstemp(prefix=f".{short}.", suffix=".tmp", dir=p.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 Image.fromarray(np.ascontiguousarray(a)).save(fh, format="PNG")
@@ -199,18 +204,35 @@ def _check_size(p: Path, w: int, h: int, limits: tuple[int, int], depth: int = 1
                              f"per side, {max_pixels:,} pixels)", hint="crop or tile the image first")
 
 
+class _LogToWarnings(logging.Handler):
+    """tifffile reports malformed files through ``logging`` (on stderr by default): record them."""
+
+    def __init__(self, caught: list):
+        super().__init__(logging.WARNING)
+        self.caught = caught
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.caught.append(SimpleNamespace(message=record.getMessage()))
+
+
 @contextmanager
 def _decoder_guard() -> Iterator[list]:
     """Pillow's own size check off (ours decides, from the header, right after open), truncated
-    images refused, warnings recorded instead of shown; the globals are restored afterwards."""
+    images refused, warnings (and tifffile's log messages) recorded instead of shown; the
+    globals are restored afterwards."""
     with _LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         saved = Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES
         Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        log, handler = logging.getLogger("tifffile"), _LogToWarnings(caught)
+        propagate, log.propagate = log.propagate, False
+        log.addHandler(handler)
         try:
             yield caught
         finally:
             Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = saved
+            log.removeHandler(handler)
+            log.propagate = propagate
 
 
 def _read_pillow(p: Path, fmt: str, limits: tuple[int, int], notes: list[str]) -> _Decoded:
@@ -261,13 +283,28 @@ def _read_png16(p: Path, head: bytes, limits: tuple[int, int]) -> _Decoded:
     import cv2  # local: only needed here
     w, h = struct.unpack(">II", head[16:24])
     _check_size(p, w, h, limits)
-    arr = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(p, np.uint8)
+    _check_png_chunks(p, memoryview(data))
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if arr is None or arr.shape[:2] != (h, w):
         raise ImageReadError(p, "file is truncated or corrupt (16-bit PNG could not be decoded)")
     if arr.ndim == 3:  # OpenCV's BGR(A) -> RGB(A); gray+alpha back to 2 channels
         arr = arr[..., [0, 3] if head[25] == 4 else [2, 1, 0, 3][: arr.shape[2]]]
     alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
     return _Decoded(arr, alpha, arr.dtype.name, _PNG_CHANNELS.get(head[25], 1))
+
+
+def _check_png_chunks(p: Path, data: memoryview) -> None:
+    """Every chunk must fit in the file: OpenCV allocates what a chunk's length field claims
+    (a 400-byte file claiming a 4 GB chunk took 9 s and 4 GB of memory)."""
+    pos = 8
+    while pos + 8 <= len(data):
+        n, cid = struct.unpack_from(">I4s", data, pos)
+        if n > len(data) - pos - 12:
+            raise ImageReadError(p, f"file is truncated or corrupt (PNG chunk {cid!r} claims {n:,} bytes)")
+        pos += n + 12
+        if cid == b"IEND":
+            return
 
 
 def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
@@ -279,6 +316,9 @@ def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
         page = tf.pages[0]
         h, w, d, s = page.imagelength, page.imagewidth, page.imagedepth, page.samplesperpixel
         _check_size(p, w, h, limits, d)  # from the IFD: nothing decoded yet
+        if not 1 <= s <= 8:  # a corrupt count would make tifffile allocate w×h×s samples
+            raise ImageReadError(p, f"TIFF with {s} samples per pixel is not supported",
+                                 hint="export one channel or an RGB image")
         if n_pages > 1:
             notes.append(f"multi-page TIFF: showing page 1 of {n_pages}")
         if any(c and o + c > tf.filehandle.size for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)):
@@ -291,7 +331,7 @@ def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
         if photometric in (0, 1, 2):  # gray / RGB; Pillow does palette, CMYK, YCbCr ...
             try:
                 arr = page.asarray()
-            except (KeyError, ValueError) as exc:
+            except (KeyError, ValueError, NotImplementedError) as exc:
                 if "imagecodecs" not in str(exc):
                     raise
     if arr is None:  # colour space, or compression tifffile cannot decode without imagecodecs

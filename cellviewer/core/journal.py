@@ -8,27 +8,42 @@ not saved and :func:`recover` replays it onto the restored document.
 Record layout: ``b"CVJ1"`` + 8-byte little-endian length + payload + CRC32.
 The payload is an ``.npz`` (read with ``allow_pickle=False``) holding a JSON
 header (as ``uint8``) and the arrays of the edit's label patches. A torn last
-record (the process died while writing it) is ignored.
+record (the process died while writing it) is ignored, and cut off before the
+next record is appended (otherwise everything after it would be unreachable).
+
+Every record carries a unique ``id``; a sidecar stores the id of the last record
+it covers (``journal_last``), so records that a crash left in the journal after
+they were already saved are not replayed twice. Records are validated on read:
+a hostile or corrupt journal yields the intact prefix, never an exception.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import struct
 import threading
+import uuid
+import zipfile
 import zlib
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from cellviewer.core.document import Document, EditRecord, Marker
+from cellviewer.core.document import CELL_CLASSES, Document, EditRecord, Marker
 from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
+from cellviewer.core.errors import SaveError
 
 MAGIC = b"CVJ1"
 SUFFIX = ".journal"
+KINDS = ("apply", "revert")
+FLAGS = {"reviewed": (bool,), "um_per_px": (type(None), int, float)}  # FlagChange attributes a record may set
+# what decoding a hostile payload may raise (besides ValueError, which validation raises)
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile,
+                  RecursionError, MemoryError, OverflowError, NotImplementedError, RuntimeError)
 
 
 def journal_path(sidecar_file) -> Path:
@@ -36,7 +51,7 @@ def journal_path(sidecar_file) -> Path:
     return p.with_name(p.name + SUFFIX)
 
 
-def encode(kind: str, edit: Edit) -> bytes:
+def encode(kind: str, edit: Edit, rid: str | None = None) -> bytes:
     atoms, arrays = [], {}
     for i, a in enumerate(edit.atoms):
         if isinstance(a, LabelPatch):
@@ -47,7 +62,8 @@ def encode(kind: str, edit: Edit) -> bytes:
             atoms.append({"t": "marker", "old": a.old and asdict(a.old), "new": a.new and asdict(a.new)})
         elif isinstance(a, FlagChange):
             atoms.append({"t": "flag", "attr": a.attr, "old": a.old, "new": a.new})
-    head = {"kind": kind, "name": edit.name, "record": edit.record and asdict(edit.record), "atoms": atoms}
+    head = {"kind": kind, "name": edit.name, "record": edit.record and asdict(edit.record), "atoms": atoms,
+            "id": rid}
     arrays["head"] = np.frombuffer(json.dumps(head).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -55,22 +71,105 @@ def encode(kind: str, edit: Edit) -> bytes:
     return MAGIC + struct.pack("<Q", len(payload)) + payload + struct.pack("<I", zlib.crc32(payload))
 
 
-def decode(payload: bytes) -> tuple[str, Edit]:
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(f"invalid journal record: {what}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _marker(d) -> Marker | None:
+    if d is None:
+        return None
+    _need(isinstance(d, dict) and set(d) <= set(Marker.__dataclass_fields__), "marker fields")
+    m = Marker(**d)
+    _need(_is_int(m.id) and m.cls in CELL_CLASSES and _is_num(m.x) and _is_num(m.y) and _is_int(m.cell)
+          and m.cell >= 0 and _is_num(m.score) and isinstance(m.origin, str) and isinstance(m.reviewed, bool),
+          "marker values")
+    return m
+
+
+def _bbox(b) -> tuple:
+    _need(isinstance(b, list) and len(b) == 4 and all(_is_int(v) and v >= 0 for v in b)
+          and b[0] <= b[2] and b[1] <= b[3], "bbox")
+    return tuple(b)
+
+
+def _record(rec) -> EditRecord | None:
+    if rec is None:
+        return None
+    _need(isinstance(rec, dict) and set(rec) <= set(EditRecord.__dataclass_fields__), "audit record fields")
+    rec = dict(rec)
+    if rec.get("bbox") is not None:
+        _need(isinstance(rec["bbox"], list) and len(rec["bbox"]) == 4 and all(_is_int(v) for v in rec["bbox"]),
+              "audit bbox")
+        rec["bbox"] = tuple(rec["bbox"])
+    r = EditRecord(**rec)
+    _need(all(isinstance(getattr(r, k), str) for k in ("action", "time", "user", "detail"))
+          and (r.cls is None or isinstance(r.cls, str)), "audit record values")
+    return r
+
+
+def _decode(payload: bytes) -> tuple[str, Edit, str | None]:
+    """(kind, edit, record id); raises on anything malformed (see :data:`_DECODE_ERRORS`)."""
     with np.load(io.BytesIO(payload), allow_pickle=False) as z:
         head = json.loads(bytes(z["head"]).decode())
+        _need(isinstance(head, dict) and head.get("kind") in KINDS and isinstance(head.get("name"), str)
+              and isinstance(head.get("atoms"), list), "head")
+        rid = head.get("id")
+        _need(rid is None or isinstance(rid, str), "id")
         atoms = []
         for i, a in enumerate(head["atoms"]):
-            if a["t"] == "label":
-                atoms.append(LabelPatch(a["layer"], tuple(a["bbox"]), z[f"a{i}_rows"], z[f"a{i}_cols"],
-                                        z[f"a{i}_old"], z[f"a{i}_new"]))
-            elif a["t"] == "marker":
-                atoms.append(MarkerChange(a["old"] and Marker(**a["old"]), a["new"] and Marker(**a["new"])))
-            elif a["t"] == "flag":
+            _need(isinstance(a, dict), "atom")
+            if a.get("t") == "label":
+                _need(a.get("layer") in CELL_CLASSES + ("parts",), "layer")
+                y0, x0, y1, x1 = box = _bbox(a.get("bbox"))
+                rows, cols, old, new = (z[f"a{i}_{k}"] for k in ("rows", "cols", "old", "new"))
+                _need(all(v.ndim == 1 and v.dtype.kind in "iu" and len(v) == len(rows) for v in (rows, cols, old, new))
+                      and (not len(rows) or (rows.min() >= 0 and cols.min() >= 0 and rows.max() < y1 - y0
+                                             and cols.max() < x1 - x0)), "label patch arrays")
+                atoms.append(LabelPatch(a["layer"], box, rows, cols, old, new))
+            elif a.get("t") == "marker":
+                atoms.append(MarkerChange(_marker(a.get("old")), _marker(a.get("new"))))
+            elif a.get("t") == "flag":
+                types = FLAGS.get(a.get("attr"))
+                _need(types is not None and isinstance(a.get("old"), types) and isinstance(a.get("new"), types),
+                      "flag")
                 atoms.append(FlagChange(a["attr"], a["old"], a["new"]))
-    rec = head.get("record")
-    if rec and rec.get("bbox") is not None:
-        rec["bbox"] = tuple(rec["bbox"])
-    return head["kind"], Edit(head["name"], atoms, EditRecord(**rec) if rec else None)
+            else:
+                _need(False, "atom type")
+        return head["kind"], Edit(head["name"], atoms, _record(head.get("record"))), rid
+
+
+def decode(payload: bytes) -> tuple[str, Edit]:
+    kind, edit, _ = _decode(payload)
+    return kind, edit
+
+
+def _parse(data: bytes) -> tuple[list[tuple[str, Edit, str | None]], int]:
+    """Every complete, intact, valid record from the start; and where that prefix ends."""
+    out, pos = [], 0
+    while pos + 12 <= len(data) and data[pos : pos + 4] == MAGIC:
+        (n,) = struct.unpack("<Q", data[pos + 4 : pos + 12])
+        end = pos + 12 + n + 4
+        if end > len(data):
+            break
+        payload = data[pos + 12 : pos + 12 + n]
+        (crc,) = struct.unpack("<I", data[end - 4 : end])
+        if zlib.crc32(payload) != crc:
+            break
+        try:
+            out.append(_decode(payload))
+        except _DECODE_ERRORS:
+            break
+        pos = end
+    return out, pos
 
 
 class Journal:
@@ -79,25 +178,72 @@ class Journal:
     def __init__(self, path):
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._checked = False  # the file's tail was checked (torn records cut) and _last_id read
+        self._last_id: str | None = None  # id of the last record in the file
+
+    def _check(self) -> None:
+        """Once, under the lock: cut a torn/corrupt tail (left by a crash) so that new records
+        stay reachable, and learn the id of the last intact record."""
+        if self._checked:
+            return
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        entries, end = _parse(data)
+        if end < len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+                f.flush()
+                os.fsync(f.fileno())
+        self._last_id = entries[-1][2] if entries else None
+        self._checked = True
 
     def record(self, kind: str, edit: Edit) -> None:
-        data = encode(kind, edit)
+        """Append one record and fsync it. Raises :class:`SaveError` (the file is left as it was)."""
+        rid = uuid.uuid4().hex
+        data = encode(kind, edit, rid)
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                self._check()
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            except OSError as e:
+                raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
+                                hint="free some disk space or check the folder's permissions; save soon") from e
+            try:
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except OSError as e:
+                    try:  # no torn record: later records must stay readable
+                        os.ftruncate(fd, start)
+                    except OSError:
+                        pass
+                    raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
+                                    hint="free some disk space; the edit is kept in memory, save soon") from e
             finally:
                 os.close(fd)
+            self._last_id = rid
 
     def mark(self) -> int:
         """The journal's current length: what a snapshot taken now covers."""
+        return self.position()[0]
+
+    def position(self) -> tuple[int, str | None]:
+        """(length, id of the last record): what a snapshot taken now covers."""
         with self._lock:
             try:
-                return self.path.stat().st_size
+                self._check()
+            except OSError:
+                pass
+            try:
+                return self.path.stat().st_size, self._last_id
             except FileNotFoundError:
-                return 0
+                return 0, None
 
     def drop_until(self, mark: int) -> None:
         """Forget the first ``mark`` bytes (they are saved in the sidecar now)."""
@@ -117,49 +263,84 @@ class Journal:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
 
+    def move_to(self, path) -> None:
+        """Continue in ``path`` (beside a sidecar that was saved elsewhere, e.g. in the user store):
+        the records not yet saved move along, replacing whatever stale journal was there."""
+        path = Path(path)
+        with self._lock:
+            if path == self.path:
+                return
+            try:
+                data = self.path.read_bytes()
+            except FileNotFoundError:
+                data = b""
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if data:
+                tmp = path.with_name(path.name + ".tmp")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            self.path = path
+
     def clear(self) -> None:
         with self._lock:
+            self._last_id = None
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
 
 
-def read_entries(path) -> list[tuple[str, Edit]]:
-    """Every complete, intact record; stops at the first torn or corrupt one."""
+def read_entries(path, after: str | None = None) -> list[tuple[str, Edit]]:
+    """Every complete, intact record; stops at the first torn or corrupt one. With ``after``
+    (a sidecar's ``journal_last``), only the records written after that one (when present)."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return []
-    out, pos = [], 0
-    while pos + 12 <= len(data) and data[pos : pos + 4] == MAGIC:
-        (n,) = struct.unpack("<Q", data[pos + 4 : pos + 12])
-        end = pos + 12 + n + 4
-        if end > len(data):
-            break
-        payload = data[pos + 12 : pos + 12 + n]
-        (crc,) = struct.unpack("<I", data[end - 4 : end])
-        if zlib.crc32(payload) != crc:
-            break
-        try:
-            out.append(decode(payload))
-        except (ValueError, KeyError, TypeError, OSError, json.JSONDecodeError):
-            break
-        pos = end
-    return out
+    entries, _ = _parse(data)
+    ids = [rid for _, _, rid in entries]
+    if after is not None and after in ids:
+        entries = entries[ids.index(after) + 1 :]
+    return [(kind, edit) for kind, edit, _ in entries]
+
+
+def _fits(doc: Document, edit: Edit) -> bool:
+    """Every patch and every new marker lies inside ``doc``'s image."""
+    h, w = doc.shape
+    for a in edit.atoms:
+        if isinstance(a, LabelPatch) and not (a.bbox[2] <= h and a.bbox[3] <= w):
+            return False
+        if isinstance(a, MarkerChange) and any(m is not None and not (0 <= m.x < w and 0 <= m.y < h)
+                                               for m in (a.old, a.new)):
+            return False
+    return True
 
 
 def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
     """Replay journal entries onto ``doc``; returns how many were replayed."""
     n = 0
     for kind, edit in entries:
+        if not _fits(doc, edit):
+            break  # recorded on another image size: stop before changing anything
         try:
             if kind == "apply":
                 edit.apply(doc)
             else:
                 edit.applied = True
                 edit.revert(doc)
-        except (IndexError, KeyError, ValueError):
+        except (IndexError, KeyError, ValueError, TypeError):
             break  # the document does not match the journal any more: stop, keep what fits
         n += 1
     return n

@@ -196,13 +196,27 @@ class CsvStream:
     def write(self, rows) -> None:
         if isinstance(rows, dict):
             rows = [rows]
-        self._w.writerows(rows)
-        self._f.flush()
+        try:
+            self._w.writerows(rows)
+            self._f.flush()
+        except OSError as e:  # disk full ...
+            raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}",
+                            hint="free some disk space or choose another folder") from e
 
     def close(self) -> Path:
         if not self._f.closed:
-            self._f.close()
-            os.replace(self._tmp, self.path)
+            try:
+                try:
+                    self._f.close()
+                finally:
+                    os.replace(self._tmp, self.path)
+            except OSError as e:
+                try:
+                    os.unlink(self._tmp)
+                except OSError:
+                    pass
+                raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}",
+                                hint="free some disk space or choose another folder") from e
         return self.path
 
     def __enter__(self):

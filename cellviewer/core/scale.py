@@ -43,21 +43,22 @@ class CountParams:
       watershed markers.
     * ``hough_radius_tol`` — Hough radii searched in ``r·(1 ± tol)``.
     * ``hough_min_dist_frac`` — minimum distance between Hough circle centres.
-    * ``hough_votes`` — HOUGH_GRADIENT_ALT "perfectness" threshold (0..1).
+    * ``hough_votes`` — a circle needs edge votes from this fraction of the
+      circumference of the smallest searched radius (0..1).
     * ``hough_fill_uncovered`` — add mask blobs not covered by any circle (cut
       cells at the image border) as cells when they are large enough.
     """
 
     diameter_px: float
-    min_area_frac: float = 0.2
+    min_area_frac: float = 0.3
     max_area_frac: float = 2.5
     min_area_border_frac: float = 0.08
     peak_min_distance_frac: float = 0.35
     peak_min_height_frac: float = 0.25
-    h_frac: float = 0.12
+    h_frac: float = 0.04
     hough_radius_tol: float = 0.35
     hough_min_dist_frac: float = 0.55
-    hough_votes: float = 0.5
+    hough_votes: float = 0.15
     hough_fill_uncovered: bool = True
 
     # -- derived quantities -------------------------------------------------------

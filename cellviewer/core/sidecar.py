@@ -8,7 +8,8 @@ next to the image (or, when that folder is read-only, in the per-user store
   "app_version", "saved_at", "image": {name, width, height, sha256},
   "um_per_px", "reviewed", "markers": [{id, cls, x, y, origin, cell, score,
   reviewed}], "provenance": {model_name, model_version, params, segmented_at,
-  device, edits: [{action, cls, bbox, time, user, detail}]}}``
+  device, edits: [{action, cls, bbox, time, user, detail}]}, "journal_last"}``
+  (``journal_last``: id of the last journal record the save covers, or null);
 * ``labels/<class>.npy`` — instance labels per class (``uint16`` or ``int32``);
 * ``parts.npy`` — WBC parts (``uint8``: 0 none, 1 nucleus, 2 cytoplasm).
 
@@ -30,22 +31,32 @@ import errno
 import hashlib
 import io as _io
 import json
+import math
 import os
 import tempfile
+import time
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cellviewer import __version__
-from cellviewer.core.document import CELL_CLASSES, Document, EditRecord, Marker, Provenance, now_iso
+from cellviewer.core.document import CELL_CLASSES, PART_NAMES, Document, EditRecord, Marker, Provenance, now_iso
 from cellviewer.core.errors import SaveError, SidecarError
 
 FORMAT = "cellviewer-sidecar"
 FORMAT_VERSION = 1
 SUFFIX = ".cellviewer"
 MAX_MEMBER_BYTES = 2_000_000_000  # refuse absurd members (zip bombs)
+MAX_JSON_BYTES = 256_000_000  # document.json: ~1 million markers and edits
+try:  # what a corrupt LZMA member raises (zipfile reads LZMA; Python may be built without it)
+    from lzma import LZMAError as _LZMAError
+
+    _LZMA_ERROR: tuple = (_LZMAError,)
+except ImportError:
+    _LZMA_ERROR = ()
 
 
 def user_store() -> Path:
@@ -53,16 +64,33 @@ def user_store() -> Path:
     return Path(base) / "sidecars"
 
 
+_NAME_MAX = 255  # bytes in a file name (ext4, XFS, btrfs, APFS, NTFS ...)
+_NAME_EXTRA = len(SUFFIX) + len(".journal") + len(".tmp")  # what the sidecar, journal and temp names add
+
+
+def _name_fits(name: str) -> bool:
+    """``name`` + the sidecar/journal/temp suffixes is still a legal file name."""
+    return len(os.fsencode(name)) + _NAME_EXTRA <= _NAME_MAX
+
+
 def _user_path(image_path: Path) -> Path:
     key = hashlib.sha1(str(image_path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    return user_store() / f"{key}_{image_path.name}{SUFFIX}"
+    name = image_path.name
+    while name and not _name_fits(f"{key}_{name}"):  # a very long image name: the key keeps it unique
+        name = name[:-1]
+    return user_store() / f"{key}_{name}{SUFFIX}"
+
+
+def _beside(p: Path) -> Path | None:
+    """``<image>.cellviewer`` next to the image, or None when that name would be too long."""
+    return p.with_name(p.name + SUFFIX) if _name_fits(p.name) else None
 
 
 def sidecar_path(image_path) -> Path:
     """Where the sidecar of ``image_path`` is (or will be) saved."""
     p = Path(image_path)
-    beside = p.with_name(p.name + SUFFIX)
-    if beside.exists() or os.access(p.parent, os.W_OK):
+    beside = _beside(p)
+    if beside is not None and (beside.exists() or os.access(p.parent, os.W_OK)):
         return beside
     return _user_path(p)
 
@@ -70,7 +98,7 @@ def sidecar_path(image_path) -> Path:
 def find_sidecar(image_path) -> Path | None:
     """The newest existing sidecar of ``image_path`` (beside it or in the user store)."""
     p = Path(image_path)
-    found = [c for c in (p.with_name(p.name + SUFFIX), _user_path(p)) if c.is_file()]
+    found = [c for c in (_beside(p), _user_path(p)) if c is not None and c.is_file()]
     return max(found, key=lambda c: c.stat().st_mtime) if found else None
 
 
@@ -86,6 +114,8 @@ class Snapshot:
 
 def snapshot(doc: Document) -> Snapshot:
     info = doc.image.info
+    j = doc.journal
+    mark, last = j.position() if j is not None else (0, None)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -97,14 +127,14 @@ def snapshot(doc: Document) -> Snapshot:
         "reviewed": bool(doc.reviewed),
         "markers": [asdict(m) for m in doc.markers.values()],
         "provenance": asdict(doc.provenance),
+        "journal_last": last,  # id of the last journal record this save covers (see core.journal)
     }
     arrays = {}
     for c in CELL_CLASSES:
         lab = doc.labels[c]
         arrays[f"labels/{c}.npy"] = lab.astype(np.uint16) if lab.max(initial=0) < 65536 else lab.copy()
     arrays["parts.npy"] = doc.parts.copy()
-    j = doc.journal
-    return Snapshot(meta, arrays, j, j.mark() if j is not None else 0)
+    return Snapshot(meta, arrays, j, mark)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -113,12 +143,34 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+_SWEPT: set[str] = set()  # sidecars whose stale temp files this process has removed
+STALE_TEMP_S = 60.0  # a temp file untouched this long belongs to a save that died (crash, kill)
+
+
+def _sweep_stale_temps(folder: Path, prefix: str) -> None:
+    """Once per sidecar and process: remove partial saves a crash left behind (each as big as a
+    sidecar; over many crashes they would fill the disk)."""
+    key = str(folder / prefix)
+    if key in _SWEPT:
+        return
+    _SWEPT.add(key)
+    now = time.time()
+    try:
+        for c in folder.iterdir():
+            if c.name.startswith(prefix) and now - c.lstat().st_mtime > STALE_TEMP_S:
+                c.unlink()
+    except OSError:
+        pass
+
+
 def write_snapshot(snap: Snapshot, path) -> Path:
     """Write atomically: temp file in the same folder, fsync, rename, fsync folder."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp", dir=path.parent)
+        short = path.name if len(os.fsencode(path.name)) <= 200 else path.name[:40] + SUFFIX  # long names
+        _sweep_stale_temps(path.parent, short + ".tmp")
+        fd, tmp = tempfile.mkstemp(prefix=short + ".tmp", dir=path.parent)
     except OSError as e:
         raise SaveError(f"Cannot save corrections to '{path}': {e.strerror or e}",
                         hint="choose a writable folder or free some disk space") from e
@@ -148,7 +200,13 @@ def write_snapshot(snap: Snapshot, path) -> Path:
     except OSError:
         pass  # some filesystems cannot fsync a folder; the rename is still atomic
     if snap.journal is not None:
+        from cellviewer.core.journal import journal_path
+
         snap.journal.drop_until(snap.journal_mark)
+        try:  # the journal lives beside the newest sidecar: that is where load_document looks
+            snap.journal.move_to(journal_path(path))
+        except OSError:
+            pass  # it stays where it is; the next save tries again
     return path
 
 
@@ -174,6 +232,24 @@ def _bad(path, why: str) -> SidecarError:
                         hint="rename or delete that file to start afresh (the image itself is fine)")
 
 
+def _check_npy(path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Refuse an ``.npy`` member whose header disagrees with its size (a lying header would
+    make ``np.load`` allocate whatever it claims) or that holds objects, before loading it."""
+    with z.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0), (3, 0)):
+            raise ValueError(f"unsupported .npy format version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f, max_header_size=10_000)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise _bad(path, f"{info.filename} holds Python objects (refused: it would need unpickling)")
+    expected = offset + int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if expected != info.file_size:
+        raise _bad(path, f"{info.filename} is corrupt (its header announces {shape} {dtype}, "
+                         f"{expected:,} bytes, the member holds {info.file_size:,})")
+
+
 def read_sidecar(path) -> tuple[dict, dict[str, np.ndarray]]:
     """Parse and validate a sidecar file's structure (not yet against an image)."""
     path = Path(path)
@@ -185,6 +261,8 @@ def read_sidecar(path) -> tuple[dict, dict[str, np.ndarray]]:
             for info in z.infolist():
                 if info.file_size > MAX_MEMBER_BYTES:
                     raise _bad(path, f"member {info.filename} is implausibly large")
+            if z.getinfo("document.json").file_size > MAX_JSON_BYTES:
+                raise _bad(path, "document.json is implausibly large")
             meta = json.loads(z.read("document.json").decode("utf-8"))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise _bad(path, "it is not a cellviewer sidecar")
@@ -198,13 +276,24 @@ def read_sidecar(path) -> tuple[dict, dict[str, np.ndarray]]:
             arrays = {}
             for name in [f"labels/{c}.npy" for c in CELL_CLASSES] + ["parts.npy"]:
                 if name in names:
+                    _check_npy(path, z, z.getinfo(name))
                     arrays[name] = np.load(_io.BytesIO(z.read(name)), allow_pickle=False)
     except SidecarError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
-            UnicodeDecodeError, json.JSONDecodeError, NotImplementedError) as e:
+            UnicodeDecodeError, json.JSONDecodeError, NotImplementedError, RuntimeError, RecursionError,
+            MemoryError, OverflowError, TypeError, zlib.error, *_LZMA_ERROR) as e:
+        # RuntimeError: an encrypted member; RecursionError: absurdly nested JSON; zlib.error: a corrupt
+        # deflate stream
         raise _bad(path, f"{type(e).__name__}: {e}") from e
     return meta, arrays
+
+
+def _edit_bbox(b) -> tuple[int, int, int, int]:
+    box = tuple(int(v) for v in b)
+    if len(box) != 4 or any(isinstance(v, str) for v in b):
+        raise ValueError(f"an edit's bbox must be 4 numbers, not {b!r}")
+    return box
 
 
 def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path="sidecar") -> list[str]:
@@ -212,8 +301,10 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
     h, w = doc.shape
     warnings: list[str] = []
     img = meta.get("image") or {}
+    if not isinstance(img, dict):
+        raise _bad(path, "malformed document.json (image is not an object)")
     if (img.get("width"), img.get("height")) not in ((w, h), (None, None)):
-        raise _bad(path, f"it belongs to a {img.get('width')}×{img.get('height')} image, this one is {w}×{h}")
+        raise _bad(path, f"it belongs to a {img.get('width')!r}×{img.get('height')!r} image, this one is {w}×{h}")
     if img.get("sha256") and doc.image.info.sha256 and img["sha256"] != doc.image.info.sha256:
         warnings.append("The image file changed since these corrections were saved; check them.")
     labels = {}
@@ -223,25 +314,30 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
             a = np.zeros((h, w), np.int32)
         if a.shape != (h, w) or a.dtype.kind not in "iu":
             raise _bad(path, f"the {c} labels have shape {a.shape} and type {a.dtype}, expected {h}×{w} integers")
+        if a.size and (a.min() < 0 or a.max() > np.iinfo(np.int32).max):
+            raise _bad(path, f"the {c} labels hold values outside 0…{np.iinfo(np.int32).max}")
         labels[c] = a.astype(np.int32)
     parts = arrays.get("parts.npy")
     if parts is None:
         parts = np.zeros((h, w), np.uint8)
     if parts.shape != (h, w) or parts.dtype.kind not in "iu":
         raise _bad(path, f"the WBC parts map has shape {parts.shape}, expected {h}×{w}")
+    if parts.size and (parts.min() < 0 or parts.max() > max(PART_NAMES)):
+        raise _bad(path, f"the WBC parts map holds values outside 0…{max(PART_NAMES)}")
     try:
         markers = {}
         for d in meta.get("markers", []):
             m = Marker(id=int(d["id"]), cls=str(d["cls"]), x=float(d["x"]), y=float(d["y"]),
                        origin=str(d.get("origin", "auto")), cell=int(d.get("cell", 0)),
                        score=float(d.get("score", 1.0)), reviewed=bool(d.get("reviewed", False)))
-            if m.cls not in CELL_CLASSES or not (0 <= m.x < w and 0 <= m.y < h) or m.id in markers:
+            if (m.cls not in CELL_CLASSES or not (0 <= m.x < w and 0 <= m.y < h) or m.id in markers
+                    or not math.isfinite(m.score) or m.cell < 0):
                 warnings.append(f"Marker {m.id} ({m.cls} at {m.x:.0f},{m.y:.0f}) is invalid and was dropped.")
                 continue
             markers[m.id] = m
         pv = meta.get("provenance") or {}
-        edits = [EditRecord(action=str(e.get("action", "")), cls=e.get("cls"),
-                            bbox=tuple(e["bbox"]) if e.get("bbox") else None, time=str(e.get("time", "")),
+        edits = [EditRecord(action=str(e.get("action", "")), cls=None if e.get("cls") is None else str(e["cls"]),
+                            bbox=_edit_bbox(e["bbox"]) if e.get("bbox") else None, time=str(e.get("time", "")),
                             user=str(e.get("user", "")), detail=str(e.get("detail", "")))
                  for e in pv.get("edits", [])]
         prov = Provenance(model_name=str(pv.get("model_name", "")), model_version=str(pv.get("model_version", "")),
@@ -249,7 +345,9 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
                           device=str(pv.get("device", "")), edits=edits)
         um = meta.get("um_per_px")
         um = float(um) if um is not None else None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        if um is not None and not (math.isfinite(um) and um > 0):
+            raise ValueError(f"um_per_px must be a positive number, not {um}")
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise _bad(path, f"malformed document.json ({type(e).__name__}: {e})") from e
     doc.labels, doc.parts, doc.markers, doc.provenance = labels, parts.astype(np.uint8), markers, prov
     doc.um_per_px, doc.reviewed = um, bool(meta.get("reviewed", False))
@@ -267,11 +365,13 @@ def load_document(image_path) -> Document:
     from cellviewer.core.journal import journal_path, read_entries
 
     doc = Document(read_image(image_path))
-    found = find_sidecar(image_path)
+    found, last = find_sidecar(image_path), None
     if found is not None:
         meta, arrays = read_sidecar(found)
         doc.load_warnings = apply_sidecar(doc, meta, arrays, found)
-    doc.pending_journal = read_entries(journal_path(found or sidecar_path(image_path)))
+        last = meta.get("journal_last") if isinstance(meta.get("journal_last"), str) else None
+    # records the sidecar already holds (a crash between its rename and the journal trim) are skipped
+    doc.pending_journal = read_entries(journal_path(found or sidecar_path(image_path)), after=last)
     return doc
 
 

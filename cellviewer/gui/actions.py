@@ -27,13 +27,6 @@ def make_action(parent, action_id: str, slot=None, checkable: bool = False, text
     return a
 
 
-def bind_keys(action: QAction, action_id: str) -> QAction:
-    """Give an existing action (e.g. QUndoGroup's undo) the table's keys."""
-    action.setObjectName(action_id)
-    action.setShortcuts(keys_of(action_id))
-    return action
-
-
 class ShortcutsDialog(QDialog):
     """Help ▸ Shortcuts: the shortcut table, grouped."""
 

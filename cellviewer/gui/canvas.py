@@ -206,9 +206,8 @@ class Canvas(pg.GraphicsView):
         self.overlay_group.setOpacity(float(v.opacity))
         for cls, item in self.markers.items():
             item.setVisible(v.show_markers and not v.hide_overlays and bool(v.classes.get(cls, True)))
-        if changed is None or changed & {"classes", "show_parts", "outline", "hide_overlays"}:
-            if changed is not None:
-                self.refresh_overlay()
+        if changed and changed & {"classes", "show_parts", "outline", "hide_overlays"}:
+            self.refresh_overlay()  # None = first set-up: set_document renders anyway
 
     def zoom_to_fit(self) -> None:
         if self.doc is not None:

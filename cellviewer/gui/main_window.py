@@ -11,7 +11,7 @@ from cellviewer import __version__
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
 from cellviewer.core.errors import CellviewerError
 from cellviewer.gui import notifications, settings
-from cellviewer.gui.actions import ShortcutsDialog, bind_keys, make_action
+from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.panels.counts import CountsPanel
@@ -19,7 +19,7 @@ from cellviewer.gui.panels.edit import EditPanel
 from cellviewer.gui.panels.files import FilesPanel
 from cellviewer.gui.panels.layers import LayersPanel
 from cellviewer.gui.panels.segment import SegmentPanel
-from cellviewer.gui.segmentation import SegmentationController, device_text
+from cellviewer.gui.segmentation import SegmentationController
 from cellviewer.gui.session import Session
 from cellviewer.gui.state import TOOLS, Observable, SegmentParams, ToolState, ViewState
 from cellviewer.gui.tools import ToolController
@@ -75,7 +75,6 @@ class MainWindow(QMainWindow):
             bar.addPermanentWidget(w)
         notifications.set_status_bar(bar)
         notifications.set_parent(self)
-        self._update_device()
 
     def _build_actions(self) -> None:
         A = self.actions_by_id = {}
@@ -100,10 +99,14 @@ class MainWindow(QMainWindow):
         add("seg.run", lambda: self.segmentation.run())
         add("seg.cancel", self.segmentation.cancel)
         add("help.shortcuts", self.show_shortcuts)
+        add("edit.undo", self.undo)
+        add("edit.redo", self.redo)
         group = self.session.undo_group
-        A["edit.undo"] = bind_keys(group.createUndoAction(self, "Undo"), "edit.undo")
-        A["edit.redo"] = bind_keys(group.createRedoAction(self, "Redo"), "edit.redo")
-        self.addActions([A["edit.undo"], A["edit.redo"]])
+        for aid, word, can, text in (("edit.undo", "Undo", group.canUndoChanged, group.undoTextChanged),
+                                     ("edit.redo", "Redo", group.canRedoChanged, group.redoTextChanged)):
+            A[aid].setEnabled(False)
+            can.connect(A[aid].setEnabled)
+            text.connect(lambda t, a=A[aid], w=word: a.setText(f"{w} {t}".strip()))
 
     def _build_menus(self) -> None:
         A, mb = self.actions_by_id, self.menuBar()
@@ -136,11 +139,11 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         s = self.session
         s.document_changed.connect(self._on_document)
-        s.saved.connect(lambda _p: self.files_panel.refresh_marks())
+        s.saved.connect(lambda _p: self.files_panel.refresh_marks(only=self.session.path))
         s.dirty_changed.connect(self.setWindowModified)
         self.view_state.changed.connect(self._on_view_changed)
         self.tool_state.changed.connect(self._on_tool_changed)
-        self.seg_params.changed.connect(lambda _n: self._update_device())
+        self.segmentation.device_text.connect(self.device_label.setText)
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.left.connect(self.canvas.hide_brush)
         self.counts_panel.updated.connect(self._on_counts)
@@ -154,6 +157,7 @@ class MainWindow(QMainWindow):
         self.segmentation.applied.connect(lambda r: self.device_label.setText(f"Device: {r.device} ({r.model_name})"))
         self._on_tool_changed(frozenset({"tool"}))
         self._on_view_changed(frozenset())
+        self.segmentation.update_device()
 
     # -- documents ---------------------------------------------------------------------------
     def open_image(self, path) -> bool:
@@ -197,6 +201,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"cellviewer — {name} [*]" if doc is not None else "cellviewer")
         self.setWindowModified(False)
         self.size_label.setText(f"{doc.shape[1]} × {doc.shape[0]} px" if doc is not None else "")
+
+    def undo(self) -> None:
+        self.tools.finish_active()  # a stroke in progress becomes its own step first
+        self.session.undo_group.undo()
+
+    def redo(self) -> None:
+        self.tools.finish_active()
+        self.session.undo_group.redo()
 
     def save(self) -> bool:
         self.tools.finish_active()
@@ -274,9 +286,6 @@ class MainWindow(QMainWindow):
     def _on_counts(self, counts) -> None:
         self.counts_label.setText("  ".join(f"{DISPLAY_NAMES[c]} {counts.get(c, 0)}" for c in CELL_CLASSES))
 
-    def _update_device(self) -> None:
-        self.device_label.setText(device_text(self.seg_params.value))
-
     # -- drag and drop -------------------------------------------------------------------------
     def dragEnterEvent(self, ev) -> None:
         if any(u.isLocalFile() for u in ev.mimeData().urls()):
@@ -310,8 +319,8 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.segmentation.runner.shutdown()
         self.exporter.runner.shutdown()
+        self.segmentation.probe.shutdown()
         self.tools.finish_active()
         self.session.shutdown()
-        notifications.set_status_bar(None)
-        notifications.set_parent(None)
+        notifications.detach(self, self.statusBar())
         super().closeEvent(ev)

@@ -43,6 +43,15 @@ def set_parent(widget) -> None:
     _parent = widget
 
 
+def detach(parent, bar) -> None:
+    """A window closes: forget its status bar and parent (if they are the current ones)."""
+    global _status_bar, _parent
+    if _status_bar is bar:
+        _status_bar = None
+    if _parent is parent:
+        _parent = None
+
+
 def status(message: str, timeout_ms: int = 5000) -> None:
     log.info(message)
     if _status_bar is not None:

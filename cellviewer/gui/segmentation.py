@@ -13,7 +13,9 @@ import sys
 from PySide6.QtCore import QObject, Signal
 
 from cellviewer.core.errors import CellviewerError
+from cellviewer.core.jobs import Progress
 from cellviewer.gui import notifications
+from cellviewer.gui.notifications import describe
 from cellviewer.gui.commands import SegmentationCommand
 from cellviewer.gui.state import Observable, SegmentParams
 from cellviewer.gui.workers import JobRunner
@@ -78,10 +80,21 @@ def device_text(p: SegmentParams) -> str:
         return f"Device: {pref} unavailable ({e.message})"
 
 
+def _probe_job(pref: str):
+    def make(_token):
+        from cellviewer.core.device import describe_device, resolve_device
+
+        yield Progress(0.0, "checking the device")
+        return "Device: " + describe_device(resolve_device(pref))
+
+    return make
+
+
 class SegmentationController(QObject):
     """Owns the segmentation JobRunner; results become a SegmentationCommand on the document's stack."""
 
-    applied = Signal(object)  # the SegmentationResult's device / model info, after it is on the stack
+    applied = Signal(object)  # the SegmentationResult, after it is on the stack
+    device_text = Signal(str)  # what the status bar should say about the device
 
     def __init__(self, session, params: Observable, tools=None, parent=None):
         super().__init__(parent)
@@ -93,6 +106,20 @@ class SegmentationController(QObject):
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Segmentation"))
         self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
         self._target = None
+        self.probe = JobRunner("device check", self)
+        self.probe.finished.connect(lambda text: self.device_text.emit(str(text)))
+        self.probe.failed.connect(lambda e: self.device_text.emit(f"Device: unavailable — {describe(e)[0]}"))
+        self.params.changed.connect(lambda names: names & {"model", "device"} and self.update_device())
+
+    def update_device(self) -> None:
+        """Say which device runs the model; resolving CUDA (importing torch) happens in a worker."""
+        p = self.params.value
+        if is_classical(p.model or default_model()) or p.device == "cpu" or "torch" in sys.modules:
+            self.device_text.emit(device_text(p))
+            return
+        self.device_text.emit(f"Device: {p.device} (checking…)")
+        if not self.probe.is_running:
+            self.probe.start(_probe_job(p.device))
 
     def run(self, confirm: bool = True) -> bool:
         doc = self.session.doc

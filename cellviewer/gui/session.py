@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -27,7 +26,6 @@ from cellviewer.gui import notifications
 from cellviewer.gui.commands import make_stack
 from cellviewer.gui.workers import JobRunner
 
-log = logging.getLogger(__name__)
 
 AUTOSAVE_MS = 1000
 FAILURES_BEFORE_DIALOG = 3
@@ -152,8 +150,8 @@ class Session(QObject):
         self.saver.start(_write_job(snap, sidecar_path(self.doc.image.info.path)), "autosave")
 
     def _on_saved(self, path) -> None:
-        if self._pending_doc is self.doc:
-            self._saved_revision = self._pending_revision
+        if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
+            self._saved_revision = max(self._saved_revision, self._pending_revision)
         self._save_ok(path)
         if self.dirty:
             self.timer.start(self.autosave_ms)

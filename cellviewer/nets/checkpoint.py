@@ -44,6 +44,11 @@ def _stem(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
 
 
+def _sibling(stem: Path, suffix: str) -> Path:
+    """``<stem><suffix>`` (not ``with_suffix``: a stem may contain dots, e.g. ``rbc-v1.2``)."""
+    return stem.with_name(stem.name + suffix)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
@@ -79,7 +84,7 @@ def save_checkpoint(net: nn.Module, path_stem: str | os.PathLike, card: dict | N
         if half and t.is_floating_point():
             t = t.to(torch.float16)
         tensors[key] = t.contiguous().clone()
-    weights = stem.with_suffix(".safetensors")
+    weights = _sibling(stem, ".safetensors")
     _atomic_write_bytes(weights, save(tensors, metadata={"format": "pt"}))
     out = dict(card or {})
     for field in CARD_FIELDS:
@@ -99,13 +104,13 @@ def save_checkpoint(net: nn.Module, path_stem: str | os.PathLike, card: dict | N
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(f"The model card is not JSON-serialisable: {exc}",
                              hint="use only numbers, strings, lists and dicts in the card") from exc
-    _atomic_write_bytes(stem.with_suffix(".json"), (text + "\n").encode("utf-8"))
+    _atomic_write_bytes(_sibling(stem, ".json"), (text + "\n").encode("utf-8"))
     return out
 
 
 def read_card(path_stem_or_json: str | os.PathLike) -> dict:
     """Read and check a model card (no weights are touched)."""
-    card_path = _stem(path_stem_or_json).with_suffix(".json")
+    card_path = _sibling(_stem(path_stem_or_json), ".json")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -139,7 +144,9 @@ def load_checkpoint(path_stem_or_json: str | os.PathLike,
 
     card = read_card(path_stem_or_json)
     stem = _stem(path_stem_or_json)
-    weights = stem.with_name(card.get("weights") or stem.name + ".safetensors")
+    # only a file name next to the card is accepted (no paths out of the model folder)
+    weights = stem.with_name(Path(str(card.get("weights") or "")).name
+                             or stem.name + ".safetensors")
     if not weights.is_file():
         raise ModelLoadError(f"Weights file '{weights}' not found",
                              hint="keep the .safetensors file next to its .json card")

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import Callable, TypeVar
-
-from torch import nn
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from cellviewer.core.errors import ModelLoadError
 
-NETS: dict[str, Callable[..., nn.Module]] = {}
+if TYPE_CHECKING:  # torch is imported by the architecture modules, on demand
+    from torch import nn
+
+NETS: dict[str, Callable[..., "nn.Module"]] = {}
 
 #: modules under cellviewer.nets that register architectures
 ARCH_MODULES: tuple[str, ...] = (
@@ -52,7 +53,7 @@ ARCH_MODULES: tuple[str, ...] = (
 BUILD_ONLY_KEYS: frozenset[str] = frozenset({"encoder_weights_path"})
 
 _loaded = False
-F = TypeVar("F", bound=Callable[..., nn.Module])
+F = TypeVar("F", bound=Callable[..., "nn.Module"])
 
 
 def register(name: str) -> Callable[[F], F]:

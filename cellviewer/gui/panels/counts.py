@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES, Document
 
-REFRESH_MS = 30
+REFRESH_MS = 60
 
 
 def summary(doc: Document | None) -> tuple[dict[str, int], dict[str, str]]:

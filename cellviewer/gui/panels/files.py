@@ -61,9 +61,11 @@ class FilesPanel(QWidget):
         self.refresh_marks()
         self.set_current(current)
 
-    def refresh_marks(self) -> None:
-        for i, p in enumerate(self.paths):
-            item = self.list.item(i)
+    def refresh_marks(self, only=None) -> None:
+        """Update the ticks (all images, or just ``only``)."""
+        indices = range(len(self.paths)) if only is None else [i for i in [self.index_of(only)] if i is not None]
+        for i in indices:
+            p, item = self.paths[i], self.list.item(i)
             done = has_sidecar(p)
             item.setText((TICK if done else NO_TICK) + p.name)
             item.setToolTip(f"{p}\n{'corrections saved' if done else 'not segmented / saved yet'}")

@@ -1,0 +1,362 @@
+"""Readers for the shared annotated data (``shared/data``) and weak labels from boxes.
+
+Layouts (see ``shared/data/README.md``):
+
+* **boxes** — ``bccd`` and ``txl_pbc``: ``annotations*.csv`` with
+  ``image,cls,xmin,ymin,xmax,ymax``. For BCCD the TXL-PBC re-annotation
+  (``annotations_txl.csv``) is used where ``images.csv`` has ``has_txl=1``; the
+  other BCCD images fall back to the original VOC boxes, which miss many cells:
+  those samples carry ``weak=True``.
+* **masks** — ``wbc_seg``: 8-bit masks (0 background, 128 cytoplasm, 255 nucleus),
+  read with the thresholds <64 / 64–191 / ≥192 into the part map of
+  :mod:`cellviewer.core.document` (0 none, 1 nucleus, 2 cytoplasm).
+* **points** — ``chula_rbc12``: one point inside some (not all) red cells; a recall
+  check only.
+
+**Split.** :func:`split_of` puts every image in ``train`` / ``val`` / ``test``
+(70/15/15) by ``sha256("cellviewer-split-v1:" + image file name)`` read as a number
+in [0, 1): fixed, identical for everyone, independent of which other images exist.
+The ``test`` split is what the model cards report on.
+
+**Weak labels from boxes** (:func:`weak_labels`). A cell's mask is the ellipse
+inscribed in its box — blood cells are round to oval, so this is close to the true
+outline for tight boxes. The class map holds 1 rbc, 2 wbc, 3 platelet (drawn in that
+order: a WBC covers the red cells its loose box overlaps, a platelet lying on a red
+cell stays visible). The **edge** target, as in DO-U-Net, is a ring of ``edge_px``
+pixels just inside every ellipse plus every pixel covered by two or more ellipses,
+so that ``mask − edge`` separates touching cells into one seed each. Colour
+refinement of the ellipses was not used: it punched holes at the pale centres of the
+red cells and did not improve counting. For ``weak`` samples (original BCCD boxes)
+stained pixels that no box explains are set to :data:`IGNORE` so that unboxed cells
+are not taught as background (:func:`ignore_unlabelled`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+
+from cellviewer.core.errors import CellviewerError, ImageReadError
+
+DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "chula_rbc12")
+BOX_DATASETS: tuple[str, ...] = ("bccd", "txl_pbc")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_SEED = "cellviewer-split-v1"
+SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
+#: class index of each cell class in the class map of box datasets
+CLASS_INDEX = {"rbc": 1, "wbc": 2, "platelet": 3}
+BOX_CLASSES: tuple[str, ...] = ("background", "rbc", "wbc", "platelet")
+PART_CLASSES: tuple[str, ...] = ("background", "nucleus", "cytoplasm")
+IGNORE = 255
+_CSV_CLASS = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
+_DRAW_ORDER = ("rbc", "wbc", "platelet")
+#: a normal red cell (7.5 µm) over a typical white cell (≈ 12.5 µm): used to put the
+#: WBC crops of ``wbc_seg`` (no red cells annotated) on the RBC-diameter scale
+RBC_PER_WBC = 0.6
+
+
+def default_data_root() -> Path:
+    """``<repo root>/../shared/data``."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def resolve_data_root(root: str | Path | None = None) -> Path:
+    r = Path(root) if root is not None else default_data_root()
+    if not r.is_dir():
+        raise CellviewerError(f"No data folder at '{r}'.", hint="pass --data pointing at shared/data")
+    return r
+
+
+def split_of(image_id: str, seed: str = SPLIT_SEED, fractions=SPLIT_FRACTIONS) -> str:
+    """``"train"``, ``"val"`` or ``"test"`` for an image file name (deterministic)."""
+    h = hashlib.sha256(f"{seed}:{image_id}".encode()).digest()
+    u = int.from_bytes(h[:8], "big") / 2.0**64
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+@dataclass
+class Sample:
+    """One annotated image. Which fields are set depends on the layout."""
+
+    dataset: str
+    image_id: str
+    path: Path
+    split: str
+    origin: str = ""  # bccd / pbc / raabin_wbc / d1 / d2 / chula
+    width: int = 0
+    height: int = 0
+    boxes: dict[str, np.ndarray] | None = None  # cls -> (N, 4) xmin, ymin, xmax, ymax
+    weak: bool = False  # boxes are the incomplete original BCCD ones
+    mask_path: Path | None = None
+    points: np.ndarray | None = None  # (N, 2) x, y
+    rbc_diameter: float = 0.0  # native expected RBC diameter (px)
+    meta: dict = field(default_factory=dict)
+
+    def read_image(self) -> np.ndarray:
+        return read_rgb(self.path)
+
+    def read_parts(self) -> np.ndarray:
+        """``wbc_seg`` ground truth as a part map: 0 none, 1 nucleus, 2 cytoplasm."""
+        if self.mask_path is None:
+            raise CellviewerError(f"'{self.image_id}' has no mask.", hint="use a mask dataset (wbc_seg)")
+        m = cv2.imread(str(self.mask_path), cv2.IMREAD_GRAYSCALE)
+        if m is None:
+            raise ImageReadError(self.mask_path, "OpenCV could not decode the mask")
+        return mask_to_parts(m)
+
+    def counts(self) -> dict[str, int]:
+        return {c: int(len(b)) for c, b in (self.boxes or {}).items()}
+
+
+def mask_to_parts(m: np.ndarray) -> np.ndarray:
+    """8-bit ``wbc_seg`` mask → part map (thresholds <64 bg, 64–191 cytoplasm, ≥192 nucleus)."""
+    return np.where(m >= 192, 1, np.where(m >= 64, 2, 0)).astype(np.uint8)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ImageReadError(path, "OpenCV could not decode it")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise CellviewerError(f"Missing annotation file '{path}'.", hint="point --data at shared/data")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _boxes_by_image(path: Path) -> dict[str, dict[str, list]]:
+    out: dict[str, dict[str, list]] = defaultdict(lambda: {c: [] for c in CLASS_INDEX})
+    for r in _rows(path):
+        cls = _CSV_CLASS.get(r["cls"])
+        if cls is not None:
+            out[r["image"]][cls].append([float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+    return out
+
+
+def box_diameter(rbc_boxes: np.ndarray, width: int, height: int, margin: int = 2) -> float | None:
+    """Median RBC box size ``(w + h) / 2`` over boxes not cut by the border (None if < 3)."""
+    b = np.asarray(rbc_boxes, float).reshape(-1, 4)
+    inner = (b[:, 0] > margin) & (b[:, 1] > margin) & (b[:, 2] < width - margin) & (b[:, 3] < height - margin)
+    b = b[inner]
+    if len(b) < 3:
+        return None
+    return float(np.median((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 2.0))
+
+
+def _load_boxes(root: Path, dataset: str) -> list[Sample]:
+    folder = root / dataset
+    rows = _rows(folder / "images.csv")
+    if dataset == "bccd":
+        txl = _boxes_by_image(folder / "annotations_txl.csv")
+        voc = _boxes_by_image(folder / "annotations.csv")
+    else:
+        txl, voc = _boxes_by_image(folder / "annotations.csv"), {}
+    out = []
+    for r in sorted(rows, key=lambda r: r["image"]):
+        img = r["image"]
+        weak = dataset == "bccd" and r.get("has_txl") != "1"
+        src = voc if weak else txl
+        b = src.get(img, {c: [] for c in CLASS_INDEX})
+        boxes = {c: np.asarray(b[c], np.float64).reshape(-1, 4) for c in CLASS_INDEX}
+        w, h = int(r["width"]), int(r["height"])
+        s = Sample(dataset, img, folder / "images" / img, split_of(img), origin=r.get("origin", dataset),
+                   width=w, height=h, boxes=boxes, weak=weak)
+        s.rbc_diameter = box_diameter(boxes["rbc"], w, h) or 0.0
+        out.append(s)
+    # images with too few whole red cells get the median of their origin
+    by_origin: dict[str, list[float]] = defaultdict(list)
+    for s in out:
+        if s.rbc_diameter:
+            by_origin[s.origin].append(s.rbc_diameter)
+    for s in out:
+        if not s.rbc_diameter:
+            s.rbc_diameter = float(np.median(by_origin[s.origin])) if by_origin[s.origin] else 32.0
+    return out
+
+
+def _load_wbc_seg(root: Path) -> list[Sample]:
+    folder = root / "wbc_seg"
+    out = []
+    for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
+        img = r["image"]
+        out.append(Sample("wbc_seg", img, folder / "images" / img, split_of(img), origin=img[:2],
+                          width=int(r["width"]), height=int(r["height"]), mask_path=folder / "masks" / img,
+                          meta={"class_name": r.get("class_name", "")}))
+    # scale: the subset's median WBC equivalent diameter × RBC_PER_WBC (no red cells are annotated)
+    for origin in sorted({s.origin for s in out}):
+        group = [s for s in out if s.origin == origin]
+        d = np.median([2.0 * np.sqrt((s.read_parts() > 0).sum() / np.pi) for s in group[::4]])
+        for s in group:
+            s.rbc_diameter = float(d * RBC_PER_WBC)
+    return out
+
+
+def _load_chula(root: Path) -> list[Sample]:
+    folder = root / "chula_rbc12"
+    pts: dict[str, list] = defaultdict(list)
+    cls: dict[str, list] = defaultdict(list)
+    for r in _rows(folder / "points.csv"):
+        pts[r["image"]].append([float(r["x"]), float(r["y"])])
+        cls[r["image"]].append(int(r["cls_id"]))
+    out = []
+    for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
+        img = r["image"]
+        out.append(Sample("chula_rbc12", img, folder / "images" / img, split_of(img), origin="chula",
+                          width=int(r["width"]), height=int(r["height"]),
+                          points=np.asarray(pts[img], np.float64).reshape(-1, 2),
+                          meta={"point_classes": np.asarray(cls[img], np.int64)}))
+    return out
+
+
+def load_samples(dataset: str, root: str | Path | None = None, split: str | None = None) -> list[Sample]:
+    """All samples of ``dataset`` (one of :data:`DATASETS`), optionally of one split."""
+    r = resolve_data_root(root)
+    if split is not None and split not in SPLITS:
+        raise CellviewerError(f"Unknown split '{split}'.", hint=f"choose one of: {', '.join(SPLITS)}")
+    if dataset in BOX_DATASETS:
+        out = _load_boxes(r, dataset)
+    elif dataset == "wbc_seg":
+        out = _load_wbc_seg(r)
+    elif dataset == "chula_rbc12":
+        out = _load_chula(r)
+    else:
+        raise CellviewerError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
+    return out if split is None else [s for s in out if s.split == split]
+
+
+# -- weak labels ---------------------------------------------------------------------------
+def weak_labels(shape: tuple[int, int], boxes: dict[str, np.ndarray], scale: float = 1.0,
+                edge_px: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(classmap, edge)`` uint8 maps of ``shape`` from boxes given in native pixels.
+
+    ``scale`` maps native box coordinates to ``shape``'s pixels (so labels can be drawn
+    directly at the working scale). See the module docstring for the design.
+    """
+    h, w = shape
+    classmap = np.zeros((h, w), np.uint8)
+    cover = np.zeros((h, w), np.uint8)
+    ring = np.zeros((h, w), np.uint8)
+    sh = 4  # cv2 sub-pixel bits
+    k = 2**sh
+    t = max(1, int(round(edge_px)))
+    for cls in _DRAW_ORDER:
+        for x0, y0, x1, y1 in np.asarray(boxes.get(cls, np.zeros((0, 4))), float).reshape(-1, 4) * scale:
+            c = (int(round((x0 + x1) / 2 * k)), int(round((y0 + y1) / 2 * k)))
+            ax = (max(1, int(round((x1 - x0) / 2 * k))), max(1, int(round((y1 - y0) / 2 * k))))
+            one = np.zeros((h, w), np.uint8)
+            cv2.ellipse(one, c, ax, 0, 0, 360, 1, -1, cv2.LINE_8, sh)
+            if not one.any():
+                continue
+            classmap[one > 0] = CLASS_INDEX[cls]
+            cover += one
+            inner = cv2.erode(one, np.ones((2 * t + 1, 2 * t + 1), np.uint8), borderValue=1)
+            ring |= one & (inner == 0)
+    edge = ((ring > 0) | (cover >= 2)).astype(np.uint8)
+    return classmap, edge
+
+
+def stained_foreground(image: np.ndarray) -> np.ndarray | None:
+    """Stained pixels (cells of any class) of an RGB image, pale cell centres filled; None if flat.
+
+    ``255 − green`` (every stain absorbs green), lightly blurred, above its Otsu threshold
+    computed on values capped at the 85th percentile (so dark nuclei do not pull it up)
+    and at least 12 grey levels above the background.
+    """
+    from skimage.filters import threshold_otsu
+
+    dark = 255.0 - cv2.GaussianBlur(np.ascontiguousarray(image[..., 1]).astype(np.float32), (0, 0), 1.0)
+    cap = float(np.percentile(dark, 85))
+    try:
+        thr = float(threshold_otsu(np.minimum(dark, cap)))
+    except ValueError:
+        return None
+    fg = dark > max(thr, float(np.percentile(dark, 5)) + 12.0)
+    holes = ndi.binary_fill_holes(fg) & ~fg
+    lab, n = ndi.label(holes)
+    if n:
+        small = np.bincount(lab.ravel()) <= 0.02 * fg.size
+        small[0] = False
+        fg |= small[lab]
+    return fg
+
+
+def ignore_unlabelled(image: np.ndarray, classmap: np.ndarray, margin_px: float = 2.0) -> np.ndarray:
+    """``classmap`` with stained pixels that no box explains set to :data:`IGNORE`.
+
+    Used for the incomplete original BCCD boxes: :func:`stained_foreground` minus every
+    labelled cell grown by ``margin_px``.
+    """
+    fg = stained_foreground(image)
+    if fg is None:
+        return classmap.copy()
+    r = max(1, int(round(margin_px)))
+    labelled = cv2.dilate((classmap > 0).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+    out = classmap.copy()
+    out[fg & ~labelled] = IGNORE
+    return out
+
+
+def working_item(sample: Sample, working_scale: float, edge_px: float = 2.0) -> dict:
+    """A sample resized to the working scale with its targets, ready for training/validation.
+
+    Returns ``{"image" uint8 H×W×3, "classmap" uint8 (IGNORE where unknown), "edge" uint8 or
+    None, "scale", "id", "dataset", "origin", "counts", "weak"}``. Box samples get
+    :func:`weak_labels` (and :func:`ignore_unlabelled` when ``weak``); mask samples get
+    their part map (0 background, 1 nucleus, 2 cytoplasm) and no edge target.
+    """
+    img = sample.read_image()
+    s = working_scale / max(sample.rbc_diameter, 1e-6)
+    h, w = img.shape[:2]
+    size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
+    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    edge = None
+    if sample.boxes is not None:
+        # boxes are scaled per axis exactly as the image was
+        sx, sy = size[0] / w, size[1] / h
+        boxes = {c: b * np.array([sx, sy, sx, sy]) for c, b in sample.boxes.items()}
+        classmap, edge = weak_labels(small.shape[:2], boxes, 1.0, edge_px)
+        if sample.weak:
+            classmap = ignore_unlabelled(small, classmap)
+    elif sample.mask_path is not None:
+        classmap = cv2.resize(sample.read_parts(), size, interpolation=cv2.INTER_NEAREST)
+    else:
+        raise CellviewerError(f"'{sample.image_id}' has no pixel targets.", hint="train on bccd, txl_pbc or wbc_seg")
+    return {"image": small, "classmap": classmap, "edge": edge, "scale": s, "id": sample.image_id,
+            "dataset": sample.dataset, "origin": sample.origin, "counts": sample.counts(), "weak": sample.weak}
+
+
+def synthetic_items(n: int, working_scale: float, seed: int, size: int = 96) -> list[dict]:
+    """Pink discs (rbc), a blue disc (wbc) and purple dots (platelets) on a pale background."""
+    rng = np.random.default_rng(seed)
+    items = []
+    colours = {"rbc": (200, 120, 130), "wbc": (90, 70, 170), "platelet": (120, 60, 150)}
+    sizes = {"rbc": 1.0, "wbc": 1.6, "platelet": 0.35}
+    for i in range(n):
+        img = np.full((size, size, 3), (235, 225, 230), np.float32)
+        boxes = {c: [] for c in CLASS_INDEX}
+        for cls, k in (("rbc", 6), ("wbc", 1), ("platelet", 2)):
+            for _ in range(k):
+                r = working_scale * sizes[cls] / 2 * rng.uniform(0.85, 1.15)
+                cx, cy = rng.uniform(r, size - r, 2)
+                boxes[cls].append([cx - r, cy - r, cx + r, cy + r])
+        boxes = {c: np.asarray(b, float).reshape(-1, 4) for c, b in boxes.items()}
+        classmap, edge = weak_labels((size, size), boxes, 1.0)
+        for c, v in CLASS_INDEX.items():
+            img[classmap == v] = colours[c]
+        img += rng.normal(0, 6, img.shape)
+        items.append({"image": np.clip(img, 0, 255).astype(np.uint8), "classmap": classmap, "edge": edge,
+                      "scale": 1.0, "id": f"synthetic_{i}", "dataset": "synthetic", "origin": "synthetic",
+                      "counts": {c: len(b) for c, b in boxes.items()}})
+    return items

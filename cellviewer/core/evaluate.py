@@ -1,0 +1,345 @@
+"""Evaluate a segmenter on the shared data: the full metric table of the papers.
+
+:func:`evaluate_model` runs a segmenter (a name from the registry, or an object) on one
+split (default ``test``, see :func:`cellviewer.core.datasets.split_of`) of:
+
+* **box datasets** (``bccd``, ``txl_pbc``) — per class: *counting accuracy*
+  ``1 − |pred − true| / true`` averaged over the images with ``true > 0`` (images with
+  no such cell are listed apart: how many got a false count), the *total* counting
+  accuracy on the summed counts of the split, the mean absolute error, and *detection*
+  precision / recall / F1 (a marker matches a box it lies in, one-to-one,
+  :func:`cellviewer.core.metrics.detection_f1`). BCCD images with TXL boxes
+  (``bccd``) and with the incomplete original boxes (``bccd_voc``) are scored apart;
+  TXL-PBC also per origin (``pbc``, ``raabin_wbc``);
+* **mask datasets** (``wbc_seg``, per subset d1/d2; only the annotated cell — the
+  predicted WBC at the crop centre — is scored unless ``central_cell=False``, since the
+  ground truth leaves other WBCs cut by the crop unlabelled) — for the whole WBC, the nucleus and
+  the cytoplasm: Dice/F1, IoU, precision, recall, specificity, FPR, FNR, pixel accuracy
+  and boundary F1 (2 px), each averaged over the images; and on the 3-class map:
+  pixel accuracy, class pixel accuracy, mean IoU and misclassification error;
+* **points** (``chula_rbc12``) — the share of labelled points that fall inside a
+  predicted red cell (a recall check: the points are not exhaustive).
+
+The scale: with ``diameter="estimate"`` (default for box and point data) the segmenter
+estimates the red-cell size itself (end to end); ``"annotation"`` passes each image's
+annotated size (default for ``wbc_seg``, whose crops have no red cells to measure:
+the subset's median WBC size × 0.6, i.e. a known pixel pitch).
+
+:func:`validate` is the quick score used during training. ``python -m
+cellviewer.core.evaluate --model NAME [--data DIR] [--split test] [--write-card]`` prints
+:func:`format_table` and can store the summary in the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cellviewer.core import datasets as D
+from cellviewer.core import metrics as M
+from cellviewer.core.errors import CellviewerError
+from cellviewer.core.jobs import run_job
+
+CELLS = ("rbc", "wbc", "platelet")
+PARTS = {"wbc": lambda p: p > 0, "nucleus": lambda p: p == 1, "cytoplasm": lambda p: p == 2}
+_SEG_KEYS = ("dice", "iou", "precision", "recall", "specificity", "fpr", "fnr", "pixel_accuracy", "boundary_f1")
+
+
+def validate(net, items: list[dict], classes: list[str], working_scale: float, device: str = "cpu") -> dict:
+    """Mean Dice of the foreground classes (+ counting accuracy for box data) on whole images
+    already at the working scale (items of :func:`cellviewer.core.datasets.working_item`)."""
+    from cellviewer.core.netsegment import instances_from_probs, softmax_np
+    from cellviewer.core.tiling import predict_tiled
+
+    inter, total = np.zeros(len(classes)), np.zeros(len(classes))
+    acc: dict[str, list[float]] = {c: [] for c in CELLS}
+    for it in items:
+        out = predict_tiled(net, it["image"], tile=512, overlap=48, device=device)
+        probs = softmax_np(out["mask"])
+        pred, cm = probs.argmax(0), it["classmap"]
+        ok = cm != D.IGNORE
+        for k in range(1, len(classes)):
+            p, t = (pred == k) & ok, (cm == k) & ok
+            inter[k] += (p & t).sum()
+            total[k] += p.sum() + t.sum()
+        if "rbc" in classes and not it.get("weak"):  # the original BCCD boxes miss cells: no count check
+            edge = out.get("edge")
+            labels, _, _ = instances_from_probs(probs, None if edge is None else 1 / (1 + np.exp(-edge[0])),
+                                                classes, working_scale)
+            for c, true in it["counts"].items():
+                if true > 0 and c in labels:
+                    acc[c].append(max(0.0, 1.0 - abs(int(labels[c].max()) - true) / true))
+    dice = {classes[k]: float(2 * inter[k] / total[k]) if total[k] else 1.0 for k in range(1, len(classes))}
+    res: dict = {"dice": dice, "mean_dice": float(np.mean(list(dice.values())))}
+    res["score"] = res["mean_dice"]
+    if "rbc" in classes:
+        ca = {c: float(np.mean(v)) for c, v in acc.items() if v}
+        res["count_accuracy"] = ca
+        res["mean_count_accuracy"] = float(np.mean(list(ca.values()))) if ca else 0.0
+        res["score"] = 0.5 * (res["mean_dice"] + res["mean_count_accuracy"])
+    return res
+
+
+# -- accumulation ------------------------------------------------------------------------------
+def _box_acc():
+    return {c: {"acc": [], "abs": [], "pred": 0, "true": 0, "tp": 0, "fp": 0, "fn": 0, "zero": 0, "zero_pos": 0}
+            for c in CELLS}
+
+
+def _add_boxes(acc: dict, res, sample: D.Sample) -> dict:
+    row = {}
+    for c in CELLS:
+        pts = [(m.x, m.y) for m in res.markers if m.cls == c]
+        true_b = sample.boxes[c]
+        pred, true = len(pts), len(true_b)
+        det = M.detection_f1(np.asarray(pts, float).reshape(-1, 2), true_b)
+        a = acc[c]
+        a["pred"] += pred
+        a["true"] += true
+        a["tp"] += det.tp
+        a["fp"] += det.fp
+        a["fn"] += det.fn
+        if true > 0:
+            a["acc"].append(M.counting_accuracy(pred, true))
+            a["abs"].append(abs(pred - true))
+        else:
+            a["zero"] += 1
+            a["zero_pos"] += int(pred > 0)
+        row[c] = (pred, true)
+    return row
+
+
+def _box_summary(acc: dict, n: int) -> dict:
+    out = {"n_images": n}
+    for c in CELLS:
+        a = acc[c]
+        tp, fp, fn = a["tp"], a["fp"], a["fn"]
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        out[c] = {"count_accuracy": float(np.mean(a["acc"])) if a["acc"] else float("nan"),
+                  "count_accuracy_total": M.counting_accuracy(a["pred"], a["true"]) if a["true"] else float("nan"),
+                  "mae": float(np.mean(a["abs"])) if a["abs"] else float("nan"),
+                  "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
+                  "n_pred": a["pred"], "n_true": a["true"], "images_with_cells": len(a["acc"]),
+                  "zero_true_images": a["zero"], "zero_true_false_counts": a["zero_pos"]}
+    return out
+
+
+def _mask_scores(pred_parts: np.ndarray, true_parts: np.ndarray) -> dict:
+    out = {}
+    for name, sel in PARTS.items():
+        p, t = sel(pred_parts), sel(true_parts)
+        s = M.segmentation_scores(p, t)
+        s["boundary_f1"] = M.boundary_f1(p, t, tolerance=2.0)
+        out[name] = s
+    out["map"] = {"pixel_accuracy": M.pixel_accuracy(pred_parts, true_parts),
+                  "misclassification_error": M.misclassification_error(pred_parts, true_parts),
+                  "mean_iou": M.mean_iou(pred_parts, true_parts, 3),
+                  "class_pixel_accuracy": [float(v) for v in M.class_pixel_accuracy(pred_parts, true_parts, 3)]}
+    return out
+
+
+def _mean_dicts(rows: list[dict]) -> dict:
+    out: dict = {"n_images": len(rows)}
+    for name in list(PARTS) + ["map"]:
+        keys = rows[0][name].keys()
+        out[name] = {k: (np.nanmean(np.array([r[name][k] for r in rows], float), axis=0).round(6).tolist())
+                     for k in keys}
+    return out
+
+
+# -- the evaluation ----------------------------------------------------------------------------
+def _segmenter_factory(model, device: str):
+    from cellviewer.core.segment import create_segmenter
+
+    if not isinstance(model, str):
+        return lambda diameter=None: model
+    cache: dict = {}
+
+    def get(diameter=None):
+        key = None if diameter is None else round(float(diameter), 3)
+        if key not in cache:
+            cache[key] = create_segmenter(model, device=device, diameter_px=key)
+        return cache[key]
+
+    return get
+
+
+def central_label(wbc: np.ndarray) -> int:
+    """The WBC instance at (or nearest to) the image centre; 0 when there is none."""
+    if wbc.max() == 0:
+        return 0
+    h, w = wbc.shape
+    if wbc[h // 2, w // 2]:
+        return int(wbc[h // 2, w // 2])
+    ys, xs = np.nonzero(wbc)
+    k = int(np.argmin((ys - h / 2) ** 2 + (xs - w / 2) ** 2))
+    return int(wbc[ys[k], xs[k]])
+
+
+def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str = "test",
+                   datasets: list[str] | None = None, diameter: str | None = None, limit: int | None = None,
+                   device: str = "cpu", on_image=None, central_cell: bool = True) -> dict:
+    """Score a segmenter on ``split`` of ``datasets`` (default from its classes); see the module docstring.
+
+    Returns ``{"model", "split", "datasets": {group: summary}, "seconds_per_image", "images": [...]}``.
+    """
+    get = _segmenter_factory(name_or_segmenter, device)
+    seg = get()
+    if datasets is None:
+        parts_model = "nucleus" in (getattr(seg, "classes", None) or [])
+        datasets = ["wbc_seg"] if parts_model else ["bccd", "txl_pbc", "chula_rbc12"]
+    results: dict = {}
+    images: list[dict] = []
+    seconds, n_run = 0.0, 0
+    for ds in datasets:
+        samples = D.load_samples(ds, data_dir, split)[:limit]
+        mode = diameter or ("annotation" if ds == "wbc_seg" else "estimate")
+        box_acc: dict = defaultdict(_box_acc)
+        counts: dict = defaultdict(int)
+        mask_rows: dict = defaultdict(list)
+        pts = defaultdict(lambda: [0, 0])
+        for k, s in enumerate(samples):
+            if on_image is not None:
+                on_image(ds, k, len(samples), s.image_id)
+            seg = get(s.rbc_diameter if mode == "annotation" and s.rbc_diameter else None)
+            img = s.read_image()
+            t = time.perf_counter()
+            res = run_job(seg.segment(img))
+            seconds += time.perf_counter() - t
+            n_run += 1
+            row = {"dataset": ds, "image": s.image_id, "origin": s.origin}
+            if s.boxes is not None:
+                groups = [("bccd_voc" if s.weak else "bccd")] if ds == "bccd" else [ds, f"{ds}:{s.origin}"]
+                for g in groups:
+                    r = _add_boxes(box_acc[g], res, s)
+                    counts[g] += 1
+                row.update({f"{c}_pred_true": list(v) for c, v in r.items()})
+            elif s.mask_path is not None:
+                pred = res.parts if res.parts is not None else (res.labels["wbc"] > 0).astype(np.uint8) * 2
+                if central_cell:
+                    pred = pred * (res.labels["wbc"] == central_label(res.labels["wbc"]))
+                sc = _mask_scores(pred, s.read_parts())
+                mask_rows[f"{ds}:{s.origin}"].append(sc)
+                mask_rows[ds].append(sc)
+                row["wbc_dice"] = sc["wbc"]["dice"]
+            elif s.points is not None:
+                lab = res.labels["rbc"]
+                xs = np.clip(np.rint(s.points[:, 0]).astype(int), 0, lab.shape[1] - 1)
+                ys = np.clip(np.rint(s.points[:, 1]).astype(int), 0, lab.shape[0] - 1)
+                hit = int((lab[ys, xs] > 0).sum())
+                pts[ds][0] += hit
+                pts[ds][1] += len(xs)
+                row["points_hit"] = [hit, len(xs)]
+            images.append(row)
+        for g, acc in box_acc.items():
+            results[g] = {"kind": "boxes", **_box_summary(acc, counts[g])}
+        for g, rows in mask_rows.items():
+            results[g] = {"kind": "masks", **_mean_dicts(rows)}
+        for g, (hit, n) in pts.items():
+            results[g] = {"kind": "points", "n_images": len(samples), "points": n, "inside_rbc": hit,
+                          "recall": hit / n if n else float("nan")}
+    name = name_or_segmenter if isinstance(name_or_segmenter, str) else getattr(name_or_segmenter, "name", "?")
+    return {"model": name, "split": split, "diameter": diameter or "estimate (annotation for wbc_seg)",
+            "protocol": "wbc_seg: only the WBC at the crop centre is scored (one annotated cell per crop)"
+            if central_cell else "wbc_seg: every predicted WBC pixel is scored",
+            "datasets": results, "seconds_per_image": seconds / max(1, n_run), "images": images}
+
+
+def _f(v, pct=True) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    return f"{100 * v:.2f}" if pct else f"{v:.2f}"
+
+
+def format_table(result: dict) -> str:
+    """The full metric table of :func:`evaluate_model` as text (percentages)."""
+    lines = [f"model {result['model']} — split {result['split']} — {result['seconds_per_image']:.3f} s/image"
+             f" — scale: {result['diameter']}"]
+    if any(r["kind"] == "masks" for r in result["datasets"].values()):
+        lines.append(result["protocol"])
+    for g, r in result["datasets"].items():
+        lines.append("")
+        if r["kind"] == "boxes":
+            lines.append(f"[{g}] {r['n_images']} images (boxes)")
+            lines.append(f"{'class':<10}{'count acc':>10}{'total acc':>10}{'MAE':>7}{'prec':>8}{'recall':>8}"
+                         f"{'F1':>8}{'pred/true':>12}{'0-true>0':>10}")
+            for c in CELLS:
+                s = r[c]
+                lines.append(f"{c:<10}{_f(s['count_accuracy']):>10}{_f(s['count_accuracy_total']):>10}"
+                             f"{_f(s['mae'], False):>7}{_f(s['precision']):>8}{_f(s['recall']):>8}{_f(s['f1']):>8}"
+                             f"{str(s['n_pred']) + '/' + str(s['n_true']):>12}"
+                             f"{str(s['zero_true_false_counts']) + '/' + str(s['zero_true_images']):>10}")
+        elif r["kind"] == "masks":
+            lines.append(f"[{g}] {r['n_images']} images (masks; mean over images)")
+            lines.append(f"{'region':<10}" + "".join(f"{k[:9]:>10}" for k in _SEG_KEYS))
+            for part in PARTS:
+                lines.append(f"{part:<10}" + "".join(f"{_f(r[part][k]):>10}" for k in _SEG_KEYS))
+            m = r["map"]
+            cpa = "/".join(_f(v) for v in m["class_pixel_accuracy"])
+            lines.append(f"3-class map: pixel acc {_f(m['pixel_accuracy'])}, class pixel acc (bg/nuc/cyto) {cpa}, "
+                         f"mean IoU {_f(m['mean_iou'])}, misclassification {_f(m['misclassification_error'])}")
+        else:
+            lines.append(f"[{g}] {r['n_images']} images (points): {r['inside_rbc']}/{r['points']} points inside "
+                         f"a predicted RBC = recall {_f(r['recall'])}")
+    return "\n".join(lines)
+
+
+def _command_args(argv: list[str]) -> str:
+    """The arguments that decide the numbers (without --write-card / --json FILE)."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a == "--write-card":
+            skip = False
+            continue
+        if a == "--json":
+            skip = True
+            continue
+        if not a.startswith("--json="):
+            out.append(a)
+    return " ".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cellviewer.core.evaluate", description=__doc__.split("\n")[0])
+    ap.add_argument("--model", required=True, help="a segmenter name (models/*.json card name or classical)")
+    ap.add_argument("--data", default=None, help="data root (default: <repo>/../shared/data)")
+    ap.add_argument("--split", default="test", choices=D.SPLITS)
+    ap.add_argument("--datasets", nargs="+", choices=D.DATASETS)
+    ap.add_argument("--diameter", choices=("estimate", "annotation"))
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--all-cells", action="store_true", help="wbc_seg: score every predicted WBC, not the central one")
+    ap.add_argument("--json", help="write the full result (with per-image rows) to this file")
+    ap.add_argument("--write-card", action="store_true", help="store the summary as the card's metrics")
+    args = ap.parse_args(argv)
+    try:
+        res = evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
+                             args.device, central_cell=not args.all_cells)
+    except CellviewerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(format_table(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1))
+    if args.write_card:
+        from cellviewer.core.netsegment import find_models
+
+        path, card = find_models()[args.model]
+        card["metrics"] = {"split": args.split, "datasets": res["datasets"], "diameter": res["diameter"],
+                           "seconds_per_image_cpu": round(res["seconds_per_image"], 4),
+                           "command": "python -m cellviewer.core.evaluate " + _command_args(
+                               argv if argv is not None else sys.argv[1:])}
+        path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+        print(f"metrics written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

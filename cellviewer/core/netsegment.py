@@ -1,0 +1,390 @@
+"""Trained networks as segmenters: :class:`NetSegmenter` and the ``models/`` registry.
+
+Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
+
+1. **Scale.** The image is resized (``INTER_AREA``/linear) so that a red cell is the
+   model's ``working_scale`` px across (the card's expected RBC diameter). The cell
+   size in the input is ``diameter_px`` when given (or ``diameter_um`` /
+   ``um_per_px``); otherwise it is estimated from the colour blobs
+   (:func:`estimate_rbc_diameter`, distance-transform peaks of the stained blobs
+   calibrated to box size). With ``refine_scale`` (default) the predicted red cells
+   are measured and, when their median size is off by more than 10 %
+   (:data:`REFINE_TOLERANCE`, relative to the card's ``postprocess.rbc_measured_to_box``),
+   the image is rescaled and predicted once more.
+2. **Predict** with :func:`cellviewer.core.tiling.iter_tiled` (overlapping tiles,
+   cosine blending, batched, ``inference_mode``, fp16 autocast on CUDA).
+3. **Instances** per class at the working scale (:func:`instances_from_probs`):
+   class = argmax of the softmax; *seeds* = class mask − edge (edge probability ≥ 0.5),
+   small seeds dropped; a watershed on the edge probability grows the seeds back to
+   the whole class mask (DO-U-Net's separation of touching cells) for the classes in
+   :data:`SEPARATE` (red and white cells); platelets, which rarely touch, are connected
+   components (this counted better on the val split). Models without an edge head use
+   ``method`` from :mod:`cellviewer.core.counting` instead. Models with
+   nucleus/cytoplasm classes give WBC instances (nucleus ∪ cytoplasm) and ``parts``.
+4. Labels are resized back to the input size (nearest), one marker per cell at an
+   interior point; a cell's **score** is the mean probability of its class over its
+   pixels.
+
+Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
+``<repo>/models`` and ``$CELLVIEWER_HOME/models`` (user store; default
+``~/.local/share/cellviewer/models``) is registered under the card's ``name`` (later
+folders win). Nets are loaded lazily and cached per (file, device).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from cellviewer.core.datasets import stained_foreground
+from cellviewer.core.counting import inside_points, instances_from_mask, relabel_sequential, remove_small
+from cellviewer.core.document import Marker
+from cellviewer.core.errors import ModelLoadError, SegmentationError
+from cellviewer.core.jobs import CancelToken, Job, Progress
+from cellviewer.core.scale import count_params, diameter_from
+from cellviewer.core.segment import SegmentationResult, register_segmenter
+
+#: blob size estimate × this ≈ the median RBC box size (measured on the train split)
+ESTIMATE_TO_BOX = 1.19
+FALLBACK_DIAMETER_PX = 60.0
+#: a second pass is run when the predicted red cells are off-size by more than this
+REFINE_TOLERANCE = 0.1
+#: per class: (smallest seed, smallest cell) as fractions of the expected RBC area
+MIN_FRACS = {"rbc": (0.04, 0.12), "wbc": (0.08, 0.25), "platelet": (0.008, 0.02)}
+#: classes whose touching cells are split by the edge watershed (the others: connected components)
+SEPARATE: tuple[str, ...] = ("rbc", "wbc")
+_CACHE: dict[tuple[str, str], tuple[object, dict]] = {}
+_LOCK = threading.Lock()
+
+
+# -- scale --------------------------------------------------------------------------------
+def estimate_rbc_diameter(image: np.ndarray) -> tuple[float, str]:
+    """Expected RBC diameter (px) of an image from its stained blobs, and how it was found.
+
+    On a copy at most 400 px wide: foreground = ``255 − green`` above its Otsu threshold
+    (values capped at the 85th percentile, so dark nuclei do not pull it up), small
+    holes (pale cell centres) filled; the diameter is twice the median height of the
+    distance-transform peaks that reach half of the 90th-percentile peak (one peak per
+    cell, specks and debris ignored), times :data:`ESTIMATE_TO_BOX` (calibrated on the
+    train split to the median RBC box size; about ±10 % per image).
+    """
+    from skimage.feature import peak_local_max
+
+    h, w = image.shape[:2]
+    s = min(1.0, 400.0 / max(h, w))
+    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
+    fg = stained_foreground(small)
+    if fg is None:
+        return FALLBACK_DIAMETER_PX, "fallback"
+    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    dist = ndi.distance_transform_edt(fg)
+    pk = peak_local_max(dist, min_distance=3, threshold_abs=2, exclude_border=False)
+    v = dist[pk[:, 0], pk[:, 1]] if len(pk) else np.zeros(0)
+    if len(v) < 3:
+        return FALLBACK_DIAMETER_PX, "fallback"
+    v = v[v >= 0.5 * np.percentile(v, 90)]
+    return float(2.0 * np.median(v) / s * ESTIMATE_TO_BOX), "estimated"
+
+
+def measured_rbc_diameter(rbc: np.ndarray) -> float | None:
+    """Median equivalent diameter of the RBC instances not touching the border (None if < 5)."""
+    if rbc.max() == 0:
+        return None
+    area = np.bincount(rbc.ravel())[1:].astype(float)
+    edge = np.unique(np.concatenate([rbc[0], rbc[-1], rbc[:, 0], rbc[:, -1]]))
+    keep = np.ones(len(area), bool)
+    keep[edge[edge > 0] - 1] = False
+    keep &= area > 0
+    if keep.sum() < 5:
+        return None
+    return float(np.median(2.0 * np.sqrt(area[keep] / np.pi)))
+
+
+# -- instances from probabilities --------------------------------------------------------------
+def _mean_by_label(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    n = int(labels.max())
+    if n == 0:
+        return np.zeros(0)
+    s = np.bincount(labels.ravel(), weights=values.ravel().astype(np.float64), minlength=n + 1)
+    c = np.bincount(labels.ravel(), minlength=n + 1)
+    return (s[1:] / np.maximum(c[1:], 1)).astype(np.float64)
+
+
+def _fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    lab, n = ndi.label(holes)
+    if n == 0:
+        return mask
+    small = np.bincount(lab.ravel()) <= max_area
+    small[0] = False
+    return mask | small[lab]
+
+
+def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell: int) -> np.ndarray:
+    seeds, _ = ndi.label(fg & (edge_p < 0.5))
+    seeds = remove_small(seeds.astype(np.int32), max(1, min_seed))
+    lab = watershed(edge_p, seeds, mask=fg) if seeds.max() else np.zeros(fg.shape, np.int32)
+    rest, _ = ndi.label(fg & (lab == 0))  # blobs without a seed
+    rest = remove_small(rest.astype(np.int32), max(1, min_cell))
+    lab = np.where(rest > 0, rest + lab.max(), lab).astype(np.int32)
+    return remove_small(lab, max(1, min_cell))
+
+
+def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: list[str], diameter: float,
+                         method: str = "edge-watershed") -> tuple[dict, np.ndarray | None, dict]:
+    """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
+
+    ``classes`` names the channels (``background, rbc, wbc, platelet`` or
+    ``background, nucleus, cytoplasm``); ``diameter`` is the RBC diameter (px) at this
+    scale. ``scores[cls][i]`` belongs to label ``i + 1``.
+    """
+    a0 = np.pi * (diameter / 2.0) ** 2
+    cm = probs.argmax(0)
+    labels, scores, parts = {}, {}, None
+    idx = {c: i for i, c in enumerate(classes)}
+    if "nucleus" in idx:  # WBC parts model
+        fg_ids = [idx[c] for c in ("nucleus", "cytoplasm") if c in idx]
+        prob = probs[fg_ids].sum(0)
+        fg = ndi.binary_fill_holes(np.isin(cm, fg_ids))
+        lab, _ = ndi.label(fg)
+        wbc = remove_small(lab.astype(np.int32), max(1, int(MIN_FRACS["wbc"][1] * a0)))
+        labels["wbc"], scores["wbc"] = wbc, _mean_by_label(prob, wbc)
+        parts = np.where(wbc > 0, np.where(cm == idx["nucleus"], 1, 2), 0).astype(np.uint8)
+        return labels, parts, scores
+    for cls in ("rbc", "wbc", "platelet"):
+        if cls not in idx:
+            continue
+        prob = probs[idx[cls]]
+        fg = _fill_small_holes(cm == idx[cls], 0.25 * a0)
+        min_seed, min_cell = (int(f * a0) for f in MIN_FRACS[cls])
+        if edge_p is not None and method == "edge-watershed" and cls in SEPARATE:
+            lab = _edge_watershed(fg, edge_p, min_seed, min_cell)
+        elif cls == "rbc" and method not in ("edge-watershed", "components"):
+            lab = instances_from_mask(fg, method, count_params(diameter, min_area_frac=MIN_FRACS["rbc"][1]))
+        else:
+            lab, _ = ndi.label(fg)
+            lab = remove_small(lab.astype(np.int32), max(1, min_cell))
+        labels[cls], scores[cls] = lab.astype(np.int32), _mean_by_label(prob, lab)
+    return labels, parts, scores
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[0] == 1:
+        p = 1.0 / (1.0 + np.exp(-logits[0]))
+        return np.stack([1.0 - p, p])
+    e = np.exp(logits - logits.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def _resize_labels(lab: np.ndarray, scores: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    if lab.shape != (h, w):
+        lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+    n = len(scores)
+    present = np.bincount(lab.ravel(), minlength=n + 1)[: n + 1] > 0
+    present[0] = False
+    if present[1:].all():
+        return lab, scores
+    return relabel_sequential(lab), scores[present[1:]]
+
+
+# -- the segmenter ----------------------------------------------------------------------------
+def _load(stem: str, device: str):
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    key = (str(stem), device)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_checkpoint(stem, device)
+        return _CACHE[key]
+
+
+class NetSegmenter:
+    """A trained network behind the :class:`~cellviewer.core.segment.Segmenter` protocol.
+
+    Options: ``device`` ("auto" = cuda, then mps, then cpu), ``diameter_px`` /
+    ``diameter_um`` + ``um_per_px`` (RBC size in the input; estimated when absent),
+    ``refine_scale`` (second pass when the predicted cells are off-size), ``tile`` /
+    ``overlap`` / ``batch_size`` (tiling at the working scale), ``method``
+    ("edge-watershed", or a :data:`cellviewer.core.counting.METHODS` name for red cells),
+    ``threads`` (torch CPU threads; None leaves torch's setting).
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", diameter_px: float | None = None,
+                 diameter_um: float | None = None, um_per_px: float | None = None, refine_scale: bool = True,
+                 tile: int = 512, overlap: int = 48, batch_size: int = 4, method: str | None = None,
+                 threads: int | None = None, **_ignored):
+        from cellviewer.core.device import resolve_device
+
+        ck = str(checkpoint)
+        self.checkpoint = str(Path(ck).with_suffix("")) if ck.endswith((".json", ".safetensors")) else ck
+        self.device = resolve_device(device)
+        self.diameter_px = diameter_from(diameter_px, diameter_um or 7.5, um_per_px) if (
+            diameter_px is not None or um_per_px is not None) else None
+        self.refine_scale = refine_scale
+        self.tile, self.overlap, self.batch_size = int(tile), int(overlap), int(batch_size)
+        self.threads = threads
+        self.net, self.card = _load(self.checkpoint, self.device)
+        self.name = str(self.card.get("name") or Path(self.checkpoint).name)
+        self.version = str(self.card.get("version", "1"))
+        self.classes = list(self.card.get("classes") or ["background", "rbc", "wbc", "platelet"])
+        self.working_scale = float(self.card.get("working_scale") or 32.0)
+        post = self.card.get("postprocess") or {}
+        self.method = method or post.get("method", "edge-watershed")
+        #: predicted RBC equivalent diameter / annotated box size, at the right scale
+        self.measured_to_box = float(post.get("rbc_measured_to_box", 1.0))
+
+    def predict(self, image_small: np.ndarray, cancel: CancelToken | None = None) -> Job[tuple]:
+        """Long job: ``(probs C×H×W, edge_p H×W or None)`` of an image at the working scale."""
+        from cellviewer.core.tiling import iter_tiled
+
+        out = yield from iter_tiled(self.net, image_small, tile=self.tile, overlap=self.overlap,
+                                    batch_size=self.batch_size, device=self.device, cancel=cancel)
+        if "mask" not in out:
+            raise SegmentationError(f"Model '{self.name}' gave no 'mask' output.", hint="check the model card")
+        probs = softmax_np(out["mask"])
+        edge = out.get("edge")
+        return probs, (None if edge is None else 1.0 / (1.0 + np.exp(-edge[0])))
+
+    def segment(self, image: np.ndarray, cancel: CancelToken | None = None) -> Job[SegmentationResult]:
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
+            raise SegmentationError(f"Expected an RGB image (H×W×3), got shape {img.shape}.",
+                                    hint="open a colour image of a stained blood smear")
+        img = np.ascontiguousarray(img[..., :3])
+        if img.dtype != np.uint8:
+            img = np.clip(img, 0, 255).astype(np.uint8)
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(int(self.threads))
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        yield Progress(0.0, "cell size")
+        if self.diameter_px is not None:
+            d, source = float(self.diameter_px), "given"
+        else:
+            d, source = estimate_rbc_diameter(img)
+        timings["scale"] = time.perf_counter() - t0
+        h, w = img.shape[:2]
+        passes = 0
+        while True:
+            passes += 1
+            s = self.working_scale / d
+            sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            t = time.perf_counter()
+            job = self.predict(small, cancel)
+            while True:
+                try:
+                    p = next(job)
+                except StopIteration as stop:
+                    probs, edge_p = stop.value
+                    break
+                yield Progress(0.1 + 0.6 * p.fraction / passes, f"predict ({p.message})")
+            timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - t
+            if cancel is not None:
+                cancel.check()
+            t = time.perf_counter()
+            if "nucleus" in self.classes:  # parts: smooth outlines from probabilities at full size
+                probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
+                labels, parts, scores = instances_from_probs(probs, None, self.classes, d, self.method)
+            else:
+                labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
+                                                             self.method)
+            timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
+            m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
+                                                         and source != "given") else None
+            expected = self.working_scale * self.measured_to_box
+            if m is None or abs(m / expected - 1.0) <= REFINE_TOLERANCE:
+                break
+            d = d * m / expected
+            source = f"{source}+refined"
+        yield Progress(0.8, "markers")
+        t = time.perf_counter()
+        out_labels: dict[str, np.ndarray] = {}
+        markers: list[Marker] = []
+        for cls in ("rbc", "wbc", "platelet"):
+            if cls not in labels:
+                out_labels[cls] = np.zeros((h, w), np.int32)
+                continue
+            lab, sc = _resize_labels(labels[cls], scores[cls], (h, w))
+            out_labels[cls] = lab.astype(np.int32)
+            ids, ys, xs = inside_points(lab)
+            for cid, y, x in zip(ids.tolist(), ys.tolist(), xs.tolist()):
+                markers.append(Marker(id=len(markers) + 1, cls=cls, x=float(x), y=float(y), origin="auto",
+                                      cell=int(cid), score=float(sc[cid - 1])))
+        if parts is not None:
+            parts = cv2.resize(parts, (w, h), interpolation=cv2.INTER_NEAREST) * (out_labels["wbc"] > 0)
+        timings["markers"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        params = {"model": self.name, "checkpoint": Path(self.checkpoint).name, "diameter_px": round(d, 2),
+                  "diameter_source": source, "working_scale": self.working_scale, "scale": round(s, 4),
+                  "method": self.method, "tile": self.tile, "overlap": self.overlap, "passes": passes}
+        yield Progress(1.0, "done")
+        return SegmentationResult(labels=out_labels, markers=markers, parts=parts, model_name=self.name,
+                                  model_version=self.version, params=params, device=self.device, timings=timings)
+
+
+# -- the registry of model cards ------------------------------------------------------------------
+def model_dirs() -> list[Path]:
+    """Folders searched for model cards, lowest priority first."""
+    dirs = []
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        dirs.append(Path(frozen) / "models")
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    home = os.environ.get("CELLVIEWER_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "cellviewer")
+    dirs.append(Path(home) / "models")
+    return dirs
+
+
+def find_models() -> dict[str, tuple[Path, dict]]:
+    """``name -> (card path, card)`` of every readable card (no weights are read)."""
+    found: dict[str, tuple[Path, dict]] = {}
+    for d in model_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.json")):
+            try:
+                card = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file():
+                found[str(card.get("name") or p.stem)] = (p, card)
+    return found
+
+
+def _factory(card_path: Path):
+    def make(**options) -> NetSegmenter:
+        try:
+            return NetSegmenter(card_path.with_suffix(""), **options)
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Cannot load model '{card_path.stem}': {exc}",
+                                 hint="reinstall the model files (.json + .safetensors)") from exc
+
+    return make
+
+
+def register_models() -> list[str]:
+    """Register every model card found by :func:`find_models`; returns the names."""
+    names = []
+    for name, (path, card) in find_models().items():
+        desc = card.get("description") or f"trained {card.get('architecture')} network ({path.name})"
+        register_segmenter(name, _factory(path), desc)
+        names.append(name)
+    return names
+
+
+register_models()

@@ -1,0 +1,399 @@
+"""Training a segmentation network on the shared data: a long job with progress and cancel.
+
+``train(config, cancel)`` is a generator yielding :class:`TrainProgress` and returning a
+:class:`TrainResult`. What it does:
+
+* **Data.** ``config.datasets`` names box datasets (``bccd``, ``txl_pbc``: classes
+  background/rbc/wbc/platelet + an edge target from :func:`~cellviewer.core.datasets.weak_labels`),
+  ``wbc_seg`` (background/nucleus/cytoplasm, no edge) or ``synthetic`` (generated discs,
+  for tests). Every image is resized so its RBC diameter (measured from its boxes)
+  becomes ``working_scale`` px. Training uses the ``train`` split, model selection the
+  ``val`` split (:func:`~cellviewer.core.datasets.split_of`); the ``test`` split is never
+  touched. Each dataset (or origin, ``balance``) is drawn equally often. Crops come from
+  :func:`cellviewer.core.augment.augment`.
+* **Loss.** ``mask_loss`` from :func:`cellviewer.nets.losses.create_loss` (default
+  ``ce+dice`` with ignored pixels) + ``edge_weight`` × masked BCE on the edge logits +
+  ``aux_weight`` × the mask loss of deep-supervision side outputs.
+* **Validation** after every epoch on the whole val images: mean Dice of the foreground
+  classes and, for box data, the counting accuracy of the instances
+  (:func:`~cellviewer.core.netsegment.instances_from_probs`). The selection score is the
+  Dice (masks) or the mean of Dice and counting accuracy (boxes).
+* **Checkpoints** (:func:`cellviewer.nets.checkpoint.save_checkpoint`, float16): the
+  best epoch to ``config.out``, the latest to ``<out>-last`` (its card holds the
+  training state, so ``resume`` continues from there).
+* **Budgets.** ``epochs`` and ``max_minutes`` (wall time, both phases), early stopping
+  after ``patience`` epochs without improvement, fixed ``seed``.
+* **Two-phase transfer** (DO-U-Net paper, ``two_phase``): phase 1 trains the net on the
+  mask loss only; phase 2 freezes everything but the edge head and trains it on the edge
+  loss for ``phase2_epochs``.
+
+``python -m cellviewer.core.training --help`` is the command-line entry (see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from cellviewer.core import datasets as D
+from cellviewer.core.augment import AugmentConfig, augment
+from cellviewer.core.errors import CellviewerError
+from cellviewer.core.evaluate import validate
+from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
+
+
+@dataclass
+class TrainConfig:
+    name: str = "blood-cells"
+    datasets: list = field(default_factory=lambda: ["bccd", "txl_pbc"])
+    data_root: str | None = None
+    architecture: str = "do-unet"
+    net_config: dict = field(default_factory=lambda: {"base": 16, "depth": 3})
+    working_scale: float = 32.0
+    edge_px: float = 2.0
+    epochs: int = 40
+    steps_per_epoch: int = 0  # 0 = train images / batch size
+    max_minutes: float | None = None
+    batch_size: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    mask_loss: str = "ce+dice"
+    mask_loss_config: dict = field(default_factory=dict)
+    edge_weight: float = 1.0
+    edge_pos_weight: float = 2.0
+    aux_weight: float = 0.4
+    patience: int = 8
+    two_phase: bool = False
+    phase2_epochs: int = 5
+    augment: dict = field(default_factory=dict)
+    seed: int = 0
+    threads: int | None = 2
+    device: str = "cpu"
+    out: str = "runs/model/model"
+    resume: str | None = None
+    val_limit: int | None = None
+    synthetic_n: int = 12
+    balance: str = "dataset"  # draw each "dataset" / "origin" (e.g. d1, d2) equally often, or "none"
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(d) - known)
+        if bad:
+            raise CellviewerError(f"Unknown training option(s): {', '.join(bad)}.",
+                                  hint=f"valid options: {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainProgress(Progress):
+    """Progress of :func:`train`: ``phase`` (1 or 2), ``epoch`` (1-based), ``step`` (in the
+    epoch), ``loss`` (running mean of the epoch), ``val`` (last validation score, None
+    before the first), ``best`` (best score so far), ``elapsed`` seconds."""
+
+    phase: int = 1
+    epoch: int = 0
+    step: int = 0
+    loss: float = float("nan")
+    val: float | None = None
+    best: float | None = None
+    elapsed: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    checkpoint: str  # stem of the best checkpoint (``.json`` + ``.safetensors``)
+    best_score: float
+    best_epoch: int
+    epochs_run: int
+    minutes: float
+    stopped: str  # "epochs", "patience", "time"
+    history: list = field(default_factory=list)
+
+
+# -- data ------------------------------------------------------------------------------------
+def load_items(cfg: TrainConfig, split: str) -> list[dict]:
+    items: list[dict] = []
+    for ds in cfg.datasets:
+        if ds == "synthetic":
+            n = cfg.synthetic_n if split == "train" else max(2, cfg.synthetic_n // 4)
+            items += D.synthetic_items(n, cfg.working_scale, cfg.seed + (split != "train"))
+            continue
+        samples = D.load_samples(ds, cfg.data_root, split)
+        if split != "train" and cfg.val_limit:
+            samples = samples[: cfg.val_limit]
+        items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
+    if not items:
+        raise CellviewerError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
+    return items
+
+
+def classes_of(cfg: TrainConfig) -> list[str]:
+    kinds = {"parts" if d == "wbc_seg" else "boxes" for d in cfg.datasets}
+    if len(kinds) > 1:
+        raise CellviewerError("wbc_seg cannot be mixed with box datasets.", hint="train two models")
+    return list(D.PART_CLASSES if kinds == {"parts"} else D.BOX_CLASSES)
+
+
+def _batch(items, weights, rng, acfg: AugmentConfig, n: int):
+    import torch
+
+    imgs, cms, edges = [], [], []
+    for _ in range(n):
+        it = items[int(rng.choice(len(items), p=weights))]
+        labels = {"classmap": (it["classmap"], D.IGNORE)}
+        if it["edge"] is not None:
+            labels["edge"] = (it["edge"], 0)
+        img, labs = augment(it["image"], labels, rng, acfg)
+        imgs.append(img)
+        cms.append(labs["classmap"])
+        edges.append(labs.get("edge", np.zeros_like(labs["classmap"])))
+    x = torch.from_numpy(np.stack(imgs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(np.stack(cms).astype(np.int64)), torch.from_numpy(np.stack(edges).astype(np.float32))
+
+
+# -- the job -------------------------------------------------------------------------------------
+def _card(cfg: TrainConfig, classes, n_train, n_val, state: dict, command: str) -> dict:
+    return {
+        "name": cfg.name, "version": "1", "description": cfg.description or f"{cfg.architecture} trained on "
+        + ", ".join(cfg.datasets), "classes": classes, "outputs": ["mask", "edge"] if classes[1] == "rbc" else ["mask"],
+        "working_scale": cfg.working_scale,
+        "preprocessing": {"input": "RGB float32 0..1, N×3×H×W",
+                          "rescale": "image resized so that the expected RBC diameter is working_scale px"},
+        "postprocess": {"method": "edge-watershed" if classes[1] == "rbc" else "components"},
+        "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
+                          "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
+                                    "fractions": list(D.SPLIT_FRACTIONS), "trained_on": "train",
+                                    "selected_on": "val", "reported_on": "test"},
+                          "n_train_images": n_train, "n_val_images": n_val,
+                          "labels": "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc"
+                          else "expert masks"},
+        "training": {"config": asdict(cfg), "state": state},
+        "metrics": {}, "command": command,
+        "licence": "weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data",
+    }
+
+
+def _loss_fn(cfg: TrainConfig):
+    import torch
+    import torch.nn.functional as F
+
+    from cellviewer.nets.losses import create_loss
+
+    opts = dict(cfg.mask_loss_config)
+    if cfg.mask_loss in ("ce+dice", "ce", "dice"):
+        opts.setdefault("ignore_index", D.IGNORE)
+        if cfg.mask_loss == "dice":
+            opts.setdefault("mode", "multiclass")
+    mask_loss = create_loss(cfg.mask_loss, **opts)
+
+    def loss(out: dict, cm, edge, phase: int):
+        valid = (cm != D.IGNORE).float().unsqueeze(1)
+        total = out["mask"].new_zeros(())
+        if phase == 1:
+            total = total + mask_loss(out["mask"], cm)
+            for aux in out.get("aux", []) or []:
+                total = total + cfg.aux_weight * mask_loss(aux, cm)
+        w_edge = cfg.edge_weight if phase == 2 or not cfg.two_phase else 0.0
+        if "edge" in out and w_edge > 0:
+            pw = torch.tensor(cfg.edge_pos_weight)
+            e = F.binary_cross_entropy_with_logits(out["edge"], edge.unsqueeze(1), weight=valid,
+                                                   pos_weight=pw, reduction="sum") / valid.sum().clamp(min=1)
+            total = total + w_edge * e
+        return total
+
+    return loss
+
+
+def train(config: TrainConfig, cancel: CancelToken | None = None, command: str = "") -> Job[TrainResult]:
+    """Long job: train per ``config`` (see the module docstring); returns a :class:`TrainResult`."""
+    import torch
+
+    from cellviewer.nets.checkpoint import load_checkpoint, save_checkpoint
+    from cellviewer.nets.registry import create_net
+
+    cfg = config
+    t0 = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    classes = classes_of(cfg)
+    yield TrainProgress(0.0, "loading data")
+    train_items, val_items = load_items(cfg, "train"), load_items(cfg, "val")
+    key = (lambda it: (it["dataset"], it["origin"])) if cfg.balance == "origin" else (
+        (lambda it: it["dataset"]) if cfg.balance == "dataset" else (lambda it: 0))
+    by_ds: dict = {}
+    for it in train_items:
+        by_ds[key(it)] = by_ds.get(key(it), 0) + 1
+    weights = np.array([1.0 / by_ds[key(it)] for it in train_items])
+    weights /= weights.sum()
+    acfg = AugmentConfig.from_dict(cfg.augment)
+    state = {"epoch": 0, "phase": 1, "best_score": -1.0, "best_epoch": 0, "history": []}
+    if cfg.resume:
+        net, old = load_checkpoint(cfg.resume, "cpu")
+        state.update((old.get("training") or {}).get("state") or {})
+    else:
+        ncfg = dict(cfg.net_config)
+        ncfg.setdefault("n_classes", len(classes))
+        if classes[1] == "rbc" and cfg.architecture in ("do-unet", "do-unet-valid"):
+            ncfg.setdefault("edge", True)
+        net = create_net(cfg.architecture, **ncfg)
+    net.to(cfg.device)
+    loss_fn = _loss_fn(cfg)
+    steps = cfg.steps_per_epoch or max(1, len(train_items) // cfg.batch_size)
+    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
+    has_edge = any("edge" in n for n, _ in net.named_parameters())
+    phases = [(1, cfg.epochs)] + ([(2, cfg.phase2_epochs)] if cfg.two_phase and has_edge else [])
+    total_epochs = sum(e for _, e in phases)
+    out = Path(cfg.out)
+    stopped, done_epochs = "epochs", 0
+    command = command or f"python -m cellviewer.core.training --config '{json.dumps(asdict(cfg))}'"
+    if cfg.resume:  # the resumed weights are the score to beat, measured the same way as the new epochs
+        yield TrainProgress(0.0, "scoring the resumed checkpoint")
+        state["best_score"] = validate(net.eval(), val_items, classes, cfg.working_scale, cfg.device)["score"]
+        save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
+                        half=True)
+    for phase, n_ep in phases:
+        if phase < state["phase"]:
+            done_epochs += n_ep
+            continue
+        params = [p for n, p in net.named_parameters() if phase == 1 or "edge" in n]
+        for n, p in net.named_parameters():
+            p.requires_grad_(phase == 1 or "edge" in n)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start = state["epoch"] if phase == state["phase"] else 0
+        state["phase"], bad = phase, 0
+        phase_budget = budget * (0.8 if phase == 1 and len(phases) > 1 else 1.0)
+        t_phase = time.perf_counter() - t0
+        for epoch in range(start + 1, n_ep + 1):
+            net.train(phase == 1)
+            losses = []
+            for step in range(1, steps + 1):
+                if cancel is not None:
+                    cancel.check()
+                el = time.perf_counter() - t0
+                progress = max(((epoch - 1) * steps + step) / (n_ep * steps),
+                               (el - t_phase) / max(1e-6, phase_budget - t_phase))
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(min(progress, 1.0), cfg.lr)
+                x, cm, edge = _batch(train_items, weights, rng, acfg, cfg.batch_size)
+                res = net(x.to(cfg.device))
+                loss = loss_fn(res, cm.to(cfg.device), edge.to(cfg.device), phase)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                el = time.perf_counter() - t0
+                frac = max((done_epochs + epoch - 1 + step / steps) / total_epochs, min(1.0, el / budget))
+                yield TrainProgress(min(frac, 0.999), f"phase {phase} epoch {epoch}/{n_ep} step {step}/{steps} "
+                                    f"loss {np.mean(losses):.4f}", phase, epoch, step, float(np.mean(losses)),
+                                    state["history"][-1]["score"] if state["history"] else None,
+                                    state["best_score"] if state["best_score"] >= 0 else None, el)
+                if el > phase_budget:
+                    break
+            net.eval()
+            v = validate(net, val_items, classes, cfg.working_scale, cfg.device)
+            el = time.perf_counter() - t0
+            state["epoch"] = epoch
+            state["history"].append({"phase": phase, "epoch": epoch, "loss": round(float(np.mean(losses)), 5),
+                                     "score": round(v["score"], 5), "minutes": round(el / 60, 2),
+                                     **{k: v[k] for k in v if k != "score"}})
+            # phase 2 only trains the edge: keep its best by the same score
+            if v["score"] > state["best_score"]:
+                state.update(best_score=v["score"], best_epoch=epoch, best_phase=phase)
+                save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state),
+                                                command), half=True)
+                bad = 0
+            else:
+                bad += 1
+            save_checkpoint(net, f"{out}-last", _card(cfg, classes, len(train_items), len(val_items), dict(state),
+                                                      command), half=True)
+            yield TrainProgress(min(0.999, (done_epochs + epoch) / total_epochs),
+                                f"phase {phase} epoch {epoch}: loss {np.mean(losses):.4f} val {v['score']:.4f}"
+                                f" (best {state['best_score']:.4f} @ {state['best_epoch']})", phase, epoch, steps,
+                                float(np.mean(losses)), v["score"], state["best_score"], el)
+            if el > phase_budget:
+                stopped = "time"
+                break
+            if bad >= cfg.patience:
+                stopped = "patience"
+                break
+        done_epochs += n_ep
+        state["epoch"] = 0
+    minutes = (time.perf_counter() - t0) / 60.0
+    yield TrainProgress(1.0, f"done ({stopped}); best {state['best_score']:.4f} at epoch {state['best_epoch']}")
+    return TrainResult(str(out), float(state["best_score"]), int(state["best_epoch"]),
+                       len(state["history"]), minutes, stopped, list(state["history"]))
+
+
+def lr_at(progress: float, base: float, warmup: float = 0.05, floor: float = 0.02) -> float:
+    """Learning rate at ``progress`` (0..1 of the phase, by steps or wall time): linear warm-up, cosine decay."""
+    if progress < warmup:
+        return base * (floor + (1 - floor) * progress / warmup)
+    t = (progress - warmup) / (1 - warmup)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+# -- command line -------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cellviewer.core.training",
+                                 description="Train a cellviewer segmentation network on shared/data.")
+    ap.add_argument("--config", help="TrainConfig options as a JSON file or JSON text (flags below override)")
+    ap.add_argument("--datasets", nargs="+", choices=list(D.DATASETS[:3]) + ["synthetic"])
+    ap.add_argument("--data", help="data root (default: <repo>/../shared/data)")
+    ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
+    ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
+    ap.add_argument("--working-scale", type=float, help="expected RBC diameter (px) the net works at")
+    ap.add_argument("--epochs", type=int, help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
+    ap.add_argument("--minutes", type=float, help="wall-time budget of this run (the LR anneals to it)")
+    ap.add_argument("--steps-per-epoch", type=int)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--two-phase", action="store_true", help="DO-U-Net transfer: mask first, then the edge head")
+    ap.add_argument("--resume", help="checkpoint stem to continue from (e.g. OUT-last)")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--device", help="cpu, cuda, mps")
+    ap.add_argument("--name", help="model name in the card")
+    ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors)")
+    args = ap.parse_args(argv)
+    d: dict = {}
+    if args.config:
+        p = Path(args.config)
+        d = json.loads(p.read_text() if p.is_file() else args.config)
+    flags = {"datasets": args.datasets, "data_root": args.data, "architecture": args.arch,
+             "working_scale": args.working_scale, "epochs": args.epochs, "max_minutes": args.minutes,
+             "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "lr": args.lr,
+             "resume": args.resume, "threads": args.threads, "device": args.device, "name": args.name,
+             "out": args.out, "two_phase": args.two_phase or None,
+             "net_config": json.loads(args.net_config) if args.net_config else None}
+    d.update({k: v for k, v in flags.items() if v is not None})
+    command = "python -m cellviewer.core.training " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = TrainConfig.from_dict(d)
+        last = [0.0]
+
+        def show(p: Progress) -> None:
+            if " val " in p.message or "done" in p.message or "loading" in p.message or time.time() - last[0] > 60:
+                last[0] = time.time()
+                print(p.message, flush=True)
+
+        res = run_job(train(cfg, command=command), show)
+    except CellviewerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps({k: v for k, v in asdict(res).items() if k != "history"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

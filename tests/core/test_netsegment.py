@@ -1,0 +1,99 @@
+"""NetSegmenter: structure of the result with a tiny untrained checkpoint; the shipped model."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from cellviewer.core import netsegment as NS  # noqa: E402
+from cellviewer.core.datasets import synthetic_items  # noqa: E402
+from cellviewer.core.jobs import CancelToken, run_job  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    from cellviewer.nets.checkpoint import save_checkpoint
+    from cellviewer.nets.registry import create_net
+
+    torch.manual_seed(0)
+    net = create_net("do-unet", n_classes=4, base=4, depth=2, edge=True)
+    card = {"name": "tiny", "classes": ["background", "rbc", "wbc", "platelet"], "working_scale": 16}
+    save_checkpoint(net, tmp_path / "tiny", card, half=True)
+    return tmp_path / "tiny"
+
+
+def test_untrained_net_returns_a_well_formed_result(tiny_checkpoint):
+    img = synthetic_items(1, 24, seed=0, size=90)[0]["image"]
+    seg = NS.NetSegmenter(tiny_checkpoint, device="cpu", diameter_px=24)
+    res = run_job(seg.segment(img))
+    assert set(res.labels) == {"rbc", "wbc", "platelet"}
+    for lab in res.labels.values():
+        assert lab.shape == img.shape[:2] and lab.dtype == np.int32
+    for m in res.markers:
+        assert res.labels[m.cls][int(round(m.y)), int(round(m.x))] == m.cell
+        assert 0.0 <= m.score <= 1.0
+    assert res.model_name == "tiny" and res.params["scale"] == pytest.approx(16 / 24, abs=1e-3)
+    # cancel is honoured
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(Exception):
+        run_job(seg.segment(img, tok))
+
+
+def test_instances_from_probs_separates_touching_cells():
+    h, w = 40, 60
+    probs = np.zeros((4, h, w), np.float32)
+    probs[0] = 1
+    yy, xx = np.mgrid[:h, :w]
+    edge = np.zeros((h, w), np.float32)
+    for cx in (18, 34):
+        disc = (yy - 20) ** 2 + (xx - cx) ** 2 <= 81
+        probs[1][disc], probs[0][disc] = 1, 0
+    edge[:, 25:27] = 1  # the line where they touch
+    ring = ((yy - 20) ** 2 + (xx - 18) ** 2 <= 81) & ((yy - 20) ** 2 + (xx - 18) ** 2 > 64)
+    edge[ring] = 1
+    labels, parts, scores = NS.instances_from_probs(probs, edge, ["background", "rbc", "wbc", "platelet"], 16)
+    assert labels["rbc"].max() == 2 and parts is None and np.allclose(scores["rbc"], 1)
+
+
+def test_parts_model_gives_wbc_and_parts():
+    probs = np.zeros((3, 30, 30), np.float32)
+    probs[0] = 1
+    probs[:, 5:25, 5:25] = [[[0]], [[0]], [[1]]]
+    probs[:, 10:20, 10:20] = [[[0]], [[1]], [[0]]]
+    labels, parts, _ = NS.instances_from_probs(probs, None, ["background", "nucleus", "cytoplasm"], 16)
+    assert labels["wbc"].max() == 1 and parts[15, 15] == 1 and parts[7, 7] == 2 and parts[0, 0] == 0
+
+
+def test_cards_are_registered(tmp_path, tiny_checkpoint, monkeypatch):
+    from cellviewer.core import segment
+
+    store = tmp_path / "home" / "models"
+    store.mkdir(parents=True)
+    for ext in (".json", ".safetensors"):
+        (store / ("tiny" + ext)).write_bytes(tiny_checkpoint.with_suffix(ext).read_bytes())
+    monkeypatch.setenv("CELLVIEWER_HOME", str(tmp_path / "home"))
+    assert "tiny" in NS.register_models()
+    seg = segment.create_segmenter("tiny", device="cpu", diameter_px=20)
+    assert isinstance(seg, NS.NetSegmenter)
+
+
+@pytest.mark.skipif(not (REPO / "models" / "blood-cells.json").exists(), reason="no shipped blood-cells model")
+def test_shipped_model_counts_the_sample():
+    from cellviewer.core.datasets import read_rgb
+    from cellviewer.core.segment import create_segmenter
+
+    img = read_rgb(REPO / "resources" / "sample" / "BloodImage_00095.jpg")
+    seg = create_segmenter("blood-cells", device="cpu")
+    run_job(seg.segment(img))  # warm-up
+    t = time.perf_counter()
+    res = run_job(seg.segment(img))
+    dt = time.perf_counter() - t
+    counts = {c: sum(m.cls == c for m in res.markers) for c in ("rbc", "wbc", "platelet")}
+    assert 10 <= counts["rbc"] <= 40 and 1 <= counts["wbc"] <= 2 and counts["platelet"] <= 5
+    assert dt < 3.0  # generous: the CI machine is shared

@@ -1,0 +1,127 @@
+"""App start on the sample, drag and drop, save failures, marker move, eraser + fill, brush preview."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from cellviewer.core import sidecar
+from cellviewer.core.errors import SaveError
+from cellviewer.gui import paths
+from tests.gui.smear import RBC_CENTRES
+
+
+def test_sample_is_resolved_and_copied_out_of_resources():
+    s = paths.sample_image()
+    assert s is not None and s.is_file() and s.parent == paths.resources_dir() / "sample"
+    copy = paths.sample_working_copy()
+    assert copy.is_file() and Path(os.environ["CELLVIEWER_HOME"]) in copy.parents
+
+
+def test_create_window_opens_the_sample_and_segments_it(qtbot):
+    from cellviewer.gui import settings
+    from cellviewer.gui.app import create_app, create_window
+    from cellviewer.gui.state import SegmentParams
+
+    create_app()
+    settings.save_dataclass("segment", SegmentParams(model="classical"))  # quick, whatever models/ holds
+    win = create_window(None)
+    qtbot.addWidget(win)
+    try:
+        assert win.session.doc is not None
+        assert win.session.path == paths.sample_working_copy()
+        with qtbot.waitSignal(win.segmentation.runner.finished, timeout=30000):
+            pass
+        assert sum(win.session.doc.counts().values()) > 0
+    finally:
+        win.close()
+    assert not list((paths.resources_dir() / "sample").glob("*.cellviewer*"))
+
+
+def test_drop_a_folder_opens_its_first_image(window, smear_path, qtbot):
+    window.seg_params.update(auto_run=False)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(smear_path.parent))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(ev)
+    assert window.session.path == smear_path
+    assert window.files_panel.folder == smear_path.parent
+
+
+def test_save_keeps_failing_gives_one_dialog(make_window, smear_path, monkeypatch, dialogs):
+    win = make_window(auto_run=False)
+    win.open_image(smear_path)
+
+    def refuse(doc, path=None):
+        raise SaveError("Cannot save corrections: the disk is full.", hint="free some disk space")
+
+    monkeypatch.setattr(sidecar, "save_sidecar", refuse)
+    for i in range(6):
+        win.tools.stroke([(20.0, 100.0 + 10 * i), (40.0, 100.0 + 10 * i)])
+        assert not win.save()
+    assert len(dialogs.shown) == 1 and "disk is full" in dialogs.shown[0].text
+    assert "Not saved" in win.statusBar().currentMessage() or "disk is full" in win.statusBar().currentMessage()
+    monkeypatch.undo()
+    assert win.save()
+
+
+def test_move_marker_by_dragging_in_navigate_mode(segmented):
+    win = segmented
+    doc, tools = win.session.doc, win.tools
+    tools.set_tool("navigate")
+    m = min(doc.markers.values(), key=lambda m: (m.x - 30) ** 2 + (m.y - 30) ** 2)
+    assert tools.drag_start(m.x + 1, m.y + 1)  # on a marker: the tool takes the drag
+    tools.drag_move(m.x + 5, m.y + 5)
+    tools.drag_end(m.x + 6, m.y + 6)
+    assert abs(doc.markers[m.id].x - (m.x + 6)) < 1e-6
+    assert win.session.stack.undoText() == "Move marker"
+    assert not tools.drag_start(250, 5)  # empty place: the view pans
+
+
+def test_eraser_then_fill_the_hole(segmented):
+    win = segmented
+    doc, tools = win.session.doc, win.tools
+    x, y = RBC_CENTRES[0]
+    cell = int(doc.labels["rbc"][y, x])
+    tools.state.update(brush_radius=3)
+    tools.stroke([(x, y), (x + 1, y)], erase=True)
+    assert doc.labels["rbc"][y, x] == 0
+    tools.set_class("rbc")
+    tools.set_tool("fill")
+    tools.click(x, y)
+    assert doc.labels["rbc"][y, x] == cell
+    assert win.session.stack.undoText() == "Fill"
+
+
+def test_brush_preview_follows_the_cursor(segmented):
+    win = segmented
+    win.tools.set_tool("brush")
+    win.tools.state.update(brush_radius=6)
+    win.tools.hover(50, 60)
+    r = win.canvas.brush_preview.rect()
+    assert win.canvas.brush_preview.isVisible() and (r.center().x(), r.center().y(), r.width()) == (50, 60, 12)
+    win.tools.set_tool("navigate")
+    assert not win.canvas.brush_preview.isVisible()
+
+
+def test_window_starts_without_torch_for_the_classical_model(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from cellviewer.gui import settings\n"
+            "from cellviewer.gui.state import SegmentParams\n"
+            "from cellviewer.gui.app import create_app, create_window\n"
+            "app = create_app()\n"
+            "settings.save_dataclass('segment', SegmentParams(model='classical'))\n"
+            "w = create_window(None, auto_open_sample=False)\n"
+            "w.close()\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n")
+    env = dict(os.environ, CELLVIEWER_SETTINGS=str(tmp_path / "s.ini"), QT_QPA_PLATFORM="offscreen")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=str(Path(__file__).resolve().parents[2]))
+    assert "NO-TORCH" in r.stdout, r.stdout + r.stderr
