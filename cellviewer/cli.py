@@ -266,6 +266,25 @@ def _add_analyze(sub) -> None:
 #: Sub-command builders, in --help order. Add new commands here (see the module docstring).
 COMMANDS = [_add_analyze, _add_models, _add_gui]
 
+#: Commands that live in their own module ``cellviewer.commands.<name>``; each module defines
+#: ``add_parser(subparsers)`` (sets ``func=handler``, ``handler(args) -> int``) and imports
+#: nothing heavy at module level (``cellviewer --help`` must not import torch or Qt).
+COMMAND_MODULES = ["train", "evaluate", "bench", "export", "review", "selftest"]
+
+
+def _add_command_modules(sub) -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        modname = f"cellviewer.commands.{name}"
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name == modname:  # not part of this build
+                continue
+            raise
+        mod.add_parser(sub)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -274,9 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
+    parser.add_argument("--selftest", action="store_true",
+                        help="headless self-test: load the default model, segment the bundled sample, "
+                             "check the counts, write a report to a temporary folder; exit 0 when all is well")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
+    _add_command_modules(sub)
     return parser
 
 
@@ -289,6 +312,8 @@ def main(argv=None) -> int:
     except SystemExit as e:  # --help, --version (0) or a usage error (2)
         return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
     func = getattr(args, "func", None) or cmd_gui
+    if getattr(args, "selftest", False):
+        from cellviewer.commands.selftest import run_selftest as func
     try:
         return func(args)
     except CellviewerError as e:
