@@ -24,11 +24,13 @@ Exit codes:
        or an unexpected internal error; a single image that fails returns its error's code
        (e.g. 3 when it is unreadable)
   2    usage error (bad arguments, no images found)
-  3-8  the whole command failed with a cellviewer error: 3 image unreadable,
-       4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit
+  3-9  the whole command failed with a cellviewer error: 3 image unreadable,
+       4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit,
+       9 no display for the review window (``cellviewer gui`` over ssh without X ...)
   130  interrupted (Ctrl-C)
 
-Errors are printed as one line: ``cellviewer: error: <message>``.
+Errors are printed as one line: ``cellviewer: error: <message>``; notes that are not failures (a GPU
+out-of-memory fallback to smaller tiles or the CPU) as ``cellviewer: note: <image>: <what>``.
 
 Adding a command (evaluate, train, bench, export, selftest ...): write
 ``_add_<name>(subparsers)`` that builds its sub-parser and sets ``func=<handler>``
@@ -50,7 +52,7 @@ PROG = "cellviewer"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EPILOG = """exit codes: 0 all images ok; 1 some images failed (listed on stderr) or internal error;
 2 usage error; 3 image unreadable; 4 sidecar; 5 cannot save; 6 unknown or broken model;
-7 segmentation failed; 8 edit; 130 interrupted"""
+7 segmentation failed; 8 edit; 9 no display for the GUI; 130 interrupted"""
 
 
 class UsageError(CellviewerError):
@@ -65,6 +67,9 @@ def _err(msg: str) -> None:
 
 # -- gui -------------------------------------------------------------------------------
 def cmd_gui(args) -> int:
+    from cellviewer.display import check_display
+
+    check_display()  # before Qt: without a display Qt aborts the process
     try:
         from cellviewer.gui.app import run_gui
     except ImportError as e:
@@ -84,10 +89,15 @@ def _add_gui(sub) -> None:
 def cmd_models(args) -> int:
     from cellviewer.core.segment import default_segmenter_name, list_segmenters
 
+    from cellviewer.core.modelcards import model_summaries
+
     default = default_segmenter_name()
+    cards = model_summaries()  # trained models: architecture, classes, scale, version, test numbers
     for name, desc in sorted(list_segmenters().items()):
         star = " (default)" if name == default else ""
         print(f"{name}{star}" + (f" — {desc}" if desc else ""))
+        if name in cards:
+            print("    " + cards[name].text().replace("\n", "\n    "))
     return EXIT_OK
 
 
@@ -116,6 +126,10 @@ class _Reporter:
             self.bar.update(1)
         elif not self.quiet:
             print(f"[{i}/{self.total}] {line}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        msg = f"{PROG}: note: {text}"
+        self.bar.write(msg, file=sys.stderr) if self.bar is not None else print(msg, file=sys.stderr, flush=True)
 
     def skipped(self, path, reason: str) -> None:
         msg = f"{PROG}: skipped {path}: {reason}"
@@ -155,6 +169,9 @@ def cmd_analyze(args) -> int:
         raise UsageError(f"No images found in: {', '.join(args.inputs)}.",
                          hint=f"give image files or folders holding {'/'.join(sorted(io.SUPPORTED_SUFFIXES))} files")
     model = args.model or default_segmenter_name()
+    from cellviewer.core.memory import release, tune_for_batch
+
+    tune_for_batch()  # bounded oneDNN kernel cache, large arrays back to the OS: flat memory over a batch
     seg = create_segmenter(model, device=args.device)  # fails fast (exit 6) before touching the output folder
     out = os.path.abspath(args.out)
     masks = os.path.join(out, "masks")
@@ -176,6 +193,8 @@ def cmd_analyze(args) -> int:
                 img = io.read_image(path)
                 doc = Document(img)
                 doc.set_result(run_job(seg.segment(img.pixels, cancel), reporter.progress))
+                for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
+                    reporter.note(f"{path}: {note}")
             except Cancelled:
                 raise
             except Exception as e:  # noqa: BLE001 - one odd image must not end a batch
@@ -195,6 +214,7 @@ def cmd_analyze(args) -> int:
             io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))
             entries.append(ReportEntry.from_document(doc, name, thumbnail=len(entries) < args.report_pages))
             del doc, img
+            release()
             reporter.done(i, f"{name}: {crow['rbc']} RBC, {crow['wbc']} WBC, {crow['platelets']} platelets "
                              f"({time.perf_counter() - t_img:.2f} s)")
     finally:
@@ -269,7 +289,7 @@ COMMANDS = [_add_analyze, _add_models, _add_gui]
 #: Commands that live in their own module ``cellviewer.commands.<name>``; each module defines
 #: ``add_parser(subparsers)`` (sets ``func=handler``, ``handler(args) -> int``) and imports
 #: nothing heavy at module level (``cellviewer --help`` must not import torch or Qt).
-COMMAND_MODULES = ["train", "evaluate", "bench", "export", "review", "selftest"]
+COMMAND_MODULES = ["train", "evaluate", "bench", "export", "review", "finetune_demo", "selftest"]
 
 
 def _add_command_modules(sub) -> None:

@@ -259,3 +259,25 @@ def test_same_file_names_from_two_folders_stay_apart(fakes, tmp_path):
     assert cli.main(["analyze", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out), "-q"]) == 0
     assert [r[0] for r in _read_csv(out / "counts.csv")[1:]] == ["one.png", "one_2.png"]
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["one.png", "one_2.png"]
+
+
+class _OomFallbackSegmenter(_FakeSegmenter):
+    """As the net segmenter after a GPU out-of-memory: a result made on the CPU, with the notice."""
+
+    def segment(self, image, cancel=None):
+        res = yield from super().segment(image, cancel)
+        res.params["fallback"] = ["CUDA out of memory with 1024 px tiles; retried on the CPU (slower)"]
+        return res
+
+
+def test_out_of_memory_fallback_is_a_note_not_a_failure(fakes, tmp_path, capsys, monkeypatch):
+    from cellviewer.core import segment
+
+    monkeypatch.setitem(segment._FACTORIES, "fake", _OomFallbackSegmenter)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_smear(seed=1)).save(folder / "one.png")
+    assert cli.main(["analyze", str(folder), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if ln.startswith("cellviewer: note:")]
+    assert len(notes) == 1 and "one.png" in notes[0] and "out of memory" in notes[0] and "CPU" in notes[0]

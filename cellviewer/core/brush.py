@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from cellviewer.core.document import BBox, Change, Document, union_bbox
-from cellviewer.core.edits import Edit, LabelPatch, MarkerChange, make_edit
+from cellviewer.core.edits import Edit, LabelPatch, MarkerChange, log_edit, make_edit
 from cellviewer.core.operations import _check_cls, _marker_for_cell, _parts_clear
 
 TILE = 64
@@ -140,7 +140,6 @@ class BrushStroke:
         if edit.record is not None:
             doc.provenance.edits.append(edit.record)
         edit.applied = True
-        if doc.journal is not None:
-            doc.journal.record("apply", edit)
+        log_edit(doc, "apply", edit)
         doc.notify(edit.change())
         return edit

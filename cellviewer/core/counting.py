@@ -93,17 +93,31 @@ def areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(np.int32), counts[ids].astype(np.int64)
 
 
+def _centroids_slices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """:func:`centroids` plus the ``find_objects`` slices (index ``id - 1``).
+
+    Works on each instance's bounding box (one C pass over the image, then small crops):
+    on a 5-megapixel map with a few hundred cells ~10× faster than whole-image weighted
+    bincounts, with the same values (integer sums, one float division).
+    """
+    lab = labels if labels.dtype.kind in "iu" else labels.astype(np.int64)
+    slices = ndi.find_objects(lab) if lab.size else []
+    ids, ys, xs = [], [], []
+    for i, sl in enumerate(slices, 1):
+        if sl is None:
+            continue
+        r, c = np.nonzero(lab[sl] == i)
+        n = r.size
+        ids.append(i)
+        ys.append((int(r.sum()) + sl[0].start * n) / n)
+        xs.append((int(c.sum()) + sl[1].start * n) / n)
+    return np.asarray(ids, np.int32), np.asarray(ys, np.float64), np.asarray(xs, np.float64), slices
+
+
 def centroids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ids, ys, xs)``: the centre of mass of every instance (float pixel coordinates)."""
-    h, w = labels.shape
-    flat = labels.ravel()
-    n = int(flat.max()) + 1 if flat.size else 1
-    counts = np.bincount(flat, minlength=n).astype(np.float64)
-    rows = np.bincount(flat, weights=np.repeat(np.arange(h, dtype=np.float64), w), minlength=n)
-    cols = np.bincount(flat, weights=np.tile(np.arange(w, dtype=np.float64), h), minlength=n)
-    ids = np.nonzero(counts)[0]
-    ids = ids[ids > 0]
-    return ids.astype(np.int32), rows[ids] / counts[ids], cols[ids] / counts[ids]
+    ids, ys, xs, _ = _centroids_slices(labels)
+    return ids, ys, xs
 
 
 def label_max(values: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -162,7 +176,7 @@ def inside_points(labels: np.ndarray, dist: np.ndarray | None = None) -> tuple[n
     The centroid where it falls inside the cell; otherwise (concave cells) the
     point of the cell farthest from its outline (maximum of the distance transform).
     """
-    ids, ys, xs = centroids(labels)
+    ids, ys, xs, slices = _centroids_slices(labels)
     if ids.size == 0:
         return ids, ys, xs
     h, w = labels.shape
@@ -170,13 +184,24 @@ def inside_points(labels: np.ndarray, dist: np.ndarray | None = None) -> tuple[n
     ix = np.clip(np.rint(xs).astype(np.intp), 0, w - 1)
     bad = labels[iy, ix] != ids
     if bad.any():
-        if dist is None:
-            dist = _cell_distance(labels)
-        pos = label_argmax(dist, labels, ids[bad]).astype(np.float64)
+        if dist is not None:
+            pos = label_argmax(dist, labels, ids[bad]).astype(np.float64)
+        else:  # per cell, on its box grown by 1 px (same distances inside the cell)
+            pos = np.array([_crop_argmax_distance(labels, int(i), slices[i - 1]) for i in ids[bad]], np.float64)
         ys = ys.copy()
         xs = xs.copy()
         ys[bad], xs[bad] = pos[:, 0], pos[:, 1]
     return ids, ys, xs
+
+
+def _crop_argmax_distance(labels: np.ndarray, cell: int, sl) -> tuple[int, int]:
+    """Row/col of the (first) maximum of :func:`_cell_distance` within ``cell``, computed on its box."""
+    h, w = labels.shape
+    y0, x0 = max(0, sl[0].start - 1), max(0, sl[1].start - 1)
+    crop = labels[y0:min(h, sl[0].stop + 1), x0:min(w, sl[1].stop + 1)]
+    d = np.where(crop == cell, _cell_distance(crop), -np.inf)
+    k = int(np.argmax(d))
+    return y0 + k // crop.shape[1], x0 + k % crop.shape[1]
 
 
 def shape_scores(

@@ -221,8 +221,13 @@ def _load_chula(root: Path) -> list[Sample]:
 
 
 def load_samples(dataset: str, root: str | Path | None = None, split: str | None = None) -> list[Sample]:
-    """All samples of ``dataset`` (one of :data:`DATASETS`), optionally of one split."""
+    """All samples of ``dataset`` (one of :data:`DATASETS`, or ``"export"``: a cellviewer export
+    at ``root``, :func:`cellviewer.core.export_read.load_exported`), optionally of one split."""
     r = resolve_data_root(root)
+    if dataset == "export":
+        from cellviewer.core.export_read import load_exported
+
+        return load_exported(r, split)
     if split is not None and split not in SPLITS:
         raise CellviewerError(f"Unknown split '{split}'.", hint=f"choose one of: {', '.join(SPLITS)}")
     if dataset in BOX_DATASETS:
@@ -322,7 +327,11 @@ def working_item(sample: Sample, working_scale: float, edge_px: float = 2.0) -> 
     size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
     small = cv2.resize(img, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     edge = None
-    if sample.boxes is not None:
+    if sample.meta.get("labels"):  # a cellviewer export: its real masks, not box ellipses
+        from cellviewer.core.export_read import working_targets
+
+        classmap, edge = working_targets(sample, size, edge_px)
+    elif sample.boxes is not None:
         # boxes are scaled per axis exactly as the image was
         sx, sy = size[0] / w, size[1] / h
         boxes = {c: b * np.array([sx, sy, sx, sy]) for c, b in sample.boxes.items()}

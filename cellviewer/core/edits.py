@@ -144,7 +144,7 @@ class Edit:
         if self.record is not None:
             doc.provenance.edits.append(self.record)
         self.applied = True
-        _journal(doc, "apply", self)
+        log_edit(doc, "apply", self)
         doc.notify(self.change())
 
     def revert(self, doc: Document) -> None:
@@ -159,7 +159,7 @@ class Edit:
                     del edits[i]
                     break
         self.applied = False
-        _journal(doc, "revert", self)
+        log_edit(doc, "revert", self)
         doc.notify(self.change())
 
     @property
@@ -167,9 +167,11 @@ class Edit:
         return sum(a.nbytes for a in self.atoms)
 
 
-def _journal(doc: Document, kind: str, edit: "Edit") -> None:
+def log_edit(doc: Document, kind: str, edit: "Edit") -> None:
+    """Append to the document's journal; never raises (a failure is reported by the journal's
+    ``on_error`` and the edit stays applied — see :meth:`cellviewer.core.journal.Journal.log`)."""
     if doc.journal is not None:
-        doc.journal.record(kind, edit)
+        doc.journal.log(kind, edit)
 
 
 def make_edit(name: str, atoms: list, *, cls: str | None = None, detail: str = "") -> Edit:

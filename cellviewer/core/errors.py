@@ -66,7 +66,19 @@ class Cancelled(CellviewerError):
     exit_code = 130
 
 
+class DisplayError(CellviewerError):
+    """The review window cannot open: there is no display (e.g. over ssh without X forwarding)."""
+
+    exit_code = 9
+
+
 class EditError(CellviewerError):
     """An edit could not be applied (e.g. merging cells of different classes)."""
 
     exit_code = 8
+
+
+class OptionError(CellviewerError):
+    """A command-line or configuration option has a bad value (exit code 2, like a usage error)."""
+
+    exit_code = 2

@@ -43,6 +43,7 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core import metrics as M
+from cellviewer.core.cliopts import add_evaluate_arguments
 from cellviewer.core.errors import CellviewerError
 from cellviewer.core.jobs import run_job
 
@@ -291,7 +292,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _command_args(argv: list[str]) -> str:
+def command_args(argv: list[str]) -> str:
     """The arguments that decide the numbers (without --write-card / --json FILE)."""
     out, skip = [], False
     for a in argv:
@@ -306,38 +307,42 @@ def _command_args(argv: list[str]) -> str:
     return " ".join(out)
 
 
+def evaluate_args(args, on_image=None) -> dict:
+    """:func:`evaluate_model` with the options of :func:`cellviewer.core.cliopts.add_evaluate_arguments`."""
+    return evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
+                          args.device, on_image=on_image, central_cell=not args.all_cells)
+
+
+def store_metrics(model: str, res: dict, command: str) -> Path:
+    """Write the summary of ``res`` as the ``metrics`` of ``model``'s card; returns the card path."""
+    from cellviewer.core.netsegment import find_models
+
+    found = find_models()
+    if model not in found:
+        raise CellviewerError(f"'{model}' has no model card to write metrics into.",
+                              hint="--write-card works for trained models in models/")
+    path, card = found[model]
+    card["metrics"] = {"split": res["split"], "datasets": res["datasets"], "diameter": res["diameter"],
+                       "seconds_per_image_cpu": round(res["seconds_per_image"], 4), "command": command}
+    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cellviewer.core.evaluate", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", required=True, help="a segmenter name (models/*.json card name or classical)")
-    ap.add_argument("--data", default=None, help="data root (default: <repo>/../shared/data)")
-    ap.add_argument("--split", default="test", choices=D.SPLITS)
-    ap.add_argument("--datasets", nargs="+", choices=D.DATASETS)
-    ap.add_argument("--diameter", choices=("estimate", "annotation"))
-    ap.add_argument("--limit", type=int)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--all-cells", action="store_true", help="wbc_seg: score every predicted WBC, not the central one")
-    ap.add_argument("--json", help="write the full result (with per-image rows) to this file")
-    ap.add_argument("--write-card", action="store_true", help="store the summary as the card's metrics")
+    add_evaluate_arguments(ap)
     args = ap.parse_args(argv)
     try:
-        res = evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
-                             args.device, central_cell=not args.all_cells)
+        res = evaluate_args(args)
+        print(format_table(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        if args.write_card:
+            cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])
+            print(f"metrics written to {store_metrics(args.model, res, cmd)}")
     except CellviewerError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    print(format_table(res))
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
-    if args.write_card:
-        from cellviewer.core.netsegment import find_models
-
-        path, card = find_models()[args.model]
-        card["metrics"] = {"split": args.split, "datasets": res["datasets"], "diameter": res["diameter"],
-                           "seconds_per_image_cpu": round(res["seconds_per_image"], 4),
-                           "command": "python -m cellviewer.core.evaluate " + _command_args(
-                               argv if argv is not None else sys.argv[1:])}
-        path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        print(f"metrics written to {path}")
     return 0
 
 

@@ -360,6 +360,8 @@ def valid_journal(rng) -> bytes:
         def record(self, kind, edit):
             records.append(journal.encode(kind, edit, f"id{len(records)}"))
 
+        log = record
+
     doc.journal = Rec()
     s = BrushStroke(doc, "platelet", 2)
     s.dab(25, 3)

@@ -15,6 +15,11 @@ Every record carries a unique ``id``; a sidecar stores the id of the last record
 it covers (``journal_last``), so records that a crash left in the journal after
 they were already saved are not replayed twice. Records are validated on read:
 a hostile or corrupt journal yields the intact prefix, never an exception.
+
+Edits log through :meth:`Journal.log`, which never raises: when a record cannot be
+written (disk full, read-only) the edit stays applied, ``on_error`` is told once, and
+the journal is suspended until a save holds every edit it skipped (a replay must
+never jump over an edit).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import zipfile
 import zlib
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -180,6 +186,9 @@ class Journal:
         self._lock = threading.Lock()
         self._checked = False  # the file's tail was checked (torn records cut) and _last_id read
         self._last_id: str | None = None  # id of the last record in the file
+        self.suspended = False  # a record failed: nothing is logged until a save covers everything
+        self.skipped = 0  # records not written because the journal was suspended
+        self.on_error: Callable[[SaveError], None] | None = None  # told when logging fails (see log)
 
     def _check(self) -> None:
         """Once, under the lock: cut a torn/corrupt tail (left by a crash) so that new records
@@ -228,6 +237,31 @@ class Journal:
             finally:
                 os.close(fd)
             self._last_id = rid
+
+    def log(self, kind: str, edit: Edit) -> None:
+        """:meth:`record` that never raises: the edit stays applied in memory (the autosave keeps
+        it). A failure (disk full, read-only folder) suspends the journal — a replay must never
+        skip an edit in the middle — until a save covers every skipped edit (:meth:`resume`), and
+        is passed to :attr:`on_error` once per suspension."""
+        with self._lock:
+            if self.suspended:
+                self.skipped += 1
+                return
+        try:
+            self.record(kind, edit)
+        except SaveError as e:
+            with self._lock:
+                self.suspended = True
+                self.skipped += 1
+            if self.on_error is not None:
+                self.on_error(e)
+
+    def resume(self, skipped: int) -> None:
+        """A save that holds everything up to a snapshot taken when :attr:`skipped` was ``skipped``
+        went through: log again, unless more edits were skipped since."""
+        with self._lock:
+            if self.suspended and self.skipped == skipped:
+                self.suspended = False
 
     def mark(self) -> int:
         """The journal's current length: what a snapshot taken now covers."""

@@ -11,8 +11,12 @@ Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
    are measured and, when their median size is off by more than 10 %
    (:data:`REFINE_TOLERANCE`, relative to the card's ``postprocess.rbc_measured_to_box``),
    the image is rescaled and predicted once more.
-2. **Predict** with :func:`cellviewer.core.tiling.iter_tiled` (overlapping tiles,
-   cosine blending, batched, ``inference_mode``, fp16 autocast on CUDA).
+2. **Predict**, after the card's ``preprocessing.steps`` (:mod:`cellviewer.nets.preprocess`,
+   e.g. NODE-UNet's CLAHE on Y), with :func:`cellviewer.core.tiling.iter_tiled` (``inference_mode``,
+   ``channels_last``, fp16 autocast on CUDA). An image that is at most
+   :data:`SINGLE_TILE_MAX_PX` at the working scale (a 2592×1944 field is ~0.45 MP) runs
+   as ONE tile — no overlap recomputed, no seams; larger ones in overlapping
+   ``tile``-px tiles (default 1024), cosine-blended, batched.
 3. **Instances** per class at the working scale (:func:`instances_from_probs`):
    class = argmax of the softmax; *seeds* = class mask − edge (edge probability ≥ 0.5),
    small seeds dropped; a watershed on the edge probability grows the seeds back to
@@ -28,7 +32,9 @@ Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
 Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
 ``<repo>/models`` and ``$CELLVIEWER_HOME/models`` (user store; default
 ``~/.local/share/cellviewer/models``) is registered under the card's ``name`` (later
-folders win). Nets are loaded lazily and cached per (file, device).
+folders win). Nets are loaded lazily and cached per (file, device). A nucleus/cytoplasm
+card is registered as :class:`cellviewer.core.wbcparts.WbcPartsSegmenter` (the detector on
+whole fields, the parts model on each white cell's window; WBC crops directly).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from cellviewer.core.counting import inside_points, instances_from_mask, relabel
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
 from cellviewer.core.jobs import CancelToken, Job, Progress
+from cellviewer.core.modelcards import apply_solver
+from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
 
@@ -62,6 +70,8 @@ REFINE_TOLERANCE = 0.1
 MIN_FRACS = {"rbc": (0.04, 0.12), "wbc": (0.08, 0.25), "platelet": (0.008, 0.02)}
 #: classes whose touching cells are split by the edge watershed (the others: connected components)
 SEPARATE: tuple[str, ...] = ("rbc", "wbc")
+#: images up to this many pixels at the working scale are predicted as one tile
+SINGLE_TILE_MAX_PX = 4_000_000
 _CACHE: dict[tuple[str, str], tuple[object, dict]] = {}
 _LOCK = threading.Lock()
 
@@ -187,10 +197,12 @@ def softmax_np(logits: np.ndarray) -> np.ndarray:
 
 def _resize_labels(lab: np.ndarray, scores: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     h, w = shape
+    # enlarging with nearest neighbours keeps every label: count them on the small map (cheaper)
+    counted = lab if (h >= lab.shape[0] and w >= lab.shape[1]) else None
     if lab.shape != (h, w):
         lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
     n = len(scores)
-    present = np.bincount(lab.ravel(), minlength=n + 1)[: n + 1] > 0
+    present = np.bincount((lab if counted is None else counted).ravel(), minlength=n + 1)[: n + 1] > 0
     present[0] = False
     if present[1:].all():
         return lab, scores
@@ -204,7 +216,12 @@ def _load(stem: str, device: str):
     key = (str(stem), device)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = load_checkpoint(stem, device)
+            net, card = load_checkpoint(stem, device)
+            if device == "cpu" or device.startswith("cuda"):  # ~1.5× faster convolutions (see tiling)
+                import torch
+
+                net = net.to(memory_format=torch.channels_last)
+            _CACHE[key] = net, card
         return _CACHE[key]
 
 
@@ -216,13 +233,14 @@ class NetSegmenter:
     ``refine_scale`` (second pass when the predicted cells are off-size), ``tile`` /
     ``overlap`` / ``batch_size`` (tiling at the working scale), ``method``
     ("edge-watershed", or a :data:`cellviewer.core.counting.METHODS` name for red cells),
-    ``threads`` (torch CPU threads; None leaves torch's setting).
+    ``threads`` (torch CPU threads; None leaves torch's setting), ``solver`` (ODE nets such as
+    NODE-UNet: ``{"method", "rtol", "atol", "step_size"}`` for this segmenter's runs; ignored by other nets).
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", diameter_px: float | None = None,
                  diameter_um: float | None = None, um_per_px: float | None = None, refine_scale: bool = True,
-                 tile: int = 512, overlap: int = 48, batch_size: int = 4, method: str | None = None,
-                 threads: int | None = None, **_ignored):
+                 tile: int = 1024, overlap: int = 48, batch_size: int = 2, method: str | None = None,
+                 threads: int | None = None, solver: dict | None = None, **_ignored):
         from cellviewer.core.device import resolve_device
 
         ck = str(checkpoint)
@@ -242,13 +260,34 @@ class NetSegmenter:
         self.method = method or post.get("method", "edge-watershed")
         #: predicted RBC equivalent diameter / annotated box size, at the right scale
         self.measured_to_box = float(post.get("rbc_measured_to_box", 1.0))
+        self.solver = dict(solver or {}) if hasattr(self.net, "set_solver") else {}  # set per run, then restored
+        from cellviewer.nets.preprocess import card_steps
 
-    def predict(self, image_small: np.ndarray, cancel: CancelToken | None = None) -> Job[tuple]:
-        """Long job: ``(probs C×H×W, edge_p H×W or None)`` of an image at the working scale."""
+        self.preprocess = card_steps(self.card)  # e.g. NODE-UNet's CLAHE, applied in predict (ValueError: unknown)
+
+    def predict(self, image_small: np.ndarray, cancel: CancelToken | None = None, log=None) -> Job[tuple]:
+        """Long job: ``(probs C×H×W, edge_p H×W or None)`` of an image at the working scale. Out of
+        memory: smaller tiles, then the CPU (:mod:`cellviewer.core.oom`; the steps go to ``log``)."""
+        from cellviewer.core.oom import predict_with_fallback
         from cellviewer.core.tiling import iter_tiled
 
-        out = yield from iter_tiled(self.net, image_small, tile=self.tile, overlap=self.overlap,
-                                    batch_size=self.batch_size, device=self.device, cancel=cancel)
+        if self.preprocess:
+            from cellviewer.nets.preprocess import apply_steps
+
+            image_small = apply_steps(np.ascontiguousarray(image_small), self.preprocess)
+        h, w = image_small.shape[:2]
+        first_tile = max(h, w) if h * w <= SINGLE_TILE_MAX_PX else self.tile
+
+        def run(tile: int, batch: int, device: str):
+            net = self.net if device == self.device else _load(self.checkpoint, device)[0]
+            old = apply_solver(net, self.solver)  # the net is shared (cached): restore its solver after
+            try:
+                return (yield from iter_tiled(net, image_small, tile=tile, overlap=self.overlap, batch_size=batch,
+                                              device=device, cancel=cancel, channels_last=device != "mps"))
+            finally:
+                apply_solver(net, old)
+
+        out = yield from predict_with_fallback(run, first_tile, self.batch_size, self.device, log)
         if "mask" not in out:
             raise SegmentationError(f"Model '{self.name}' gave no 'mask' output.", hint="check the model card")
         probs = softmax_np(out["mask"])
@@ -268,6 +307,7 @@ class NetSegmenter:
 
             torch.set_num_threads(int(self.threads))
         timings: dict[str, float] = {}
+        oom = FallbackLog()  # out-of-memory fallbacks taken (smaller tiles, CPU), for the result
         t0 = time.perf_counter()
         yield Progress(0.0, "cell size")
         if self.diameter_px is not None:
@@ -281,9 +321,11 @@ class NetSegmenter:
             passes += 1
             s = self.working_scale / d
             sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
-            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
             t = time.perf_counter()
-            job = self.predict(small, cancel)
+            small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+            timings["resize"] = timings.get("resize", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            job = self.predict(small, cancel, oom)
             while True:
                 try:
                     p = next(job)
@@ -318,7 +360,7 @@ class NetSegmenter:
                 out_labels[cls] = np.zeros((h, w), np.int32)
                 continue
             lab, sc = _resize_labels(labels[cls], scores[cls], (h, w))
-            out_labels[cls] = lab.astype(np.int32)
+            out_labels[cls] = lab.astype(np.int32, copy=False)
             ids, ys, xs = inside_points(lab)
             for cid, y, x in zip(ids.tolist(), ys.tolist(), xs.tolist()):
                 markers.append(Marker(id=len(markers) + 1, cls=cls, x=float(x), y=float(y), origin="auto",
@@ -329,10 +371,13 @@ class NetSegmenter:
         timings["total"] = time.perf_counter() - t0
         params = {"model": self.name, "checkpoint": Path(self.checkpoint).name, "diameter_px": round(d, 2),
                   "diameter_source": source, "working_scale": self.working_scale, "scale": round(s, 4),
-                  "method": self.method, "tile": self.tile, "overlap": self.overlap, "passes": passes}
+                  "method": self.method, "tile": self.tile, "overlap": self.overlap, "passes": passes,
+                  **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
+                  **({"fallback": list(oom.notices)} if oom.notices else {})}
         yield Progress(1.0, "done")
         return SegmentationResult(labels=out_labels, markers=markers, parts=parts, model_name=self.name,
-                                  model_version=self.version, params=params, device=self.device, timings=timings)
+                                  model_version=self.version, params=params, device=oom.device or self.device,
+                                  timings=timings)
 
 
 # -- the registry of model cards ------------------------------------------------------------------
@@ -361,11 +406,14 @@ def find_models() -> dict[str, tuple[Path, dict]]:
                 continue
             if isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file():
                 found[str(card.get("name") or p.stem)] = (p, card)
+    from cellviewer.core.modelstore import active_cards
+
+    found.update(active_cards())  # the user store's active fine-tuned versions win (core.modelstore)
     return found
 
 
 def _factory(card_path: Path):
-    def make(**options) -> NetSegmenter:
+    def load(**options) -> NetSegmenter:
         try:
             return NetSegmenter(card_path.with_suffix(""), **options)
         except ModelLoadError:
@@ -373,6 +421,11 @@ def _factory(card_path: Path):
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"Cannot load model '{card_path.stem}': {exc}",
                                  hint="reinstall the model files (.json + .safetensors)") from exc
+
+    def make(**options):
+        from cellviewer.core.wbcparts import wrap_if_parts_model  # nucleus/cytoplasm: detector + crops on fields
+
+        return wrap_if_parts_model(load(**options), lambda **o: load(**{**options, **o}), options)
 
     return make
 

@@ -156,7 +156,7 @@ def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, marke
             if cls in labels and labels[cls].any():
                 out[_boundary(labels[cls])] = CLASS_COLORS[cls]
     if markers and doc.markers:
-        r = max(3, round(min(shape) / 220))
+        r = max(4, round(min(shape) / 110))  # legible on a printed page
         dot_outer, dot, cross = _disk(r), _disk(r - 1), _cross(r + 1)
         for cls in sorted({m.cls for m in doc.markers.values()}):
             color = CLASS_COLORS.get(cls, (255, 255, 255))
@@ -331,7 +331,7 @@ def _summary_page(entries, skipped, title, styles, max_pages) -> list:
         tot = [a + b for a, b in zip(tot, cc)]
         rows.append([i, _p(e.image, body), *cc, e.n_corrections, _p(f"{e.model_name} {e.model_version}", body)])
     rows.append(["", "Total", *tot, sum(e.n_corrections for e in entries), ""])
-    flow.append(_table(rows, [1.0 * cm, 6.0 * cm, 1.5 * cm, 1.5 * cm, 1.7 * cm, 2.0 * cm, 4.1 * cm]))
+    flow.append(_table(rows, [1.0 * cm, 6.0 * cm, 1.5 * cm, 1.5 * cm, 1.7 * cm, 2.3 * cm, 3.8 * cm]))
     if len(entries) > max_pages:
         flow += [Spacer(1, 0.3 * cm), _p(f"Detail pages only for the first {max_pages} images; the CSVs hold all.", body)]
     if skipped:
@@ -350,7 +350,7 @@ def _image_page(e: ReportEntry, styles, frame_w, frame_h) -> list:
     if e.thumbnail is not None:
         th, tw = e.thumbnail.shape[:2]
         scale = min(frame_w / tw, 11.5 * cm / th)
-        flow += [Image(_jpeg(e.thumbnail), width=tw * scale, height=th * scale), Spacer(1, 0.3 * cm)]
+        flow += [Image(_jpeg(e.thumbnail), width=tw * scale, height=th * scale, hAlign="LEFT"), Spacer(1, 0.3 * cm)]
     c = e.counts
     rows = [["Class", "Count"]] + [[DISPLAY_NAMES.get(k, k), n] for k, n in c.items()]
     rows.append(["Total", sum(c.values())])

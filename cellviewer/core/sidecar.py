@@ -110,6 +110,7 @@ class Snapshot:
     arrays: dict[str, np.ndarray]
     journal: object = None  # the document's Journal, emptied up to ``journal_mark`` once written
     journal_mark: int = 0
+    journal_skipped: int = 0  # the journal's ``skipped`` count when taken (see Journal.resume)
 
 
 def snapshot(doc: Document) -> Snapshot:
@@ -134,7 +135,7 @@ def snapshot(doc: Document) -> Snapshot:
         lab = doc.labels[c]
         arrays[f"labels/{c}.npy"] = lab.astype(np.uint16) if lab.max(initial=0) < 65536 else lab.copy()
     arrays["parts.npy"] = doc.parts.copy()
-    return Snapshot(meta, arrays, j, mark)
+    return Snapshot(meta, arrays, j, mark, j.skipped if j is not None else 0)
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -202,28 +203,39 @@ def write_snapshot(snap: Snapshot, path) -> Path:
     if snap.journal is not None:
         from cellviewer.core.journal import journal_path
 
-        snap.journal.drop_until(snap.journal_mark)
-        try:  # the journal lives beside the newest sidecar: that is where load_document looks
+        snap.journal.resume(snap.journal_skipped)  # the save holds every edit the journal skipped
+        try:  # records the save covers go (journal_last skips them anyway); the journal lives beside
+            snap.journal.drop_until(snap.journal_mark)  # the newest sidecar: there load_document looks
             snap.journal.move_to(journal_path(path))
         except OSError:
-            pass  # it stays where it is; the next save tries again
+            pass  # it stays as it is; the next save tries again
     return path
 
 
-def save_sidecar(doc: Document, path=None) -> Path:
-    """Save ``doc`` next to its image (or ``path``); returns where it went."""
-    if path is None:
-        if not doc.image.info.path:
-            raise SaveError("This image has no file to save corrections beside.", hint="use File ▸ Save As")
-        path = sidecar_path(doc.image.info.path)
-    snap = snapshot(doc)
+def save_snapshot(snap: Snapshot, image_path) -> Path:
+    """Write ``snap`` beside ``image_path`` or, when that folder refuses (read-only, no space),
+    in the per-user store; returns where it went (:func:`in_user_store` tells which)."""
+    p = Path(image_path)
+    path = sidecar_path(p)
     try:
         return write_snapshot(snap, path)
     except SaveError:
-        if doc.image.info.path and Path(path) != _user_path(Path(doc.image.info.path)):
-            # the image folder refused: fall back to the per-user store
-            return write_snapshot(snap, _user_path(Path(doc.image.info.path)))
-        raise
+        if path == _user_path(p):
+            raise
+        return write_snapshot(snap, _user_path(p))
+
+
+def in_user_store(sidecar_file) -> bool:
+    return user_store() in Path(sidecar_file).parents
+
+
+def save_sidecar(doc: Document, path=None) -> Path:
+    """Save ``doc`` next to its image (or ``path``; else the per-user store); returns where it went."""
+    if path is not None:
+        return write_snapshot(snapshot(doc), path)
+    if not doc.image.info.path:
+        raise SaveError("This image has no file to save corrections beside.", hint="use File ▸ Save As")
+    return save_snapshot(snapshot(doc), doc.image.info.path)
 
 
 # -- reading --------------------------------------------------------------------------

@@ -27,7 +27,8 @@
   mask loss only; phase 2 freezes everything but the edge head and trains it on the edge
   loss for ``phase2_epochs``.
 
-``python -m cellviewer.core.training --help`` is the command-line entry (see :func:`main`).
+``python -m cellviewer.core.training --help`` is the command-line entry; its options are
+built by :mod:`cellviewer.core.cliopts` (shared with ``cellviewer train``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class TrainConfig:
     synthetic_n: int = 12
     balance: str = "dataset"  # draw each "dataset" / "origin" (e.g. d1, d2) equally often, or "none"
     description: str = ""
+    #: image steps before the net (cellviewer.nets.preprocess); None: the resumed card's, else the architecture's
+    preprocess: list | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -134,7 +137,21 @@ def load_items(cfg: TrainConfig, split: str) -> list[dict]:
         items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
     if not items:
         raise CellviewerError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
-    return items
+    from cellviewer.nets.preprocess import apply_steps
+
+    steps = preprocess_steps(cfg)
+    return [dict(it, image=apply_steps(it["image"], steps)) for it in items] if steps else items
+
+
+def preprocess_steps(cfg: TrainConfig) -> list[dict]:
+    """The run's image steps (:func:`cellviewer.nets.preprocess.steps_for`), recorded in the card."""
+    from cellviewer.nets.checkpoint import read_card
+    from cellviewer.nets.preprocess import steps_for
+
+    try:
+        return steps_for(cfg.architecture, cfg.preprocess, read_card(cfg.resume) if cfg.resume else None)
+    except ValueError as e:
+        raise CellviewerError(f"Bad 'preprocess' option: {e}.", hint="e.g. [{\"op\": \"clahe_y\"}] or []") from e
 
 
 def classes_of(cfg: TrainConfig) -> list[str]:
@@ -168,7 +185,8 @@ def _card(cfg: TrainConfig, classes, n_train, n_val, state: dict, command: str) 
         + ", ".join(cfg.datasets), "classes": classes, "outputs": ["mask", "edge"] if classes[1] == "rbc" else ["mask"],
         "working_scale": cfg.working_scale,
         "preprocessing": {"input": "RGB float32 0..1, N×3×H×W",
-                          "rescale": "image resized so that the expected RBC diameter is working_scale px"},
+                          "rescale": "image resized so that the expected RBC diameter is working_scale px",
+                          "steps": preprocess_steps(cfg)},
         "postprocess": {"method": "edge-watershed" if classes[1] == "rbc" else "components"},
         "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
                           "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
@@ -346,48 +364,23 @@ def lr_at(progress: float, base: float, warmup: float = 0.05, floor: float = 0.0
 
 # -- command line -------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """``python -m cellviewer.core.training``: plain progress lines (``cellviewer train`` has a bar)."""
+    from cellviewer.core.cliopts import add_train_arguments, train_config_from_args
+
     ap = argparse.ArgumentParser(prog="python -m cellviewer.core.training",
                                  description="Train a cellviewer segmentation network on shared/data.")
-    ap.add_argument("--config", help="TrainConfig options as a JSON file or JSON text (flags below override)")
-    ap.add_argument("--datasets", nargs="+", choices=list(D.DATASETS[:3]) + ["synthetic"])
-    ap.add_argument("--data", help="data root (default: <repo>/../shared/data)")
-    ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
-    ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
-    ap.add_argument("--working-scale", type=float, help="expected RBC diameter (px) the net works at")
-    ap.add_argument("--epochs", type=int, help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
-    ap.add_argument("--minutes", type=float, help="wall-time budget of this run (the LR anneals to it)")
-    ap.add_argument("--steps-per-epoch", type=int)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--lr", type=float)
-    ap.add_argument("--two-phase", action="store_true", help="DO-U-Net transfer: mask first, then the edge head")
-    ap.add_argument("--resume", help="checkpoint stem to continue from (e.g. OUT-last)")
-    ap.add_argument("--threads", type=int)
-    ap.add_argument("--device", help="cpu, cuda, mps")
-    ap.add_argument("--name", help="model name in the card")
-    ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors)")
+    add_train_arguments(ap)
     args = ap.parse_args(argv)
-    d: dict = {}
-    if args.config:
-        p = Path(args.config)
-        d = json.loads(p.read_text() if p.is_file() else args.config)
-    flags = {"datasets": args.datasets, "data_root": args.data, "architecture": args.arch,
-             "working_scale": args.working_scale, "epochs": args.epochs, "max_minutes": args.minutes,
-             "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "lr": args.lr,
-             "resume": args.resume, "threads": args.threads, "device": args.device, "name": args.name,
-             "out": args.out, "two_phase": args.two_phase or None,
-             "net_config": json.loads(args.net_config) if args.net_config else None}
-    d.update({k: v for k, v in flags.items() if v is not None})
     command = "python -m cellviewer.core.training " + shlex.join(sys.argv[1:] if argv is None else argv)
+    last = [0.0]
+
+    def show(p: Progress) -> None:
+        if " val " in p.message or "done" in p.message or "loading" in p.message or time.time() - last[0] > 60:
+            last[0] = time.time()
+            print(p.message, flush=True)
+
     try:
-        cfg = TrainConfig.from_dict(d)
-        last = [0.0]
-
-        def show(p: Progress) -> None:
-            if " val " in p.message or "done" in p.message or "loading" in p.message or time.time() - last[0] > 60:
-                last[0] = time.time()
-                print(p.message, flush=True)
-
-        res = run_job(train(cfg, command=command), show)
+        res = run_job(train(train_config_from_args(args), command=command), show)
     except CellviewerError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

@@ -25,7 +25,20 @@ def create_app(argv=None):
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
     app.setApplicationVersion(__version__)
+    _set_icon(app)
     return app
+
+
+def _set_icon(app) -> None:
+    """The window / taskbar icon (``resources/icon.png``, drawn by packaging/make_icon.py), when present."""
+    from cellviewer.core.resources import icon_path
+
+    path = icon_path()
+    if path is not None and app.windowIcon().isNull():
+        from PySide6.QtGui import QIcon
+
+        app.setWindowIcon(QIcon(str(path)))
+    app.setDesktopFileName("cellviewer")  # matches packaging/cellviewer.desktop (Wayland/GNOME app grouping)
 
 
 def create_window(image_path=None, auto_open_sample: bool = True):
@@ -45,6 +58,9 @@ def create_window(image_path=None, auto_open_sample: bool = True):
 
 
 def run_gui(image_path=None) -> int:
+    from cellviewer.display import check_display
+
+    check_display()
     _prepare_env()
     logging.basicConfig(level=os.environ.get("CELLVIEWER_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

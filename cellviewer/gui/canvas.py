@@ -2,8 +2,10 @@
 
 * The ViewBox has a locked aspect ratio and an inverted y axis, so scene
   coordinates are image pixel coordinates (x = column, y = row).
-* The image is one ``ImageItem`` (auto-downsampled when zoomed out) set once per
-  document.
+* The image is one ``ImageItem`` showing a level of an image pyramid (``cv2.INTER_AREA``
+  halvings, made on demand): the level is the coarsest that still has one image pixel
+  per screen pixel, so a zoomed-out 5-megapixel image paints a ~1-megapixel texture
+  (pyqtgraph's own auto-downsampling averages in float on every paint: seconds).
 * The overlays are one persistent RGBA composite (:mod:`cellviewer.gui.overlay`)
   shown through a grid of tile ``ImageItem``\\ s: a :class:`Change` re-renders
   only its rectangle (+1 px for outlines) and re-uploads only the tiles it
@@ -17,6 +19,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -80,8 +83,11 @@ class Canvas(pg.GraphicsView):
         self.handler = None  # a ToolController (click/drag_start/drag_move/drag_end)
         self.doc: Document | None = None
         self.view = ViewState()
-        self.image_item = pg.ImageItem(autoDownsample=True, **_ROW)
+        self.image_item = pg.ImageItem(**_ROW)
         self.vb.addItem(self.image_item)
+        self._pyramid: dict[int, np.ndarray] = {}
+        self._level = -1
+        self.vb.sigTransformChanged.connect(self._update_level)
         self.overlay_group = pg.ItemGroup()
         self.overlay_group.setZValue(10)
         self.vb.addItem(self.overlay_group)
@@ -120,12 +126,13 @@ class Canvas(pg.GraphicsView):
                 t.scene().removeItem(t)
         self._tiles.clear()
         self._rgba = None
+        self._pyramid, self._level = {}, -1
         if doc is None:
             self.image_item.clear()
             for item in self.markers.values():
                 item.clear()
             return
-        self.image_item.setImage(doc.image.pixels, autoLevels=False, levels=(0, 255), **_ROW)
+        self._pyramid[0] = doc.image.pixels
         h, w = doc.shape
         self._rgba = np.zeros((h, w, 4), np.uint8)
         for ty in range(0, h, TILE):
@@ -135,10 +142,33 @@ class Canvas(pg.GraphicsView):
                 item.setParentItem(self.overlay_group)
                 self._tiles[(ty // TILE, tx // TILE)] = item
         doc.subscribe(self.on_change)
-        self.refresh_overlay()
+        if any(lab.any() for lab in doc.labels.values()):  # a fresh image: nothing to draw yet
+            self.refresh_overlay()
         self.refresh_markers()
         self.apply_view()
         self.zoom_to_fit()
+        self._update_level()
+
+    def _update_level(self, *_args) -> None:
+        """Show the pyramid level for the current zoom (image px per screen px)."""
+        if self.doc is None or 0 not in self._pyramid:
+            return
+        k = 0
+        px = self.pixel_size() if self.vb.width() > 0 else 1.0
+        h, w = self.doc.shape
+        while 2 ** (k + 1) <= px and min(h, w) >> (k + 1) >= 16:
+            k += 1
+        if k == self._level:
+            return
+        if k not in self._pyramid:
+            prev = self._pyramid[max(j for j in self._pyramid if j < k)]
+            while prev.shape[0] > h >> k:  # halve (area average) down to level k
+                prev = cv2.resize(prev, ((prev.shape[1] + 1) // 2, (prev.shape[0] + 1) // 2),
+                                  interpolation=cv2.INTER_AREA)
+            self._pyramid[k] = prev
+        self.image_item.setImage(self._pyramid[k], autoLevels=False, levels=(0, 255), **_ROW)
+        self.image_item.setRect(QRectF(0, 0, w, h))
+        self._level = k
 
     def on_change(self, change: Change) -> None:
         if self.doc is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from cellviewer import __version__
@@ -14,6 +14,8 @@ from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
 from cellviewer.gui.export import Exporter
+from cellviewer.gui.humanloop import install as install_human_loop
+from cellviewer.gui.folder_report import FolderReporter
 from cellviewer.gui.panels.counts import CountsPanel
 from cellviewer.gui.panels.edit import EditPanel
 from cellviewer.gui.panels.files import FilesPanel
@@ -43,6 +45,7 @@ class MainWindow(QMainWindow):
         self.canvas.handler = self.tools
         self.segmentation = SegmentationController(self.session, self.seg_params, self.tools, self)
         self.exporter = Exporter(self)
+        self.folder_reporter = FolderReporter(self)
         self.edit_panel = EditPanel(self.tool_state)
         self.layers_panel = LayersPanel(self.view_state)
         self.counts_panel = CountsPanel()
@@ -64,6 +67,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._connect()
+        self.human_loop = install_human_loop(self)  # review queue, training-set export, retrain, model versions
         self._restore()
 
     # -- construction -------------------------------------------------------------------------
@@ -83,6 +87,7 @@ class MainWindow(QMainWindow):
         add("file.open_folder", self.choose_folder)
         add("file.save", self.save)
         add("file.export", self.choose_export)
+        add("file.report_folder", self.choose_folder_report)
         add("file.next", lambda: self.files_panel.step(+1))
         add("file.previous", lambda: self.files_panel.step(-1))
         add("file.quit", self.close)
@@ -114,7 +119,7 @@ class MainWindow(QMainWindow):
         m.addActions([A["file.open"], A["file.open_folder"]])
         self.recent_menu = m.addMenu("Recent files")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addActions([A["file.save"], A["file.export"]])
+        m.addActions([A["file.save"], A["file.export"], A["file.report_folder"]])
         m.addSeparator()
         m.addActions([A["file.next"], A["file.previous"]])
         m.addSeparator()
@@ -242,6 +247,24 @@ class MainWindow(QMainWindow):
         if path:
             self.export_report(path)
 
+    def choose_folder_report(self) -> None:
+        folder = self.files_panel.folder
+        if folder is None or not self.files_panel.paths:
+            notifications.status("Open a folder with images first.")
+            return
+        default = Path(folder) / f"{Path(folder).name}_report.pdf"
+        path, _ = QFileDialog.getSaveFileName(self, "Report for folder", str(default), "PDF (*.pdf)")
+        if path:
+            self.report_folder(path)
+
+    def report_folder(self, pdf_path) -> bool:
+        """Every image of the open folder (saved corrections, else segmented) in one report, in a worker."""
+        self.tools.finish_active()
+        self.session.save_now()  # the open image's latest corrections count
+        name, opts = self.segmentation.segmenter_request()
+        folder = self.files_panel.folder
+        return self.folder_reporter.start(self.files_panel.paths, pdf_path, name, opts, folder.name if folder else "")
+
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
         for p in settings.recent_files():
@@ -307,6 +330,14 @@ class MainWindow(QMainWindow):
             self.resize(1400, 900)
         if state is not None:
             self.restoreState(state)
+        else:  # first start: the panels' size hints are wide; give the image the room
+            QTimer.singleShot(0, self._narrow_docks)
+
+    def _narrow_docks(self) -> None:
+        for area, width in ((Qt.DockWidgetArea.LeftDockWidgetArea, 250), (Qt.DockWidgetArea.RightDockWidgetArea, 400)):
+            docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area and d.isVisible()]
+            if docks:
+                self.resizeDocks(docks[:1], [width], Qt.Orientation.Horizontal)
 
     def save_settings(self) -> None:
         settings.put("window/geometry", self.saveGeometry())
@@ -319,6 +350,8 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.segmentation.runner.shutdown()
         self.exporter.runner.shutdown()
+        self.human_loop.shutdown()
+        self.folder_reporter.runner.shutdown()
         self.segmentation.probe.shutdown()
         self.tools.finish_active()
         self.session.shutdown()

@@ -40,6 +40,16 @@ def available_models() -> dict[str, str]:
     return out
 
 
+def model_summaries() -> dict:
+    """Trained model name -> :class:`cellviewer.core.modelcards.ModelSummary` (reads the cards only)."""
+    from cellviewer.core.modelcards import model_summaries as summaries
+
+    try:
+        return summaries()
+    except CellviewerError:
+        return {}
+
+
 def default_model() -> str:
     from cellviewer.core.segment import default_segmenter_name
 
@@ -51,8 +61,9 @@ def is_classical(model: str) -> bool:
     return model == CLASSICAL or model in CLASSICAL_BY_METHOD.values()
 
 
-def segmenter_request(p: SegmentParams) -> tuple[str, dict]:
-    """(segmenter name, options) for ``create_segmenter``."""
+def segmenter_request(p: SegmentParams, summaries: dict | None = None) -> tuple[str, dict]:
+    """(segmenter name, options) for ``create_segmenter``; ``summaries`` (name -> ModelSummary,
+    read from the cards when None) tells which models take ODE solver settings."""
     model = p.model or default_model()
     name = CLASSICAL_BY_METHOD.get(p.counting, CLASSICAL) if model == CLASSICAL else model
     opts: dict = {"device": p.device or "auto"}
@@ -60,6 +71,10 @@ def segmenter_request(p: SegmentParams) -> tuple[str, dict]:
         opts.update(diameter_um=float(p.diameter_um), um_per_px=float(p.um_per_px))
     elif p.diameter_px > 0:
         opts["diameter_px"] = float(p.diameter_px)
+    if p.ode_solver() and not is_classical(model):
+        info = (model_summaries() if summaries is None else summaries).get(model)
+        if info is not None and info.has_ode_solver:
+            opts["solver"] = p.ode_solver()
     return name, opts
 
 
@@ -165,4 +180,6 @@ class SegmentationController(QObject):
         counts = doc.counts()
         notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "
                              + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)
+        if result.params.get("fallback"):  # out of memory: smaller tiles / the CPU were used (core.oom)
+            notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
         self.applied.emit(result)

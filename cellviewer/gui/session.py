@@ -7,7 +7,10 @@
   (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread and
   written atomically by a worker thread. Switching image and closing save
   synchronously. A failed save is a status-bar warning; if saving keeps failing
-  (:data:`FAILURES_BEFORE_DIALOG` in a row) one dialog says so.
+  (:data:`FAILURES_BEFORE_DIALOG` in a row) one dialog says so. When the image folder
+  refuses (read-only), the sidecar goes to the per-user store and the status bar says where.
+* When the crash-recovery journal cannot be written (disk full, read-only), the edit is
+  kept (in memory and by the autosave) and one dialog per image says so.
 * One ``QUndoStack`` per document, all in one ``QUndoGroup`` (so the Edit menu's
   undo/redo actions follow the current image).
 """
@@ -31,12 +34,12 @@ AUTOSAVE_MS = 1000
 FAILURES_BEFORE_DIALOG = 3
 
 
-def _write_job(snap, path):
+def _write_job(snap, image_path):
     def make(_token):
-        from cellviewer.core.sidecar import write_snapshot
+        from cellviewer.core.sidecar import save_snapshot
 
         yield Progress(0.0, "saving")
-        return write_snapshot(snap, path)
+        return save_snapshot(snap, image_path)  # beside the image, else in the per-user store
 
     return make
 
@@ -65,6 +68,7 @@ class Session(QObject):
         self.saver.failed.connect(self._on_save_failed)
         self._pending_revision = 0
         self._pending_doc: Document | None = None
+        self._journal_notified = False
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -88,6 +92,9 @@ class Session(QObject):
         self.had_sidecar = find_sidecar(path) is not None
         recovered = self._recover(doc)
         attach_journal(doc)
+        self._journal_notified = False
+        if doc.journal is not None:
+            doc.journal.on_error = self._journal_failed
         self.doc, self.path = doc, path
         self._saved_revision = -1 if recovered else doc.revision
         self.stack = make_stack(self.undo_group)
@@ -142,12 +149,12 @@ class Session(QObject):
         if self.saver.is_running:
             self.timer.start(self.autosave_ms // 4)
             return
-        from cellviewer.core.sidecar import sidecar_path, snapshot
+        from cellviewer.core.sidecar import snapshot
 
         snap = snapshot(self.doc)
         self._pending_revision = self.doc.revision
         self._pending_doc = self.doc
-        self.saver.start(_write_job(snap, sidecar_path(self.doc.image.info.path)), "autosave")
+        self.saver.start(_write_job(snap, self.doc.image.info.path), "autosave")
 
     def _on_saved(self, path) -> None:
         if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
@@ -182,9 +189,14 @@ class Session(QObject):
         return True
 
     def _save_ok(self, path) -> None:
+        from cellviewer.core.sidecar import in_user_store
+
         self._save_failures = 0
         self._failure_dialog_shown = False
-        notifications.status(f"Saved {Path(path).name}", 2000)
+        if in_user_store(path):
+            notifications.status(f"Saved to {path} — the image folder is not writable", 10000)
+        else:
+            notifications.status(f"Saved {Path(path).name}", 2000)
         self.saved.emit(str(path))
         self.dirty_changed.emit(self.dirty)
 
@@ -197,6 +209,16 @@ class Session(QObject):
             notifications.show_error(exc, "Saving keeps failing")
         else:
             notifications.warn(f"Not saved: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
+
+    def _journal_failed(self, exc) -> None:
+        """The journal could not log an edit: the edit is kept; say so once per image (deferred:
+        this runs inside the edit, e.g. at the end of a brush drag)."""
+        notifications.warn(f"Crash-recovery log paused: {exc.message}")
+        if not self._journal_notified:
+            self._journal_notified = True
+            QTimer.singleShot(0, lambda: notifications.show_error(SaveError(
+                f"{exc.message}. Your corrections are kept and still autosaved, but until a save goes "
+                "through they cannot be recovered after a crash.", hint=exc.hint), "Crash-recovery log"))
 
     def shutdown(self) -> None:
         """Window close: save, stop the autosave thread."""

@@ -39,17 +39,26 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     # edit
     Shortcut("edit.undo", ("Ctrl+Z",), "Undo", "Edit"),
     Shortcut("edit.redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Edit"),
+    # review queue (human in the loop)
+    Shortcut("review.next", ("N",), "Next doubtful cell", "Edit"),
+    Shortcut("review.previous", ("P",), "Previous doubtful cell", "Edit"),
+    Shortcut("review.mark", ("Y",), "Mark the cell reviewed and go to the next", "Edit"),
+    Shortcut("review.image", ("Ctrl+Shift+R",), "Mark / unmark the image reviewed", "Edit"),
     # file
     Shortcut("file.open", ("Ctrl+O",), "Open image…", "File"),
     Shortcut("file.open_folder", ("Ctrl+Shift+O",), "Open folder…", "File"),
     Shortcut("file.save", ("Ctrl+S",), "Save corrections", "File"),
     Shortcut("file.export", ("Ctrl+P",), "Export report (PDF + CSV)…", "File"),
+    Shortcut("file.report_folder", ("Ctrl+Shift+P",), "Report for folder (PDF + CSV)…", "File"),
+    Shortcut("file.export_training", ("Ctrl+Shift+E",), "Export training set…", "File"),
     Shortcut("file.next", ("PgDown",), "Next image in folder", "File"),
     Shortcut("file.previous", ("PgUp",), "Previous image in folder", "File"),
     Shortcut("file.quit", ("Ctrl+Q",), "Quit", "File"),
     # segmentation
     Shortcut("seg.run", ("Ctrl+R",), "Run segmentation", "Segmentation"),
     Shortcut("seg.cancel", ("Ctrl+.",), "Cancel segmentation", "Segmentation"),
+    Shortcut("models.retrain", ("Ctrl+Shift+T",), "Retrain a model on the reviewed images…", "Segmentation"),
+    Shortcut("models.versions", ("Ctrl+Shift+M",), "Model versions (make active / roll back)", "Segmentation"),
     # help
     Shortcut("help.shortcuts", ("F1",), "Keyboard shortcuts", "Help"),
 )

@@ -55,6 +55,15 @@ class SegmentParams:
     um_per_px: float = 0.0  # 0 = unknown
     counting: str = "watershed"  # classical counting method
     auto_run: bool = True  # segment automatically when an image without sidecar opens
+    # ODE nets (NODE-UNet) only: solver settings at inference; "" / 0 = the model card's own
+    ode_method: str = ""  # dopri5, bosh3, ..., rk4, euler (see cellviewer.core.modelcards.ODE_METHODS)
+    ode_rtol: float = 0.0
+    ode_atol: float = 0.0
+
+    def ode_solver(self) -> dict:
+        """The solver settings to pass to an ODE net (only the ones that differ from the card's)."""
+        s = {"method": self.ode_method, "rtol": self.ode_rtol, "atol": self.ode_atol}
+        return {k: v for k, v in s.items() if v}
 
     def effective_diameter_px(self) -> float:
         if self.use_um and self.um_per_px > 0:

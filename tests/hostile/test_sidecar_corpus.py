@@ -178,13 +178,14 @@ def test_disk_full_while_saving_keeps_the_old_sidecar_and_the_journal(tmp_path, 
     assert not doc.journal.path.exists() and state_hash(_reopen(image)) == expected
 
 
-def test_disk_full_while_journaling_leaves_no_torn_record(tmp_path, monkeypatch):
+def test_disk_full_while_journaling_leaves_no_torn_record_and_keeps_the_edit(tmp_path, monkeypatch):
     image = _image(tmp_path)
     doc, h = _edited(image)
     jp = doc.journal.path
     before = jp.read_bytes()
     real_write = os.write
-    calls = []
+    calls, told = [], []
+    doc.journal.on_error = told.append
 
     def half_then_full(fd, data):
         calls.append(len(data))
@@ -193,12 +194,32 @@ def test_disk_full_while_journaling_leaves_no_torn_record(tmp_path, monkeypatch)
         raise OSError(errno.ENOSPC, "No space left on device")  # ... then the disk is full
 
     monkeypatch.setattr(journal.os, "write", half_then_full)
-    with pytest.raises(SaveError, match="No space left"):
-        h.push(edits.add_marker(doc, "wbc", 2.0, 2.0))
+    h.push(edits.add_marker(doc, "wbc", 2.0, 2.0))  # no exception: the edit is applied, in memory
+    assert [m for m in doc.markers.values() if m.cls == "wbc" and (m.x, m.y) == (2.0, 2.0)]
+    assert len(told) == 1 and isinstance(told[0], SaveError) and "No space left" in told[0].message
     monkeypatch.undo()
     assert jp.read_bytes() == before  # the half record was cut off again
-    h.push(edits.add_marker(doc, "wbc", 5.0, 5.0))  # space again: later edits are reachable
-    assert len(journal.read_entries(jp)) == 4
+    h.push(edits.add_marker(doc, "wbc", 5.0, 5.0))  # suspended: a replay must not skip the edit before
+    assert doc.journal.suspended and jp.read_bytes() == before and len(told) == 1
+    expected = state_hash(doc)
+    sidecar.save_sidecar(doc)  # the save holds both edits; the journal logs again
+    assert not doc.journal.suspended and state_hash(_reopen(image)) == expected
+    h.push(edits.add_marker(doc, "wbc", 9.0, 9.0))
+    assert len(journal.read_entries(jp)) == 1 and state_hash(_reopen(image)) == state_hash(doc)
+
+
+def test_journal_stays_suspended_when_an_edit_was_skipped_after_the_snapshot(tmp_path, monkeypatch):
+    image = _image(tmp_path)
+    doc, h = _edited(image)
+    monkeypatch.setattr(journal.os, "write", lambda fd, data: (_ for _ in ()).throw(OSError(errno.EROFS, "ro")))
+    h.push(edits.add_marker(doc, "wbc", 2.0, 2.0))
+    monkeypatch.undo()
+    snap = sidecar.snapshot(doc)  # an autosave takes its snapshot ...
+    h.push(edits.add_marker(doc, "wbc", 5.0, 5.0))  # ... an edit lands while it writes ...
+    sidecar.write_snapshot(snap, sidecar.sidecar_path(image))
+    assert doc.journal.suspended  # ... so logging may not resume yet (the save lacks that edit)
+    sidecar.save_sidecar(doc)
+    assert not doc.journal.suspended and state_hash(_reopen(image)) == state_hash(doc)
 
 
 def test_read_only_image_folder_saves_to_the_user_store(tmp_path, monkeypatch):

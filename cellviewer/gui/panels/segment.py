@@ -1,15 +1,20 @@
-"""Model picker, device, scale and counting method, Run / Cancel and progress — bound to SegmentParams."""
+"""Model picker (name, card summary, working scale), device, scale, counting method, NODE-UNet's
+ODE solver, Run / Cancel and progress — bound to SegmentParams (values live there, not in widgets)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+                               QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from cellviewer.gui.segmentation import CLASSICAL_BY_METHOD, available_models, default_model, is_classical
+from cellviewer.core.modelcards import ODE_METHODS
+from cellviewer.gui.segmentation import (CLASSICAL_BY_METHOD, available_models, default_model, is_classical,
+                                         model_summaries)
 from cellviewer.gui.state import Observable
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: ODE solver tolerances offered (looser = faster, fewer function evaluations)
+TOLERANCES = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 
 
 class SegmentPanel(QWidget):
@@ -19,18 +24,28 @@ class SegmentPanel(QWidget):
     def __init__(self, state: Observable, parent=None):
         super().__init__(parent)
         self.state = state
-        self.models = available_models()
+        self.models, self.summaries = {}, {}
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.model = QComboBox()
-        for name, desc in self.models.items():
-            self.model.addItem(name, name)
-            self.model.setItemData(self.model.count() - 1, desc, 3)  # tooltip role
         self.model.currentIndexChanged.connect(lambda _i: self.state.update(model=self.model.currentData()))
         form.addRow("Model", self.model)
         self.description = QLabel()
         self.description.setWordWrap(True)
+        self.description.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)  # never clipped
         form.addRow("", self.description)
+        self.card = QLabel()  # the card summary: architecture, classes, working scale, version, test numbers
+        self.card.setWordWrap(True)
+        self.card.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        card_box = QScrollArea()  # long test numbers scroll instead of being cut mid-line
+        card_box.setWidget(self.card)
+        card_box.setWidgetResizable(True)
+        card_box.setFrameShape(QFrame.Shape.NoFrame)
+        card_box.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        card_box.setMaximumHeight(120)
+        form.addRow("", card_box)
+        self.ode_box = self._ode_controls()
+        form.addRow(self.ode_box)
         self.counting = QComboBox()
         for m in CLASSICAL_BY_METHOD:
             self.counting.addItem(m.replace("_", " "), m)
@@ -79,13 +94,55 @@ class SegmentPanel(QWidget):
         lay.addLayout(row)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)  # no "0%" while idle
         self.progress_label = QLabel("")
         lay.addWidget(self.progress)
         lay.addWidget(self.progress_label)
         lay.addStretch(1)
         state.changed.connect(self.sync)
         self.set_running(False)
+        self.reload_models()
+
+    def _ode_controls(self) -> QGroupBox:
+        box = QGroupBox("ODE solver (NODE-UNet)")
+        box.setToolTip("Looser tolerances run faster (fewer solver steps) at some cost in accuracy")
+        f = QFormLayout(box)
+        self.ode_method = QComboBox()
+        self.ode_method.addItem("model's own", "")
+        for m in ODE_METHODS:
+            self.ode_method.addItem(m, m)
+        self.ode_method.currentIndexChanged.connect(
+            lambda _i: self.state.update(ode_method=self.ode_method.currentData()))
+        f.addRow("Method", self.ode_method)
+        self.ode_rtol, self.ode_atol = QComboBox(), QComboBox()
+        for key, combo in (("ode_rtol", self.ode_rtol), ("ode_atol", self.ode_atol)):
+            combo.addItem("model's own", 0.0)
+            for t in TOLERANCES:
+                combo.addItem(f"{t:.0e}", t)
+            combo.currentIndexChanged.connect(lambda _i, k=key, c=combo: self.state.update(**{k: c.currentData()}))
+        f.addRow("Rel. tolerance", self.ode_rtol)
+        f.addRow("Abs. tolerance", self.ode_atol)
+        return box
+
+    def reload_models(self) -> None:
+        """Read the segmenters and model cards again (after a model was added or activated)."""
+        self.models, self.summaries = available_models(), model_summaries()
+        with QSignalBlocker(self.model):
+            self.model.clear()
+            for name, desc in self.models.items():
+                info = self.summaries.get(name)
+                self.model.addItem(name, name)
+                self.model.setItemData(self.model.count() - 1, info.text() if info else desc, 3)  # tooltip
         self.sync()
+
+    @staticmethod
+    def _select(combo: QComboBox, value) -> None:
+        with QSignalBlocker(combo):
+            i = combo.findData(value)
+            if i < 0 and isinstance(value, float) and value > 0:  # a value set elsewhere (settings): offer it
+                combo.addItem(f"{value:.0e}", value)
+                i = combo.count() - 1
+            combo.setCurrentIndex(max(0, i))
 
     def sync(self, _names=None) -> None:
         v = self.state.value
@@ -93,6 +150,20 @@ class SegmentPanel(QWidget):
         with QSignalBlocker(self.model):
             self.model.setCurrentIndex(max(0, self.model.findData(model)))
         self.description.setText(self.models.get(model, ""))
+        info = self.summaries.get(model)
+        self.card.setText(info.text() if info else ("Classical: no trained weights; the cell size is estimated "
+                                                    "per image" if is_classical(model) else ""))
+        self.card.setVisible(bool(self.card.text()))
+        ode = info is not None and info.has_ode_solver
+        self.ode_box.setVisible(ode)
+        self.ode_box.setEnabled(ode)
+        if ode:
+            own = info.solver
+            self.ode_box.setTitle("ODE solver (NODE-UNet; card: " + ", ".join(f"{k} {v}" for k, v in own.items())
+                                  + ")" if own else "ODE solver (NODE-UNet)")
+        self._select(self.ode_method, v.ode_method)
+        self._select(self.ode_rtol, float(v.ode_rtol))
+        self._select(self.ode_atol, float(v.ode_atol))
         with QSignalBlocker(self.counting):
             self.counting.setCurrentIndex(max(0, self.counting.findData(v.counting)))
         self.counting.setEnabled(is_classical(model))
@@ -112,6 +183,7 @@ class SegmentPanel(QWidget):
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
+        self.progress.setTextVisible(running)
         if not running:
             self.progress.setValue(0)
             self.progress_label.setText("")

@@ -1,0 +1,127 @@
+"""``cellviewer evaluate``: the papers' metric table of a model on a split of the shared data.
+
+Wraps :func:`cellviewer.core.evaluate.evaluate_model` (options from
+:func:`cellviewer.core.cliopts.add_evaluate_arguments`, shared with ``python -m
+cellviewer.core.evaluate``) and prints :func:`~cellviewer.core.evaluate.format_table`:
+per cell class counting accuracy, total counting accuracy, MAE and detection
+precision / recall / F1 (box datasets); Dice/F1, IoU, precision, recall, specificity,
+FPR, FNR, pixel accuracy and boundary F1 of the whole WBC, nucleus and cytoplasm plus
+pixel accuracy, class pixel accuracy, mean IoU and misclassification error of the
+3-class map (mask datasets); the share of points inside a predicted red cell (points).
+
+``--check-card`` compares the numbers with the ones stored in the model card and
+returns 1 when any differs (by more than ``--tolerance``); ``--write-card`` stores them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+EPILOG = ("exit codes: 0 done (and, with --check-card, the card's numbers reproduced); 1 numbers differ "
+          "from the card; 2 usage error; 6 unknown model; 130 interrupted")
+
+
+def add_parser(sub) -> None:
+    from cellviewer.core.cliopts import add_evaluate_arguments
+
+    p = sub.add_parser("evaluate", help="score a model on a split of the shared data (the papers' metrics)",
+                       description="Run a model on a split (default test) of data in the shared layout and "
+                                   "print the full metric table.", epilog=EPILOG)
+    add_evaluate_arguments(p)
+    p.add_argument("--check-card", action="store_true",
+                   help="compare with the metrics stored in the model card; exit 1 when they differ")
+    p.add_argument("--tolerance", type=float, default=1e-4, metavar="T",
+                   help="--check-card: largest absolute difference that counts as equal (default 1e-4)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=handler)
+
+
+def command_of(args) -> str:
+    """The ``cellviewer evaluate`` command that reproduces the numbers (no paths, no output options)."""
+    parts = ["cellviewer", "evaluate", "--model", args.model, "--split", args.split]
+    if args.datasets:
+        parts += ["--datasets", *args.datasets]
+    if args.diameter:
+        parts += ["--diameter", args.diameter]
+    if args.limit:
+        parts += ["--limit", str(args.limit)]
+    if args.all_cells:
+        parts.append("--all-cells")
+    return shlex.join(parts)
+
+
+class _Bar:
+    """tqdm per dataset on a terminal, nothing otherwise."""
+
+    def __init__(self, quiet: bool):
+        self.on = not quiet and sys.stderr.isatty()
+        self.bar, self.ds = None, None
+
+    def __call__(self, ds: str, k: int, n: int, image_id: str) -> None:
+        if not self.on:
+            return
+        if ds != self.ds:
+            from tqdm import tqdm
+
+            self.close()
+            self.bar, self.ds = tqdm(total=n, desc=ds, unit="img", file=sys.stderr, dynamic_ncols=True), ds
+        self.bar.set_postfix_str(image_id[:30], refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def card_metrics(model: str) -> dict | None:
+    """The ``metrics`` of ``model``'s card (None when it has no card)."""
+    from cellviewer.core.netsegment import find_models
+
+    found = find_models().get(model)
+    return None if found is None else (found[1].get("metrics") or {})
+
+
+def check_card(args, res: dict) -> int:
+    from cellviewer.core.errors import ModelLoadError
+    from cellviewer.core.modelcards import card_differences
+
+    metrics = card_metrics(args.model)
+    if not metrics or not metrics.get("datasets"):
+        raise ModelLoadError(f"Model '{args.model}' has no card with metrics to compare with.",
+                             hint="run without --check-card, or store metrics with --write-card")
+    if metrics.get("split") not in (None, args.split):
+        print(f"note: the card reports the '{metrics['split']}' split, this run scored '{args.split}'")
+    diffs = card_differences(res["datasets"], metrics["datasets"], args.tolerance)
+    if not diffs:
+        print(f"card check: every number of the card's metrics reproduced (tolerance {args.tolerance:g}); "
+              f"card command: {metrics.get('command', '?')}")
+        return 0
+    print(f"card check: {len(diffs)} number(s) differ from the card (tolerance {args.tolerance:g}):")
+    for path, card, measured in diffs:
+        print(f"  {path}: card {card!r}, now {measured!r}")
+    return 1
+
+
+def handler(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from cellviewer.core.evaluate import evaluate_args, format_table, store_metrics
+
+    bar = _Bar(args.quiet)
+    try:
+        res = evaluate_args(args, on_image=bar)
+    finally:
+        bar.close()
+    print(format_table(res))
+    rc = 0
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
+    if args.check_card:
+        rc = check_card(args, res)
+    if args.write_card:
+        print(f"metrics written to {store_metrics(args.model, res, command_of(args))}")
+    return rc

@@ -1,0 +1,141 @@
+"""``cellviewer --selftest`` (also ``cellviewer selftest``): is this installation whole?
+
+Headless, offline, a few seconds: loads the default model, segments the bundled sample
+smear, checks that the counts are plausible for it, checks torchvision's compiled ops
+(the part a PyInstaller bundle most often misses), writes a PDF + CSV report into a
+temporary folder and checks it, then prints a short summary. Exit 0 when all is well;
+otherwise one line ``cellviewer: error: self-test failed: <reason>`` and a non-zero
+code (1, or the code of the cellviewer error behind it, e.g. 6 for a model that does
+not load — see :mod:`cellviewer.cli`).
+
+The expected counts come from the sample's annotations: BloodImage_00095 has 15 RBC
+boxes in BCCD (incomplete) and 26 RBC, 1 WBC and 2 platelets in the TXL-PBC
+re-annotation (``../shared/data/bccd/annotations*.csv``); the ranges below leave room
+for the model and the classical fallback (which counts 19 / 1 / 0) but not for a broken
+pipeline (0 cells, or hundreds of fragments).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from cellviewer.core.errors import CellviewerError
+
+#: class -> (lowest, highest) plausible count on the bundled sample
+EXPECTED = {"rbc": (15, 40), "wbc": (1, 3), "platelet": (0, 8)}
+NAMES = {"rbc": "RBC", "wbc": "WBC", "platelet": "platelets"}
+
+
+class SelftestFailed(CellviewerError):
+    """The self-test found something wrong (exit code 1)."""
+
+    exit_code = 1
+
+
+def _fail(message: str, hint: str = "reinstall cellviewer, or rebuild the bundle with packaging/build.sh") -> None:
+    raise SelftestFailed(f"self-test failed: {message}", hint=hint)
+
+
+def check_counts(counts: dict[str, int], expected: dict[str, tuple[int, int]] = EXPECTED) -> list[str]:
+    """The problems of ``counts`` against ``expected`` ranges (empty when plausible)."""
+    problems = []
+    for cls, (lo, hi) in expected.items():
+        n = int(counts.get(cls, 0))
+        if not lo <= n <= hi:
+            problems.append(f"{n} {NAMES.get(cls, cls)} (expected {lo}-{hi})")
+    return problems
+
+
+def _torchvision_ops() -> str:
+    """Check that torchvision's compiled ops (``_C_stable``) load; a short status text."""
+    try:
+        import torchvision
+        from torchvision import extension
+    except Exception as e:  # noqa: BLE001 - any import failure means a broken install
+        _fail(f"torchvision does not import ({type(e).__name__}: {e})")
+    if not extension._has_ops():
+        _fail("torchvision's compiled ops (_C_stable) are missing ('operator torchvision::nms does not exist')")
+    return f"torchvision {torchvision.__version__} ops ok"
+
+
+def _write_report(doc, folder, model: str, name: str) -> str:
+    """Write report.pdf + counts.csv + cells.csv into ``folder``; check them; a short description."""
+    from pathlib import Path
+
+    from cellviewer.core.report import ReportEntry, cell_rows, count_row, write_csvs, write_pdf_report
+
+    counts_csv, cells_csv = write_csvs(folder, [count_row(doc, name)], cell_rows(doc, name))
+    pdf = write_pdf_report(Path(folder) / "report.pdf", [ReportEntry.from_document(doc, name)],
+                           title=f"cellviewer self-test ({model})")
+    data = pdf.read_bytes()
+    if not data.startswith(b"%PDF") or len(data) < 1000:
+        _fail(f"the PDF report '{pdf}' is not a valid PDF")
+    n_rows = len(cells_csv.read_text(encoding="utf-8").splitlines()) - 1
+    if n_rows != sum(doc.counts().get(c, 0) for c in EXPECTED):
+        _fail(f"cells.csv has {n_rows} rows, the counts say otherwise")
+    if len(counts_csv.read_text(encoding="utf-8").splitlines()) != 2:
+        _fail("counts.csv does not hold one row")
+    return f"report.pdf ({len(data) // 1024} KiB), counts.csv, cells.csv ({n_rows} cells)"
+
+
+def run_selftest(args) -> int:
+    """The self-test; returns 0 or raises :class:`SelftestFailed` / another cellviewer error."""
+    import shutil
+    import tempfile
+
+    from cellviewer import __version__
+    from cellviewer.core import io
+    from cellviewer.core.document import Document
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.resources import is_frozen, resources_dir, sample_image
+    from cellviewer.core.segment import create_segmenter, default_segmenter_name
+
+    t0 = time.perf_counter()
+    out = print
+    where = "PyInstaller bundle" if is_frozen() else "source/installed package"
+    out(f"cellviewer {__version__} self-test ({where}, Python {sys.version.split()[0]})")
+    sample = sample_image()
+    if sample is None:
+        _fail(f"the bundled sample smear is missing from {resources_dir() / 'sample'}")
+    import torch
+
+    out(f"  torch {torch.__version__}; {_torchvision_ops()}")
+    model = getattr(args, "model", None) or default_segmenter_name()
+    t = time.perf_counter()
+    seg = create_segmenter(model, device=getattr(args, "device", None) or "auto")
+    out(f"  model: {model} v{seg.version} on {getattr(seg, 'device', 'cpu')} (loaded in {time.perf_counter() - t:.1f} s)")
+    img = io.read_image(sample)
+    h, w = img.pixels.shape[:2]
+    t = time.perf_counter()
+    doc = Document(img)
+    doc.set_result(run_job(seg.segment(img.pixels)))
+    counts = doc.counts()
+    shown = ", ".join(f"{counts.get(c, 0)} {NAMES[c]}" for c in EXPECTED)
+    out(f"  sample: {sample.name} ({w}x{h}): {shown} in {time.perf_counter() - t:.1f} s")
+    problems = check_counts(counts)
+    if problems:
+        _fail(f"implausible counts on the sample: {'; '.join(problems)}",
+              hint="the model or its post-processing is broken; reinstall the models/ folder")
+    folder = tempfile.mkdtemp(prefix="cellviewer-selftest-")
+    keep = bool(getattr(args, "keep", False))
+    try:
+        written = _write_report(doc, folder, model, sample.name)
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    out(f"  report: {written} in {folder}{'' if keep else ' (removed)'}")
+    out(f"self-test passed in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "selftest", help="headless self-test of this installation (same as --selftest)",
+        description="Load the default model, segment the bundled sample smear, check the counts are plausible, "
+                    "write a PDF + CSV report to a temporary folder. Exit 0 when all is well.")
+    p.add_argument("-m", "--model", default=None, help="model to test (default: the default model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="compute device (default auto)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary report folder and print its path")
+    p.set_defaults(func=run_selftest)

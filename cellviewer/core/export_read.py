@@ -1,0 +1,96 @@
+"""Reading a cellviewer export (layout: :mod:`cellviewer.core.export_dataset`) back for training
+and evaluation: :func:`load_exported` gives :class:`cellviewer.core.datasets.Sample` objects
+(what ``load_samples("export", root=DIR)`` returns), :func:`working_targets` their class map and
+edge target at the working scale (used by :func:`cellviewer.core.datasets.working_item`).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cellviewer.core.document import CELL_CLASSES
+from cellviewer.core.errors import CellviewerError
+
+#: edge ring width (px) at 32 px per red cell; scaled with each image's red-cell size
+EDGE_PX = 2.0
+
+
+def edge_map(labels: dict[str, np.ndarray], edge_px: float) -> np.ndarray:
+    """``uint8`` 0/1: a ring of ``edge_px`` px inside every cell (touching cells get one each)
+    plus every pixel covered by cells of two classes (the DO-U-Net edge target)."""
+    from cellviewer.core.counting import inner_boundary
+
+    shape = next(iter(labels.values())).shape
+    ring, cover = np.zeros(shape, bool), np.zeros(shape, np.uint8)
+    t = max(1, int(round(edge_px)))
+    for lab in labels.values():
+        fg = lab > 0
+        cover += fg
+        b = inner_boundary(lab)
+        if t > 1:
+            b = cv2.dilate(b.astype(np.uint8), np.ones((2 * t - 1, 2 * t - 1), np.uint8)).astype(bool) & fg
+        ring |= b
+    return (ring | (cover >= 2)).astype(np.uint8)
+
+
+def load_exported(root, split: str | None = None):
+    """The images of a shared-layout export as :class:`cellviewer.core.datasets.Sample` objects
+    (``dataset="export"``, boxes from ``annotations.csv``, ``meta["labels"]`` the instance label
+    files), optionally of one split. Training reads their masks via :func:`working_targets`."""
+    from cellviewer.core.datasets import CLASS_INDEX, Sample
+
+    root = Path(root)
+    if not (root / "images.csv").is_file() or not (root / "labels").is_dir():
+        raise CellviewerError(f"'{root}' is not a cellviewer export (images.csv / labels/ missing).",
+                              hint="export with 'cellviewer export IMAGES --out DIR --format shared'")
+    with open(root / "images.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_img: dict[str, dict[str, list]] = {}
+    with open(root / "annotations.csv", newline="", encoding="utf-8") as f:
+        inv = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
+        for r in csv.DictReader(f):
+            by_img.setdefault(r["image"], {c: [] for c in CLASS_INDEX})[inv[r["cls"]]].append(
+                [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+    out = []
+    for r in rows:
+        if split is not None and r["split"] != split:
+            continue
+        name, stem = r["image"], Path(r["image"]).stem
+        b = by_img.get(name, {c: [] for c in CLASS_INDEX})
+        out.append(Sample("export", name, root / "images" / name, r["split"], origin=r.get("origin") or "export",
+                          width=int(r["width"]), height=int(r["height"]),
+                          boxes={c: np.asarray(b[c], float).reshape(-1, 4) for c in CLASS_INDEX},
+                          rbc_diameter=float(r.get("rbc_diameter") or 32.0),
+                          meta={"labels": {c: root / "labels" / f"{stem}_{c}.png" for c in CELL_CLASSES},
+                                "source": r.get("source", "")}))
+    return out
+
+
+def read_labels(sample) -> dict[str, np.ndarray]:
+    """The instance labels (``uint16`` per class, 0 = none) of an exported sample."""
+    from cellviewer.core.errors import ImageReadError
+
+    out = {}
+    for c, p in sample.meta["labels"].items():
+        a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if a is None or a.ndim != 2:
+            raise ImageReadError(p, "it is not a single-channel label PNG")
+        out[c] = a.astype(np.uint16)
+    return out
+
+
+def working_targets(sample, size: tuple[int, int], edge_px: float = EDGE_PX) -> tuple[np.ndarray, np.ndarray]:
+    """``(classmap, edge)`` of an exported sample at ``size`` (w, h): labels resized (nearest),
+    classes drawn rbc, wbc, platelet (1, 2, 3), the edge target recomputed at that scale."""
+    from cellviewer.core.datasets import CLASS_INDEX
+
+    labels = {c: cv2.resize(a, size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
+              for c, a in read_labels(sample).items()}
+    classmap = np.zeros((size[1], size[0]), np.uint8)
+    for c in ("rbc", "wbc", "platelet"):
+        classmap[labels[c] > 0] = CLASS_INDEX[c]
+    return classmap, edge_map(labels, edge_px)

@@ -1,0 +1,234 @@
+"""The user's model store: versions of fine-tuned models, one of them active per name.
+
+Layout (default root ``$CELLVIEWER_HOME/models``, else ``~/.local/share/cellviewer/models`` —
+the folder :func:`cellviewer.core.netsegment.model_dirs` searches)::
+
+    <root>/<name>/v<N>.safetensors   the weights of version N (1, 2, ...; never reused)
+    <root>/<name>/v<N>.json          its card: the trained card plus ``name``, ``version`` (N),
+                                     ``parent`` {model, version}, ``data_hashes`` (sha256 of the
+                                     training images), ``metrics``, ``gate`` (the regression
+                                     gate's table), ``sha256`` of the weights, ``stored_at``
+    <root>/<name>/store.json         {"active": N or null, "history": [activated versions]}
+
+The active version of a name is what ``create_segmenter(name)`` loads (it overrides a shipped
+model of the same name); :meth:`ModelStore.rollback` re-activates the version active before
+(none left: the name falls back to the shipped model, if any). Writes are atomic (temp +
+rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellviewer.core.document import now_iso
+from cellviewer.core.errors import CellviewerError, ModelLoadError, SaveError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def default_root() -> Path:
+    base = os.environ.get("CELLVIEWER_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "cellviewer")
+    return Path(base) / "models"
+
+
+@dataclass
+class ModelVersion:
+    """One stored version: ``stem`` is the checkpoint path without suffix (``.json`` + ``.safetensors``)."""
+
+    name: str
+    version: int
+    stem: Path
+    card: dict = field(default_factory=dict)
+    active: bool = False
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise SaveError(f"Cannot write '{path}': {e.strerror or e}", hint="check the model store is writable") from e
+
+
+class ModelStore:
+    """Versions of models under ``root`` (see the module docstring)."""
+
+    def __init__(self, root=None):
+        self.root = Path(root) if root is not None else default_root()
+
+    # -- reading ------------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.parent.name for p in self.root.glob("*/store.json"))
+
+    def _state(self, name: str) -> dict:
+        p = self.root / name / "store.json"
+        try:
+            st = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+        except (OSError, ValueError):
+            st = {}
+        return {"active": st.get("active"), "history": list(st.get("history") or [])}
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every stored version of ``name``, oldest first."""
+        folder = self.root / name
+        if not _NAME.match(name) or not folder.is_dir():
+            return []
+        active = self._state(name)["active"]
+        out = []
+        for p in folder.glob("v*.json"):
+            m = re.fullmatch(r"v(\d+)", p.stem)
+            if not m or not p.with_suffix(".safetensors").is_file():
+                continue
+            try:
+                card = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            v = int(m.group(1))
+            out.append(ModelVersion(name, v, p.with_suffix(""), card, v == active))
+        return sorted(out, key=lambda mv: mv.version)
+
+    def get(self, name: str, version: int) -> ModelVersion:
+        for mv in self.versions(name):
+            if mv.version == int(version):
+                return mv
+        have = ", ".join(str(v.version) for v in self.versions(name)) or "none"
+        raise ModelLoadError(f"Model '{name}' has no stored version {version} (stored: {have}).",
+                             hint="pick one of the stored versions")
+
+    def active(self, name: str) -> ModelVersion | None:
+        """The active version of ``name``, or None (then a shipped model of that name is used)."""
+        return next((mv for mv in self.versions(name) if mv.active), None)
+
+    # -- writing ------------------------------------------------------------------------------
+    def add(self, checkpoint_stem, name: str, *, parent: str, data_hashes: list[str], metrics: dict,
+            gate: dict | None = None, activate: bool = False) -> ModelVersion:
+        """Copy a checkpoint (``STEM.json`` + ``STEM.safetensors``) in as the next version of ``name``.
+
+        ``parent``: the model it was fine-tuned from (``"name"`` or ``"name@version"``).
+        The weights' sha256 is checked against the card before anything is stored.
+        """
+        from cellviewer.nets.checkpoint import sha256_file
+
+        if not _NAME.match(name):
+            raise CellviewerError(f"'{name}' is not a usable model name.",
+                                  hint="use letters, digits, '.', '_' and '-' (at most 64)")
+        stem = Path(str(checkpoint_stem).removesuffix(".json").removesuffix(".safetensors"))
+        src_card = stem.with_name(stem.name + ".json")
+        try:
+            card = json.loads(src_card.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"No readable checkpoint card at '{src_card}': {e}",
+                                 hint="train or fine-tune a model first") from e
+        src_w = stem.with_name(Path(str(card.get("weights") or "")).name or stem.name + ".safetensors")
+        if not src_w.is_file():
+            raise ModelLoadError(f"The weights '{src_w}' of '{src_card}' are missing.",
+                                 hint="keep the .safetensors file next to its .json card")
+        sha = sha256_file(src_w)
+        if card.get("sha256") and card["sha256"] != sha:
+            raise ModelLoadError(f"'{src_w}' does not match its card (sha256).", hint="train the model again")
+        folder = self.root / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SaveError(f"Cannot create '{folder}': {e.strerror or e}", hint="check CELLVIEWER_HOME") from e
+        version = max((mv.version for mv in self.versions(name)), default=0) + 1
+        while (folder / f"v{version}.json").exists() or (folder / f"v{version}.safetensors").exists():
+            version += 1  # a half-written version is never reused
+        pname, _, pver = str(parent).partition("@")
+        card.update(name=name, version=str(version), sha256=sha, weights=f"v{version}.safetensors", stored_at=now_iso(), metrics=dict(metrics),
+                    parent={"model": pname, "version": pver or _version_of(pname)},
+                    data_hashes=list(data_hashes), gate=gate)
+        card.setdefault("description", f"{name} v{version}, fine-tuned from {parent}")
+        dst = folder / f"v{version}"
+        try:
+            shutil.copyfile(src_w, dst.with_suffix(".safetensors.tmp"))
+            os.replace(dst.with_suffix(".safetensors.tmp"), dst.with_suffix(".safetensors"))
+        except OSError as e:
+            raise SaveError(f"Cannot store the weights in '{folder}': {e.strerror or e}",
+                            hint="free some disk space") from e
+        _write_json(dst.with_suffix(".json"), card)
+        if not (folder / "store.json").is_file():
+            _write_json(folder / "store.json", {"active": None, "history": []})
+        if activate:
+            self.activate(name, version)
+        return self.get(name, version)
+
+    def activate(self, name: str, version: int) -> ModelVersion:
+        """Make ``version`` the one ``create_segmenter(name)`` loads."""
+        mv = self.get(name, version)
+        st = self._state(name)
+        st["active"] = mv.version
+        st["history"].append(mv.version)
+        _write_json(self.root / name / "store.json", st)
+        _refresh_registry(name)
+        mv.active = True
+        return mv
+
+    def rollback(self, name: str) -> ModelVersion | None:
+        """Re-activate the version that was active before the current one; returns it (None: no
+        stored version is active any more and a shipped model of that name is used again)."""
+        st = self._state(name)
+        if st["active"] is None:
+            raise CellviewerError(f"Model '{name}' has no active stored version to roll back.",
+                                  hint="activate a version first")
+        hist = st["history"]
+        while hist and hist[-1] == st["active"]:
+            hist.pop()
+        existing = {mv.version for mv in self.versions(name)}
+        while hist and hist[-1] not in existing:
+            hist.pop()
+        st["active"] = hist[-1] if hist else None
+        _write_json(self.root / name / "store.json", st)
+        _refresh_registry(name)
+        return self.active(name)
+
+    def deactivate(self, name: str) -> None:
+        """No stored version active: the shipped model of that name (if any) is used."""
+        st = self._state(name)
+        st["active"] = None
+        _write_json(self.root / name / "store.json", st)
+        _refresh_registry(name)
+
+
+def _version_of(name: str) -> str:
+    """The version of a model currently registered under ``name`` ("" when unknown)."""
+    if not name:
+        return ""
+    try:
+        from cellviewer.core.netsegment import find_models
+    except ImportError:
+        return ""
+    found = find_models().get(name)
+    return str(found[1].get("version", "")) if found else ""
+
+
+def active_cards(root=None) -> dict[str, tuple[Path, dict]]:
+    """``name -> (card path, card)`` of every active stored version (used by
+    :func:`cellviewer.core.netsegment.find_models`)."""
+    store = ModelStore(root)
+    out = {}
+    for name in store.names():
+        mv = store.active(name)
+        if mv is not None:
+            out[name] = (mv.stem.with_suffix(".json"), mv.card)
+    return out
+
+
+def _refresh_registry(name: str) -> None:
+    """Re-register the segmenters when netsegment is loaded, so the change applies at once."""
+    if "cellviewer.core.netsegment" not in sys.modules:
+        return
+    from cellviewer.core import netsegment, segment
+
+    segment._FACTORIES.pop(name, None)
+    segment._DESCRIPTIONS.pop(name, None)
+    netsegment.register_models()

@@ -1,0 +1,200 @@
+"""The review queue: cells ordered by how doubtful they are, so the annotator looks at those first.
+
+:func:`doubt_queue` scores every cell that has a mask (markers placed by hand without a mask
+are the annotator's own and are not queued). A cell's doubt in [0, 1] combines three signs,
+as a noisy-or ``1 − Π(1 − dᵢ)``:
+
+* **low model score** — ``d = (0.9 − score) / 0.5`` clipped to [0, 1] (scores ≥ 0.9 are not
+  doubtful, 0.4 and below fully) of its automatic marker (manual cells: 0);
+* **the counting methods disagree** — watershed, circle Hough and distance transform + peaks
+  (:mod:`cellviewer.core.counting`) are run on each cell's own mask (its crop, the cell
+  alone) at its class's typical cell size, and count the cells they see in it — for cells
+  whose area is off the typical one by more than :data:`CHECK_SIZE` × or whose roundness is
+  below :data:`CHECK_ROUNDNESS` (a round cell of typical size is one cell for every method;
+  this keeps a 2000-cell image to a few seconds). ``d = 0.5 ·
+  (max − min of the counts) + 0.5 · [the methods agree on a number other than 1]``, capped at 1;
+* **unusual size or shape for its class** — ``d = min(1, |ln(area / median area of its class
+  in this image)| / ln 3)`` for the size (with fewer than 3 cells of the class the
+  expected area comes from the red-cell size), and ``1 − roundness`` (area over the disc of
+  the largest inscribed radius, as in :func:`cellviewer.core.counting.shape_scores`) beyond 0.25
+  for the shape. Cells cut by the image border are expected to be small and not round: only
+  an oversized one counts.
+
+A sign counts as a reason (``DoubtItem.reasons``) when its ``d`` is ≥ :data:`REASON_AT`.
+The queue is sorted by doubt, highest first; reviewed cells stay in it (``reviewed``) so
+next/previous can skip them (:func:`next_doubtful`). :func:`mark_reviewed` returns an
+undoable :class:`~cellviewer.core.edits.Edit` (a :class:`~cellviewer.core.edits.MarkerChange`
+per marker of the cell).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cellviewer.core.document import CELL_CLASSES, Document
+from cellviewer.core.errors import EditError
+
+#: how a class's typical diameter relates to the red-cell diameter (when too few cells to measure)
+CLASS_SIZE = {"rbc": 1.0, "wbc": 1.6, "platelet": 0.35}
+METHODS: tuple[str, ...] = ("watershed", "hough", "distance_peaks")
+REASON_AT = 0.3
+#: the counting methods are run on cells off the typical area by more than this factor, or less round
+CHECK_SIZE, CHECK_ROUNDNESS = 1.25, 0.8
+
+
+@dataclass
+class DoubtItem:
+    """One queued cell: ``cls`` + ``cell`` (label id in ``doc.labels[cls]``), a point inside it,
+    its doubt ``score`` (0..1), the ``reasons`` and whether all its markers are ``reviewed``."""
+
+    cls: str
+    cell: int
+    x: float
+    y: float
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    reviewed: bool = False
+    marker_ids: list[int] = field(default_factory=list)
+    signs: dict[str, float] = field(default_factory=dict)  # model / methods / size / shape -> d
+
+
+def _rbc_diameter(doc: Document, diameter: float | None) -> float:
+    if diameter:
+        return float(diameter)
+    d = (doc.provenance.params or {}).get("diameter_px")
+    if d:
+        return float(d)
+    from cellviewer.core.counting import areas
+
+    _, a = areas(doc.labels["rbc"])
+    return float(2 * np.sqrt(np.median(a) / np.pi)) if len(a) >= 3 else 32.0
+
+
+def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray) -> dict[str, np.ndarray]:
+    """method -> how many cells it finds in each cell's own mask (index = label id; the crop is
+    the cell alone, padded, so its neighbours do not interfere); cells with ``check[id]`` False
+    are taken as one cell for every method."""
+    from scipy import ndimage as ndi
+
+    from cellviewer.core.counting import count_params, instances_from_mask
+
+    n = int(lab.max())
+    out = {m: np.ones(n + 1, np.int64) for m in METHODS} if n else {}
+    params = count_params(diameter_px=max(4.0, diameter))
+    pad = 3
+    for cid, sl in enumerate(ndi.find_objects(lab), 1):
+        if sl is None or not check[cid]:
+            continue
+        mask = np.pad(lab[sl] == cid, pad)
+        for m in METHODS:
+            out[m][cid] = int(instances_from_mask(mask, m, params).max(initial=0))
+    return out
+
+
+def _shape(lab: np.ndarray, ids: np.ndarray, a: np.ndarray) -> np.ndarray:
+    from cellviewer.core.counting import _cell_distance, label_max
+
+    rmax = label_max(_cell_distance(lab), lab, ids)
+    q = a / (np.pi * np.maximum(rmax, 0.5) ** 2)
+    return np.minimum(q, 1.0 / q)
+
+
+def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CLASSES) -> list[DoubtItem]:
+    """Every masked cell of ``doc`` as a :class:`DoubtItem`, most doubtful first (see the module
+    docstring). ``diameter``: the red-cell diameter in px (default: from the segmentation's
+    parameters, else measured from the red cells)."""
+    from cellviewer.core.counting import areas, inside_points
+
+    d_rbc = _rbc_diameter(doc, diameter)
+    by_cell: dict[tuple[str, int], list] = {}
+    for m in doc.markers.values():
+        if m.cell:
+            by_cell.setdefault((m.cls, m.cell), []).append(m)
+    queue: list[DoubtItem] = []
+    for cls in classes:
+        lab = doc.labels[cls]
+        ids, a = areas(lab)
+        if ids.size == 0:
+            continue
+        expected = math.pi * (CLASS_SIZE[cls] * d_rbc / 2) ** 2
+        typical = float(np.median(a)) if len(a) >= 3 else expected
+        d_cls = 2 * math.sqrt(typical / math.pi)
+        roundness = _shape(lab, ids, a)
+        check = np.zeros(int(lab.max()) + 1, bool)  # a round cell of typical size: all methods see one
+        check[ids] = (np.abs(np.log(a / typical)) > math.log(CHECK_SIZE)) | (roundness < CHECK_ROUNDNESS)
+        counts = _method_counts(lab, d_cls, check)
+        _, ys, xs = inside_points(lab)
+        cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border are small and not round
+        cut[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
+        for k, cid in enumerate(ids.tolist()):
+            ms = by_cell.get((cls, cid), [])
+            auto = [m.score for m in ms if m.origin == "auto"]
+            signs = {"model": float(np.clip((0.9 - min(auto)) / 0.5, 0, 1)) if auto else 0.0}
+            seen = [int(c[cid]) for c in counts.values()]
+            if seen:
+                spread = 0.5 * (max(seen) - min(seen)) + (0.5 if min(seen) == max(seen) != 1 else 0.0)
+                signs["methods"] = float(min(1.0, spread))
+            signs["size"] = float(min(1.0, abs(math.log(a[k] / typical)) / math.log(3)))
+            signs["shape"] = float(np.clip((1.0 - roundness[k] - 0.25) / 0.75, 0, 1))
+            if cut[cid]:
+                signs["size"] = signs["size"] if a[k] > typical else 0.0
+                signs["shape"] = 0.0
+            score = 1.0 - float(np.prod([1.0 - v for v in signs.values()]))
+            reasons = []
+            if signs["model"] >= REASON_AT:
+                reasons.append(f"low model score ({min(auto):.2f})")
+            if signs.get("methods", 0) >= REASON_AT:
+                reasons.append("counting methods disagree (" + ", ".join(
+                    f"{m.replace('_', ' ')} {n}" for m, n in zip(counts, seen)) + ")")
+            if signs["size"] >= REASON_AT:
+                reasons.append(f"{'large' if a[k] > typical else 'small'} for a {cls} ({a[k] / typical:.1f}× typical)")
+            if signs["shape"] >= REASON_AT:
+                reasons.append(f"irregular shape (roundness {roundness[k]:.2f})")
+            m0 = ms[0] if ms else None
+            queue.append(DoubtItem(cls, cid, float(m0.x if m0 else xs[k]), float(m0.y if m0 else ys[k]), score,
+                                   reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs))
+    queue.sort(key=lambda it: (-it.score, CELL_CLASSES.index(it.cls), it.cell))
+    return queue
+
+
+def remaining(queue: list[DoubtItem]) -> int:
+    """How many queued cells are not reviewed yet."""
+    return sum(1 for it in queue if not it.reviewed)
+
+
+def next_doubtful(queue: list[DoubtItem], index: int | None, step: int = 1) -> int | None:
+    """Index of the next (``step`` 1) or previous (``step`` −1) unreviewed cell after ``index``
+    (None: from the start / end), wrapping around; None when every cell is reviewed."""
+    n = len(queue)
+    if n == 0:
+        return None
+    start = (-1 if step > 0 else n) if index is None else index
+    for k in range(1, n + 1):
+        i = (start + k * (1 if step > 0 else -1)) % n
+        if not queue[i].reviewed:
+            return i
+    return None
+
+
+def mark_reviewed(doc: Document, cls: str, cell: int, reviewed: bool = True):
+    """An unapplied, undoable :class:`~cellviewer.core.edits.Edit` setting ``reviewed`` on every
+    marker of the cell (push it on the undo stack / :class:`~cellviewer.core.edits.History`)."""
+    from cellviewer.core.edits import MarkerChange, make_edit
+
+    ms = doc.markers_of_cell(cls, int(cell))
+    if not ms:
+        raise EditError(f"The {cls} cell {cell} has no count marker to mark as reviewed.",
+                        hint="add a marker to the cell first, or refresh the review queue")
+    return make_edit("Review cell" if reviewed else "Unreview cell",
+                     [MarkerChange(m, replace(m, reviewed=bool(reviewed))) for m in ms if m.reviewed != reviewed],
+                     cls=cls, detail=f"cell {cell}")
+
+
+def set_reviewed_in_queue(queue: list[DoubtItem], doc: Document) -> None:
+    """Refresh the ``reviewed`` flags of a queue from the document (after an edit, undo or redo)."""
+    for it in queue:
+        ms = doc.markers_of_cell(it.cls, it.cell)
+        it.reviewed = bool(ms) and all(m.reviewed for m in ms)

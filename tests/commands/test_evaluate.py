@@ -1,0 +1,61 @@
+"""``cellviewer evaluate``: the metric table, --json, --write-card and --check-card; real data with --limit."""
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+from cellviewer import cli  # noqa: E402
+from tests.tinymodels import isolated_registry, save_tiny_model, tiny_wbc_data  # noqa: E402,F401
+
+MASK_ROWS = ("wbc ", "nucleus ", "cytoplasm ", "3-class map: pixel acc", "class pixel acc", "mean IoU",
+             "misclassification")
+MASK_COLUMNS = ("dice", "iou", "precision", "recall", "specifici", "fpr", "fnr", "pixel_acc", "boundary_")
+
+
+def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_registry, tiny_wbc_data, tmp_path,
+                                                                      capsys):
+    from cellviewer.core.netsegment import find_models
+
+    save_tiny_model("tiny-wbc", "do-unet", {"base": 4, "depth": 2}, ["background", "nucleus", "cytoplasm"],
+                    postprocess={"method": "components"})
+    base = ["evaluate", "--model", "tiny-wbc", "--data", str(tiny_wbc_data), "--datasets", "wbc_seg", "-q"]
+    assert cli.main(base + ["--json", str(tmp_path / "r.json"), "--write-card"]) == 0
+    out = capsys.readouterr().out
+    assert "[wbc_seg:d1] 2 images" in out and all(r in out for r in MASK_ROWS + MASK_COLUMNS)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert [r["image"] for r in res["images"]] == sorted(r["image"] for r in res["images"]) and len(res["images"]) == 2
+    card = find_models()["tiny-wbc"][1]
+    assert card["metrics"]["command"] == "cellviewer evaluate --model tiny-wbc --split test --datasets wbc_seg"
+    assert card["metrics"]["datasets"]["wbc_seg"]["n_images"] == 2
+    # the stored numbers are reproduced ...
+    assert cli.main(base + ["--check-card"]) == 0
+    assert "every number of the card's metrics reproduced" in capsys.readouterr().out
+    # ... and a changed one is reported with its key path
+    path = find_models()["tiny-wbc"][0]
+    card["metrics"]["datasets"]["wbc_seg"]["nucleus"]["dice"] = 0.123
+    path.write_text(json.dumps(card))
+    assert cli.main(base + ["--check-card"]) == 1
+    assert "wbc_seg.nucleus.dice: card 0.123" in capsys.readouterr().out
+
+
+def test_unknown_model_and_missing_data(tmp_path, capsys):
+    assert cli.main(["evaluate", "--model", "no-such-model", "--data", str(tmp_path)]) == 6
+    assert "Unknown model 'no-such-model'" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "nope"), "-q"]) == 1
+    assert "No data folder" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", "classical", "--limit", "0"]) == 2
+
+
+@pytest.mark.parametrize("model, dataset, rows", [
+    ("wbc-nucleus-cytoplasm", "wbc_seg", MASK_ROWS),
+    ("blood-cells", "txl_pbc", ("count acc", "total acc", "MAE", "prec", "recall", "F1", "rbc ", "wbc ", "platelet")),
+])
+def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, model, dataset, rows):
+    assert cli.main(["evaluate", "--model", model, "--data", str(data_dir), "--datasets", dataset, "--limit", "2",
+                     "-q", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"model {model} — split test") and all(r in out for r in rows)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert len(res["images"]) == 2 and all(r["dataset"] == dataset for r in res["images"])

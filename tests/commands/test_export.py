@@ -1,0 +1,47 @@
+"""``cellviewer export``: reviewed sidecars become a training set; exit codes for skipped / nothing exported."""
+
+import json
+
+import cv2
+
+from cellviewer import cli
+from tests.synthdocs import random_doc
+
+
+def _images(tmp_path, reviewed):
+    from cellviewer.core.sidecar import load_document, save_sidecar
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for k, rev in enumerate(reviewed):
+        src = random_doc(k)
+        p = folder / f"img{k}.png"
+        cv2.imwrite(str(p), src.image.pixels[..., ::-1])
+        doc = load_document(p)
+        doc.labels, doc.markers, doc.reviewed = src.labels, src.markers, rev
+        save_sidecar(doc)
+    return folder
+
+
+def test_export_reviewed_images_both_formats(tmp_path, capsys):
+    folder = _images(tmp_path, [True, True, True, False])
+    out = tmp_path / "out"
+    assert cli.main(["export", str(folder), "--out", str(out), "-q"]) == 1  # one image skipped
+    cap = capsys.readouterr()
+    assert "skipped" in cap.err and "img3.png: not marked reviewed" in cap.err
+    assert "exported 3 images" in cap.out and "1 test" in cap.out
+    assert (out / "images.csv").is_file() and (out / "labels" / "img0_rbc.png").is_file()
+    assert len(json.loads((out / "coco.json").read_text())["images"]) == 3
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "all"), "--all", "--format", "coco",
+                     "--tile", "48", "-q"]) == 0
+    assert not (tmp_path / "all" / "labels").exists()
+    assert len(json.loads((tmp_path / "all" / "coco.json").read_text())["images"]) == 4 * 4
+
+
+def test_nothing_reviewed_and_usage_errors(tmp_path, capsys):
+    folder = _images(tmp_path, [False])
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "o")]) == 1
+    assert "nothing was exported" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 3
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--holdout", "0.9", "--val", "0.2"]) == 2
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--format", "yolo"]) == 2

@@ -1,0 +1,60 @@
+"""``cellviewer train``: a tiny synthetic run writes a loadable checkpoint; Ctrl-C keeps the best one (exit 130)."""
+
+import json
+import os
+import signal
+
+import pytest
+
+pytest.importorskip("torch")
+
+from cellviewer import cli  # noqa: E402
+
+TINY = ["train", "--datasets", "synthetic", "--arch", "do-unet", "--net-config", '{"base": 4, "depth": 2}',
+        "--working-scale", "16", "--steps-per-epoch", "2", "--batch-size", "2", "--threads", "1",
+        "--config", '{"synthetic_n": 4, "augment": {"crop": 64}}', "--name", "tiny"]
+
+
+def test_tiny_synthetic_run_writes_a_loadable_checkpoint(tmp_path, capsys):
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    out = tmp_path / "tiny"
+    assert cli.main(TINY + ["--epochs", "1", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checkpoint"] == str(out) and summary["epochs_run"] == 1 and summary["stopped"] == "epochs"
+    net, card = load_checkpoint(out)
+    assert card["name"] == "tiny" and card["working_scale"] == 16
+    # the recorded command rebuilds the same configuration
+    assert card["command"].startswith("cellviewer train --config ")
+    cfg = json.loads(card["command"].split("--config ", 1)[1].strip("'"))
+    assert cfg["datasets"] == ["synthetic"] and cfg["net_config"] == {"base": 4, "depth": 2}
+
+
+def test_ctrl_c_cancels_keeps_the_best_checkpoint_and_exits_130(tmp_path, monkeypatch, capsys):
+    from cellviewer.core import training
+
+    real = training.validate
+    calls = []
+
+    def validate_then_ctrl_c(*a, **kw):  # Ctrl-C arrives during epoch 1's validation
+        res = real(*a, **kw)
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return res
+
+    monkeypatch.setattr(training, "validate", validate_then_ctrl_c)
+    out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(TINY + ["--epochs", "5", "--out", str(out), "-q"]) == 130
+    err = capsys.readouterr().err
+    assert "cancelled" in err and "kept" in err and "--resume" in err
+    assert len(calls) == 1  # stopped in epoch 2, before its validation
+    state = json.loads((tmp_path / "run.json").read_text())["training"]["state"]
+    assert state["best_epoch"] == 1 and (tmp_path / "run.safetensors").is_file()
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is restored
+
+
+def test_bad_json_option_is_a_clear_error(tmp_path, capsys):
+    rc = cli.main(["train", "--datasets", "synthetic", "--net-config", "{base: 4}", "--out", str(tmp_path / "x")])
+    assert rc == 2 and "--net-config is not valid JSON" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""Folder report: saved corrections where they exist, a segmentation elsewhere, bad files skipped."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from cellviewer.core import edits, sidecar
+from cellviewer.core.errors import Cancelled
+from cellviewer.core.folder_report import folder_report
+from cellviewer.core.jobs import CancelToken, run_job
+from cellviewer.core.segment import create_segmenter
+from tests.gui.smear import write_smear
+
+
+def _rows(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """a.png (corrected and saved: one extra manual platelet), b.png (never opened), c.png (truncated)."""
+    d = tmp_path / "smears"
+    d.mkdir()
+    a, b = write_smear(d / "a.png"), write_smear(d / "b.png", seed=1)
+    (d / "c.png").write_bytes(a.read_bytes()[:200])
+    doc = sidecar.load_document(a)
+    doc.set_result(run_job(create_segmenter("classical").segment(doc.image.pixels)))
+    edits.History(doc).push(edits.add_marker(doc, "platelet", 5.0, 5.0))
+    sidecar.save_sidecar(doc)
+    return d, doc.counts()
+
+
+def _report(d, out, cancel=None):
+    made = []
+
+    def make():
+        made.append(1)
+        return create_segmenter("classical")
+
+    images = sorted(d.glob("*.png"))
+    job = folder_report(images, out / "r.pdf", out / "r_counts.csv", out / "r_cells.csv", make, cancel=cancel)
+    return run_job(job), made
+
+
+def test_sidecars_are_used_the_rest_segmented_bad_files_skipped(folder, tmp_path):
+    d, saved_counts = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    rep, made = _report(d, out)
+    assert rep.from_sidecar == ["a.png"] and rep.segmented == ["b.png"] and made == [1]
+    assert [name for name, _ in rep.skipped] == ["c.png"] and rep.skipped[0][1]  # a reason
+    counts = {r["image"]: r for r in _rows(rep.counts_csv)}
+    assert set(counts) == {"a.png", "b.png"}
+    assert int(counts["a.png"]["platelets"]) == saved_counts["platelet"]  # the manual marker counts
+    assert int(counts["b.png"]["rbc"]) == 12  # the synthetic smear, segmented
+    cells = _rows(rep.cells_csv)
+    assert {r["image"] for r in cells} == {"a.png", "b.png"}
+    assert sum(r["image"] == "a.png" for r in cells) == sum(saved_counts.values())
+    data = rep.pdf.read_bytes()
+    assert data.startswith(b"%PDF") and rep.n_images == 2
+    assert not (d / "b.png.cellviewer").exists()  # nothing is saved beside the images
+
+
+def test_cancel_writes_nothing(folder, tmp_path):
+    d, _ = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    tok = CancelToken()
+    job = folder_report(sorted(d.glob("*.png")), out / "r.pdf", out / "r_counts.csv", out / "r_cells.csv",
+                        lambda: create_segmenter("classical"), cancel=tok)
+    next(job)
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        run_job(job)
+    assert list(out.iterdir()) == []

@@ -1,0 +1,77 @@
+"""The review queue: doubtful cells first, with reasons; marking reviewed is one undoable step."""
+
+import numpy as np
+import pytest
+
+from cellviewer.core.edits import History
+from cellviewer.core.errors import EditError
+from cellviewer.core.review import doubt_queue, mark_reviewed, next_doubtful, remaining, set_reviewed_in_queue
+from tests.synthdocs import disc_doc
+
+R = 10  # red-cell radius
+
+
+def _doc():
+    discs = [("rbc", 20 + 30 * i, 20, R, 0.97) for i in range(5)]  # five plain red cells
+    discs += [("rbc", 20, 60, R, 0.35)]  # the model was unsure
+    discs += [("rbc", 140, 60, 3, 0.95)]  # far too small for a red cell
+    discs += [("wbc", 60, 70, 16, 0.9), ("wbc", 200, 70, 16, 0.9), ("wbc", 240, 70, 16, 0.9)]
+    doc = disc_doc(discs, size=(100, 280))
+    # two touching red cells saved as one cell: a waist the counting methods split
+    yy, xx = np.mgrid[:100, :280]
+    pair = (((yy - 70) ** 2 + (xx - 100) ** 2) <= R * R) | (((yy - 70) ** 2 + (xx - 118) ** 2) <= R * R)
+    doc.labels["rbc"][pair] = 8
+    from cellviewer.core.document import Marker
+
+    doc.markers[99] = Marker(99, "rbc", 100.0, 70.0, "auto", 8, 0.96)
+    return doc
+
+
+def test_doubtful_cells_come_first_with_their_reasons():
+    doc = _doc()
+    q = doubt_queue(doc, diameter=2 * R)
+    assert len(q) == 8 + 3 and remaining(q) == len(q)
+    assert [it.score for it in q] == sorted((it.score for it in q), reverse=True)
+    by = {(it.cls, it.cell): it for it in q}
+    low, small, pair = by[("rbc", 6)], by[("rbc", 7)], by[("rbc", 8)]
+    plain = [by[("rbc", i)] for i in range(1, 6)]
+    top = {(it.cls, it.cell) for it in q[:3]}
+    assert top == {("rbc", 6), ("rbc", 7), ("rbc", 8)}
+    assert max(p.score for p in plain) < 0.3 < min(low.score, small.score, pair.score)
+    assert any("low model score" in r for r in low.reasons)
+    assert any(r.startswith("small for a rbc") for r in small.reasons)
+    assert any("counting methods disagree" in r for r in pair.reasons), pair.reasons
+    assert all(not p.reasons for p in plain)
+    assert all(doc.labels[it.cls][int(it.y), int(it.x)] == it.cell for it in q)
+
+
+def test_mark_reviewed_is_undoable_and_navigation_skips_reviewed():
+    doc = _doc()
+    q = doubt_queue(doc, diameter=2 * R)
+    hist = History(doc)
+    hist.push(mark_reviewed(doc, q[0].cls, q[0].cell))
+    set_reviewed_in_queue(q, doc)
+    assert q[0].reviewed and remaining(q) == len(q) - 1
+    assert doubt_queue(doc, diameter=2 * R)[0].reviewed  # the flag is on the marker: it survives a rebuild
+    assert next_doubtful(q, None) == 1 and next_doubtful(q, 1, -1) == len(q) - 1
+    assert doc.provenance.edits[-1].action == "Review cell"
+    hist.undo()
+    set_reviewed_in_queue(q, doc)
+    assert remaining(q) == len(q) and next_doubtful(q, None) == 0
+    for it in q:
+        hist.push(mark_reviewed(doc, it.cls, it.cell))
+    set_reviewed_in_queue(q, doc)
+    assert remaining(q) == 0 and next_doubtful(q, 3) is None
+
+
+def test_a_cell_without_marker_cannot_be_marked():
+    doc = _doc()
+    del doc.markers[1]
+    item = next(it for it in doubt_queue(doc, diameter=2 * R) if it.cls == "rbc" and it.cell == 1)
+    assert not item.reviewed and item.marker_ids == []
+    with pytest.raises(EditError, match="no count marker"):
+        mark_reviewed(doc, "rbc", 1)
+
+
+def test_empty_document_gives_an_empty_queue(blank_doc):
+    assert doubt_queue(blank_doc) == [] and remaining([]) == 0 and next_doubtful([], None) is None

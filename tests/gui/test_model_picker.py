@@ -1,0 +1,65 @@
+"""The model picker shows the card summary and working scale; NODE-UNet's solver is a control that reaches the net."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from cellviewer.gui.state import Observable, SegmentParams  # noqa: E402
+from tests.tinymodels import isolated_registry, save_tiny_model  # noqa: E402,F401
+
+BOX_CLASSES = ["background", "rbc", "wbc", "platelet"]
+
+
+@pytest.fixture
+def panel(qtbot, isolated_registry):  # noqa: F811
+    from cellviewer.gui.panels.segment import SegmentPanel
+
+    save_tiny_model("tiny-node", "node-unet", {"widths": [4, 8], "rtol": 1e-3, "atol": 1e-3}, BOX_CLASSES)
+    p = SegmentPanel(Observable(SegmentParams()))
+    qtbot.addWidget(p)
+    return p
+
+
+def _pick(p, name):
+    p.model.setCurrentIndex(p.model.findData(name))
+    assert p.state.value.model == name
+
+
+def test_picker_shows_card_summary_and_working_scale(panel):
+    _pick(panel, "tiny-node")
+    assert "node-unet" in panel.card.text() and "working scale: 16 px per red cell" in panel.card.text()
+    assert "no measured metrics" in panel.card.text()
+    assert not panel.ode_box.isHidden() and "rtol 0.001" in panel.ode_box.title()
+    _pick(panel, "blood-cells")
+    text = panel.card.text()
+    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 1" in text
+    assert "classes: rbc, wbc, platelet" in text and "txl_pbc" in text and "counting accuracy" in text
+    assert panel.ode_box.isHidden()  # no ODE solver in a DO-U-Net
+    _pick(panel, "classical")
+    assert "Classical" in panel.card.text() and panel.ode_box.isHidden()
+
+
+def test_solver_controls_live_in_the_state_and_reach_the_segmenter(panel):
+    from cellviewer.core.segment import create_segmenter
+    from cellviewer.core.jobs import run_job
+    from cellviewer.gui.segmentation import segmenter_request
+
+    _pick(panel, "tiny-node")
+    panel.ode_rtol.setCurrentIndex(panel.ode_rtol.findData(1e-1))
+    panel.ode_method.setCurrentIndex(panel.ode_method.findData("bosh3"))
+    v = panel.state.value
+    assert (v.ode_method, v.ode_rtol, v.ode_atol) == ("bosh3", 0.1, 0.0)
+    panel.state.update(ode_atol=1e-5)  # state -> widget
+    assert panel.ode_atol.currentText() == "1e-05"
+    name, opts = segmenter_request(v)
+    assert name == "tiny-node" and opts["solver"] == {"method": "bosh3", "rtol": 0.1, "atol": 1e-5}
+    seg = create_segmenter(name, **dict(opts, device="cpu", diameter_px=16.0))
+    res = run_job(seg.segment(np.full((40, 48, 3), 200, np.uint8)))
+    assert res.params["solver"] == {"method": "bosh3", "rtol": 0.1, "atol": 1e-5, "step_size": 0.25}
+    assert seg.net.solver["method"] == "dopri5" and seg.net.solver["rtol"] == 1e-3  # the shared net is restored
+    # a model without an ODE solver gets no solver option
+    panel.state.update(model="blood-cells")
+    assert "solver" not in segmenter_request(panel.state.value)[1]

@@ -1,0 +1,65 @@
+"""Test helpers for the human-in-the-loop modules: synthetic corrected documents and a tiny base model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from cellviewer.core.document import CELL_CLASSES, Document, ImageData, ImageInfo, Marker
+
+COLOURS = {"rbc": (200, 120, 130), "wbc": (90, 70, 170), "platelet": (120, 60, 150)}
+
+
+def disc_doc(discs, size=(96, 128), name="synth.png", reviewed=True, seed=0) -> Document:
+    """A document whose cells are the given discs ``[(cls, x, y, r, score), ...]`` (one label and one
+    auto marker each, in order; a later disc of the same class covers an earlier one)."""
+    h, w = size
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w, 3), (235, 225, 230), np.float32)
+    labels = {c: np.zeros((h, w), np.int32) for c in CELL_CLASSES}
+    doc = Document(ImageData(img.astype(np.uint8), ImageInfo(f"/nowhere/{name}", w, h)))
+    for cls, x, y, r, score in discs:
+        one = np.zeros((h, w), np.uint8)
+        cv2.circle(one, (int(round(x)), int(round(y))), int(round(r)), 1, -1)
+        cell = int(labels[cls].max()) + 1
+        labels[cls][one > 0] = cell
+        img[one > 0] = COLOURS[cls]
+        mid = doc.next_marker_id()
+        doc.markers[mid] = Marker(mid, cls, float(x), float(y), "auto", cell, float(score))
+    img += rng.normal(0, 4, img.shape)
+    doc.image.pixels[:] = np.clip(img, 0, 255).astype(np.uint8)
+    doc.labels = labels
+    doc.reviewed = reviewed
+    return doc
+
+
+def random_doc(seed: int, d: float = 16.0, size=(96, 96), reviewed=True) -> Document:
+    """Six red cells, a white cell and two platelets at random places (red-cell diameter ``d``)."""
+    rng = np.random.default_rng(seed)
+    discs = []
+    for cls, n, f in (("rbc", 6, 1.0), ("wbc", 1, 1.6), ("platelet", 2, 0.35)):
+        for _ in range(n):
+            r = d * f / 2
+            discs.append((cls, rng.uniform(r, size[1] - r), rng.uniform(r, size[0] - r), r, rng.uniform(0.6, 1)))
+    return disc_doc(discs, size, f"synth_{seed}.png", reviewed, seed)
+
+
+def save_tiny_base(name: str = "tiny-cells") -> None:
+    """An untrained tiny DO-U-Net (rbc/wbc/platelet + edge, 16 px per red cell) in the user's
+    model folder, with a training config in its card like the shipped model."""
+    import torch
+
+    from cellviewer.core.netsegment import model_dirs, register_models
+    from cellviewer.nets.checkpoint import save_checkpoint
+    from cellviewer.nets.registry import create_net
+
+    torch.manual_seed(0)
+    cfg = {"base": 4, "depth": 2, "edge": True, "n_classes": 4}
+    net = create_net("do-unet", **cfg)
+    training = {"config": {"architecture": "do-unet", "net_config": {"base": 4, "depth": 2}, "working_scale": 16.0,
+                           "batch_size": 2, "augment": {"crop": 48}, "lr": 1e-3, "threads": 1}, "state": {"epoch": 9}}
+    save_checkpoint(net, model_dirs()[-1] / name, {
+        "name": name, "version": "3", "classes": ["background", "rbc", "wbc", "platelet"], "working_scale": 16.0,
+        "postprocess": {"method": "edge-watershed", "rbc_measured_to_box": 0.97}, "training": training,
+        "description": "tiny untrained base"})
+    register_models()

@@ -1,0 +1,55 @@
+"""The shipped models through the CLI: ``models`` shows each card's summary, and ``analyze --model
+wbc-nucleus-cytoplasm`` writes nucleus / cytoplasm into the class maps and classes.json."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cellviewer import cli
+from cellviewer.core.document import CLASS_MAP_VALUES
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "resources" / "sample" / "BloodImage_00095.jpg"
+
+
+def _shipped(name: str) -> dict:
+    path = REPO / "models" / f"{name}.json"
+    if not path.is_file() or not path.with_suffix(".safetensors").is_file():
+        pytest.skip(f"models/{name} is not shipped in this checkout")
+    return json.loads(path.read_text())
+
+
+def test_models_shows_each_cards_summary(capsys):
+    cards = {n: _shipped(n) for n in ("blood-cells", "wbc-nucleus-cytoplasm")}
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name, card in cards.items():
+        block = out.split(name, 1)[1].split("\n", 1)[1]
+        info = block.splitlines()[0]
+        assert info.strip().startswith(card["architecture"]) and f"version {card['version']}" in info
+        assert f"working scale: {card['working_scale']:g} px per red cell" in info
+        assert "classes: " + ", ".join(c for c in card["classes"] if c != "background") in info
+    rbc_acc = cards["blood-cells"]["metrics"]["datasets"]["txl_pbc"]["rbc"]["count_accuracy"]
+    assert f"txl_pbc (107 images) counting accuracy: RBC {100 * rbc_acc:.2f} %" in out
+    d1 = cards["wbc-nucleus-cytoplasm"]["metrics"]["datasets"]["wbc_seg:d1"]["wbc"]["dice"]
+    assert f"Dice: whole WBC {100 * d1:.2f} %" in out
+
+
+def test_analyze_with_the_wbc_parts_model_writes_nucleus_and_cytoplasm(tmp_path):
+    _shipped("wbc-nucleus-cytoplasm")
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(SAMPLE), "--out", str(out), "--model", "wbc-nucleus-cytoplasm", "-q",
+                     "--device", "cpu"]) == 0
+    classes = json.loads((out / "classes.json").read_text())
+    nuc, cyto = CLASS_MAP_VALUES["nucleus"], CLASS_MAP_VALUES["cytoplasm"]
+    assert classes[str(nuc)] == "nucleus" and classes[str(cyto)] == "cytoplasm"
+    cmap = np.asarray(Image.open(out / "masks" / (SAMPLE.stem + ".png")))
+    values = set(np.unique(cmap).tolist())
+    # a whole field: every cell is counted (detector) and each white cell is split into its parts
+    rbc, wbc = CLASS_MAP_VALUES["rbc"], CLASS_MAP_VALUES["wbc"]
+    assert {rbc, nuc, cyto} <= values and wbc not in values  # every WBC pixel is a part
+    assert np.count_nonzero(cmap == cyto) < 0.25 * cmap.size  # not the whole field called cytoplasm
