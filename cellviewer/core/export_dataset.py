@@ -44,7 +44,7 @@ import csv
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -140,7 +140,7 @@ def _units(doc: Document, stem: str, tile: int | None, diameter: float) -> list[
             for m in markers:
                 if x0 <= m.x < x0 + tw and y0 <= m.y < y0 + th:
                     cell = int(luts[m.cls][m.cell]) if 0 < m.cell < len(luts[m.cls]) else 0
-                    ms.append(type(m)(**{**m.__dict__, "x": m.x - x0, "y": m.y - y0, "cell": cell}))
+                    ms.append(replace(m, x=m.x - x0, y=m.y - y0, cell=cell))
             out.append(_Unit(f"{stem}_y{y0}_x{x0}", source, doc.image.pixels[y0:y0 + th, x0:x0 + tw], labels,
                              doc.parts[y0:y0 + th, x0:x0 + tw], ms, x0, y0, diameter, info.sha256))
     return out
@@ -272,6 +272,9 @@ def _write_unit(u: _Unit, out: Path, shared: bool, res: ExportResult, rows, boxe
     coco_images.append({"id": img_id, "file_name": name, "width": w, "height": h, "source": u.source})
     counts = {c: 0 for c in CELL_CLASSES}
     d = u.diameter or 32.0
+    by_cell: dict[tuple[str, int], list] = {}
+    for m in u.markers:
+        by_cell.setdefault((m.cls, m.cell), []).append(m)
     for c in CELL_CLASSES:
         lab = u.labels[c]
         objs = ndi.find_objects(lab)
@@ -283,7 +286,7 @@ def _write_unit(u: _Unit, out: Path, shared: bool, res: ExportResult, rows, boxe
             boxes.append({"image": name, "cls": CSV_CLASS[c], "xmin": xs.start, "ymin": ys.start,
                           "xmax": xs.stop - 1, "ymax": ys.stop - 1})
             mask = lab[sl] == i
-            ms = [m for m in u.markers if m.cls == c and m.cell == i]
+            ms = by_cell.get((c, i), [])
             polys = _polygons(mask, xs.start, ys.start) or [[xs.start, ys.start, xs.stop, ys.start, xs.stop,
                                                               ys.stop, xs.start, ys.stop]]
             coco_anns.append({"id": len(coco_anns) + 1, "image_id": img_id, "category_id": CELL_CLASSES.index(c) + 1,

@@ -112,6 +112,10 @@ def finetune(base_model_name, train_items, *, minutes: float | None = 10.0, epoc
     except OSError as e:
         raise SaveError(f"Cannot create '{out.parent}': {e.strerror or e}", hint="choose a writable folder") from e
     card_path, card = base_checkpoint(base_model_name)
+    if list(card.get("classes") or []) != ["background", "rbc", "wbc", "platelet"]:
+        raise CellviewerError(f"'{base_model_name}' segments {', '.join(card.get('classes') or ['?'])}; fine-tuning "
+                              "on exported corrections needs a model of red cells, white cells and platelets.",
+                              hint="start from blood-cells or a stored version of it")
     yield Progress(0.0, "preparing the training data")
     data_dir = yield from _data(train_items, out, cancel)
     samples = load_exported(data_dir)

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-SAMPLE_NAME = "BloodImage_00000.jpg"
-
-
-def resources_dir() -> Path:
-    """The ``resources/`` folder: ``sys._MEIPASS/resources`` when frozen, else ``<repo>/resources``."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
-
-
-def sample_image() -> Path | None:
-    """The bundled sample smear (``resources/sample/BloodImage_00000.jpg`` or the first JPG there)."""
-    folder = resources_dir() / "sample"
-    preferred = folder / SAMPLE_NAME
-    if preferred.is_file():
-        return preferred
-    found = sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")) if folder.is_dir() else []
-    return found[0] if found else None
+from cellviewer.core.resources import SAMPLE_NAME, resources_dir, sample_image  # noqa: F401 - re-exported
 
 
 def sample_working_copy() -> Path | None:

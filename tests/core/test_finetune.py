@@ -59,6 +59,8 @@ def test_finetune_refuses_bad_inputs(isolated_registry, tmp_path):  # noqa: F811
     save_tiny_base("tiny-cells")
     with pytest.raises(ModelLoadError, match="Unknown model"):
         run_job(finetune("no-such-model", [], out=tmp_path / "m", **TINY))
+    with pytest.raises(CellviewerError, match="needs a model of red cells"):
+        run_job(finetune("wbc-nucleus-cytoplasm", [], out=tmp_path / "m", **TINY))
     with pytest.raises(CellviewerError, match="mark the corrected images as reviewed"):
         run_job(finetune("tiny-cells", [random_doc(0, reviewed=False)], out=tmp_path / "m", **TINY))
     run_job(export_training_set([random_doc(i) for i in range(2)], tmp_path / "two"))
