@@ -139,7 +139,7 @@ def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]
     from cellviewer.core.netsegment import _load, find_models
     from cellviewer.nets.registry import create_net, list_nets
 
-    size, reps = (256, 2) if quick else (512, 3)
+    size, reps = (256, 2) if quick else (512, 6)
     rows: list[Row] = []
     nets = [(f"model {name}", lambda p=path: _load(str(p.with_suffix("")), "cpu")[0]) for name, (path, _)
             in sorted(find_models().items())]

@@ -51,7 +51,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
-from cellviewer.core.datasets import stained_foreground
+from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # noqa: F401 (re-exported)
+                                     estimate_rbc_diameter, measured_rbc_diameter)
 from cellviewer.core.counting import inside_points, instances_from_mask, relabel_sequential, remove_small
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
@@ -61,9 +62,6 @@ from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
 
-#: blob size estimate × this ≈ the median RBC box size (measured on the train split)
-ESTIMATE_TO_BOX = 1.19
-FALLBACK_DIAMETER_PX = 60.0
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1
 #: per class: (smallest seed, smallest cell) as fractions of the expected RBC area
@@ -74,49 +72,6 @@ SEPARATE: tuple[str, ...] = ("rbc", "wbc")
 SINGLE_TILE_MAX_PX = 4_000_000
 _CACHE: dict[tuple[str, str], tuple[object, dict]] = {}
 _LOCK = threading.Lock()
-
-
-# -- scale --------------------------------------------------------------------------------
-def estimate_rbc_diameter(image: np.ndarray) -> tuple[float, str]:
-    """Expected RBC diameter (px) of an image from its stained blobs, and how it was found.
-
-    On a copy at most 400 px wide: foreground = ``255 − green`` above its Otsu threshold
-    (values capped at the 85th percentile, so dark nuclei do not pull it up), small
-    holes (pale cell centres) filled; the diameter is twice the median height of the
-    distance-transform peaks that reach half of the 90th-percentile peak (one peak per
-    cell, specks and debris ignored), times :data:`ESTIMATE_TO_BOX` (calibrated on the
-    train split to the median RBC box size; about ±10 % per image).
-    """
-    from skimage.feature import peak_local_max
-
-    h, w = image.shape[:2]
-    s = min(1.0, 400.0 / max(h, w))
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
-    fg = stained_foreground(small)
-    if fg is None:
-        return FALLBACK_DIAMETER_PX, "fallback"
-    fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
-    dist = ndi.distance_transform_edt(fg)
-    pk = peak_local_max(dist, min_distance=3, threshold_abs=2, exclude_border=False)
-    v = dist[pk[:, 0], pk[:, 1]] if len(pk) else np.zeros(0)
-    if len(v) < 3:
-        return FALLBACK_DIAMETER_PX, "fallback"
-    v = v[v >= 0.5 * np.percentile(v, 90)]
-    return float(2.0 * np.median(v) / s * ESTIMATE_TO_BOX), "estimated"
-
-
-def measured_rbc_diameter(rbc: np.ndarray) -> float | None:
-    """Median equivalent diameter of the RBC instances not touching the border (None if < 5)."""
-    if rbc.max() == 0:
-        return None
-    area = np.bincount(rbc.ravel())[1:].astype(float)
-    edge = np.unique(np.concatenate([rbc[0], rbc[-1], rbc[:, 0], rbc[:, -1]]))
-    keep = np.ones(len(area), bool)
-    keep[edge[edge > 0] - 1] = False
-    keep &= area > 0
-    if keep.sum() < 5:
-        return None
-    return float(np.median(2.0 * np.sqrt(area[keep] / np.pi)))
 
 
 # -- instances from probabilities --------------------------------------------------------------

@@ -47,12 +47,13 @@ def cell_rows(doc: Document, image_name: str) -> list[dict]:
     for m in sorted(doc.markers.values(), key=lambda m: m.id):
         area, box = 0, None
         if m.cell > 0 and m.cls in doc.labels:
-            if m.cls not in stats:  # pixel count per id, find_objects slices (index id - 1)
-                stats[m.cls] = np.bincount(doc.labels[m.cls].ravel()), ndimage.find_objects(doc.labels[m.cls])
-            areas, slices = stats[m.cls]
+            if m.cls not in stats:  # find_objects slices (index id - 1); areas counted on those crops
+                stats[m.cls] = ndimage.find_objects(doc.labels[m.cls])
+            slices = stats[m.cls]
             if m.cell <= len(slices) and slices[m.cell - 1] is not None:
                 sy, sx = slices[m.cell - 1]
-                area, box = int(areas[m.cell]), (sx.start, sy.start, sx.stop - 1, sy.stop - 1)
+                area = int(np.count_nonzero(doc.labels[m.cls][sy, sx] == m.cell))
+                box = (sx.start, sy.start, sx.stop - 1, sy.stop - 1)
         if box is None:
             px, py = int(np.clip(round(m.x), 0, w - 1)), int(np.clip(round(m.y), 0, h - 1))
             box = (px, py, px, py)
@@ -250,8 +251,8 @@ def differential(doc: Document) -> dict[str, str]:
     extra = {k: n for k, n in c.items() if k not in CELL_CLASSES and n}  # WBC subtypes, if a model gives them
     for k, n in sorted(extra.items()):
         out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
-    wmask = doc.labels["wbc"] > 0
-    if doc.parts is not None and wmask.any():
+    wmask = doc.labels["wbc"] > 0 if doc.parts is not None and doc.parts.any() else None  # no parts: skip 5 MP
+    if wmask is not None and wmask.any():
         nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))
         if nuc + cyt:
             area = int(np.count_nonzero(wmask))

@@ -7,11 +7,13 @@
   painted with the bundled sample open (the ``run_gui`` path; the model loads in the
   worker afterwards), the fastest of a few starts;
 * **open → first paint** — ``MainWindow.open_image`` of a 5-megapixel image until its
-  first paint has been processed;
+  first paint has been processed (in a window that has opened and segmented the sample,
+  as a user finds it after start-up);
 * **UI stall during segmentation** — a 10 ms ``QTimer`` runs on the GUI thread while the
   automatic segmentation of that image runs in the worker
   (:mod:`cellviewer.gui.workers`); the longest gap between ticks minus 10 ms, while the
-  worker runs and when the result is applied on the GUI thread;
+  worker runs and when the result is applied on the GUI thread (and the 1.5 s after it),
+  for the automatic segmentation after the open and a second one;
 * **brush dab** — one ``drag_move`` of the brush (paint, overlay re-render of the touched
   rectangle, tile upload) plus the repaint, on the 5-megapixel label map.
 """
@@ -78,9 +80,12 @@ def measure(image: Path, quick: bool) -> list[dict]:
     rows.append(Row("gui", "cold start to shown main window", min(starts) if starts else None, "s", "≤ 1.5 s",
                     f"fresh process → window painted with the sample open; fastest of {len(starts)}"))
     app = create_app()
-    win = create_window(None, auto_open_sample=False)
+    win = create_window(None)  # as a user finds it: the sample open and segmented (imports warm)
     win.show()
-    app.processEvents()
+    _wait(app, lambda: not win.segmentation.runner.is_running, 120)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
     # a timer on the GUI thread: its gaps are the event-loop stalls
     clock, ticks = QElapsedTimer(), []
     clock.start()
@@ -99,22 +104,28 @@ def measure(image: Path, quick: bool) -> list[dict]:
     h, w = win.session.doc.shape
     rows.append(Row("gui", f"open {w}×{h} image → first paint", (time.perf_counter() - t0) * 1e3, "ms",
                     "≤ 250 ms", "MainWindow.open_image + the first paint (segmentation then starts in the worker)"))
-    timer.start()
-    running = runner.is_running
-    ok = _wait(app, lambda: "t" in done, 300)
-    _wait(app, lambda: bool(ticks) and ticks[-1] > done.get("t", 1e9), 5)
-    timer.stop()
-    t_done = done.get("t")
-    gaps = [(b, b - a) for a, b in zip(ticks, ticks[1:])]
-    during = [g for b, g in gaps if t_done is None or b < t_done]
-    apply = [g for b, g in gaps if t_done is not None and b >= t_done]
-    note = "segmentation ran in the worker" if running and ok else "segmentation did not run/finish"
-    rows.append(Row("gui", "longest UI stall while segmenting (worker)",
-                    (max(during) * 1e3 - TICK_MS) if during else None, "ms", "≤ 30 ms",
-                    f"{TICK_MS} ms QTimer, {len(ticks)} ticks; {note}"))
-    rows.append(Row("gui", "UI stall applying the result (GUI thread)",
-                    (apply[0] * 1e3 - TICK_MS) if apply else None, "ms", "",
-                    "Document.set_result + full overlay render + counts, on the GUI thread"))
+    for label, target, extra in (("segmentation 1", "≤ 30 ms", "started by open_image"),
+                                 ("segmentation 2", "≤ 30 ms", "started right after")):
+        if label == "segmentation 2":
+            done.clear()
+            win.segmentation.run(confirm=False)
+        timer.start()
+        running = runner.is_running
+        ok = _wait(app, lambda: "t" in done, 300)
+        # keep ticking 1.5 s: work the result triggers later (review queue, autosave) counts as applying it
+        _wait(app, lambda: bool(ticks) and ticks[-1] > done.get("t", 1e9) + 1.5, 10)
+        timer.stop()
+        t_done = done.get("t")
+        gaps = [(b, b - a) for a, b in zip(ticks, ticks[1:])]
+        during = [g for b, g in gaps if t_done is None or b < t_done]
+        apply = [g for b, g in gaps if t_done is not None and b >= t_done]
+        note = "segmentation ran in the worker" if running and ok else "segmentation did not run/finish"
+        rows.append(Row("gui", f"longest UI stall, {label} (worker)",
+                        (max(during) * 1e3 - TICK_MS) if during else None, "ms", target,
+                        f"{TICK_MS} ms QTimer, {len(during)} ticks; {note}; {extra}"))
+        rows.append(Row("gui", f"UI stall applying the {label} result", (max(apply) * 1e3 - TICK_MS) if apply else None,
+                        "ms", "", "GUI thread, result + 1.5 s after: undo command, sidecar save, overlay, counts, review"))
+        ticks.clear()
     # brush dabs on the segmented 5-MP document
     tools = win.tools
     tools.set_tool("brush")
@@ -135,7 +146,7 @@ def measure(image: Path, quick: bool) -> list[dict]:
                     f"max {dabs[-1] * 1e3:.1f} ms ({len(dabs)} dabs)"))
     stack = win.session.stack
     rows.append(Row("gui", "undo steps after 3 brush drags", float(stack.count()), "count", "",
-                    "one drag = one undo step (+1 for the segmentation)"))
+                    "one drag = one undo step (+2 for the segmentations)"))
     win.close()
     app.processEvents()
     return [r.as_dict() for r in rows]
@@ -156,7 +167,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="cvbench-gui-") as tmp:
         os.environ.setdefault("CELLVIEWER_SETTINGS", str(Path(tmp) / "settings.ini"))
         os.environ.setdefault("CELLVIEWER_HOME", str(Path(tmp) / "home"))
-        image = Path(args.image) if args.image else None
+        image = None
+        if args.image:  # a copy: no sidecar from an earlier run (it would stop the automatic segmentation)
+            import shutil
+
+            image = Path(shutil.copy(args.image, Path(tmp) / Path(args.image).name))
         if image is None:
             from cellviewer.core.bench import big_field, write_jpeg
 

@@ -33,13 +33,24 @@ def edges(lab: np.ndarray, box: BBox) -> np.ndarray:
     """
     h, w = lab.shape
     y0, x0, y1, x1 = box
-    py0, px0, py1, px1 = max(0, y0 - 1), max(0, x0 - 1), min(h, y1 + 1), min(w, x1 + 1)
-    crop = lab[py0:py1, px0:px1]
-    # pad with background where the image ends, with real neighbours elsewhere
-    c = np.pad(crop, ((y0 - py0 ^ 1, (py1 - y1) ^ 1), (x0 - px0 ^ 1, (px1 - x1) ^ 1)))
-    mid = c[1:-1, 1:-1]
-    diff = (mid != c[:-2, 1:-1]) | (mid != c[2:, 1:-1]) | (mid != c[1:-1, :-2]) | (mid != c[1:-1, 2:])
-    return diff & (mid != 0)
+    mid = lab[y0:y1, x0:x1]
+    e = np.zeros(mid.shape, bool)
+    if mid.size == 0:
+        return e
+    # compare with the real neighbours (views, no padded copy); beyond the image: background
+    for axis, lo, hi, n in ((0, y0, y1, h), (1, x0, x1, w)):
+        inner = (slice(1, None), slice(None)) if axis == 0 else (slice(None), slice(1, None))
+        outer = (slice(None, -1), slice(None)) if axis == 0 else (slice(None), slice(None, -1))
+        d = mid[inner] != mid[outer]  # neighbours inside the box, both directions
+        e[inner] |= d
+        e[outer] |= d
+        first = (0, slice(None)) if axis == 0 else (slice(None), 0)
+        last = (-1, slice(None)) if axis == 0 else (slice(None), -1)
+        e[first] |= (mid[first] != lab[lo - 1, x0:x1]) if (axis == 0 and lo > 0) else (
+            (mid[first] != lab[y0:y1, lo - 1]) if lo > 0 else True)
+        e[last] |= (mid[last] != lab[hi, x0:x1]) if (axis == 0 and hi < n) else (
+            (mid[last] != lab[y0:y1, hi]) if hi < n else True)
+    return e & (mid != 0)
 
 
 def _lut() -> np.ndarray:
