@@ -45,7 +45,7 @@ from cellviewer.core.errors import SaveError
 
 MAGIC = b"CVJ1"
 SUFFIX = ".journal"
-KINDS = ("apply", "revert")
+KINDS = ("apply", "revert", "barrier")  # barrier: the document was replaced (see Journal.barrier)
 FLAGS = {"reviewed": (bool,), "um_per_px": (type(None), int, float)}  # FlagChange attributes a record may set
 # what decoding a hostile payload may raise (besides ValueError, which validation raises)
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile,
@@ -256,6 +256,12 @@ class Journal:
             if self.on_error is not None:
                 self.on_error(e)
 
+    def barrier(self) -> None:
+        """The whole document was replaced by something not journaled (a segmentation result, its
+        undo/redo) and a save of it is on its way: records after this one apply to that new state, so
+        a recovery from an older sidecar stops here (:func:`read_entries`). Never raises (:meth:`log`)."""
+        self.log("barrier", Edit("replaced", []))
+
     def resume(self, skipped: int) -> None:
         """A save that holds everything up to a snapshot taken when :attr:`skipped` was ``skipped``
         went through: log again, unless more edits were skipped since."""
@@ -347,6 +353,9 @@ def read_entries(path, after: str | None = None) -> list[tuple[str, Edit]]:
     ids = [rid for _, _, rid in entries]
     if after is not None and after in ids:
         entries = entries[ids.index(after) + 1 :]
+    kinds = [kind for kind, _, _ in entries]
+    if "barrier" in kinds:  # the save that held the replaced document never landed: nothing after applies
+        entries = entries[: kinds.index("barrier")]
     return [(kind, edit) for kind, edit, _ in entries]
 
 
@@ -366,7 +375,7 @@ def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
     """Replay journal entries onto ``doc``; returns how many were replayed."""
     n = 0
     for kind, edit in entries:
-        if not _fits(doc, edit):
+        if kind == "barrier" or not _fits(doc, edit):
             break  # recorded on another image size: stop before changing anything
         try:
             if kind == "apply":

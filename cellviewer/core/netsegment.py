@@ -25,8 +25,9 @@ Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
    components (this counted better on the val split). Models without an edge head use
    ``method`` from :mod:`cellviewer.core.counting` instead. Models with
    nucleus/cytoplasm classes give WBC instances (nucleus ∪ cytoplasm) and ``parts``.
-4. Labels are resized back to the input size (nearest), one marker per cell at an
-   interior point; a cell's **score** is the mean probability of its class over its
+4. Labels are resized back to the input size with smooth outlines (:mod:`cellviewer.core.upsample`:
+   nearest labels, outlines from the bilinearly enlarged class margin), one marker per
+   cell at an interior point; a cell's **score** is the mean probability of its class over its
    pixels.
 
 Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
@@ -53,7 +54,7 @@ from skimage.segmentation import watershed
 
 from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # noqa: F401 (re-exported)
                                      estimate_rbc_diameter, measured_rbc_diameter)
-from cellviewer.core.counting import inside_points, instances_from_mask, relabel_sequential, remove_small
+from cellviewer.core.counting import inside_points, instances_from_mask, remove_small
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
 from cellviewer.core.jobs import CancelToken, Job, Progress
@@ -61,6 +62,7 @@ from cellviewer.core.modelcards import apply_solver
 from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
+from cellviewer.core.upsample import class_margin, resize_labels
 
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1
@@ -148,20 +150,6 @@ def softmax_np(logits: np.ndarray) -> np.ndarray:
         return np.stack([1.0 - p, p])
     e = np.exp(logits - logits.max(0, keepdims=True))
     return e / e.sum(0, keepdims=True)
-
-
-def _resize_labels(lab: np.ndarray, scores: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    h, w = shape
-    # enlarging with nearest neighbours keeps every label: count them on the small map (cheaper)
-    counted = lab if (h >= lab.shape[0] and w >= lab.shape[1]) else None
-    if lab.shape != (h, w):
-        lab = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
-    n = len(scores)
-    present = np.bincount((lab if counted is None else counted).ravel(), minlength=n + 1)[: n + 1] > 0
-    present[0] = False
-    if present[1:].all():
-        return lab, scores
-    return relabel_sequential(lab), scores[present[1:]]
 
 
 # -- the segmenter ----------------------------------------------------------------------------
@@ -314,7 +302,9 @@ class NetSegmenter:
             if cls not in labels:
                 out_labels[cls] = np.zeros((h, w), np.int32)
                 continue
-            lab, sc = _resize_labels(labels[cls], scores[cls], (h, w))
+            margin = (class_margin(probs, self.classes.index(cls))
+                      if cls in self.classes and probs.shape[1:] == labels[cls].shape else None)
+            lab, sc = resize_labels(labels[cls], scores[cls], (h, w), margin)  # smooth outlines (core.upsample)
             out_labels[cls] = lab.astype(np.int32, copy=False)
             ids, ys, xs = inside_points(lab)
             for cid, y, x in zip(ids.tolist(), ys.tolist(), xs.tolist()):

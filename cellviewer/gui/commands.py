@@ -4,8 +4,12 @@
   builder edit is applied by the first ``redo``; an already applied brush stroke
   is left as it is — ``Edit.apply`` is a no-op then).
 * :class:`SegmentationCommand` replaces the whole automatic content of the
-  document by a ``SegmentationResult`` and keeps the previous state (compact
-  copies) so that even a re-segmentation over manual corrections is undoable.
+  document by a ``SegmentationResult`` and keeps the previous state so that even a
+  re-segmentation over manual corrections is undoable. No copy is made when it is
+  applied: the document's maps are *replaced* (never written into) by ``set_result``
+  and :func:`restore_state`, so the command simply keeps the replaced arrays
+  (:func:`detach_state`); the state after it is taken the same way when it is undone
+  (the stack is linear: every later edit has been undone by then).
 
 One ``QUndoStack`` per document, unlimited (``make_stack``).
 """
@@ -43,16 +47,13 @@ class EditCommand(QUndoCommand):
         self.edit.revert(self.doc)
 
 
-def _compact(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.uint16) if a.size and int(a.max()) < 65536 and int(a.min()) >= 0 else a.copy()
-
-
-def capture_state(doc: Document) -> dict:
-    """A compact, independent copy of everything segmentation replaces."""
+def detach_state(doc: Document) -> dict:
+    """What segmentation replaces, by reference: only valid when the document's maps are replaced
+    right after (``set_result``, :func:`restore_state`), which leaves these arrays to the caller."""
     return {
-        "labels": {c: _compact(doc.labels[c]) for c in CELL_CLASSES},
-        "parts": doc.parts.copy(),
-        "markers": {k: replace(m) for k, m in doc.markers.items()},
+        "labels": {c: doc.labels[c] for c in CELL_CLASSES},
+        "parts": doc.parts,
+        "markers": doc.markers,
         "prov": {k: getattr(doc.provenance, k) for k in _PROV_FIELDS},
     }
 
@@ -74,21 +75,21 @@ class SegmentationCommand(QUndoCommand):
         super().__init__(f"Segmentation ({result.model_name or 'model'})")
         self.doc = doc
         self._result = result
-        self._old = capture_state(doc)
+        self._old = detach_state(doc)  # set_result replaces these arrays: no copy needed
         self._new: dict | None = None
         self._on_replaced = on_replaced
 
     def redo(self) -> None:
-        if self._new is None:
+        if self._result is not None:
             self.doc.set_result(self._result)
             self._result = None  # keep one copy only
-            self._new = capture_state(self.doc)
         else:
             restore_state(self.doc, self._new)
         if self._on_replaced:
             self._on_replaced()
 
     def undo(self) -> None:
+        self._new = detach_state(self.doc)  # restore_state replaces them (copies of _old)
         restore_state(self.doc, self._old)
         if self._on_replaced:
             self._on_replaced()

@@ -70,6 +70,17 @@ _LUT32 = LUT.view(np.uint32).reshape(-1)
 _CODE = {"rbc": 1, "wbc": 3, "platelet": 5}
 
 
+def _occupied(lab: np.ndarray, box: BBox) -> BBox | None:
+    """The part of ``box`` between the first and last labelled rows and columns; None: no label."""
+    y0, x0, y1, x1 = box
+    rows = np.flatnonzero(lab[y0:y1, x0:x1].any(1))
+    if rows.size == 0:
+        return None
+    r0, r1 = y0 + int(rows[0]), y0 + int(rows[-1]) + 1
+    cols = np.flatnonzero(lab[r0:r1, x0:x1].any(0))
+    return r0, x0 + int(cols[0]), r1, x0 + int(cols[-1]) + 1
+
+
 def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
            visible, outline: bool) -> np.ndarray:
     """RGBA ``uint8`` of ``box`` (y0, x0, y1, x1); ``visible(key)`` says which layers to draw."""
@@ -92,12 +103,12 @@ def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
                 code[e & m] = 8 + 2 * j
             continue
         lab = labels.get(key)
-        if lab is None:
+        sub = None if lab is None else _occupied(lab, box)
+        if sub is None:
             continue
-        crop = lab[y0:y1, x0:x1]
-        if not crop.any():
-            continue
+        crop = lab[sub[0]:sub[2], sub[1]:sub[3]]  # sparse classes (white cells, platelets): a small box
+        into = code[sub[0] - y0:sub[2] - y0, sub[1] - x0:sub[3] - x0]
         if not outline:
-            code[crop != 0] = _CODE[key]
-        code[edges(lab, box)] = _CODE[key] + 1
+            into[crop != 0] = _CODE[key]
+        into[edges(lab, sub)] = _CODE[key] + 1
     return _LUT32[code].view(np.uint8).reshape(code.shape + (4,))

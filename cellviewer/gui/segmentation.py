@@ -176,7 +176,7 @@ class SegmentationController(QObject):
             return
         if self.tools is not None:
             self.tools.finish_active()
-        self.session.stack.push(SegmentationCommand(doc, result, on_replaced=self.session.save_now))
+        self.session.stack.push(SegmentationCommand(doc, result, on_replaced=self.session.save_soon))
         counts = doc.counts()
         notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "
                              + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)

@@ -6,7 +6,10 @@
 * Autosave: every document change (re)starts a single-shot timer
   (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread and
   written atomically by a worker thread. Switching image and closing save
-  synchronously. A failed save is a status-bar warning; if saving keeps failing
+  synchronously. A change the journal cannot hold (a segmentation result replacing the
+  maps, its undo/redo) logs a journal *barrier* and starts the background save at once
+  (:meth:`Session.save_soon`): the GUI does not wait for the write, and a crash before
+  it lands recovers the journaled edits up to the barrier. A failed save is a status-bar warning; if saving keeps failing
   (:data:`FAILURES_BEFORE_DIALOG` in a row) one dialog says so. When the image folder
   refuses (read-only), the sidecar goes to the per-user store and the status bar says where.
 * When the crash-recovery journal cannot be written (disk full, read-only), the edit is
@@ -155,6 +158,16 @@ class Session(QObject):
         self._pending_revision = self.doc.revision
         self._pending_doc = self.doc
         self.saver.start(_write_job(snap, self.doc.image.info.path), "autosave")
+
+    def save_soon(self) -> None:
+        """After a change that is not journaled (a segmentation result, its undo/redo): a barrier in
+        the journal, then the autosave at the next turn of the event loop (the snapshot, on this
+        thread, does not add to the stall of applying the result; the write is in the background)."""
+        if self.doc is None:
+            return
+        if self.doc.journal is not None:
+            self.doc.journal.barrier()  # edits from here on apply to the new maps only
+        self.timer.start(0)  # autosave(): or, when a save is running, shortly after it
 
     def _on_saved(self, path) -> None:
         if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
