@@ -242,17 +242,11 @@ def cmd_analyze(args) -> int:
 def _write_json(path: str, data, json) -> None:
     from cellviewer.core.errors import SaveError
 
-    tmp = path + ".tmp"
+    from cellviewer.core.atomic import atomic_write_bytes
+
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
                         hint="free some disk space or choose another folder with --out") from e
 

@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 
+from cellviewer.core.atomic import atomic_write_bytes
 from cellviewer.core.document import CELL_CLASSES, Document, EditRecord, Marker
 from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
 from cellviewer.core.errors import SaveError
@@ -316,12 +317,7 @@ class Journal:
                 data = b""
             path.parent.mkdir(parents=True, exist_ok=True)
             if data:
-                tmp = path.with_name(path.name + ".tmp")
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
+                atomic_write_bytes(path, data)
             else:
                 try:
                     os.unlink(path)

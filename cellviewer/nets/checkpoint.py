@@ -50,12 +50,9 @@ def _sibling(stem: Path, suffix: str) -> Path:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from cellviewer.core.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
 
 
 def save_checkpoint(net: nn.Module, path_stem: str | os.PathLike, card: dict | None = None,
