@@ -49,10 +49,10 @@ class ModelVersion:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    from cellviewer.core.atomic import atomic_write_bytes
+
     try:
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_bytes(path, json.dumps(data, indent=1).encode("utf-8"))
     except OSError as e:
         raise SaveError(f"Cannot write '{path}': {e.strerror or e}", hint="check the model store is writable") from e
 

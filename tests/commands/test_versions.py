@@ -1,0 +1,43 @@
+"""``cellviewer versions``: list, activate, roll back and return to the shipped model from the command line."""
+
+import pytest
+
+pytest.importorskip("torch")
+
+from cellviewer.cli import main  # noqa: E402
+from cellviewer.core.modelstore import ModelStore  # noqa: E402
+from tests.synthdocs import save_tiny_base  # noqa: E402
+from tests.tinymodels import isolated_registry  # noqa: E402,F401
+
+
+def test_list_activate_rollback_shipped(isolated_registry, capsys):  # noqa: F811
+    save_tiny_base("tiny-cells")
+    from cellviewer.core.netsegment import find_models
+
+    stem = find_models()["tiny-cells"][0].with_suffix("")
+    store = ModelStore()
+    assert main(["versions"]) == 0
+    assert "no stored model versions" in capsys.readouterr().out
+    store.add(stem, "lab", parent="tiny-cells", data_hashes=[], metrics={}, gate={"accepted": True})
+    store.add(stem, "lab", parent="lab@1", data_hashes=[], metrics={})
+
+    assert main(["versions", "lab", "--activate", "2"]) == 0
+    assert "version 2 is active" in capsys.readouterr().out
+    assert store.active("lab").version == 2
+    assert main(["versions"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("  lab v1") and "from tiny-cells" in out[0] and "gate: accepted" in out[0]
+    assert out[1].startswith("● lab v2") and "from lab v1" in out[1]
+
+    assert main(["versions", "lab", "--activate", "1"]) == 0
+    assert main(["versions", "lab", "--rollback"]) == 0
+    assert "version 2 is active" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["versions", "lab", "--shipped"]) == 0
+    assert store.active("lab") is None
+
+
+def test_errors_are_one_line_with_a_code(isolated_registry, capsys):  # noqa: F811
+    assert main(["versions", "--rollback"]) == 2
+    assert main(["versions", "nothing", "--activate", "3"]) == 6
+    err = capsys.readouterr().err
+    assert "no stored version 3" in err and "Traceback" not in err
