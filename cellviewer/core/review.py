@@ -198,3 +198,27 @@ def set_reviewed_in_queue(queue: list[DoubtItem], doc: Document) -> None:
     for it in queue:
         ms = doc.markers_of_cell(it.cls, it.cell)
         it.reviewed = bool(ms) and all(m.reviewed for m in ms)
+
+
+def image_reviewed(image_path) -> bool | None:
+    """Whether the saved corrections of ``image_path`` are marked reviewed; None when nothing is saved.
+
+    Reads only ``document.json`` of the sidecar (cheap enough for a folder list); an unreadable
+    sidecar counts as not reviewed (opening the image reports why).
+    """
+    import json
+    import zipfile
+
+    from cellviewer.core.sidecar import find_sidecar
+
+    path = find_sidecar(image_path)
+    if path is None:
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo("document.json")
+            if info.file_size > 64 << 20:
+                return False
+            return bool(json.loads(z.read(info)).get("reviewed", False))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, AttributeError):
+        return False

@@ -75,3 +75,21 @@ def test_a_cell_without_marker_cannot_be_marked():
 
 def test_empty_document_gives_an_empty_queue(blank_doc):
     assert doubt_queue(blank_doc) == [] and remaining([]) == 0 and next_doubtful([], None) is None
+
+
+def test_image_reviewed_reads_only_the_saved_flag(tmp_path):
+    from cellviewer.core.review import image_reviewed
+    from cellviewer.core.sidecar import save_sidecar, sidecar_path
+
+    doc = _doc()
+    doc.reviewed = False
+    img = tmp_path / "field.png"
+    img.write_bytes(b"")  # only the sidecar is read
+    assert image_reviewed(img) is None  # nothing saved yet
+    save_sidecar(doc, sidecar_path(img))
+    assert image_reviewed(img) is False
+    doc.reviewed = True
+    save_sidecar(doc, sidecar_path(img))
+    assert image_reviewed(img) is True
+    sidecar_path(img).write_bytes(b"not a zip")
+    assert image_reviewed(img) is False  # unreadable: not reviewed (opening it says why)

@@ -176,6 +176,11 @@ def test_autosave_within_two_seconds(make_window, smear_path, qtbot):
     qtbot.waitUntil(lambda: find_sidecar(smear_path) is not None, timeout=2500)
     qtbot.waitUntil(lambda: not win.session.dirty, timeout=2500)
     assert win.files_panel.list.item(0).text().startswith("✔")
+    # marking the image reviewed (one undoable edit) is saved and shown as a star in the folder list
+    assert win.human_loop.review_panel.set_image_reviewed(True)
+    qtbot.waitUntil(lambda: win.files_panel.list.item(0).text().startswith("★"), timeout=2500)
+    win.session.stack.undo()
+    qtbot.waitUntil(lambda: win.files_panel.list.item(0).text().startswith("✔"), timeout=2500)
 
 
 def test_export_report_writes_pdf_and_csv(segmented, qtbot, tmp_path):

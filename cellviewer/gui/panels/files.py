@@ -1,4 +1,4 @@
-"""The images of the current folder, with next/previous and a tick for images with saved corrections."""
+"""The images of the current folder, with next/previous; a tick for saved corrections, a star once reviewed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 TICK = "✔ "
+REVIEWED = "★ "
 NO_TICK = "    "
 
 
@@ -21,6 +22,14 @@ def has_sidecar(path) -> bool:
     from cellviewer.core.sidecar import find_sidecar
 
     return find_sidecar(path) is not None
+
+
+def image_state(path) -> str:
+    """``"none"`` (nothing saved), ``"saved"`` (corrections saved) or ``"reviewed"`` (marked reviewed)."""
+    from cellviewer.core.review import image_reviewed
+
+    r = image_reviewed(path)
+    return "none" if r is None else ("reviewed" if r else "saved")
 
 
 class FilesPanel(QWidget):
@@ -66,9 +75,10 @@ class FilesPanel(QWidget):
         indices = range(len(self.paths)) if only is None else [i for i in [self.index_of(only)] if i is not None]
         for i in indices:
             p, item = self.paths[i], self.list.item(i)
-            done = has_sidecar(p)
-            item.setText((TICK if done else NO_TICK) + p.name)
-            item.setToolTip(f"{p}\n{'corrections saved' if done else 'not segmented / saved yet'}")
+            state = image_state(p)
+            item.setText({"none": NO_TICK, "saved": TICK, "reviewed": REVIEWED}[state] + p.name)
+            item.setToolTip(f"{p}\n" + {"none": "not segmented / saved yet", "saved": "corrections saved",
+                                        "reviewed": "corrections saved and marked reviewed"}[state])
 
     def set_current(self, path) -> None:
         self.current = Path(path) if path else None
