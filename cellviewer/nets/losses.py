@@ -197,9 +197,10 @@ def bce_tversky(alpha: float = 0.3, beta: float = 0.7, bce_weight: float = 1.0,
 
 @_register("ce+dice")
 def ce_dice(ce_weight: float = 1.0, dice_weight: float = 1.0,
-            ignore_index: int = -100) -> WeightedSum:
-    """Multiclass CE + soft Dice (e.g. background/nucleus/cytoplasm)."""
-    return WeightedSum([(ce_weight, CELoss(ignore_index=ignore_index)),
+            ignore_index: int = -100, class_weight: list[float] | None = None) -> WeightedSum:
+    """Multiclass CE + soft Dice (e.g. background/nucleus/cytoplasm); ``class_weight`` (one per
+    class) re-weights the CE term, e.g. to raise the recall of a small class such as platelets."""
+    return WeightedSum([(ce_weight, CELoss(weight=class_weight, ignore_index=ignore_index)),
                         (dice_weight, DiceLoss(mode="multiclass", ignore_index=ignore_index))])
 
 

@@ -113,3 +113,16 @@ def test_create_loss_errors_list_names():
     assert {"bce", "ce", "dice", "tversky", "bce+tversky", "mse"} <= set(list_losses())
     with pytest.raises(CellviewerError, match="dice"):
         create_loss("dice", mode="weird")
+
+
+def test_ce_dice_class_weight_reweights_the_ce_term():
+    logits = torch.randn(2, 4, 5, 5)
+    target = torch.randint(0, 4, (2, 5, 5))
+    target[0, 0, 0] = -100  # ignored pixels stay ignored
+    w = [1.0, 1.0, 1.0, 3.0]
+    weighted = create_loss("ce+dice", class_weight=w, dice_weight=0.0)
+    assert weighted(logits, target).item() == pytest.approx(
+        F.cross_entropy(logits, target, weight=torch.tensor(w), ignore_index=-100).item(), rel=1e-5)
+    plain = create_loss("ce+dice", dice_weight=0.0)(logits, target)
+    assert plain.item() == pytest.approx(F.cross_entropy(logits, target, ignore_index=-100).item(), rel=1e-5)
+    assert weighted(logits, target).item() != pytest.approx(plain.item())
