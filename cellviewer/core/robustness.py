@@ -77,6 +77,13 @@ def image_problems(img) -> list[str]:
     return out
 
 
+
+def _refused(e, path, t0: float) -> "Outcome":
+    """A cellviewer error is a clean refusal only if its message names the file and says what to do."""
+    msg = str(e)
+    bad = "" if (str(path) in msg and e.hint) else "message does not name the file or say what to do: "
+    return Outcome(CRASH if bad else REFUSED, bad + msg, time.perf_counter() - t0)
+
 def check_image(path) -> Outcome:
     """``read_image(path)``: a well-formed image, or ``ImageReadError``; anything else is a crash."""
     from cellviewer.core.errors import ImageReadError
@@ -86,9 +93,7 @@ def check_image(path) -> Outcome:
     try:
         img = read_image(path)
     except ImageReadError as e:
-        msg = str(e)
-        bad = "" if (str(path) in msg and e.hint) else "message does not name the file or say what to do: "
-        return Outcome(CRASH if bad else REFUSED, bad + msg, time.perf_counter() - t0)
+        return _refused(e, path, t0)
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - that is the point: nothing else may escape
@@ -160,9 +165,7 @@ def check_sidecar(path, shape: tuple[int, int]) -> Outcome:
         meta, arrays = read_sidecar(path)
         warnings = apply_sidecar(doc, meta, arrays, path)
     except SidecarError as e:
-        msg = str(e)
-        bad = "" if (str(path) in msg and e.hint) else "message does not name the file or say what to do: "
-        return Outcome(CRASH if bad else REFUSED, bad + msg, time.perf_counter() - t0)
+        return _refused(e, path, t0)
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001
