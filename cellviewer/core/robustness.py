@@ -77,12 +77,12 @@ def image_problems(img) -> list[str]:
     return out
 
 
-
 def _refused(e, path, t0: float) -> "Outcome":
     """A cellviewer error is a clean refusal only if its message names the file and says what to do."""
     msg = str(e)
     bad = "" if (str(path) in msg and e.hint) else "message does not name the file or say what to do: "
     return Outcome(CRASH if bad else REFUSED, bad + msg, time.perf_counter() - t0)
+
 
 def check_image(path) -> Outcome:
     """``read_image(path)``: a well-formed image, or ``ImageReadError``; anything else is a crash."""
