@@ -71,13 +71,14 @@ def remove_small(labels: np.ndarray, min_area: int, min_area_border: int | None 
     """Drop instances smaller than ``min_area`` pixels and renumber the rest.
 
     With ``min_area_border`` instances touching the image border (cells cut by
-    it) only need that many pixels.
+    it) need that many pixels instead (fewer keeps slivers, more drops them).
     """
     counts = np.bincount(labels.ravel())
     need = np.full(counts.shape, min_area, np.int64)
     if min_area_border is not None and labels.size:
         edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-        need[np.unique(edge)] = min(min_area, min_area_border)
+        need[np.unique(edge)] = min_area_border
+        need[0] = min_area
     return relabel_sequential(labels, counts >= need)
 
 

@@ -16,8 +16,12 @@ Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
    ``channels_last``, fp16 autocast on CUDA). An image that is at most
    :data:`SINGLE_TILE_MAX_PX` at the working scale (a 2592×1944 field is ~0.45 MP) runs
    as ONE tile — no overlap recomputed, no seams; larger ones in overlapping
-   ``tile``-px tiles (default 1024), cosine-blended, batched.
-3. **Instances** per class at the working scale (:func:`instances_from_probs`):
+   ``tile``-px tiles (default 1024), cosine-blended, batched. The card's ``inference``
+   may ask for a mirrored margin (``border_pad``, in RBC diameters: the image border then
+   looks as it did in the training crops, whose outside is reflected) and for test-time
+   augmentation (``tta``: ``flips`` / ``d4``, :mod:`cellviewer.core.tta`); both can be
+   overridden per segmenter.
+3. **Instances** per class at the working scale (:func:`cellviewer.core.instances.instances_from_probs`):
    class = argmax of the softmax; *seeds* = class mask − edge (edge probability ≥ 0.5),
    small seeds dropped; a watershed on the edge probability grows the seeds back to
    the whole class mask (DO-U-Net's separation of touching cells) for the classes in
@@ -49,107 +53,28 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 
 from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # noqa: F401 (re-exported)
                                      estimate_rbc_diameter, measured_rbc_diameter)
-from cellviewer.core.counting import inside_points, instances_from_mask, remove_small
+from cellviewer.core.counting import inside_points
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
+from cellviewer.core.instances import (MIN_FRACS, SEPARATE, instances_from_probs,  # noqa: F401 (re-exported)
+                                       softmax_np)
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.modelcards import apply_solver
 from cellviewer.core.oom import FallbackLog
-from cellviewer.core.scale import count_params, diameter_from
+from cellviewer.core.scale import diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
+from cellviewer.core.tta import averaged as tta_averaged, transforms as tta_transforms
 from cellviewer.core.upsample import class_margin, resize_labels
 
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1
-#: per class: (smallest seed, smallest cell) as fractions of the expected RBC area
-MIN_FRACS = {"rbc": (0.04, 0.12), "wbc": (0.08, 0.25), "platelet": (0.008, 0.02)}
-#: classes whose touching cells are split by the edge watershed (the others: connected components)
-SEPARATE: tuple[str, ...] = ("rbc", "wbc")
 #: images up to this many pixels at the working scale are predicted as one tile
 SINGLE_TILE_MAX_PX = 4_000_000
 _CACHE: dict[tuple[str, str], tuple[object, dict]] = {}
 _LOCK = threading.Lock()
-
-
-# -- instances from probabilities --------------------------------------------------------------
-def _mean_by_label(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    n = int(labels.max())
-    if n == 0:
-        return np.zeros(0)
-    s = np.bincount(labels.ravel(), weights=values.ravel().astype(np.float64), minlength=n + 1)
-    c = np.bincount(labels.ravel(), minlength=n + 1)
-    return (s[1:] / np.maximum(c[1:], 1)).astype(np.float64)
-
-
-def _fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
-    holes = ndi.binary_fill_holes(mask) & ~mask
-    lab, n = ndi.label(holes)
-    if n == 0:
-        return mask
-    small = np.bincount(lab.ravel()) <= max_area
-    small[0] = False
-    return mask | small[lab]
-
-
-def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell: int) -> np.ndarray:
-    seeds, _ = ndi.label(fg & (edge_p < 0.5))
-    seeds = remove_small(seeds.astype(np.int32), max(1, min_seed))
-    lab = watershed(edge_p, seeds, mask=fg) if seeds.max() else np.zeros(fg.shape, np.int32)
-    rest, _ = ndi.label(fg & (lab == 0))  # blobs without a seed
-    rest = remove_small(rest.astype(np.int32), max(1, min_cell))
-    lab = np.where(rest > 0, rest + lab.max(), lab).astype(np.int32)
-    return remove_small(lab, max(1, min_cell))
-
-
-def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: list[str], diameter: float,
-                         method: str = "edge-watershed") -> tuple[dict, np.ndarray | None, dict]:
-    """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
-
-    ``classes`` names the channels (``background, rbc, wbc, platelet`` or
-    ``background, nucleus, cytoplasm``); ``diameter`` is the RBC diameter (px) at this
-    scale. ``scores[cls][i]`` belongs to label ``i + 1``.
-    """
-    a0 = np.pi * (diameter / 2.0) ** 2
-    cm = probs.argmax(0)
-    labels, scores, parts = {}, {}, None
-    idx = {c: i for i, c in enumerate(classes)}
-    if "nucleus" in idx:  # WBC parts model
-        fg_ids = [idx[c] for c in ("nucleus", "cytoplasm") if c in idx]
-        prob = probs[fg_ids].sum(0)
-        fg = ndi.binary_fill_holes(np.isin(cm, fg_ids))
-        lab, _ = ndi.label(fg)
-        wbc = remove_small(lab.astype(np.int32), max(1, int(MIN_FRACS["wbc"][1] * a0)))
-        labels["wbc"], scores["wbc"] = wbc, _mean_by_label(prob, wbc)
-        parts = np.where(wbc > 0, np.where(cm == idx["nucleus"], 1, 2), 0).astype(np.uint8)
-        return labels, parts, scores
-    for cls in ("rbc", "wbc", "platelet"):
-        if cls not in idx:
-            continue
-        prob = probs[idx[cls]]
-        fg = _fill_small_holes(cm == idx[cls], 0.25 * a0)
-        min_seed, min_cell = (int(f * a0) for f in MIN_FRACS[cls])
-        if edge_p is not None and method == "edge-watershed" and cls in SEPARATE:
-            lab = _edge_watershed(fg, edge_p, min_seed, min_cell)
-        elif cls == "rbc" and method not in ("edge-watershed", "components"):
-            lab = instances_from_mask(fg, method, count_params(diameter, min_area_frac=MIN_FRACS["rbc"][1]))
-        else:
-            lab, _ = ndi.label(fg)
-            lab = remove_small(lab.astype(np.int32), max(1, min_cell))
-        labels[cls], scores[cls] = lab.astype(np.int32), _mean_by_label(prob, lab)
-    return labels, parts, scores
-
-
-def softmax_np(logits: np.ndarray) -> np.ndarray:
-    if logits.shape[0] == 1:
-        p = 1.0 / (1.0 + np.exp(-logits[0]))
-        return np.stack([1.0 - p, p])
-    e = np.exp(logits - logits.max(0, keepdims=True))
-    return e / e.sum(0, keepdims=True)
 
 
 # -- the segmenter ----------------------------------------------------------------------------
@@ -183,7 +108,8 @@ class NetSegmenter:
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", diameter_px: float | None = None,
                  diameter_um: float | None = None, um_per_px: float | None = None, refine_scale: bool = True,
                  tile: int = 1024, overlap: int = 48, batch_size: int = 2, method: str | None = None,
-                 threads: int | None = None, solver: dict | None = None, **_ignored):
+                 threads: int | None = None, solver: dict | None = None, tta: str | None = None,
+                 border_pad: float | None = None, **_ignored):
         from cellviewer.core.device import resolve_device
 
         ck = str(checkpoint)
@@ -203,7 +129,15 @@ class NetSegmenter:
         self.method = method or post.get("method", "edge-watershed")
         #: predicted RBC equivalent diameter / annotated box size, at the right scale
         self.measured_to_box = float(post.get("rbc_measured_to_box", 1.0))
+        #: smallest seed/cell per class and smallest border-cut cell (fractions of an RBC's area)
+        self.fracs = {c: tuple(v) for c, v in (post.get("min_fracs") or {}).items()}
+        self.border_fracs = {c: float(v) for c, v in (post.get("border_fracs") or {}).items()}
         self.solver = dict(solver or {}) if hasattr(self.net, "set_solver") else {}  # set per run, then restored
+        #: reflect-pad the input by this many RBC diameters (its edge then looks as in training crops)
+        self.border_pad = float((self.card.get("inference") or {}).get("border_pad", 0.0) if border_pad is None
+                                else border_pad)
+        self.tta = tta or (self.card.get("inference") or {}).get("tta", "none")  # core.tta mode
+        tta_transforms(self.tta)  # an unknown mode fails here, not mid-run
         from cellviewer.nets.preprocess import card_steps
 
         self.preprocess = card_steps(self.card)  # e.g. NODE-UNet's CLAHE, applied in predict (ValueError: unknown)
@@ -218,19 +152,29 @@ class NetSegmenter:
             from cellviewer.nets.preprocess import apply_steps
 
             image_small = apply_steps(np.ascontiguousarray(image_small), self.preprocess)
+        pad = min(int(round(self.border_pad * self.working_scale)),  # mirrored context, as training crops saw it
+                  min(image_small.shape[:2]) - 1)
+        if pad:
+            image_small = cv2.copyMakeBorder(image_small, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         h, w = image_small.shape[:2]
         first_tile = max(h, w) if h * w <= SINGLE_TILE_MAX_PX else self.tile
 
-        def run(tile: int, batch: int, device: str):
+        def run(img: np.ndarray, tile: int, batch: int, device: str):
             net = self.net if device == self.device else _load(self.checkpoint, device)[0]
             old = apply_solver(net, self.solver)  # the net is shared (cached): restore its solver after
             try:
-                return (yield from iter_tiled(net, image_small, tile=tile, overlap=self.overlap, batch_size=batch,
+                return (yield from iter_tiled(net, img, tile=tile, overlap=self.overlap, batch_size=batch,
                                               device=device, cancel=cancel, channels_last=device != "mps"))
             finally:
                 apply_solver(net, old)
 
-        out = yield from predict_with_fallback(run, first_tile, self.batch_size, self.device, log)
+        def one_view(img: np.ndarray):
+            return predict_with_fallback(lambda t, b, d: run(img, t, b, d), first_tile, self.batch_size,
+                                         self.device, log)
+
+        out = yield from tta_averaged(one_view, image_small, self.tta)  # one view unless the card asks for more
+        if pad:
+            out = {k: np.ascontiguousarray(v[:, pad:-pad, pad:-pad]) for k, v in out.items()}
         if "mask" not in out:
             raise SegmentationError(f"Model '{self.name}' gave no 'mask' output.", hint="check the model card")
         probs = softmax_np(out["mask"])
@@ -285,7 +229,7 @@ class NetSegmenter:
                 labels, parts, scores = instances_from_probs(probs, None, self.classes, d, self.method)
             else:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
-                                                             self.method)
+                                                             self.method, self.fracs, self.border_fracs)
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
             m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
                                                          and source != "given") else None
@@ -316,7 +260,7 @@ class NetSegmenter:
         timings["total"] = time.perf_counter() - t0
         params = {"model": self.name, "checkpoint": Path(self.checkpoint).name, "diameter_px": round(d, 2),
                   "diameter_source": source, "working_scale": self.working_scale, "scale": round(s, 4),
-                  "method": self.method, "tile": self.tile, "overlap": self.overlap, "passes": passes,
+                  "method": self.method, "tta": self.tta, "tile": self.tile, "overlap": self.overlap, "passes": passes,
                   **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
                   **({"fallback": list(oom.notices)} if oom.notices else {})}
         yield Progress(1.0, "done")

@@ -145,3 +145,14 @@ def test_scale_derivation():
         count_params(40, no_such_option=1)
     with pytest.raises(SegmentationError):
         count_params(40, min_area_frac=3.0)
+
+
+def test_remove_small_border_rule_can_be_stricter_or_looser():
+    lab = np.zeros((20, 20), np.int32)
+    lab[0:3, 5:9] = 1  # 12 px touching the top border
+    lab[8:12, 8:12] = 2  # 16 px inside
+    assert remove_small(lab, 10).max() == 2
+    assert remove_small(lab, 14).max() == 1  # only the interior one is big enough
+    assert remove_small(lab, 14, min_area_border=5).max() == 2  # a border cut needs less
+    kept = remove_small(lab, 10, min_area_border=13)  # ... or more
+    assert kept.max() == 1 and kept[10, 10] == 1 and kept[1, 6] == 0

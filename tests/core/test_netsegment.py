@@ -61,6 +61,54 @@ def test_instances_from_probs_separates_touching_cells():
     assert labels["rbc"].max() == 2 and parts is None and np.allclose(scores["rbc"], 1)
 
 
+def _platelet_probs(centres, h=40, w=60, r=3):
+    probs = np.zeros((4, h, w), np.float32)
+    probs[0] = 1
+    yy, xx = np.mgrid[:h, :w]
+    for cy, cx in centres:
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        probs[3][disc], probs[0][disc] = 1, 0
+    return probs
+
+
+def test_border_fracs_set_the_smallest_cell_cut_by_the_border():
+    classes = ["background", "rbc", "wbc", "platelet"]
+    probs = _platelet_probs([(20, 30), (20, -1)])  # a whole platelet and one cut by the left border
+    a0 = np.pi * 8 ** 2  # RBC area at diameter 16
+    whole, cut = int((probs[3][:, 20:] > 0).sum()), int((probs[3][:, :10] > 0).sum())
+    assert 0.02 * a0 <= cut < 0.1 * a0 <= whole
+    default, _, _ = NS.instances_from_probs(probs, None, classes, 16)
+    assert default["platelet"].max() == 2  # 0.02 of an RBC is enough anywhere by default
+    strict, _, _ = NS.instances_from_probs(probs, None, classes, 16, border_fracs={"platelet": 0.1})
+    assert strict["platelet"].max() == 1 and strict["platelet"][20, 30] == 1  # the whole one stays
+    loose, _, _ = NS.instances_from_probs(probs, None, classes, 16, fracs={"platelet": (0.001, 0.1)},
+                                          border_fracs={"platelet": 0.01})
+    assert loose["platelet"].max() == 2  # the interior rule alone (0.1) would drop the cut one
+
+
+@pytest.mark.parametrize("pad, tta", [(0.5, None), (3.0, "flips"), (0.0, "d4")])
+def test_border_pad_and_tta_keep_the_result_well_formed(tiny_checkpoint, pad, tta):
+    img = synthetic_items(1, 24, seed=0, size=70)[0]["image"]
+    seg = NS.NetSegmenter(tiny_checkpoint, device="cpu", diameter_px=24, border_pad=pad, tta=tta)
+    probs, edge = run_job(seg.predict(np.ascontiguousarray(img[:40, :50])))
+    assert probs.shape == (4, 40, 50) and edge.shape == (40, 50)  # the mirrored margin is cropped off
+    np.testing.assert_allclose(probs.sum(0), 1, atol=1e-4)
+    res = run_job(seg.segment(img))
+    assert res.labels["rbc"].shape == img.shape[:2] and res.params["tta"] == (tta or "none")
+
+
+def test_card_inference_options_are_read(tmp_path, tiny_checkpoint):
+    import json
+
+    card = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
+    card.update(inference={"border_pad": 0.25, "tta": "flips"}, postprocess={"border_fracs": {"platelet": 0.05}})
+    tiny_checkpoint.with_suffix(".json").write_text(json.dumps(card))
+    NS._CACHE.clear()
+    seg = NS.NetSegmenter(tiny_checkpoint, device="cpu")
+    assert (seg.border_pad, seg.tta, seg.border_fracs) == (0.25, "flips", {"platelet": 0.05})
+    assert NS.NetSegmenter(tiny_checkpoint, device="cpu", border_pad=0.0, tta="none").border_pad == 0.0
+
+
 def test_parts_model_gives_wbc_and_parts():
     probs = np.zeros((3, 30, 30), np.float32)
     probs[0] = 1

@@ -1,0 +1,105 @@
+"""Cell instances from a segmentation net's class probabilities (and edge probability).
+
+Class = argmax of the softmax; for the classes in :data:`SEPARATE` the *seeds* are the
+class mask minus the edge (edge probability ≥ 0.5), small seeds dropped, and a watershed
+on the edge probability grows them back to the whole class mask (DO-U-Net's separation
+of touching cells); the other classes are connected components. Sizes are fractions of
+the expected red-cell area at the working scale (:data:`MIN_FRACS`; a card may override
+them and give a separate, e.g. stricter, minimum for cells cut by the image border).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from cellviewer.core.counting import instances_from_mask, remove_small
+from cellviewer.core.scale import count_params
+
+#: per class: (smallest seed, smallest cell) as fractions of the expected RBC area
+MIN_FRACS = {"rbc": (0.04, 0.12), "wbc": (0.08, 0.25), "platelet": (0.008, 0.02)}
+#: classes whose touching cells are split by the edge watershed (the others: connected components)
+SEPARATE: tuple[str, ...] = ("rbc", "wbc")
+
+
+def _mean_by_label(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    n = int(labels.max())
+    if n == 0:
+        return np.zeros(0)
+    s = np.bincount(labels.ravel(), weights=values.ravel().astype(np.float64), minlength=n + 1)
+    c = np.bincount(labels.ravel(), minlength=n + 1)
+    return (s[1:] / np.maximum(c[1:], 1)).astype(np.float64)
+
+
+def _fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    lab, n = ndi.label(holes)
+    if n == 0:
+        return mask
+    small = np.bincount(lab.ravel()) <= max_area
+    small[0] = False
+    return mask | small[lab]
+
+
+def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell: int,
+                    min_border: int | None = None) -> np.ndarray:
+    seeds, _ = ndi.label(fg & (edge_p < 0.5))
+    seeds = remove_small(seeds.astype(np.int32), max(1, min_seed), min_border)
+    lab = watershed(edge_p, seeds, mask=fg) if seeds.max() else np.zeros(fg.shape, np.int32)
+    rest, _ = ndi.label(fg & (lab == 0))  # blobs without a seed
+    rest = remove_small(rest.astype(np.int32), max(1, min_cell), min_border)
+    lab = np.where(rest > 0, rest + lab.max(), lab).astype(np.int32)
+    return remove_small(lab, max(1, min_cell), min_border)
+
+
+def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: list[str], diameter: float,
+                         method: str = "edge-watershed", fracs: dict | None = None,
+                         border_fracs: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
+    """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
+
+    ``classes`` names the channels (``background, rbc, wbc, platelet`` or
+    ``background, nucleus, cytoplasm``); ``diameter`` is the RBC diameter (px) at this
+    scale. ``fracs`` overrides :data:`MIN_FRACS` per class; ``border_fracs[cls]`` is the
+    smallest area (fraction of an RBC) of a cell cut by the image border (default: as
+    any cell). ``scores[cls][i]`` belongs to label ``i + 1``.
+    """
+    a0 = np.pi * (diameter / 2.0) ** 2
+    fracs = {**MIN_FRACS, **(fracs or {})}
+    border_fracs = border_fracs or {}
+    cm = probs.argmax(0)
+    labels, scores, parts = {}, {}, None
+    idx = {c: i for i, c in enumerate(classes)}
+    if "nucleus" in idx:  # WBC parts model
+        fg_ids = [idx[c] for c in ("nucleus", "cytoplasm") if c in idx]
+        prob = probs[fg_ids].sum(0)
+        fg = ndi.binary_fill_holes(np.isin(cm, fg_ids))
+        lab, _ = ndi.label(fg)
+        wbc = remove_small(lab.astype(np.int32), max(1, int(MIN_FRACS["wbc"][1] * a0)))
+        labels["wbc"], scores["wbc"] = wbc, _mean_by_label(prob, wbc)
+        parts = np.where(wbc > 0, np.where(cm == idx["nucleus"], 1, 2), 0).astype(np.uint8)
+        return labels, parts, scores
+    for cls in ("rbc", "wbc", "platelet"):
+        if cls not in idx:
+            continue
+        prob = probs[idx[cls]]
+        fg = _fill_small_holes(cm == idx[cls], 0.25 * a0)
+        min_seed, min_cell = (int(f * a0) for f in fracs[cls])
+        min_border = max(1, int(border_fracs[cls] * a0)) if cls in border_fracs else None
+        if edge_p is not None and method == "edge-watershed" and cls in SEPARATE:
+            lab = _edge_watershed(fg, edge_p, min_seed, min_cell, min_border)
+        elif cls == "rbc" and method not in ("edge-watershed", "components"):
+            lab = instances_from_mask(fg, method, count_params(diameter, min_area_frac=MIN_FRACS["rbc"][1]))
+        else:
+            lab, _ = ndi.label(fg)
+            lab = remove_small(lab.astype(np.int32), max(1, min_cell), min_border)
+        labels[cls], scores[cls] = lab.astype(np.int32), _mean_by_label(prob, lab)
+    return labels, parts, scores
+
+
+def softmax_np(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[0] == 1:
+        p = 1.0 / (1.0 + np.exp(-logits[0]))
+        return np.stack([1.0 - p, p])
+    e = np.exp(logits - logits.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
