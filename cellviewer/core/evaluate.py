@@ -52,16 +52,26 @@ PARTS = {"wbc": lambda p: p > 0, "nucleus": lambda p: p == 1, "cytoplasm": lambd
 _SEG_KEYS = ("dice", "iou", "precision", "recall", "specificity", "fpr", "fnr", "pixel_accuracy", "boundary_f1")
 
 
-def validate(net, items: list[dict], classes: list[str], working_scale: float, device: str = "cpu") -> dict:
+def validate(net, items: list[dict], classes: list[str], working_scale: float, device: str = "cpu",
+             border_pad: float = 0.0) -> dict:
     """Mean Dice of the foreground classes (+ counting accuracy for box data) on whole images
-    already at the working scale (items of :func:`cellviewer.core.datasets.working_item`)."""
-    from cellviewer.core.netsegment import instances_from_probs, softmax_np
+    already at the working scale (items of :func:`cellviewer.core.datasets.working_item`);
+    ``border_pad`` mirrors a margin (RBC diameters) around each image first, as inference does."""
+    import cv2
+
+    from cellviewer.core.instances import instances_from_probs, softmax_np
     from cellviewer.core.tiling import predict_tiled
 
     inter, total = np.zeros(len(classes)), np.zeros(len(classes))
     acc: dict[str, list[float]] = {c: [] for c in CELLS}
     for it in items:
-        out = predict_tiled(net, it["image"], tile=512, overlap=48, device=device)
+        img = it["image"]
+        m = min(int(round(border_pad * working_scale)), min(img.shape[:2]) - 1)
+        if m > 0:
+            img = cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_REFLECT_101)
+        out = predict_tiled(net, img, tile=512, overlap=48, device=device)
+        if m > 0:
+            out = {k: v[:, m:-m, m:-m] for k, v in out.items()}
         probs = softmax_np(out["mask"])
         pred, cm = probs.argmax(0), it["classmap"]
         ok = cm != D.IGNORE

@@ -16,8 +16,13 @@
   ``aux_weight`` × the mask loss of deep-supervision side outputs.
 * **Validation** after every epoch on the whole val images: mean Dice of the foreground
   classes and, for box data, the counting accuracy of the instances
-  (:func:`~cellviewer.core.netsegment.instances_from_probs`). The selection score is the
-  Dice (masks) or the mean of Dice and counting accuracy (boxes).
+  (:func:`~cellviewer.core.instances.instances_from_probs`), with the mirrored margin
+  ``border_pad`` that inference will use (recorded in the card). The selection score is
+  the Dice (masks) or the mean of Dice and counting accuracy (boxes).
+* **Weight averaging** (``swa_epochs``, :mod:`cellviewer.core.swa`): the last N epochs of
+  phase 1 are averaged, BatchNorm re-estimated, and the average validated; it becomes the
+  best checkpoint only when it scores higher (always kept as ``<out>-swa``). A
+  ``lr_floor`` of ~0.3-0.5 keeps the late epochs apart enough to be worth averaging.
 * **Checkpoints** (:func:`cellviewer.nets.checkpoint.save_checkpoint`, float16): the
   best epoch to ``config.out``, the latest to ``<out>-last`` (its card holds the
   training state, so ``resume`` continues from there).
@@ -49,6 +54,8 @@ from cellviewer.core.augment import AugmentConfig, augment
 from cellviewer.core.errors import CellviewerError
 from cellviewer.core.evaluate import validate
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
+from cellviewer.core.swa import WeightWindow, average_into, refresh_batchnorm
+from cellviewer.core.trainparts import border_pad_of, card_for, loss_for
 
 
 @dataclass
@@ -86,6 +93,12 @@ class TrainConfig:
     description: str = ""
     #: image steps before the net (cellviewer.nets.preprocess); None: the resumed card's, else the architecture's
     preprocess: list | None = None
+    #: mirrored margin (RBC diameters) at validation and in the card's inference; None: the resumed card's, else 0
+    border_pad: float | None = None
+    #: average the weights of the last N epochs of phase 1 (SWA, core.swa); kept when it validates better
+    swa_epochs: int = 0
+    #: the learning rate never falls below this fraction of ``lr`` (cosine schedule's floor; ~0.3 suits SWA)
+    lr_floor: float = 0.02
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -180,56 +193,7 @@ def _batch(items, weights, rng, acfg: AugmentConfig, n: int):
 
 # -- the job -------------------------------------------------------------------------------------
 def _card(cfg: TrainConfig, classes, n_train, n_val, state: dict, command: str) -> dict:
-    return {
-        "name": cfg.name, "version": "1", "description": cfg.description or f"{cfg.architecture} trained on "
-        + ", ".join(cfg.datasets), "classes": classes, "outputs": ["mask", "edge"] if classes[1] == "rbc" else ["mask"],
-        "working_scale": cfg.working_scale,
-        "preprocessing": {"input": "RGB float32 0..1, N×3×H×W",
-                          "rescale": "image resized so that the expected RBC diameter is working_scale px",
-                          "steps": preprocess_steps(cfg)},
-        "postprocess": {"method": "edge-watershed" if classes[1] == "rbc" else "components"},
-        "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
-                          "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
-                                    "fractions": list(D.SPLIT_FRACTIONS), "trained_on": "train",
-                                    "selected_on": "val", "reported_on": "test"},
-                          "n_train_images": n_train, "n_val_images": n_val,
-                          "labels": "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc"
-                          else "expert masks"},
-        "training": {"config": asdict(cfg), "state": state},
-        "metrics": {}, "command": command,
-        "licence": "weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data",
-    }
-
-
-def _loss_fn(cfg: TrainConfig):
-    import torch
-    import torch.nn.functional as F
-
-    from cellviewer.nets.losses import create_loss
-
-    opts = dict(cfg.mask_loss_config)
-    if cfg.mask_loss in ("ce+dice", "ce", "dice"):
-        opts.setdefault("ignore_index", D.IGNORE)
-        if cfg.mask_loss == "dice":
-            opts.setdefault("mode", "multiclass")
-    mask_loss = create_loss(cfg.mask_loss, **opts)
-
-    def loss(out: dict, cm, edge, phase: int):
-        valid = (cm != D.IGNORE).float().unsqueeze(1)
-        total = out["mask"].new_zeros(())
-        if phase == 1:
-            total = total + mask_loss(out["mask"], cm)
-            for aux in out.get("aux", []) or []:
-                total = total + cfg.aux_weight * mask_loss(aux, cm)
-        w_edge = cfg.edge_weight if phase == 2 or not cfg.two_phase else 0.0
-        if "edge" in out and w_edge > 0:
-            pw = torch.tensor(cfg.edge_pos_weight)
-            e = F.binary_cross_entropy_with_logits(out["edge"], edge.unsqueeze(1), weight=valid,
-                                                   pos_weight=pw, reduction="sum") / valid.sum().clamp(min=1)
-            total = total + w_edge * e
-        return total
-
-    return loss
+    return card_for(cfg, classes, n_train, n_val, state, command, preprocess_steps(cfg), border_pad_of(cfg))
 
 
 def train(config: TrainConfig, cancel: CancelToken | None = None, command: str = "") -> Job[TrainResult]:
@@ -267,18 +231,20 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
             ncfg.setdefault("edge", True)
         net = create_net(cfg.architecture, **ncfg)
     net.to(cfg.device)
-    loss_fn = _loss_fn(cfg)
+    loss_fn = loss_for(cfg)
     steps = cfg.steps_per_epoch or max(1, len(train_items) // cfg.batch_size)
     budget = cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf
     has_edge = any("edge" in n for n, _ in net.named_parameters())
     phases = [(1, cfg.epochs)] + ([(2, cfg.phase2_epochs)] if cfg.two_phase and has_edge else [])
     total_epochs = sum(e for _, e in phases)
     out = Path(cfg.out)
+    pad = border_pad_of(cfg)
+    window = WeightWindow(cfg.swa_epochs) if cfg.swa_epochs else None
     stopped, done_epochs = "epochs", 0
     command = command or f"python -m cellviewer.core.training --config '{json.dumps(asdict(cfg))}'"
     if cfg.resume:  # the resumed weights are the score to beat, measured the same way as the new epochs
         yield TrainProgress(0.0, "scoring the resumed checkpoint")
-        state["best_score"] = validate(net.eval(), val_items, classes, cfg.working_scale, cfg.device)["score"]
+        state["best_score"] = validate(net.eval(), val_items, classes, cfg.working_scale, cfg.device, pad)["score"]
         save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
                         half=True)
     for phase, n_ep in phases:
@@ -303,7 +269,7 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
                 progress = max(((epoch - 1) * steps + step) / (n_ep * steps),
                                (el - t_phase) / max(1e-6, phase_budget - t_phase))
                 for g in opt.param_groups:
-                    g["lr"] = lr_at(min(progress, 1.0), cfg.lr)
+                    g["lr"] = lr_at(min(progress, 1.0), cfg.lr, floor=cfg.lr_floor)
                 x, cm, edge = _batch(train_items, weights, rng, acfg, cfg.batch_size)
                 res = net(x.to(cfg.device))
                 loss = loss_fn(res, cm.to(cfg.device), edge.to(cfg.device), phase)
@@ -320,7 +286,9 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
                 if el > phase_budget:
                     break
             net.eval()
-            v = validate(net, val_items, classes, cfg.working_scale, cfg.device)
+            if window is not None and phase == 1:
+                window.add(net)
+            v = validate(net, val_items, classes, cfg.working_scale, cfg.device, pad)
             el = time.perf_counter() - t0
             state["epoch"] = epoch
             state["history"].append({"phase": phase, "epoch": epoch, "loss": round(float(np.mean(losses)), 5),
@@ -348,10 +316,44 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
                 break
         done_epochs += n_ep
         state["epoch"] = 0
+        if window is not None and phase == 1 and len(window) > 1:
+            yield from _swa_finish(net, window, cfg, classes, (train_items, weights, acfg, rng), val_items, pad,
+                                   state, out, command, t0)
     minutes = (time.perf_counter() - t0) / 60.0
     yield TrainProgress(1.0, f"done ({stopped}); best {state['best_score']:.4f} at epoch {state['best_epoch']}")
     return TrainResult(str(out), float(state["best_score"]), int(state["best_epoch"]),
                        len(state["history"]), minutes, stopped, list(state["history"]))
+
+
+def _swa_finish(net, window, cfg: TrainConfig, classes, data, val_items, pad, state, out, command, t0):
+    """Average the window into ``net`` (BatchNorm re-estimated on 32 training batches), save it as
+    ``OUT-swa``, and as the best checkpoint when it validates better."""
+    from cellviewer.nets.checkpoint import save_checkpoint
+
+    train_items, weights, acfg, rng = data
+    last = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    n = average_into(net, window)
+    refresh_batchnorm(net, (_batch(train_items, weights, rng, acfg, cfg.batch_size)[0].to(cfg.device)
+                            for _ in range(32)))
+    net.eval()
+    v = validate(net, val_items, classes, cfg.working_scale, cfg.device, pad)
+    el = time.perf_counter() - t0
+    epoch = max([h["epoch"] for h in state["history"] if h.get("phase") == 1] or [0])
+    entry = {"phase": 1, "epoch": epoch, "swa": n, "score": round(v["score"], 5), "minutes": round(el / 60, 2),
+             **{k: v[k] for k in v if k != "score"}}
+    state["history"].append(entry)
+    better = v["score"] > state["best_score"]
+    if better:
+        state.update(best_score=v["score"], best_epoch=epoch, best_phase=1, best_swa=n)
+        save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
+                        half=True)
+    save_checkpoint(net, f"{out}-swa", _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
+                    half=True)
+    yield TrainProgress(0.999, f"SWA of the last {n} epochs: val {v['score']:.4f} "
+                        f"({'new best' if better else 'not better'}; best {state['best_score']:.4f})",
+                        1, state["epoch"], 0, float("nan"), v["score"], state["best_score"], el)
+    if not better:
+        net.load_state_dict(last)
 
 
 def lr_at(progress: float, base: float, warmup: float = 0.05, floor: float = 0.02) -> float:

@@ -62,3 +62,17 @@ def test_cli_help(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0 and "--working-scale" in capsys.readouterr().out
+
+
+def test_swa_averages_the_last_epochs_and_border_pad_goes_to_the_card(tmp_path):
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    seen = []
+    res = run_job(train(_cfg(tmp_path, epochs=3, swa_epochs=2, lr_floor=0.3, border_pad=0.5)), seen.append)
+    swa = [h for h in res.history if "swa" in h]
+    assert len(swa) == 1 and swa[0]["swa"] == 2 and swa[0]["epoch"] == 3 and np.isfinite(swa[0]["score"])
+    assert any("SWA of the last 2 epochs" in p.message for p in seen)
+    net, card = load_checkpoint(str(tmp_path / "tiny-swa"))
+    assert card["inference"] == {"border_pad": 0.5}
+    assert card["training"]["config"]["swa_epochs"] == 2
+    assert res.best_score == pytest.approx(max(h["score"] for h in res.history), abs=1e-5)  # kept only if better

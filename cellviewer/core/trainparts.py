@@ -1,0 +1,74 @@
+"""Pieces of a training run kept out of :mod:`cellviewer.core.training`: its model card and its loss."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from cellviewer.core import datasets as D
+
+
+def border_pad_of(cfg) -> float:
+    """The run's mirrored margin: the option, else the resumed card's ``inference.border_pad``, else 0."""
+    if cfg.border_pad is not None:
+        return float(cfg.border_pad)
+    if cfg.resume:
+        from cellviewer.nets.checkpoint import read_card
+
+        return float((read_card(cfg.resume).get("inference") or {}).get("border_pad", 0.0))
+    return 0.0
+
+
+def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: list, pad: float) -> dict:
+    """The model card of a training run's checkpoint (``cfg``: a :class:`~cellviewer.core.training.TrainConfig`)."""
+    return {
+        "name": cfg.name, "version": "1", "description": cfg.description or f"{cfg.architecture} trained on "
+        + ", ".join(cfg.datasets), "classes": classes, "outputs": ["mask", "edge"] if classes[1] == "rbc" else ["mask"],
+        "working_scale": cfg.working_scale,
+        "preprocessing": {"input": "RGB float32 0..1, N×3×H×W",
+                          "rescale": "image resized so that the expected RBC diameter is working_scale px",
+                          "steps": steps},
+        "postprocess": {"method": "edge-watershed" if classes[1] == "rbc" else "components"},
+        **({"inference": {"border_pad": pad}} if pad else {}),
+        "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
+                          "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
+                                    "fractions": list(D.SPLIT_FRACTIONS), "trained_on": "train",
+                                    "selected_on": "val", "reported_on": "test"},
+                          "n_train_images": n_train, "n_val_images": n_val,
+                          "labels": "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc"
+                          else "expert masks"},
+        "training": {"config": asdict(cfg), "state": state},
+        "metrics": {}, "command": command,
+        "licence": "weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data",
+    }
+
+
+def loss_for(cfg):
+    """``loss(out, classmap, edge, phase)`` of a training run: the mask loss (+ aux outputs) and the edge BCE."""
+    import torch
+    import torch.nn.functional as F
+
+    from cellviewer.nets.losses import create_loss
+
+    opts = dict(cfg.mask_loss_config)
+    if cfg.mask_loss in ("ce+dice", "ce", "dice"):
+        opts.setdefault("ignore_index", D.IGNORE)
+        if cfg.mask_loss == "dice":
+            opts.setdefault("mode", "multiclass")
+    mask_loss = create_loss(cfg.mask_loss, **opts)
+
+    def loss(out: dict, cm, edge, phase: int):
+        valid = (cm != D.IGNORE).float().unsqueeze(1)
+        total = out["mask"].new_zeros(())
+        if phase == 1:
+            total = total + mask_loss(out["mask"], cm)
+            for aux in out.get("aux", []) or []:
+                total = total + cfg.aux_weight * mask_loss(aux, cm)
+        w_edge = cfg.edge_weight if phase == 2 or not cfg.two_phase else 0.0
+        if "edge" in out and w_edge > 0:
+            pw = torch.tensor(cfg.edge_pos_weight)
+            e = F.binary_cross_entropy_with_logits(out["edge"], edge.unsqueeze(1), weight=valid,
+                                                   pos_weight=pw, reduction="sum") / valid.sum().clamp(min=1)
+            total = total + w_edge * e
+        return total
+
+    return loss
