@@ -172,7 +172,8 @@ def cmd_analyze(args) -> int:
     from cellviewer.core.memory import release, tune_for_batch
 
     tune_for_batch()  # bounded oneDNN kernel cache, large arrays back to the OS: flat memory over a batch
-    seg = create_segmenter(model, device=args.device)  # fails fast (exit 6) before touching the output folder
+    extra = {"tta": args.tta} if args.tta else {}  # trained nets average over flipped copies; classical ignores it
+    seg = create_segmenter(model, device=args.device, **extra)  # fails fast (exit 6) before touching the output
     out = os.path.abspath(args.out)
     masks = os.path.join(out, "masks")
     try:
@@ -271,6 +272,9 @@ def _add_analyze(sub) -> None:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("-m", "--model", default=None, help="segmenter name (see 'cellviewer models'; default: the best available)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device (default auto)")
+    p.add_argument("--tta", choices=("none", "flips", "d4"), default=None,
+                   help="test-time augmentation of a trained model: average over 4 flips or all 8 flips and "
+                        "transposes (4-8x slower; default: the model card's own)")
     p.add_argument("--report-pages", type=_positive_int, default=100, metavar="N",
                    help="detail pages in report.pdf for the first N images; the summary lists all (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors and skipped files still show)")

@@ -267,7 +267,7 @@ def red_cell_mask(fg: np.ndarray, wbc: np.ndarray, platelet: np.ndarray, d: floa
 _NAMES = {"watershed": "classical", "components": "classical-components",
           "hough": "classical-hough", "distance_peaks": "classical-distance"}
 #: options a factory accepts and ignores (meaningful for nets only)
-_IGNORED_OPTIONS = frozenset({"device", "batch_size", "tile", "tile_size", "overlap", "amp", "threads"})
+_IGNORED_OPTIONS = frozenset({"device", "batch_size", "tile", "tile_size", "overlap", "amp", "threads", "tta"})
 
 
 class ClassicalSegmenter:

@@ -38,6 +38,7 @@ class ModelSummary:
     description: str = ""
     headline: tuple[str, ...] = ()  # one line per dataset group, e.g. "txl_pbc counting accuracy: ..."
     split: str = ""
+    tta: str = "none"  # the card's test-time augmentation (inference.tta)
 
     @property
     def has_ode_solver(self) -> bool:
@@ -106,7 +107,8 @@ def summarize_card(card: dict, name: str | None = None) -> ModelSummary:
                         config=dict(card.get("config") or {}), classes=tuple(card.get("classes") or ()),
                         working_scale=float(ws) if isinstance(ws, (int, float)) else None,
                         version=str(card.get("version") or "?"), description=str(card.get("description") or ""),
-                        headline=headline_metrics(metrics), split=str(metrics.get("split") or ""))
+                        headline=headline_metrics(metrics), split=str(metrics.get("split") or ""),
+                        tta=str((card.get("inference") or {}).get("tta") or "none"))
 
 
 def model_summaries() -> dict[str, ModelSummary]:

@@ -71,6 +71,8 @@ def segmenter_request(p: SegmentParams, summaries: dict | None = None) -> tuple[
         opts.update(diameter_um=float(p.diameter_um), um_per_px=float(p.um_per_px))
     elif p.diameter_px > 0:
         opts["diameter_px"] = float(p.diameter_px)
+    if p.tta and not is_classical(model):
+        opts["tta"] = p.tta
     if p.ode_solver() and not is_classical(model):
         info = (model_summaries() if summaries is None else summaries).get(model)
         if info is not None and info.has_ode_solver:

@@ -59,6 +59,8 @@ class SegmentParams:
     ode_method: str = ""  # dopri5, bosh3, ..., rk4, euler (see cellviewer.core.modelcards.ODE_METHODS)
     ode_rtol: float = 0.0
     ode_atol: float = 0.0
+    # trained nets: test-time augmentation ("" = the card's own, else none | flips | d4; see core.tta)
+    tta: str = ""
 
     def ode_solver(self) -> dict:
         """The solver settings to pass to an ODE net (only the ones that differ from the card's)."""

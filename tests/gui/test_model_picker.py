@@ -35,7 +35,7 @@ def test_picker_shows_card_summary_and_working_scale(panel):
     assert not panel.ode_box.isHidden() and "rtol 0.001" in panel.ode_box.title()
     _pick(panel, "blood-cells")
     text = panel.card.text()
-    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 1" in text
+    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 2" in text
     assert "classes: rbc, wbc, platelet" in text and "txl_pbc" in text and "counting accuracy" in text
     assert panel.ode_box.isHidden()  # no ODE solver in a DO-U-Net
     _pick(panel, "classical")
@@ -63,3 +63,24 @@ def test_solver_controls_live_in_the_state_and_reach_the_segmenter(panel):
     # a model without an ODE solver gets no solver option
     panel.state.update(model="blood-cells")
     assert "solver" not in segmenter_request(panel.state.value)[1]
+
+
+def test_test_time_augmentation_is_a_state_field_that_reaches_the_segmenter(panel):
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.segment import create_segmenter
+    from cellviewer.gui.segmentation import segmenter_request
+
+    _pick(panel, "tiny-node")
+    assert panel.tta.itemText(0) == "model's own (none)" and panel.state.value.tta == ""
+    assert "tta" not in segmenter_request(panel.state.value)[1]  # the card decides
+    panel.tta.setCurrentIndex(panel.tta.findData("flips"))
+    assert panel.state.value.tta == "flips"
+    name, opts = segmenter_request(panel.state.value)
+    assert opts["tta"] == "flips"
+    res = run_job(create_segmenter(name, **dict(opts, device="cpu", diameter_px=16.0)).segment(
+        np.full((40, 48, 3), 200, np.uint8)))
+    assert res.params["tta"] == "flips"
+    panel.state.update(tta="d4")  # state -> widget
+    assert panel.tta.currentData() == "d4"
+    panel.state.update(model="classical")
+    assert not panel.tta.isEnabled() and "tta" not in segmenter_request(panel.state.value)[1]
