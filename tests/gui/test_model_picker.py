@@ -35,7 +35,7 @@ def test_picker_shows_card_summary_and_working_scale(panel):
     assert not panel.ode_box.isHidden() and "rtol 0.001" in panel.ode_box.title()
     _pick(panel, "blood-cells")
     text = panel.card.text()
-    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 2" in text
+    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 3" in text
     assert "classes: rbc, wbc, platelet" in text and "txl_pbc" in text and "counting accuracy" in text
     assert panel.ode_box.isHidden()  # no ODE solver in a DO-U-Net
     _pick(panel, "classical")
