@@ -57,21 +57,14 @@ def validate(net, items: list[dict], classes: list[str], working_scale: float, d
     """Mean Dice of the foreground classes (+ counting accuracy for box data) on whole images
     already at the working scale (items of :func:`cellviewer.core.datasets.working_item`);
     ``border_pad`` mirrors a margin (RBC diameters) around each image first, as inference does."""
-    import cv2
-
     from cellviewer.core.instances import instances_from_probs, softmax_np
-    from cellviewer.core.tiling import predict_tiled
+    from cellviewer.core.tiling import crop_margin, mirror_margin, predict_tiled
 
     inter, total = np.zeros(len(classes)), np.zeros(len(classes))
     acc: dict[str, list[float]] = {c: [] for c in CELLS}
     for it in items:
-        img = it["image"]
-        m = min(int(round(border_pad * working_scale)), min(img.shape[:2]) - 1)
-        if m > 0:
-            img = cv2.copyMakeBorder(img, m, m, m, m, cv2.BORDER_REFLECT_101)
-        out = predict_tiled(net, img, tile=512, overlap=48, device=device)
-        if m > 0:
-            out = {k: v[:, m:-m, m:-m] for k, v in out.items()}
+        img, m = mirror_margin(it["image"], border_pad * working_scale)
+        out = crop_margin(predict_tiled(net, img, tile=512, overlap=48, device=device), m)
         probs = softmax_np(out["mask"])
         pred, cm = probs.argmax(0), it["classmap"]
         ok = cm != D.IGNORE

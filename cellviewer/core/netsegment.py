@@ -146,16 +146,14 @@ class NetSegmenter:
         """Long job: ``(probs C×H×W, edge_p H×W or None)`` of an image at the working scale. Out of
         memory: smaller tiles, then the CPU (:mod:`cellviewer.core.oom`; the steps go to ``log``)."""
         from cellviewer.core.oom import predict_with_fallback
-        from cellviewer.core.tiling import iter_tiled
+        from cellviewer.core.tiling import crop_margin, iter_tiled, mirror_margin
 
         if self.preprocess:
             from cellviewer.nets.preprocess import apply_steps
 
             image_small = apply_steps(np.ascontiguousarray(image_small), self.preprocess)
-        pad = min(int(round(self.border_pad * self.working_scale)),  # mirrored context, as training crops saw it
-                  min(image_small.shape[:2]) - 1)
-        if pad:
-            image_small = cv2.copyMakeBorder(image_small, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        # mirrored context, as the training crops saw beyond the image edge
+        image_small, pad = mirror_margin(image_small, self.border_pad * self.working_scale)
         h, w = image_small.shape[:2]
         first_tile = max(h, w) if h * w <= SINGLE_TILE_MAX_PX else self.tile
 
@@ -173,8 +171,7 @@ class NetSegmenter:
                                          self.device, log)
 
         out = yield from tta_averaged(one_view, image_small, self.tta)  # one view unless the card asks for more
-        if pad:
-            out = {k: np.ascontiguousarray(v[:, pad:-pad, pad:-pad]) for k, v in out.items()}
+        out = crop_margin(out, pad)
         if "mask" not in out:
             raise SegmentationError(f"Model '{self.name}' gave no 'mask' output.", hint="check the model card")
         probs = softmax_np(out["mask"])

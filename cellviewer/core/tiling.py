@@ -137,3 +137,21 @@ def iter_tiled(net, image: np.ndarray, tile: int = 256, overlap: int = 32, batch
 def predict_tiled(net, image: np.ndarray, **kwargs) -> dict[str, np.ndarray]:
     """:func:`iter_tiled` run to the end (no progress reporting)."""
     return run_job(iter_tiled(net, image, **kwargs))
+
+
+def mirror_margin(image: np.ndarray, margin: float) -> tuple[np.ndarray, int]:
+    """``(image reflect-padded by m px on every side, m)``; ``m`` = ``round(margin)`` capped below
+    the image size (reflection needs it). Crop outputs back with :func:`crop_margin`."""
+    m = max(0, min(int(round(margin)), min(image.shape[:2]) - 1))
+    if m == 0:
+        return image, 0
+    import cv2
+
+    return cv2.copyMakeBorder(np.ascontiguousarray(image), m, m, m, m, cv2.BORDER_REFLECT_101), m
+
+
+def crop_margin(outputs: dict[str, np.ndarray], m: int) -> dict[str, np.ndarray]:
+    """C×H×W ``outputs`` of a :func:`mirror_margin` image with the margin ``m`` cut off."""
+    if m == 0:
+        return outputs
+    return {k: np.ascontiguousarray(v[:, m:-m, m:-m]) for k, v in outputs.items()}

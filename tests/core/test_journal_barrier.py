@@ -15,15 +15,22 @@ def _reopen(doc):
     return fresh, journal.read_entries(journal.journal_path(found), after=meta.get("journal_last"))
 
 
-def test_a_crash_before_the_save_of_the_replaced_document_recovers_up_to_the_barrier(tmp_path):
+def _edit_then_replace(tmp_path):
+    """A saved, journaled document with one edit, then replaced outside the journal (as a
+    segmentation result is) and a barrier written; returns (doc, history, snapshot before the replace)."""
     doc = doc_at(tmp_path)
     sidecar.save_sidecar(doc)
     sidecar.attach_journal(doc)
     h = edits.History(doc)
     h.push(edits.delete_cell(doc, "rbc", 1))
-    expected = snapshot(doc)  # what a crash may fall back to: the last save + journaled edits
+    before = snapshot(doc)  # the last save + journaled edits
     doc.labels["rbc"][doc.labels["rbc"] == 2] = 0  # "segmentation": replaced, not journaled
     doc.journal.barrier()
+    return doc, h, before
+
+
+def test_a_crash_before_the_save_of_the_replaced_document_recovers_up_to_the_barrier(tmp_path):
+    doc, h, expected = _edit_then_replace(tmp_path)  # what a crash may fall back to: `expected`
     h.push(edits.add_marker(doc, "platelet", 30, 90))  # an edit of the new state
     fresh, entries = _reopen(doc)  # crash: the background save never landed
     assert [k for k, _ in entries] == ["apply"]
@@ -32,13 +39,7 @@ def test_a_crash_before_the_save_of_the_replaced_document_recovers_up_to_the_bar
 
 
 def test_after_the_save_lands_edits_past_the_barrier_are_recovered(tmp_path):
-    doc = doc_at(tmp_path)
-    sidecar.save_sidecar(doc)
-    sidecar.attach_journal(doc)
-    h = edits.History(doc)
-    h.push(edits.delete_cell(doc, "rbc", 1))
-    doc.labels["rbc"][doc.labels["rbc"] == 2] = 0
-    doc.journal.barrier()
+    doc, h, _ = _edit_then_replace(tmp_path)
     snap = sidecar.snapshot(doc)  # taken on the GUI thread right after the barrier ...
     h.push(edits.add_marker(doc, "platelet", 30, 90))  # ... an edit while the writer runs
     sidecar.save_snapshot(snap, doc.image.info.path)

@@ -47,3 +47,18 @@ def test_tiles_cover_and_windows_are_positive():
         assert starts[0] == 0 and starts[-1] + min(tile, size) == size
     w = window_2d(9, 7)
     assert w.min() > 0 and w[4, 3] == w.max()
+
+
+def test_mirror_margin_and_crop_round_trip():
+    from cellviewer.core.tiling import crop_margin, mirror_margin
+
+    img = np.arange(5 * 6 * 3, dtype=np.uint8).reshape(5, 6, 3)
+    padded, m = mirror_margin(img, 2.4)
+    assert m == 2 and padded.shape == (9, 10, 3)
+    np.testing.assert_array_equal(padded[2:-2, 2:-2], img)
+    np.testing.assert_array_equal(padded[0, 2:-2], img[2])  # reflected, edge row not repeated
+    out = crop_margin({"mask": np.moveaxis(padded, 2, 0)}, m)
+    np.testing.assert_array_equal(out["mask"], np.moveaxis(img, 2, 0))
+    assert mirror_margin(img, 50)[1] == 4  # capped below the image size
+    same, zero = mirror_margin(img, 0.2)
+    assert zero == 0 and same is img and crop_margin({"a": img}, 0)["a"] is img
