@@ -194,6 +194,7 @@ def cmd_analyze(args) -> int:
                 img = io.read_image(path)
                 doc = Document(img)
                 doc.set_result(run_job(seg.segment(img.pixels, cancel), reporter.progress))
+                doc.border_rule = args.border_cells
                 for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
                     reporter.note(f"{path}: {note}")
             except Cancelled:
@@ -263,6 +264,8 @@ def _positive_int(text: str) -> int:
 
 
 def _add_analyze(sub) -> None:
+    from cellviewer.core.countframe import BORDER_RULES
+
     p = sub.add_parser(
         "analyze", help="segment and count images; write CSVs, masks and a PDF report",
         description="Segment and count every image; write counts.csv, cells.csv, masks/<stem>.png, "
@@ -275,6 +278,9 @@ def _add_analyze(sub) -> None:
     p.add_argument("--tta", choices=("none", "flips", "d4"), default=None,
                    help="test-time augmentation of a trained model: average over 4 flips or all 8 flips and "
                         "transposes (4-8x slower; default: the model card's own)")
+    p.add_argument("--border-cells", choices=tuple(BORDER_RULES), default="all",
+                   help="which cells cut by the image edge are counted: " + "; ".join(
+                       f"{k} = {v}" for k, v in BORDER_RULES.items()) + " (default all; cut cells keep their masks)")
     p.add_argument("--report-pages", type=_positive_int, default=100, metavar="N",
                    help="detail pages in report.pdf for the first N images; the summary lists all (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors and skipped files still show)")

@@ -281,3 +281,20 @@ def test_out_of_memory_fallback_is_a_note_not_a_failure(fakes, tmp_path, capsys,
     err = capsys.readouterr().err
     notes = [ln for ln in err.splitlines() if ln.startswith("cellviewer: note:")]
     assert len(notes) == 1 and "one.png" in notes[0] and "out of memory" in notes[0] and "CPU" in notes[0]
+
+
+def test_analyze_border_cells_rule_changes_counts_not_masks(fakes, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    img = np.full((80, 100, 3), 240, np.uint8)
+    img[0:10, 10:30] = (200, 40, 40)  # an RBC cut by the top edge
+    img[70:80, 50:70] = (200, 40, 40)  # ... by the bottom edge
+    img[30:45, 40:55] = (200, 40, 40)  # ... inside
+    Image.fromarray(img).save(folder / "f.png")
+    counts = {}
+    for rule in ("all", "frame", "inside"):
+        out = tmp_path / rule
+        assert cli.main(["analyze", str(folder), "--out", str(out), "-q", "--border-cells", rule]) == 0
+        counts[rule] = int(_read_csv(out / "counts.csv")[1][1])
+        assert len(_read_csv(out / "cells.csv")) == 1 + counts[rule]
+    assert counts == {"all": 3, "frame": 2, "inside": 1}

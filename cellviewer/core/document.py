@@ -5,7 +5,8 @@
 * ``parts`` is a ``uint8`` map of WBC parts (0 none, 1 nucleus, 2 cytoplasm),
   filled when the model gives it.
 * ``markers`` holds one count marker per cell (plus manual markers that need no
-  mask). **Counts are markers per class.**
+  mask). **Counts are markers per class**, less the cells that ``border_rule``
+  does not count (cells cut by the image edge, see :mod:`cellviewer.core.countframe`).
 * ``provenance`` says which model made the automatic part and lists every
   manual edit (what, where, when, OS user).
 
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
+
+from cellviewer.core.countframe import check_rule, excluded_markers
 
 CELL_CLASSES: tuple[str, ...] = ("rbc", "wbc", "platelet")
 DISPLAY_NAMES = {"rbc": "RBC", "wbc": "WBC", "platelet": "Platelets"}
@@ -123,6 +126,7 @@ class Document:
         self.provenance = Provenance()
         self.um_per_px: float | None = None
         self.reviewed = False  # the whole image's corrections are reviewed (export filter)
+        self.border_rule = "all"  # which cells cut by the image edge count (core.countframe.BORDER_RULES)
         self.revision = 0  # bumps on every change; the autosaver compares it
         self.load_warnings: list[str] = []  # what restoring a sidecar had to say
         self.journal = None  # a core.journal.Journal: every edit is logged at once (crash safety)
@@ -159,9 +163,21 @@ class Document:
 
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in CELL_CLASSES}
+        skip = self.uncounted()
         for m in self.markers.values():
-            out[m.cls] = out.get(m.cls, 0) + 1
+            if m.id not in skip:
+                out[m.cls] = out.get(m.cls, 0) + 1
         return out
+
+    def uncounted(self) -> set[int]:
+        """Ids of the markers whose cells :attr:`border_rule` does not count."""
+        return excluded_markers(self.markers.values(), self.labels, self.border_rule)
+
+    def set_border_rule(self, rule: str) -> None:
+        """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule)."""
+        if check_rule(rule) != self.border_rule:
+            self.border_rule = rule
+            self.notify(Change(None, (), True))
 
     @property
     def n_manual_edits(self) -> int:

@@ -2,8 +2,9 @@
 
 Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
 
-* ``cells.csv`` columns :data:`CELL_COLUMNS`: one row per marker (= counted cell).
-  ``area_px`` and the bounding box come from the cell's mask when the marker is
+* ``cells.csv`` columns :data:`CELL_COLUMNS`: one row per counted marker (= counted cell;
+  a cell the document's border rule does not count has no row, see
+  :mod:`cellviewer.core.countframe`). ``area_px`` and the bounding box come from the cell's mask when the marker is
   linked to one (``marker.cell > 0``); a mask-less manual marker has area 0 and
   a bounding box equal to its point. ``xmin..ymax`` are *inclusive* pixel indices.
 * ``counts.csv`` columns :data:`COUNT_COLUMNS`.
@@ -27,6 +28,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from cellviewer.core.countframe import rule_note
 from cellviewer.core.document import (CELL_CLASSES, CLASS_COLORS, CLASS_MAP_VALUES, DISPLAY_NAMES, PART_COLORS,
                                       Document, now_iso, os_user)
 from cellviewer.core.errors import SaveError
@@ -38,13 +40,15 @@ THUMB_WIDTH = 800
 
 # -- rows -------------------------------------------------------------------------------
 def cell_rows(doc: Document, image_name: str) -> list[dict]:
-    """One row per marker, sorted by marker id, with exactly :data:`CELL_COLUMNS`."""
+    """One row per counted marker, sorted by marker id, with exactly :data:`CELL_COLUMNS`."""
     from scipy import ndimage
 
     h, w = doc.shape
     stats = {}  # computed once per class that has linked markers
-    rows = []
+    rows, uncounted = [], doc.uncounted()
     for m in sorted(doc.markers.values(), key=lambda m: m.id):
+        if m.id in uncounted:
+            continue
         area, box = 0, None
         if m.cell > 0 and m.cls in doc.labels:
             if m.cls not in stats:  # find_objects slices (index id - 1); areas counted on those crops
@@ -289,7 +293,8 @@ class ReportEntry:
             model_name=p.model_name, model_version=p.model_version, device=p.device,
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=len(p.edits), audit=dict(Counter(e.action for e in p.edits).most_common()),
-            notes=list(doc.image.info.notes) + list(doc.load_warnings), size=(w, h), reviewed=bool(doc.reviewed))
+            notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted())),
+            size=(w, h), reviewed=bool(doc.reviewed))
 
 
 # -- PDF --------------------------------------------------------------------------------

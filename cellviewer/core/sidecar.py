@@ -6,7 +6,7 @@ next to the image (or, when that folder is read-only, in the per-user store
 
 * ``document.json`` — ``{"format": "cellviewer-sidecar", "format_version": 1,
   "app_version", "saved_at", "image": {name, width, height, sha256},
-  "um_per_px", "reviewed", "markers": [{id, cls, x, y, origin, cell, score,
+  "um_per_px", "reviewed", "border_rule", "markers": [{id, cls, x, y, origin, cell, score,
   reviewed}], "provenance": {model_name, model_version, params, segmented_at,
   device, edits: [{action, cls, bbox, time, user, detail}]}, "journal_last"}``
   (``journal_last``: id of the last journal record the save covers, or null);
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cellviewer import __version__
+from cellviewer.core.countframe import BORDER_RULES
 from cellviewer.core.document import CELL_CLASSES, PART_NAMES, Document, EditRecord, Marker, Provenance, now_iso
 from cellviewer.core.errors import SaveError, SidecarError
 
@@ -126,6 +127,7 @@ def snapshot(doc: Document) -> Snapshot:
                   "height": info.height, "sha256": info.sha256},
         "um_per_px": doc.um_per_px,
         "reviewed": bool(doc.reviewed),
+        "border_rule": doc.border_rule,
         "markers": [asdict(m) for m in doc.markers.values()],
         "provenance": asdict(doc.provenance),
         "journal_last": last,  # id of the last journal record this save covers (see core.journal)
@@ -363,6 +365,10 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
         raise _bad(path, f"malformed document.json ({type(e).__name__}: {e})") from e
     doc.labels, doc.parts, doc.markers, doc.provenance = labels, parts.astype(np.uint8), markers, prov
     doc.um_per_px, doc.reviewed = um, bool(meta.get("reviewed", False))
+    rule = str(meta.get("border_rule", "all"))
+    if rule not in BORDER_RULES:
+        warnings.append(f"Unknown border-cell rule '{rule}'; every cell is counted.")
+    doc.border_rule = rule if rule in BORDER_RULES else "all"
     doc.notify_all()
     return warnings
 

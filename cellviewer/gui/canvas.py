@@ -12,7 +12,7 @@
   touches, so a brush dab on a 5-megapixel image costs well under a millisecond
   of numpy plus one small texture.
 * Markers are one ``ScatterPlotItem`` per class (fixed on-screen size; auto
-  markers ``o``, manual ``+``).
+  markers ``o``, manual ``+``; hollow when the document's border rule does not count the cell).
 * Mouse input goes to ``canvas.handler`` (the tool controller) in image
   coordinates; with no handler (or the navigate tool) the view pans and zooms.
 """
@@ -175,8 +175,15 @@ class Canvas(pg.GraphicsView):
             return
         if change.layers:
             self.refresh_overlay(change.bbox)
-        if change.markers or change.bbox is None:
+        if change.markers or change.bbox is None or (change.layers and self._at_edge(change.bbox)):
             self.refresh_markers()
+
+    def _at_edge(self, bbox) -> bool:
+        """An edit at the image edge may change which cells the border rule counts."""
+        if self.doc is None or self.doc.border_rule == "all":
+            return False
+        h, w = self.doc.shape
+        return bbox[0] <= 0 or bbox[1] <= 0 or bbox[2] >= h or bbox[3] >= w
 
     # -- overlay ----------------------------------------------------------------------
     def refresh_overlay(self, bbox=None) -> None:
@@ -206,16 +213,18 @@ class Canvas(pg.GraphicsView):
     # -- markers ----------------------------------------------------------------------
     def refresh_markers(self) -> None:
         doc = self.doc
+        uncounted = doc.uncounted() if doc is not None else set()
         for cls, item in self.markers.items():
             if doc is None:
                 item.clear()
                 continue
             ms = [m for m in doc.markers.values() if m.cls == cls]
             color = CLASS_COLORS[cls]
+            filled, hollow = pg.mkBrush(*color, 230), pg.mkBrush(*color, 40)  # hollow: not counted (border rule)
             item.setData(
                 x=np.array([m.x for m in ms], float), y=np.array([m.y for m in ms], float),
                 symbol=["+" if m.origin == "manual" else "o" for m in ms],
-                brush=pg.mkBrush(*color, 230), pen=pg.mkPen(20, 20, 20, width=1),
+                brush=[hollow if m.id in uncounted else filled for m in ms], pen=pg.mkPen(20, 20, 20, width=1),
                 data=[m.id for m in ms])
 
     def set_highlight(self, points) -> None:

@@ -85,3 +85,27 @@ def test_emit_does_not_wear_out_true(qtbot):
     for _ in range(20000):
         o.sig.emit()
     assert sys.getrefcount(True) > 10000
+
+
+def test_counts_panel_border_rule_goes_into_the_document(segmented, qtbot):
+    from cellviewer.core.document import Marker
+
+    win = segmented
+    doc, panel = win.counts_panel.doc, win.counts_panel
+    cell = doc.next_label("rbc")
+    doc.labels["rbc"][0:6, 0:12] = cell  # a sliver of a red cell cut by the top-left corner
+    mid = doc.next_marker_id()
+    doc.markers[mid] = Marker(mid, "rbc", 5.0, 2.0, cell=cell)
+    doc.notify_all()
+    qtbot.waitUntil(lambda: panel.counts["rbc"] == doc.counts()["rbc"], timeout=3000)
+    before = panel.counts["rbc"]
+    panel.border.setCurrentIndex(panel.border.findData("inside"))
+    assert doc.border_rule == "inside"  # the document holds the choice, the panel only shows it
+    qtbot.waitUntil(lambda: panel.counts["rbc"] < before, timeout=3000)
+    assert mid in doc.uncounted() and "not counted" in panel.label.text()
+    spots = win.canvas.markers["rbc"].points()
+    alpha = {int(p.data()): p.brush().color().alpha() for p in spots}
+    assert alpha[mid] < 100 and max(alpha.values()) > 200  # the uncounted cell's marker is hollow
+    doc.set_border_rule("all")
+    qtbot.waitUntil(lambda: panel.counts["rbc"] == before, timeout=3000)
+    assert panel.border.currentData() == "all"

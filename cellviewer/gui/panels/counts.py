@@ -2,7 +2,9 @@
 
 Counts are markers per class (``Document.counts``). Every document change
 schedules one refresh (coalesced: a brush drag of 100 dabs recomputes a few
-times, not 100 times).
+times, not 100 times). The "Cells on the edge" choice is the document's
+``border_rule`` (saved with it; see :mod:`cellviewer.core.countframe`): the panel
+shows it and writes the user's choice into the document, never keeps its own copy.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from cellviewer.core.countframe import BORDER_RULE_NAMES, BORDER_RULES
 from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES, Document
 
 REFRESH_MS = 60
@@ -35,6 +38,16 @@ class CountsPanel(QWidget):
         self.counts: dict[str, int] = {c: 0 for c in CELL_CLASSES}
         self.diff: dict[str, str] = {}
         lay = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Cells on the edge:"))
+        self.border = QComboBox()
+        for key, name in BORDER_RULE_NAMES.items():
+            self.border.addItem(name, key)
+            self.border.setItemData(self.border.count() - 1, BORDER_RULES[key], Qt.ItemDataRole.ToolTipRole)
+        self.border.setToolTip("Which cells cut by the image edge are counted (saved with the image)")
+        self.border.currentIndexChanged.connect(self._on_border)
+        row.addWidget(self.border, 1)
+        lay.addLayout(row)
         self.label = QLabel()
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.RichText)
@@ -58,15 +71,27 @@ class CountsPanel(QWidget):
         if not self._timer.isActive():
             self._timer.start()
 
+    def _on_border(self, index: int) -> None:
+        if self.doc is not None and index >= 0:
+            self.doc.set_border_rule(self.border.itemData(index))
+
     def refresh(self) -> None:
         self._timer.stop()
         self.counts, self.diff = summary(self.doc)
+        rule = self.doc.border_rule if self.doc is not None else "all"
+        self.border.blockSignals(True)
+        self.border.setCurrentIndex(max(0, self.border.findData(rule)))
+        self.border.blockSignals(False)
+        self.border.setEnabled(self.doc is not None)
         rows = []
         for c in CELL_CLASSES:
             r, g, b = CLASS_COLORS[c]
             rows.append(f"<tr><td><span style='color:rgb({r},{g},{b})'>■</span> {DISPLAY_NAMES[c]}</td>"
                         f"<td align='right'><b>{self.counts.get(c, 0)}</b></td></tr>")
         rows.append(f"<tr><td>Total</td><td align='right'><b>{sum(self.counts.values())}</b></td></tr>")
+        n_out = len(self.doc.uncounted()) if self.doc is not None and rule != "all" else 0
+        if n_out:
+            rows.append(f"<tr><td colspan='2'><i>{n_out} cut cell{'s' if n_out != 1 else ''} not counted</i></td></tr>")
         html = "<table width='100%'>" + "".join(rows) + "</table>"
         if self.diff:
             html += "<hr><table width='100%'>" + "".join(

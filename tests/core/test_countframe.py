@@ -1,0 +1,95 @@
+"""Border-cell counting rules (core.countframe) and the document, sidecar and report using them."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from cellviewer.core import countframe as F
+from cellviewer.core import report as R
+from cellviewer.core import sidecar
+from cellviewer.core.document import Document, ImageData, ImageInfo, Marker
+from cellviewer.core.errors import OptionError
+
+
+def _doc() -> Document:
+    """Five red cells: top edge, left edge, bottom edge, top-right corner, inside; one manual marker."""
+    h, w = 60, 80
+    doc = Document(ImageData(np.full((h, w, 3), 220, np.uint8), ImageInfo("f.png", w, h)))
+    lab = doc.labels["rbc"]
+    lab[0:8, 20:30] = 1  # top
+    lab[20:30, 0:6] = 2  # left
+    lab[55:60, 40:50] = 3  # bottom
+    lab[0:10, 70:80] = 4  # top + right corner
+    lab[25:35, 30:40] = 5  # inside
+    doc.markers = {i: Marker(i, "rbc", 1.0, 1.0, cell=i) for i in range(1, 6)}
+    doc.markers[6] = Marker(6, "rbc", 79.0, 59.0, origin="manual")  # no mask: always counted
+    return doc
+
+
+def test_edge_flags_name_each_touched_edge():
+    flags = F.edge_flags(_doc().labels["rbc"])
+    assert flags == {1: F.TOP, 2: F.LEFT, 3: F.BOTTOM, 4: F.TOP | F.RIGHT}
+    assert F.edge_flags(np.zeros((0, 0), np.int32)) == {}
+
+
+@pytest.mark.parametrize("rule, counted", [("all", {1, 2, 3, 4, 5, 6}), ("frame", {1, 2, 5, 6}),
+                                           ("inside", {5, 6})])
+def test_document_counts_follow_the_rule(rule, counted):
+    doc = _doc()
+    seen = []
+    doc.subscribe(seen.append)
+    doc.set_border_rule(rule)
+    assert doc.counts()["rbc"] == len(counted)
+    assert set(doc.markers) - doc.uncounted() == counted
+    assert bool(seen) == (rule != "all")  # a change notifies views (counts panel, markers)
+    assert [r["cell_id"] for r in R.cell_rows(doc, "f.png")] == sorted(counted)  # one row per counted cell
+    assert R.count_row(doc, "f.png")["rbc"] == len(counted)
+
+
+def test_bad_rule_names_the_valid_ones():
+    with pytest.raises(OptionError, match="all, frame, inside"):
+        _doc().set_border_rule("half")
+
+
+def test_counting_frame_counts_every_cell_of_a_mosaic_once():
+    """Cut a field of separate disks into 3×4 tiles: summed over the tiles, the frame rule counts
+    each disk exactly once; counting every cut piece counts too many, only whole cells too few."""
+    rng = np.random.default_rng(1)
+    h, w, r = 300, 400, 9
+    field = np.zeros((h, w), bool)
+    yy, xx = np.mgrid[:h, :w]
+    n = 0
+    for cy in range(20, h - 15, 26):
+        for cx in range(20, w - 15, 26):
+            y, x = cy + rng.integers(-3, 4), cx + rng.integers(-3, 4)
+            field |= (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+            n += 1
+    totals = {rule: 0 for rule in F.BORDER_RULES}
+    for ty in range(3):
+        for tx in range(4):
+            lab, k = ndimage.label(field[ty * 100:(ty + 1) * 100, tx * 100:(tx + 1) * 100])
+            flags = F.edge_flags(lab)
+            for rule in totals:
+                totals[rule] += sum(F.is_counted(flags.get(i, 0), rule) for i in range(1, k + 1))
+    assert ndimage.label(field)[1] == n
+    assert totals["frame"] == n
+    assert totals["all"] > n > totals["inside"]
+
+
+def test_rule_is_saved_with_the_document_and_noted_in_reports(tmp_path):
+    doc = _doc()
+    p = tmp_path / "f.png"
+    p.write_bytes(b"x")
+    doc.image.info.path = str(p)
+    doc.set_border_rule("frame")
+    path = sidecar.save_sidecar(doc)
+    meta, arrays = sidecar.read_sidecar(path)
+    fresh = _doc()
+    assert sidecar.apply_sidecar(fresh, meta, arrays, path) == []
+    assert fresh.border_rule == "frame" and fresh.counts()["rbc"] == 4
+    entry = R.ReportEntry.from_document(fresh, "f.png", thumbnail=False)
+    assert any("cut by the image edge" in n and "2 not counted" in n for n in entry.notes)
+    meta["border_rule"] = "nonsense"
+    again = _doc()
+    warnings = sidecar.apply_sidecar(again, meta, arrays, path)
+    assert again.border_rule == "all" and any("nonsense" in w for w in warnings)
