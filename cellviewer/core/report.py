@@ -8,7 +8,7 @@ Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
   linked to one (``marker.cell > 0``); a mask-less manual marker has area 0 and
   a bounding box equal to its point. ``xmin..ymax`` are *inclusive* pixel indices.
 * ``counts.csv`` columns :data:`COUNT_COLUMNS`.
-* class map: ``uint8`` with :data:`CLASS_MAP_VALUES` (WBC pixels with a part are
+* class map (:mod:`cellviewer.core.render`): ``uint8`` with ``CLASS_MAP_VALUES`` (WBC pixels with a part are
   4 nucleus / 5 cytoplasm instead of 2; platelets drawn over WBC over RBC).
 * PDF: one page per image (overview, counts, details); more than one image (or
   any skipped file) adds a first summary page with a table of all images.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io as _io
-import math
 import os
 import uuid
 from collections import Counter
@@ -29,9 +28,9 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from cellviewer.core.countframe import rule_note
-from cellviewer.core.document import (CELL_CLASSES, CLASS_COLORS, CLASS_MAP_VALUES, DISPLAY_NAMES, PART_COLORS,
-                                      Document, now_iso, os_user)
+from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_iso, os_user
 from cellviewer.core.errors import SaveError
+from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
 
 CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score")
 COUNT_COLUMNS = ("image", "rbc", "wbc", "platelets")
@@ -70,107 +69,6 @@ def cell_rows(doc: Document, image_name: str) -> list[dict]:
 def count_row(doc: Document, image_name: str) -> dict:
     c = doc.counts()
     return {"image": image_name, "rbc": c.get("rbc", 0), "wbc": c.get("wbc", 0), "platelets": c.get("platelet", 0)}
-
-
-# -- class map and overlay -------------------------------------------------------------
-def _class_map(labels: dict[str, np.ndarray], parts: np.ndarray | None, shape) -> np.ndarray:
-    out = np.zeros(shape, np.uint8)
-    for cls in ("rbc", "wbc", "platelet"):  # smaller cells on top
-        lab = labels.get(cls)
-        if lab is None:
-            continue
-        out[lab > 0] = CLASS_MAP_VALUES[cls]
-        if cls == "wbc" and parts is not None:
-            in_wbc = lab > 0
-            out[in_wbc & (parts == 1)] = CLASS_MAP_VALUES["nucleus"]
-            out[in_wbc & (parts == 2)] = CLASS_MAP_VALUES["cytoplasm"]
-    return out
-
-
-def class_map(doc: Document) -> np.ndarray:
-    """The 8-bit class map (H×W ``uint8``) of ``doc`` using :data:`CLASS_MAP_VALUES`."""
-    return _class_map(doc.labels, doc.parts, doc.shape)
-
-
-def classes_json() -> dict[str, str]:
-    """Pixel value (as a string) -> class name, for ``classes.json``."""
-    return {str(v): k for k, v in sorted(CLASS_MAP_VALUES.items(), key=lambda kv: kv[1])}
-
-
-_MAP_COLORS = {CLASS_MAP_VALUES["rbc"]: CLASS_COLORS["rbc"], CLASS_MAP_VALUES["wbc"]: CLASS_COLORS["wbc"],
-               CLASS_MAP_VALUES["platelet"]: CLASS_COLORS["platelet"],
-               CLASS_MAP_VALUES["nucleus"]: PART_COLORS[1], CLASS_MAP_VALUES["cytoplasm"]: PART_COLORS[2]}
-
-
-def _boundary(lab: np.ndarray) -> np.ndarray:
-    """Pixels of a cell that touch a different label on the right or below (or vice versa)."""
-    b = np.zeros(lab.shape, bool)
-    for one, two in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))), (slice(1, None), slice(None, -1))):
-        d = lab[one] != lab[two]
-        b[one] |= d & (lab[one] > 0)
-        b[two] |= d & (lab[two] > 0)
-    return b
-
-
-def _stamp(out: np.ndarray, xs, ys, offsets, color) -> None:
-    h, w = out.shape[:2]
-    yy, xx = (ys[:, None] + offsets[0][None, :]).ravel(), (xs[:, None] + offsets[1][None, :]).ravel()
-    ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-    out[yy[ok], xx[ok]] = color
-
-
-def _disk(r: int):
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    keep = dy * dy + dx * dx <= r * r + r // 2
-    return dy[keep], dx[keep]
-
-
-def _cross(r: int):
-    t = np.arange(-r, r + 1)
-    return np.concatenate([t, t, t[:-1], t[:-1]]), np.concatenate([t, -t, t[1:], -t[1:]])  # diagonals, 2 px thick
-
-
-def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, markers: bool = True,
-                max_width: int | None = None) -> np.ndarray:
-    """The image with class colours blended in, cell outlines and marker symbols (RGB ``uint8``).
-
-    Auto markers are dots, manual markers are crosses, in their class colour.
-    With ``max_width`` the overlay is drawn at a reduced size (integer step,
-    width ≤ ``max_width``) without ever building a full-size copy.
-    """
-    from PIL import Image
-
-    px = doc.image.pixels
-    px = np.repeat(px[:, :, None], 3, axis=2) if px.ndim == 2 else px[:, :, :3]
-    h, w = doc.shape
-    step = max(1, math.ceil(w / max_width)) if max_width else 1
-    labels = {c: lab[::step, ::step] for c, lab in doc.labels.items()}
-    parts = doc.parts[::step, ::step] if doc.parts is not None else None
-    shape = (len(range(0, h, step)), len(range(0, w, step)))
-    out = (np.array(Image.fromarray(np.ascontiguousarray(px, np.uint8)).resize(shape[::-1], Image.BOX))
-           if step > 1 else np.array(px, np.uint8))
-    a = int(round(np.clip(alpha, 0, 1) * 256))
-    cmap = _class_map(labels, parts, shape)
-    for value, color in _MAP_COLORS.items():
-        m = cmap == value
-        if m.any():
-            blend = out[m].astype(np.uint16) * (256 - a) + np.array(color, np.uint16) * a
-            out[m] = (blend >> 8).astype(np.uint8)
-    if outlines:
-        for cls in ("rbc", "wbc", "platelet"):
-            if cls in labels and labels[cls].any():
-                out[_boundary(labels[cls])] = CLASS_COLORS[cls]
-    if markers and doc.markers:
-        r = max(4, round(min(shape) / 110))  # legible on a printed page
-        dot_outer, dot, cross = _disk(r), _disk(r - 1), _cross(r + 1)
-        for cls in sorted({m.cls for m in doc.markers.values()}):
-            color = CLASS_COLORS.get(cls, (255, 255, 255))
-            for manual, stamps in ((False, ((dot_outer, (0, 0, 0)), (dot, color))), (True, ((cross, color),))):
-                xy = np.array([(round(m.x / step), round(m.y / step)) for m in doc.markers.values()
-                               if m.cls == cls and (m.origin == "manual") == manual], np.int64).reshape(-1, 2)
-                for offsets, col in stamps:
-                    _stamp(out, xy[:, 0], xy[:, 1], offsets, col)
-    return out
 
 
 # -- CSV --------------------------------------------------------------------------------

@@ -93,3 +93,17 @@ def test_rule_is_saved_with_the_document_and_noted_in_reports(tmp_path):
     again = _doc()
     warnings = sidecar.apply_sidecar(again, meta, arrays, path)
     assert again.border_rule == "all" and any("nonsense" in w for w in warnings)
+
+
+def test_report_overlay_draws_uncounted_cells_as_rings():
+    doc = _doc()
+    doc.image.pixels[:] = 255
+    doc.labels = {k: np.zeros_like(v) for k, v in doc.labels.items()}  # markers only: no tint
+    doc.labels["rbc"][50:60, 0:10] = 1  # cell 1 now cut by the bottom edge
+    doc.markers = {1: Marker(1, "rbc", 20.0, 30.0, cell=1), 2: Marker(2, "rbc", 60.0, 30.0)}
+    before = R.overlay_rgb(doc, outlines=False)
+    assert (before[30, 20] != 255).any() and (before[30, 60] != 255).any()  # two filled dots
+    doc.set_border_rule("inside")
+    after = R.overlay_rgb(doc, outlines=False)
+    assert (after[30, 20] == 255).all() and (after[30, 24] != 255).any()  # a ring: empty centre
+    np.testing.assert_array_equal(after[20:40, 50:70], before[20:40, 50:70])  # the counted cell's dot
