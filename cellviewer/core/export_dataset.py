@@ -262,7 +262,7 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
 
 def _write_unit(u: _Unit, out: Path, shared: bool, res: ExportResult, rows, boxes, markers, coco_images,
                 coco_anns) -> None:
-    from cellviewer.core.report import _class_map
+    from cellviewer.core.render import _class_map
 
     h, w = u.pixels.shape[:2]
     name = u.name + ".png"

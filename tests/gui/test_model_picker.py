@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,7 +38,8 @@ def test_picker_shows_card_summary_and_working_scale(panel):
     assert not panel.ode_box.isHidden() and "rtol 0.001" in panel.ode_box.title()
     _pick(panel, "blood-cells")
     text = panel.card.text()
-    assert "do-unet" in text and "working scale: 32 px per red cell" in text and "version 3" in text
+    shipped = json.loads((Path(__file__).resolve().parents[2] / "models" / "blood-cells.json").read_text())
+    assert "do-unet" in text and "working scale: 32 px per red cell" in text and f"version {shipped['version']}" in text
     assert "classes: rbc, wbc, platelet" in text and "txl_pbc" in text and "counting accuracy" in text
     assert panel.ode_box.isHidden()  # no ODE solver in a DO-U-Net
     _pick(panel, "classical")
