@@ -47,6 +47,11 @@ def check_rule(rule: str) -> str:
     return rule
 
 
+def rule_or_default(rule) -> str:
+    """``rule`` when it is valid, else ``"all"`` (for values read back from settings files)."""
+    return rule if rule in BORDER_RULES else "all"
+
+
 def edge_flags(labels) -> dict[int, int]:
     """``{label: bits}`` for the labels touching the image edge (:data:`TOP` | :data:`LEFT` | ...)."""
     import numpy as np

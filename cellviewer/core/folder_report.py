@@ -47,8 +47,11 @@ def _reason(e: BaseException) -> str:
 
 def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: Callable[[], object],
                   cancel: CancelToken | None = None, title: str = "cellviewer folder report",
-                  max_pages: int = MAX_DETAIL_PAGES) -> Job[FolderReport]:
-    """Long job: report ``images`` (paths) into ``pdf`` + the two CSVs; returns a :class:`FolderReport`."""
+                  max_pages: int = MAX_DETAIL_PAGES, border_rule: str = "all") -> Job[FolderReport]:
+    """Long job: report ``images`` (paths) into ``pdf`` + the two CSVs; returns a :class:`FolderReport`.
+
+    Images with saved corrections keep their own border rule; the others are counted with ``border_rule``.
+    """
     from cellviewer.core.document import Document
     from cellviewer.core.io import read_image
     from cellviewer.core.report import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream, ReportEntry, cell_rows, count_row,
@@ -80,6 +83,7 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
                         break
                     yield Progress((i + 0.9 * p.fraction) / n, f"{path.name}: {p.message}")
                 doc.set_result(result)
+                doc.border_rule = border_rule
                 doc.load_warnings.append(f"segmented for this report by {result.model_name} (not reviewed)")
         except Cancelled:
             raise

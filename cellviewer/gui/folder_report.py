@@ -16,7 +16,8 @@ from cellviewer.gui.export import report_paths
 from cellviewer.gui.workers import JobRunner
 
 
-def folder_report_job(images: list, pdf_path, segmenter_name: str, options: dict, title: str):
+def folder_report_job(images: list, pdf_path, segmenter_name: str, options: dict, title: str,
+                      border_rule: str = "all"):
     """``make_job`` for a JobRunner: values only (paths, a segmenter name and its options)."""
     pdf, counts_csv, cells_csv = report_paths(pdf_path)
     images = [Path(p) for p in images]
@@ -26,7 +27,7 @@ def folder_report_job(images: list, pdf_path, segmenter_name: str, options: dict
         from cellviewer.core.segment import create_segmenter
 
         return folder_report(images, pdf, counts_csv, cells_csv, lambda: create_segmenter(segmenter_name, **options),
-                             cancel=token, title=title)
+                             cancel=token, title=title, border_rule=border_rule)
 
     return make
 
@@ -43,13 +44,15 @@ class FolderReporter(QObject):
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Folder report"))
         self.runner.cancelled.connect(lambda: notifications.status("Folder report cancelled; nothing was written."))
 
-    def start(self, images, pdf_path, segmenter_name: str, options: dict, folder_name: str = "") -> bool:
+    def start(self, images, pdf_path, segmenter_name: str, options: dict, folder_name: str = "",
+              border_rule: str = "all") -> bool:
         images = list(images)
         if not images:
             notifications.status("Open a folder with images first.")
             return False
         title = f"cellviewer report — {folder_name or 'folder'} ({len(images)} images)"
-        return self.runner.start(folder_report_job(images, pdf_path, segmenter_name, options, title), "folder report")
+        return self.runner.start(folder_report_job(images, pdf_path, segmenter_name, options, title, border_rule),
+                                 "folder report")
 
     def _on_done(self, rep) -> None:
         msg = (f"Folder report written: {rep.pdf} (+ CSVs) — {len(rep.from_sidecar)} from saved corrections, "

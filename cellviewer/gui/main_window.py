@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from cellviewer import __version__
+from cellviewer.core.countframe import rule_or_default
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
 from cellviewer.core.errors import CellviewerError
 from cellviewer.gui import notifications, settings
@@ -23,7 +24,7 @@ from cellviewer.gui.panels.layers import LayersPanel
 from cellviewer.gui.panels.segment import SegmentPanel
 from cellviewer.gui.segmentation import SegmentationController
 from cellviewer.gui.session import Session
-from cellviewer.gui.state import TOOLS, Observable, SegmentParams, ToolState, ViewState
+from cellviewer.gui.state import TOOLS, CountSettings, Observable, SegmentParams, ToolState, ViewState
 from cellviewer.gui.tools import ToolController
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff);;All files (*)"
@@ -37,6 +38,7 @@ class MainWindow(QMainWindow):
         self.view_state = Observable(settings.load_dataclass("view", ViewState), self)
         self.tool_state = Observable(settings.load_dataclass("tools", ToolState), self)
         self.seg_params = Observable(settings.load_dataclass("segment", SegmentParams), self)
+        self.count_settings = Observable(settings.load_dataclass("counts", CountSettings), self)
         self.session = Session(self)
         self.canvas = Canvas()
         self.canvas.set_view_state(self.view_state.value)
@@ -48,7 +50,7 @@ class MainWindow(QMainWindow):
         self.folder_reporter = FolderReporter(self)
         self.edit_panel = EditPanel(self.tool_state)
         self.layers_panel = LayersPanel(self.view_state)
-        self.counts_panel = CountsPanel()
+        self.counts_panel = CountsPanel(self.count_settings)
         self.segment_panel = SegmentPanel(self.seg_params)
         self.files_panel = FilesPanel()
         self.docks = {}
@@ -199,6 +201,8 @@ class MainWindow(QMainWindow):
         return self.open_image(self.files_panel.paths[0])
 
     def _on_document(self, doc) -> None:
+        if doc is not None and not self.session.had_sidecar:  # the user's rule for new images
+            doc.border_rule = rule_or_default(self.count_settings.value.border_rule)
         self.canvas.set_document(doc)
         self.tools.set_document(doc, self.session.stack)
         self.counts_panel.set_document(doc)
@@ -263,7 +267,8 @@ class MainWindow(QMainWindow):
         self.session.save_now()  # the open image's latest corrections count
         name, opts = self.segmentation.segmenter_request()
         folder = self.files_panel.folder
-        return self.folder_reporter.start(self.files_panel.paths, pdf_path, name, opts, folder.name if folder else "")
+        return self.folder_reporter.start(self.files_panel.paths, pdf_path, name, opts, folder.name if folder else "",
+                                          rule_or_default(self.count_settings.value.border_rule))
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()
@@ -345,6 +350,7 @@ class MainWindow(QMainWindow):
         settings.save_dataclass("view", self.view_state.value)
         settings.save_dataclass("tools", self.tool_state.value)
         settings.save_dataclass("segment", self.seg_params.value)
+        settings.save_dataclass("counts", self.count_settings.value)
 
     def closeEvent(self, ev) -> None:
         self.save_settings()

@@ -73,6 +73,13 @@ class SegmentParams:
         return self.diameter_px
 
 
+@dataclass
+class CountSettings:
+    # which cells cut by the image edge count (core.countframe.BORDER_RULES) in images opened
+    # without saved corrections; an image's own choice is saved in its sidecar
+    border_rule: str = "all"
+
+
 class Observable(QObject):
     """Holds one dataclass; ``changed`` carries the names of the fields that changed."""
 

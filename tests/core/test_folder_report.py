@@ -76,3 +76,33 @@ def test_cancel_writes_nothing(folder, tmp_path):
     with pytest.raises(Cancelled):
         run_job(job)
     assert list(out.iterdir()) == []
+
+
+class _EdgeCells:
+    """Two red cells: one cut by the bottom edge, one inside."""
+
+    def segment(self, image, cancel=None):
+        import numpy as np
+
+        from cellviewer.core.document import Marker
+        from cellviewer.core.segment import SegmentationResult
+
+        h, w = image.shape[:2]
+        lab = np.zeros((h, w), np.int32)
+        lab[h - 6:h, 10:20], lab[40:50, 40:50] = 1, 2
+        yield from ()
+        return SegmentationResult({"rbc": lab}, [Marker(0, "rbc", 15.0, h - 3.0, cell=1),
+                                                 Marker(0, "rbc", 45.0, 45.0, cell=2)], model_name="edge")
+
+
+@pytest.mark.parametrize("rule, n", [("all", 2), ("frame", 1), ("inside", 1)])
+def test_segmented_images_follow_the_given_border_rule_saved_ones_their_own(folder, tmp_path, rule, n):
+    d, saved_counts = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    images = sorted(d.glob("*.png"))
+    rep = run_job(folder_report(images, out / "r.pdf", out / "r_counts.csv", out / "r_cells.csv", _EdgeCells,
+                                border_rule=rule))
+    counts = {r["image"]: r for r in _rows(rep.counts_csv)}
+    assert int(counts["b.png"]["rbc"]) == n
+    assert int(counts["a.png"]["platelets"]) == saved_counts["platelet"]  # its sidecar's rule: all

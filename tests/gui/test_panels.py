@@ -109,3 +109,16 @@ def test_counts_panel_border_rule_goes_into_the_document(segmented, qtbot):
     doc.set_border_rule("all")
     qtbot.waitUntil(lambda: panel.counts["rbc"] == before, timeout=3000)
     assert panel.border.currentData() == "all"
+
+
+def test_the_chosen_border_rule_is_the_default_for_images_without_saved_corrections(window, smear_path, qtbot):
+    from tests.gui.smear import write_smear
+
+    other = write_smear(smear_path.parent / "other.png", seed=3)
+    window.seg_params.update(auto_run=False)
+    assert window.open_image(smear_path)
+    panel = window.counts_panel
+    panel.border.setCurrentIndex(panel.border.findData("frame"))
+    assert window.count_settings.value.border_rule == "frame" and panel.doc.border_rule == "frame"
+    assert window.open_image(other)
+    assert panel.doc.border_rule == "frame" and panel.border.currentData() == "frame"

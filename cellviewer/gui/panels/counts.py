@@ -4,7 +4,9 @@ Counts are markers per class (``Document.counts``). Every document change
 schedules one refresh (coalesced: a brush drag of 100 dabs recomputes a few
 times, not 100 times). The "Cells on the edge" choice is the document's
 ``border_rule`` (saved with it; see :mod:`cellviewer.core.countframe`): the panel
-shows it and writes the user's choice into the document, never keeps its own copy.
+shows it and writes the user's choice into the document (and into the window's
+``CountSettings``: images opened later without saved corrections start with it), never
+keeps its own copy.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ def summary(doc: Document | None) -> tuple[dict[str, int], dict[str, str]]:
 class CountsPanel(QWidget):
     updated = Signal(object)  # the counts dict
 
-    def __init__(self, parent=None):
+    def __init__(self, settings=None, parent=None):
         super().__init__(parent)
+        self.settings = settings  # Observable[CountSettings]: the rule for images opened without one
         self.doc: Document | None = None
         self.counts: dict[str, int] = {c: 0 for c in CELL_CLASSES}
         self.diff: dict[str, str] = {}
@@ -73,7 +76,10 @@ class CountsPanel(QWidget):
 
     def _on_border(self, index: int) -> None:
         if self.doc is not None and index >= 0:
-            self.doc.set_border_rule(self.border.itemData(index))
+            rule = self.border.itemData(index)
+            self.doc.set_border_rule(rule)
+            if self.settings is not None:
+                self.settings.update(border_rule=rule)
 
     def refresh(self) -> None:
         self._timer.stop()
