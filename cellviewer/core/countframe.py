@@ -42,8 +42,7 @@ TOP, LEFT, BOTTOM, RIGHT = 1, 2, 4, 8
 def check_rule(rule: str) -> str:
     """``rule`` if it is one of :data:`BORDER_RULES`, else an :class:`OptionError` naming them."""
     if rule not in BORDER_RULES:
-        raise OptionError(f"Unknown border-cell rule '{rule}'.",
-                              hint="use one of: " + ", ".join(BORDER_RULES))
+        raise OptionError(f"Unknown border-cell rule '{rule}'.", hint="use one of: " + ", ".join(BORDER_RULES))
     return rule
 
 
@@ -75,7 +74,7 @@ def is_counted(flags: int, rule: str) -> bool:
         return flags == 0
     if rule == "frame":
         return not flags & (BOTTOM | RIGHT)
-    check_rule(rule)
+    check_rule(rule)  # an unknown rule: raises an OptionError naming the valid ones
     return True
 
 
