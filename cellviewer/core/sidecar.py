@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cellviewer import __version__
-from cellviewer.core.countframe import BORDER_RULES
+from cellviewer.core.countframe import rule_or_default
 from cellviewer.core.document import CELL_CLASSES, PART_NAMES, Document, EditRecord, Marker, Provenance, now_iso
 from cellviewer.core.errors import SaveError, SidecarError
 
@@ -366,9 +366,9 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
     doc.labels, doc.parts, doc.markers, doc.provenance = labels, parts.astype(np.uint8), markers, prov
     doc.um_per_px, doc.reviewed = um, bool(meta.get("reviewed", False))
     rule = str(meta.get("border_rule", "all"))
-    if rule not in BORDER_RULES:
+    doc.border_rule = rule_or_default(rule)
+    if doc.border_rule != rule:
         warnings.append(f"Unknown border-cell rule '{rule}'; every cell is counted.")
-    doc.border_rule = rule if rule in BORDER_RULES else "all"
     doc.notify_all()
     return warnings
 

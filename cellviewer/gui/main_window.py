@@ -39,6 +39,8 @@ class MainWindow(QMainWindow):
         self.tool_state = Observable(settings.load_dataclass("tools", ToolState), self)
         self.seg_params = Observable(settings.load_dataclass("segment", SegmentParams), self)
         self.count_settings = Observable(settings.load_dataclass("counts", CountSettings), self)
+        counts = self.count_settings.value
+        counts.border_rule = rule_or_default(counts.border_rule)  # checked once: settings files can be edited
         self.session = Session(self)
         self.canvas = Canvas()
         self.canvas.set_view_state(self.view_state.value)
@@ -202,7 +204,7 @@ class MainWindow(QMainWindow):
 
     def _on_document(self, doc) -> None:
         if doc is not None and not self.session.had_sidecar:  # the user's rule for new images
-            doc.border_rule = rule_or_default(self.count_settings.value.border_rule)
+            doc.border_rule = self.count_settings.value.border_rule
         self.canvas.set_document(doc)
         self.tools.set_document(doc, self.session.stack)
         self.counts_panel.set_document(doc)
@@ -268,7 +270,7 @@ class MainWindow(QMainWindow):
         name, opts = self.segmentation.segmenter_request()
         folder = self.files_panel.folder
         return self.folder_reporter.start(self.files_panel.paths, pdf_path, name, opts, folder.name if folder else "",
-                                          rule_or_default(self.count_settings.value.border_rule))
+                                          self.count_settings.value.border_rule)
 
     def _fill_recent(self) -> None:
         self.recent_menu.clear()

@@ -95,7 +95,7 @@ class CountsPanel(QWidget):
             rows.append(f"<tr><td><span style='color:rgb({r},{g},{b})'>■</span> {DISPLAY_NAMES[c]}</td>"
                         f"<td align='right'><b>{self.counts.get(c, 0)}</b></td></tr>")
         rows.append(f"<tr><td>Total</td><td align='right'><b>{sum(self.counts.values())}</b></td></tr>")
-        n_out = len(self.doc.uncounted()) if self.doc is not None and rule != "all" else 0
+        n_out = len(self.doc.markers) - sum(self.counts.values()) if self.doc is not None else 0  # not counted
         if n_out:
             rows.append(f"<tr><td colspan='2'><i>{n_out} cut cell{'s' if n_out != 1 else ''} not counted</i></td></tr>")
         html = "<table width='100%'>" + "".join(rows) + "</table>"
