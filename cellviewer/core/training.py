@@ -23,6 +23,9 @@
   phase 1 are averaged, BatchNorm re-estimated, and the average validated; it becomes the
   best checkpoint only when it scores higher (always kept as ``<out>-swa``). A
   ``lr_floor`` of ~0.3-0.5 keeps the late epochs apart enough to be worth averaging.
+* **Widening** (``widen_base``, :mod:`cellviewer.nets.widen`): on ``resume``, a DO-U-Net is
+  first grown to that channel width by copying channels (Net2WiderNet) — same output at
+  the start, more capacity to train.
 * **Checkpoints** (:func:`cellviewer.nets.checkpoint.save_checkpoint`, float16): the
   best epoch to ``config.out``, the latest to ``<out>-last`` (its card holds the
   training state, so ``resume`` continues from there).
@@ -99,6 +102,8 @@ class TrainConfig:
     swa_epochs: int = 0
     #: the learning rate never falls below this fraction of ``lr`` (cosine schedule's floor; ~0.3 suits SWA)
     lr_floor: float = 0.02
+    #: on resume, grow the DO-U-Net to this channel width first, keeping its function (nets.widen)
+    widen_base: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -202,6 +207,7 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
 
     from cellviewer.nets.checkpoint import load_checkpoint, save_checkpoint
     from cellviewer.nets.registry import create_net
+    from cellviewer.nets.widen import widen_do_unet
 
     cfg = config
     t0 = time.perf_counter()
@@ -224,6 +230,8 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     if cfg.resume:
         net, old = load_checkpoint(cfg.resume, "cpu")
         state.update((old.get("training") or {}).get("state") or {})
+        if cfg.widen_base:
+            net = widen_do_unet(net, cfg.widen_base, seed=cfg.seed)
     else:
         ncfg = dict(cfg.net_config)
         ncfg.setdefault("n_classes", len(classes))

@@ -76,3 +76,16 @@ def test_swa_averages_the_last_epochs_and_border_pad_goes_to_the_card(tmp_path):
     assert card["inference"] == {"border_pad": 0.5}
     assert card["training"]["config"]["swa_epochs"] == 2
     assert res.best_score == pytest.approx(max(h["score"] for h in res.history), abs=1e-5)  # kept only if better
+
+
+def test_resume_can_widen_the_net_first(tmp_path):
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    res = run_job(train(_cfg(tmp_path)))
+    seen = []
+    res2 = run_job(train(_cfg(tmp_path, epochs=2, resume=res.checkpoint, widen_base=6,
+                              out=str(tmp_path / "wide"))), seen.append)
+    assert res2.history[-1]["epoch"] == 2
+    net, card = load_checkpoint(str(tmp_path / "wide-last"))
+    assert card["config"]["base"] == 6 and card["training"]["config"]["widen_base"] == 6
+    assert net.down[0][0][0].weight.shape[0] == 6
