@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
-from cellviewer.core import fuzz  # noqa: E402
+from cellviewer.core import fuzz, mutate  # noqa: E402
 from cellviewer.core.robustness import CRASH, OK, check_image, check_journal, check_sidecar  # noqa: E402
 
 EXAMPLES = int(os.environ.get("CELLVIEWER_FUZZ_EXAMPLES", "150"))
@@ -133,7 +133,7 @@ def _npy(a: np.ndarray) -> bytes:
 
 @st.composite
 def mutated_sidecar(draw):
-    meta, arrays = fuzz.valid_sidecar_parts(None)
+    meta, arrays = mutate.valid_sidecar_parts(None)
     for path, value in draw(st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=4)).items():
         _set(meta, path, value)
     for path in draw(st.lists(st.sampled_from(FIELDS), max_size=2)):
@@ -150,7 +150,7 @@ def mutated_sidecar(draw):
         elif member in arrays:
             arrays[member] = arrays[member][: draw(st.integers(0, len(arrays[member])))]
     text = json.dumps(meta, allow_nan=True).encode()
-    data = fuzz.zip_bytes({"document.json": text, **arrays})
+    data = mutate.zip_bytes({"document.json": text, **arrays})
     flips = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)), max_size=3))
     if flips and draw(st.integers(0, 3)) == 0:  # mostly structured mutations; sometimes raw zip damage
         b = bytearray(data)
@@ -254,6 +254,6 @@ def test_journal_random_bytes(data):
 
 
 def test_zip_bytes_helper_round_trips():
-    data = fuzz.zip_bytes({"a": b"1"})
+    data = mutate.zip_bytes({"a": b"1"})
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         assert z.read("a") == b"1"

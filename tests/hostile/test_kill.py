@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from cellviewer.core.robustness import kill_cycles
+from cellviewer.core.killcycles import kill_cycles
 
 CYCLES = int(os.environ.get("CELLVIEWER_KILL_CYCLES", "10"))
 

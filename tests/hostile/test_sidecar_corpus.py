@@ -296,7 +296,7 @@ def test_partial_saves_left_by_a_crash_are_swept(tmp_path):
 def test_every_kind_of_edit_passes_the_journals_validation(tmp_path):
     """Validation on read must never refuse what the app itself writes (attaching a journal cuts
     the file at the first record it refuses)."""
-    from cellviewer.core.robustness import synthetic_document
+    from cellviewer.core.killcycles import synthetic_document
 
     doc = synthetic_document(300, 400, tmp_path / "img.png", seed=3)
     sidecar.save_sidecar(doc)
