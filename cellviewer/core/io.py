@@ -31,11 +31,11 @@ from PIL import Image, ImageFile, ImageOps
 
 from cellviewer.core.document import ImageData, ImageInfo
 from cellviewer.core.errors import ImageReadError, SaveError
+from cellviewer.core.tone import alpha_unit, to_uint8
 
 MAX_PIXELS = 250_000_000  #: largest width × height read_image accepts unless told otherwise
 MAX_SIDE = 100_000  #: largest width or height accepted
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-STRETCH_PERCENTILES = (0.5, 99.5)  #: display stretch of 16-bit / float / signed images
 
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _PIL_FORMATS = {"JPEG": ["JPEG", "MPO"], "PNG": ["PNG"], "BMP": ["BMP"], "TIFF": ["TIFF"]}
@@ -47,8 +47,6 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type -> channels in
 _MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
           (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"GIF8", "GIF"), (b"%PDF", "PDF"),
           (b"\xffO\xffQ", "JPEG 2000"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
-_PERCENTILE_SAMPLE = 1 << 22  # values used for the percentiles (fixed stride: deterministic)
-_CHUNK = 1 << 22  # elements converted at a time (bounds temporary memory)
 _LOCK = threading.RLock()
 # What decoders raise on malformed input: PIL (OSError incl. "truncated", SyntaxError, EOFError,
 # struct/zlib errors, KeyError), tifffile (TiffFileError, ValueError, KeyError, IndexError, and
@@ -379,53 +377,12 @@ def _tiff_colour(p: Path, arr: np.ndarray, dtype: str, photometric: int, extras:
     return _Decoded(arr, alpha, dtype, s)
 
 
-def _unit(a: np.ndarray) -> np.ndarray:
-    """Alpha samples as float32 in [0, 1] by their dtype's range (NaN = opaque)."""
-    if a.dtype.kind in "ui":
-        return np.clip(a.astype(np.float32) / np.iinfo(a.dtype).max, 0, 1)
-    return np.clip(np.nan_to_num(a.astype(np.float32), nan=1.0), 0, 1)
-
-
-def _to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
-    """Any numeric samples -> uint8 by a deterministic 0.5–99.5 % stretch (NaN/inf -> 0)."""
-    if colour.dtype == np.uint8:
-        return colour
-    if colour.dtype == bool:
-        return colour.astype(np.uint8) * 255
-    is_float = colour.dtype.kind == "f"
-    flat = colour.reshape(-1)
-    sample = flat[:: flat.size // _PERCENTILE_SAMPLE + 1]
-    if is_float:
-        sample = sample[np.isfinite(sample)]
-    lo, hi = (float(v) for v in np.percentile(sample, STRETCH_PERCENTILES)) if sample.size else (0.0, 0.0)
-    how = f"{STRETCH_PERCENTILES[0]:g}–{STRETCH_PERCENTILES[1]:g} % stretch of {lo:g}…{hi:g}"
-    if hi <= lo:  # constant image: map the dtype's natural range instead
-        info = np.iinfo(colour.dtype) if colour.dtype.kind in "ui" else None
-        lo, hi = (float(info.min), float(info.max)) if info else (0.0, 1.0)
-        how = f"constant image, range {lo:g}…{hi:g}"
-    scale, out, n_bad = 255.0 / (hi - lo), np.empty(flat.shape, np.uint8), 0
-    for i in range(0, flat.size, _CHUNK):
-        x = flat[i : i + _CHUNK].astype(np.float64)
-        if is_float:
-            bad = ~np.isfinite(x)
-            n_bad += int(bad.sum())
-            x[bad] = lo
-        np.clip((x - lo) * scale, 0, 255, out=x)
-        out[i : i + _CHUNK] = np.rint(x)
-    dt = colour.dtype if dtype == "unknown" else np.dtype(dtype)
-    kind = {"f": " float", "i": " signed"}.get(dt.kind, "")
-    notes.append(f"{dt.itemsize * 8}-bit{kind} image scaled to 8 bits for display ({how})")
-    if n_bad:
-        notes.append(f"{n_bad} NaN/inf sample value(s) shown as 0")
-    return out.reshape(colour.shape)
-
-
 def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
     """A _Decoded -> contiguous uint8 RGB H×W×3: stretch, composite alpha on white, replicate gray."""
     arr = dec.arr if dec.arr.ndim == 3 else dec.arr[..., None]
-    rgb = _to_uint8(arr[..., :-1] if dec.alpha else arr, dec.dtype, notes)
+    rgb = to_uint8(arr[..., :-1] if dec.alpha else arr, dec.dtype, notes)
     if dec.alpha:
-        a = _unit(arr[..., -1])[..., None]
+        a = alpha_unit(arr[..., -1])[..., None]
         if (a < 1).any():
             rgb = np.rint(rgb * a + 255.0 * (1 - a)).astype(np.uint8)
             notes.append("alpha composited on white")
