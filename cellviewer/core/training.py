@@ -9,7 +9,8 @@
   for tests). Every image is resized so its RBC diameter (measured from its boxes)
   becomes ``working_scale`` px. Training uses the ``train`` split, model selection the
   ``val`` split (:func:`~cellviewer.core.datasets.split_of`); the ``test`` split is never
-  touched. Each dataset (or origin, ``balance``) is drawn equally often. Crops come from
+  touched (``train_splits = ["train", "val"]``: a refit on both, the recipe chosen on val
+  before). Each dataset (or origin, ``balance``) is drawn equally often. Crops come from
   :func:`cellviewer.core.augment.augment`.
 * **Loss.** ``mask_loss`` from :func:`cellviewer.nets.losses.create_loss` (default
   ``ce+dice`` with ignored pixels) + ``edge_weight`` × masked BCE on the edge logits +
@@ -58,7 +59,7 @@ from cellviewer.core.errors import CellviewerError
 from cellviewer.core.evaluate import validate
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
 from cellviewer.core.swa import WeightWindow, average_into, refresh_batchnorm
-from cellviewer.core.trainparts import border_pad_of, card_for, loss_for
+from cellviewer.core.trainparts import border_pad_of, card_for, load_items, loss_for, preprocess_steps
 
 
 @dataclass
@@ -104,6 +105,8 @@ class TrainConfig:
     lr_floor: float = 0.02
     #: on resume, grow the DO-U-Net to this channel width first, keeping its function (nets.widen)
     widen_base: int | None = None
+    #: splits trained on; ``["train", "val"]``: refit on both (val no longer held out; never "test")
+    train_splits: list = field(default_factory=lambda: ["train"])
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -142,36 +145,6 @@ class TrainResult:
 
 
 # -- data ------------------------------------------------------------------------------------
-def load_items(cfg: TrainConfig, split: str) -> list[dict]:
-    items: list[dict] = []
-    for ds in cfg.datasets:
-        if ds == "synthetic":
-            n = cfg.synthetic_n if split == "train" else max(2, cfg.synthetic_n // 4)
-            items += D.synthetic_items(n, cfg.working_scale, cfg.seed + (split != "train"))
-            continue
-        samples = D.load_samples(ds, cfg.data_root, split)
-        if split != "train" and cfg.val_limit:
-            samples = samples[: cfg.val_limit]
-        items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
-    if not items:
-        raise CellviewerError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
-    from cellviewer.nets.preprocess import apply_steps
-
-    steps = preprocess_steps(cfg)
-    return [dict(it, image=apply_steps(it["image"], steps)) for it in items] if steps else items
-
-
-def preprocess_steps(cfg: TrainConfig) -> list[dict]:
-    """The run's image steps (:func:`cellviewer.nets.preprocess.steps_for`), recorded in the card."""
-    from cellviewer.nets.checkpoint import read_card
-    from cellviewer.nets.preprocess import steps_for
-
-    try:
-        return steps_for(cfg.architecture, cfg.preprocess, read_card(cfg.resume) if cfg.resume else None)
-    except ValueError as e:
-        raise CellviewerError(f"Bad 'preprocess' option: {e}.", hint="e.g. [{\"op\": \"clahe_y\"}] or []") from e
-
-
 def classes_of(cfg: TrainConfig) -> list[str]:
     kinds = {"parts" if d == "wbc_seg" else "boxes" for d in cfg.datasets}
     if len(kinds) > 1:

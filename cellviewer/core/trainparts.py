@@ -1,10 +1,44 @@
-"""Pieces of a training run kept out of :mod:`cellviewer.core.training`: its model card and its loss."""
+"""Pieces of a training run kept out of :mod:`cellviewer.core.training`: its data, model card and loss."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
 from cellviewer.core import datasets as D
+from cellviewer.core.errors import CellviewerError
+
+
+def load_items(cfg, split: str) -> list[dict]:
+    items: list[dict] = []
+    for ds in cfg.datasets:
+        if ds == "synthetic":
+            n = cfg.synthetic_n if split == "train" else max(2, cfg.synthetic_n // 4)
+            items += D.synthetic_items(n, cfg.working_scale, cfg.seed + (split != "train"))
+            continue
+        splits = list(cfg.train_splits) if split == "train" else [split]
+        if "test" in splits:
+            raise CellviewerError("The test split is never trained on.", hint='train_splits: "train" and/or "val"')
+        samples = [s for sp in splits for s in D.load_samples(ds, cfg.data_root, sp)]
+        if split != "train" and cfg.val_limit:
+            samples = samples[: cfg.val_limit]
+        items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
+    if not items:
+        raise CellviewerError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
+    from cellviewer.nets.preprocess import apply_steps
+
+    steps = preprocess_steps(cfg)
+    return [dict(it, image=apply_steps(it["image"], steps)) for it in items] if steps else items
+
+
+def preprocess_steps(cfg) -> list[dict]:
+    """The run's image steps (:func:`cellviewer.nets.preprocess.steps_for`), recorded in the card."""
+    from cellviewer.nets.checkpoint import read_card
+    from cellviewer.nets.preprocess import steps_for
+
+    try:
+        return steps_for(cfg.architecture, cfg.preprocess, read_card(cfg.resume) if cfg.resume else None)
+    except ValueError as e:
+        raise CellviewerError(f"Bad 'preprocess' option: {e}.", hint="e.g. [{\"op\": \"clahe_y\"}] or []") from e
 
 
 def border_pad_of(cfg) -> float:
@@ -31,8 +65,11 @@ def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: lis
         **({"inference": {"border_pad": pad}} if pad else {}),
         "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
                           "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
-                                    "fractions": list(D.SPLIT_FRACTIONS), "trained_on": "train",
-                                    "selected_on": "val", "reported_on": "test"},
+                                    "fractions": list(D.SPLIT_FRACTIONS),
+                                    "trained_on": "+".join(cfg.train_splits),
+                                    "selected_on": "val" if "val" not in cfg.train_splits
+                                    else "recipe chosen on val beforehand (val is trained on)",
+                                    "reported_on": "test"},
                           "n_train_images": n_train, "n_val_images": n_val,
                           "labels": "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc"
                           else "expert masks"},

@@ -89,3 +89,47 @@ def test_resume_can_widen_the_net_first(tmp_path):
     net, card = load_checkpoint(str(tmp_path / "wide-last"))
     assert card["config"]["base"] == 6 and card["training"]["config"]["widen_base"] == 6
     assert net.down[0][0][0].weight.shape[0] == 6
+
+
+def _wbc_layout(root, per_split=2):
+    """``root/wbc_seg`` with ``per_split`` crops of each of the train / val / test splits."""
+    import cv2
+
+    from cellviewer.core.datasets import split_of
+
+    folder = root / "wbc_seg"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    names = {sp: [n for n in (f"d1_{i:03d}.png" for i in range(300)) if split_of(n) == sp][:per_split]
+             for sp in ("train", "val", "test")}
+    yy, xx = np.mgrid[:96, :96]
+    rows = ["image,width,height,class_name"]
+    for name in sum(names.values(), []):
+        r2 = (yy - 48) ** 2 + (xx - 48) ** 2
+        img = np.full((96, 96, 3), (225, 215, 190), np.uint8)
+        img[r2 <= 30 ** 2] = (190, 150, 200)
+        img[r2 <= 14 ** 2] = (90, 40, 130)
+        cv2.imwrite(str(folder / "images" / name), img[..., ::-1])
+        cv2.imwrite(str(folder / "masks" / name), np.where(r2 <= 14 ** 2, 255, np.where(r2 <= 30 ** 2, 128, 0))
+                    .astype(np.uint8))
+        rows.append(f"{name},96,96,neutrophil")
+    (folder / "images.csv").write_text("\n".join(rows) + "\n")
+    return names
+
+
+def test_train_splits_refit_on_train_and_val_never_test(tmp_path):
+    from cellviewer.core.training import load_items
+    from cellviewer.core.trainparts import card_for
+
+    names = _wbc_layout(tmp_path / "data")
+    cfg = _cfg(tmp_path, name="wbc", datasets=["wbc_seg"], data_root=str(tmp_path / "data"))
+    ids = lambda items: sorted(it["id"] for it in items)  # noqa: E731
+    assert ids(load_items(cfg, "train")) == sorted(names["train"])
+    cfg.train_splits = ["train", "val"]
+    assert ids(load_items(cfg, "train")) == sorted(names["train"] + names["val"])
+    assert ids(load_items(cfg, "val")) == sorted(names["val"])  # still scored, no longer held out
+    split = card_for(cfg, ["background", "nucleus", "cytoplasm"], 4, 2, {}, "cmd", [], 0.0)["training_data"]["split"]
+    assert split["trained_on"] == "train+val" and "val is trained on" in split["selected_on"]
+    cfg.train_splits = ["train", "test"]
+    with pytest.raises(CellviewerError, match="test split"):
+        load_items(cfg, "train")
