@@ -39,6 +39,7 @@ class ModelSummary:
     headline: tuple[str, ...] = ()  # one line per dataset group, e.g. "txl_pbc counting accuracy: ..."
     split: str = ""
     tta: str = "none"  # the card's test-time augmentation (inference.tta)
+    trained_on: str = ""  # the splits the weights saw (training_data.split.trained_on), e.g. "train+val"
 
     @property
     def has_ode_solver(self) -> bool:
@@ -62,7 +63,8 @@ class ModelSummary:
         """Multi-line summary (architecture line + headline metrics)."""
         lines = [self.info_line()]
         if self.headline:
-            lines.append(f"{self.split or 'test'} split:")
+            seen = f" (trained on {self.trained_on.replace('+', ' + ')})" if self.trained_on else ""
+            lines.append(f"{self.split or 'test'} split{seen}:")
             lines += [f"  {h}" for h in self.headline]
         else:
             lines.append("no measured metrics in the card")
@@ -108,7 +110,8 @@ def summarize_card(card: dict, name: str | None = None) -> ModelSummary:
                         working_scale=float(ws) if isinstance(ws, (int, float)) else None,
                         version=str(card.get("version") or "?"), description=str(card.get("description") or ""),
                         headline=headline_metrics(metrics), split=str(metrics.get("split") or ""),
-                        tta=str((card.get("inference") or {}).get("tta") or "none"))
+                        tta=str((card.get("inference") or {}).get("tta") or "none"),
+                        trained_on=str((((card.get("training_data") or {}).get("split") or {}).get("trained_on")) or ""))
 
 
 def model_summaries() -> dict[str, ModelSummary]:

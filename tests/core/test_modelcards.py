@@ -37,6 +37,8 @@ def test_summary_of_a_card():
     assert info.startswith("node-unet (widths [4, 8], rtol 0.01)") and "classes: rbc, wbc, platelet" in info
     assert "working scale: 24 px per red cell; version 2" in info
     assert s.text().splitlines()[1:3] == ["test split:", "  " + s.headline[0]]
+    refit = summarize_card({**CARD, "training_data": {"split": {"trained_on": "train+val"}}})
+    assert refit.trained_on == "train+val" and refit.text().splitlines()[1] == "test split (trained on train + val):"
     bare = summarize_card({})
     assert bare.name == "?" and not bare.has_ode_solver and "no measured metrics" in bare.text()
     assert "working scale: unknown" in bare.info_line()
