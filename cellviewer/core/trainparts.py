@@ -9,6 +9,7 @@ from cellviewer.core.errors import CellviewerError
 
 
 def load_items(cfg, split: str) -> list[dict]:
+    """Working-scale training items of ``split`` ("train": the run's ``train_splits``; "val")."""
     items: list[dict] = []
     for ds in cfg.datasets:
         if ds == "synthetic":
