@@ -6,6 +6,10 @@ on the edge probability grows them back to the whole class mask (DO-U-Net's sepa
 of touching cells); the other classes are connected components. Sizes are fractions of
 the expected red-cell area at the working scale (:data:`MIN_FRACS`; a card may override
 them and give a separate, e.g. stricter, minimum for cells cut by the image border).
+
+A nucleus/cytoplasm model's white cells are connected components of nucleus + cytoplasm;
+a card may ask to split them by their nuclei (:func:`split_by_nuclei`), so that a
+neighbouring white cell whose cytoplasm touches the cell is not merged into it.
 """
 
 from __future__ import annotations
@@ -55,14 +59,16 @@ def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell:
 
 def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: list[str], diameter: float,
                          method: str = "edge-watershed", fracs: dict | None = None,
-                         border_fracs: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
+                         border_fracs: dict | None = None,
+                         nucleus_split: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
     """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
 
     ``classes`` names the channels (``background, rbc, wbc, platelet`` or
     ``background, nucleus, cytoplasm``); ``diameter`` is the RBC diameter (px) at this
     scale. ``fracs`` overrides :data:`MIN_FRACS` per class; ``border_fracs[cls]`` is the
     smallest area (fraction of an RBC) of a cell cut by the image border (default: as
-    any cell). ``scores[cls][i]`` belongs to label ``i + 1``.
+    any cell). ``scores[cls][i]`` belongs to label ``i + 1``. ``nucleus_split`` (keyword
+    arguments of :func:`split_by_nuclei`) splits a parts model's white cells by their nuclei.
     """
     a0 = np.pi * (diameter / 2.0) ** 2
     fracs = {**MIN_FRACS, **(fracs or {})}
@@ -76,8 +82,10 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
         fg = ndi.binary_fill_holes(np.isin(cm, fg_ids))
         lab, _ = ndi.label(fg)
         wbc = remove_small(lab.astype(np.int32), max(1, int(MIN_FRACS["wbc"][1] * a0)))
-        labels["wbc"], scores["wbc"] = wbc, _mean_by_label(prob, wbc)
         parts = np.where(wbc > 0, np.where(cm == idx["nucleus"], 1, 2), 0).astype(np.uint8)
+        if nucleus_split is not None:
+            wbc = split_by_nuclei(wbc, parts, diameter, **nucleus_split)
+        labels["wbc"], scores["wbc"] = wbc, _mean_by_label(prob, wbc)
         return labels, parts, scores
     for cls in ("rbc", "wbc", "platelet"):
         if cls not in idx:
@@ -95,6 +103,62 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
             lab = remove_small(lab.astype(np.int32), max(1, min_cell), min_border)
         labels[cls], scores[cls] = lab.astype(np.int32), _mean_by_label(prob, lab)
     return labels, parts, scores
+
+
+def split_by_nuclei(wbc: np.ndarray, parts: np.ndarray, diameter: float, min_gap: float = 1.1,
+                    min_nucleus: float = 0.05) -> np.ndarray:
+    """White cells (labels) split where they hold nuclei of *different* cells.
+
+    In each cell the nucleus pieces (``parts == 1``) of at least ``min_nucleus`` × the
+    expected red-cell area are grouped by single linkage: pieces whose centroids are closer
+    than ``min_gap`` red-cell diameters (``diameter`` px) belong to one cell, so the lobes
+    of a segmented neutrophil stay together. With two or more groups the cell is divided
+    by a watershed on its distance transform seeded by the groups' nuclei: a neighbouring
+    white cell that touches it (a cytoplasm bridge) becomes its own instance. Labels are
+    renumbered 1..n; a cell with one group is unchanged.
+    """
+    out = np.zeros(wbc.shape, np.int32)
+    nxt = 1
+    min_px = min_nucleus * np.pi * (diameter / 2.0) ** 2
+    objs = ndi.find_objects(wbc)
+    for cid, sl in enumerate(objs, start=1):
+        if sl is None:
+            continue
+        m = wbc[sl] == cid
+        pieces, n = ndi.label(m & (parts[sl] == 1))
+        big = [i + 1 for i, a in enumerate(np.bincount(pieces.ravel())[1:]) if a >= min_px] if n > 1 else []
+        groups = _link(np.array(ndi.center_of_mass(m, pieces, big)), min_gap * diameter) if len(big) > 1 else [0]
+        k = max(groups) + 1
+        if k < 2:
+            out[sl][m] = nxt
+            nxt += 1
+            continue
+        seeds = np.zeros(m.shape, np.int32)
+        for b, g in zip(big, groups):
+            seeds[pieces == b] = g + 1
+        ws = watershed(-ndi.distance_transform_edt(m), seeds, mask=m)
+        view = out[sl]
+        view[m] = ws[m] + (nxt - 1)
+        nxt += k
+    return out
+
+
+def _link(points: np.ndarray, gap: float) -> list[int]:
+    """Single-linkage groups (0..k-1, in order of first appearance) of points closer than ``gap``."""
+    parent = list(range(len(points)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            if float(np.hypot(*(points[i] - points[j]))) < gap:
+                parent[root(j)] = root(i)
+    ids: dict[int, int] = {}
+    return [ids.setdefault(root(i), len(ids)) for i in range(len(points))]
 
 
 def softmax_np(logits: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ Pipeline of :meth:`NetSegmenter.segment` on an RGB ``uint8`` image:
    :data:`SEPARATE` (red and white cells); platelets, which rarely touch, are connected
    components (this counted better on the val split). Models without an edge head use
    ``method`` from :mod:`cellviewer.core.counting` instead. Models with
-   nucleus/cytoplasm classes give WBC instances (nucleus ∪ cytoplasm) and ``parts``.
+   nucleus/cytoplasm classes give WBC instances (nucleus ∪ cytoplasm, split by their nuclei
+   when the card's ``postprocess.split_by_nuclei`` asks) and ``parts``.
 4. Labels are resized back to the input size with smooth outlines (:mod:`cellviewer.core.upsample`:
    nearest labels, outlines from the bilinearly enlarged class margin), one marker per
    cell at an interior point; a cell's **score** is the mean probability of its class over its
@@ -132,6 +133,8 @@ class NetSegmenter:
         #: smallest seed/cell per class and smallest border-cut cell (fractions of an RBC's area)
         self.fracs = {c: tuple(v) for c, v in (post.get("min_fracs") or {}).items()}
         self.border_fracs = {c: float(v) for c, v in (post.get("border_fracs") or {}).items()}
+        #: parts models: split white cells holding nuclei of different cells (core.instances.split_by_nuclei)
+        self.nucleus_split = post.get("split_by_nuclei")
         self.solver = dict(solver or {}) if hasattr(self.net, "set_solver") else {}  # set per run, then restored
         #: reflect-pad the input by this many RBC diameters (its edge then looks as in training crops)
         self.border_pad = float((self.card.get("inference") or {}).get("border_pad", 0.0) if border_pad is None
@@ -223,7 +226,8 @@ class NetSegmenter:
             t = time.perf_counter()
             if "nucleus" in self.classes:  # parts: smooth outlines from probabilities at full size
                 probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
-                labels, parts, scores = instances_from_probs(probs, None, self.classes, d, self.method)
+                labels, parts, scores = instances_from_probs(probs, None, self.classes, d, self.method,
+                                                             nucleus_split=self.nucleus_split)
             else:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
                                                              self.method, self.fracs, self.border_fracs)
