@@ -144,21 +144,11 @@ def split_by_nuclei(wbc: np.ndarray, parts: np.ndarray, diameter: float, min_gap
 
 
 def _link(points: np.ndarray, gap: float) -> list[int]:
-    """Single-linkage groups (0..k-1, in order of first appearance) of points closer than ``gap``."""
-    parent = list(range(len(points)))
+    """Single-linkage groups (0..k-1) of points closer than ``gap`` to one another."""
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial.distance import cdist
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(points)):
-        for j in range(i + 1, len(points)):
-            if float(np.hypot(*(points[i] - points[j]))) < gap:
-                parent[root(j)] = root(i)
-    ids: dict[int, int] = {}
-    return [ids.setdefault(root(i), len(ids)) for i in range(len(points))]
+    return connected_components(cdist(points, points) < gap, directed=False)[1].tolist()
 
 
 def softmax_np(logits: np.ndarray) -> np.ndarray:
