@@ -127,6 +127,7 @@ def _box_summary(acc: dict, n: int) -> dict:
         p = tp / (tp + fp) if tp + fp else 0.0
         r = tp / (tp + fn) if tp + fn else 0.0
         out[c] = {"count_accuracy": float(np.mean(a["acc"])) if a["acc"] else float("nan"),
+                  "count_accuracy_ci95": list(M.bootstrap_ci(a["acc"])),
                   "count_accuracy_total": M.counting_accuracy(a["pred"], a["true"]) if a["true"] else float("nan"),
                   "mae": float(np.mean(a["abs"])) if a["abs"] else float("nan"),
                   "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
@@ -155,6 +156,8 @@ def _mean_dicts(rows: list[dict]) -> dict:
         keys = rows[0][name].keys()
         out[name] = {k: (np.nanmean(np.array([r[name][k] for r in rows], float), axis=0).round(6).tolist())
                      for k in keys}
+        if name in PARTS:
+            out[name]["dice_ci95"] = [round(v, 6) for v in M.bootstrap_ci([r[name]["dice"] for r in rows])]
     return out
 
 
@@ -262,6 +265,10 @@ def _f(v, pct=True) -> str:
     return f"{100 * v:.2f}" if pct else f"{v:.2f}"
 
 
+def _ci(v) -> str:
+    return "—" if not v or any(np.isnan(x) for x in v) else f"{100 * v[0]:.2f}–{100 * v[1]:.2f}"
+
+
 def format_table(result: dict) -> str:
     """The full metric table of :func:`evaluate_model` as text (percentages)."""
     lines = [f"model {result['model']} — split {result['split']} — {result['seconds_per_image']:.3f} s/image"
@@ -280,11 +287,15 @@ def format_table(result: dict) -> str:
                              f"{_f(s['mae'], False):>7}{_f(s['precision']):>8}{_f(s['recall']):>8}{_f(s['f1']):>8}"
                              f"{str(s['n_pred']) + '/' + str(s['n_true']):>12}"
                              f"{str(s['zero_true_false_counts']) + '/' + str(s['zero_true_images']):>10}")
+            lines.append("count acc 95 % CI (bootstrap over images): "
+                         + ", ".join(f"{c} {_ci(r[c].get('count_accuracy_ci95'))}" for c in CELLS))
         elif r["kind"] == "masks":
             lines.append(f"[{g}] {r['n_images']} images (masks; mean over images)")
             lines.append(f"{'region':<10}" + "".join(f"{k[:9]:>10}" for k in _SEG_KEYS))
             for part in PARTS:
                 lines.append(f"{part:<10}" + "".join(f"{_f(r[part][k]):>10}" for k in _SEG_KEYS))
+            lines.append("Dice 95 % CI (bootstrap over images): "
+                         + ", ".join(f"{part} {_ci(r[part].get('dice_ci95'))}" for part in PARTS))
             m = r["map"]
             cpa = "/".join(_f(v) for v in m["class_pixel_accuracy"])
             lines.append(f"3-class map: pixel acc {_f(m['pixel_accuracy'])}, class pixel acc (bg/nuc/cyto) {cpa}, "

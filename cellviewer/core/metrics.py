@@ -189,6 +189,29 @@ def counting_accuracy(pred_count: float, true_count: float) -> float:
     return 1.0 - abs(pred_count - true_count) / true_count
 
 
+def bootstrap_ci(values: Sequence[float] | np.ndarray, level: float = 0.95, n_resamples: int = 2000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the mean of ``values``.
+
+    The items (e.g. per-image scores) are resampled with replacement ``n_resamples``
+    times; the interval is the ``(1 − level) / 2`` and ``(1 + level) / 2`` quantiles of
+    the resampled means. NaNs are dropped; no values gives ``(nan, nan)``. Fixed
+    ``seed``: the same values always give the same interval (cards can be re-checked).
+    Use it to tell whether a score differs from a reference by more than the test set's
+    sampling noise: a reference inside the interval is not shown to be different.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError("level must be between 0 and 1")
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(n_resamples, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return float(lo), float(hi)
+
+
 @dataclass(frozen=True)
 class DetectionScore:
     """Result of :func:`detection_f1`; ``matches`` pairs (point index, box index)."""

@@ -29,6 +29,11 @@ def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_r
     card = find_models()["tiny-wbc"][1]
     assert card["metrics"]["command"] == "cellviewer evaluate --model tiny-wbc --split test --datasets wbc_seg"
     assert card["metrics"]["datasets"]["wbc_seg"]["n_images"] == 2
+    # the sampling noise of each mean: a 95 % bootstrap interval over the images, inside their range
+    assert "Dice 95 % CI (bootstrap over images): wbc " in out
+    dices = [r["wbc_dice"] for r in res["images"]]
+    lo, hi = res["datasets"]["wbc_seg"]["wbc"]["dice_ci95"]
+    assert min(dices) - 1e-6 <= lo <= hi <= max(dices) + 1e-6
     # the stored numbers are reproduced ...
     assert cli.main(base + ["--check-card"]) == 0
     assert "every number of the card's metrics reproduced" in capsys.readouterr().out
@@ -59,3 +64,8 @@ def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, mo
     assert out.startswith(f"model {model} — split test") and all(r in out for r in rows)
     res = json.loads((tmp_path / "r.json").read_text())
     assert len(res["images"]) == 2 and all(r["dataset"] == dataset for r in res["images"])
+    assert "95 % CI (bootstrap over images)" in out
+    if dataset == "txl_pbc":
+        acc = [1 - abs(p - t) / t for p, t in (r["rbc_pred_true"] for r in res["images"])]
+        lo, hi = res["datasets"][dataset]["rbc"]["count_accuracy_ci95"]
+        assert min(acc) - 1e-9 <= lo <= hi <= max(acc) + 1e-9

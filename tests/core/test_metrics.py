@@ -135,3 +135,28 @@ def test_detection_greedy_uses_distance_to_box_centre():
     assert (empty.tp, empty.fp, empty.fn, empty.f1) == (0, 0, 0, 1.0)
     none_found = m.detection_f1([], boxes)
     assert none_found.fn == 2 and none_found.recall == 0.0 and none_found.f1 == 0.0
+
+
+def test_bootstrap_ci_hand_cases():
+    # two items: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4 -> 95 % CI (0, 1)
+    assert m.bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)
+    # every resample of a constant is the constant; NaNs are dropped
+    assert m.bootstrap_ci([0.7, 0.7, float("nan"), 0.7]) == pytest.approx((0.7, 0.7))
+    lo, hi = m.bootstrap_ci([])
+    assert np.isnan(lo) and np.isnan(hi)
+    with pytest.raises(ValueError):
+        m.bootstrap_ci([1.0], level=1.0)
+
+
+def test_bootstrap_ci_brackets_the_mean_narrows_with_n_and_is_reproducible():
+    rng = np.random.default_rng(1)
+    small, big = rng.random(10), rng.random(1000)
+    for v in (small, big):
+        lo, hi = m.bootstrap_ci(v)
+        assert lo < v.mean() < hi and v.min() <= lo and hi <= v.max()
+    assert np.diff(m.bootstrap_ci(big)) < np.diff(m.bootstrap_ci(small)) / 5  # ~ 1/sqrt(n): 10x narrower
+    # for the mean of uniforms, ±1.96 standard errors (sd = 1/sqrt(12))
+    lo, hi = m.bootstrap_ci(big)
+    assert (hi - lo) / 2 == pytest.approx(1.96 / np.sqrt(12 * 1000), rel=0.15)
+    assert m.bootstrap_ci(small) == m.bootstrap_ci(small)
+    assert m.bootstrap_ci([0.0, 1.0, 1.0], level=0.5) != m.bootstrap_ci([0.0, 1.0, 1.0], level=0.99)
