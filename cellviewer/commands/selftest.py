@@ -1,7 +1,9 @@
 """``cellviewer --selftest`` (also ``cellviewer selftest``): is this installation whole?
 
 Headless, offline, a few seconds: loads the default model, segments the bundled sample
-smear, checks that the counts are plausible for it, checks torchvision's compiled ops
+smear, checks that the counts are plausible for it, loads every other shipped model (a
+nucleus/cytoplasm model must find the sample's white cell with both parts, and the
+splitting of touching white cells by their nuclei must work), checks torchvision's compiled ops
 (the part a PyInstaller bundle most often misses), writes a PDF + CSV report into a
 temporary folder and checks it, then prints a short summary. Exit 0 when all is well;
 otherwise one line ``cellviewer: error: self-test failed: <reason>`` and a non-zero
@@ -57,6 +59,51 @@ def _torchvision_ops() -> str:
     if not extension._has_ops():
         _fail("torchvision's compiled ops (_C_stable) are missing ('operator torchvision::nms does not exist')")
     return f"torchvision {torchvision.__version__} ops ok"
+
+
+def _nucleus_split() -> None:
+    """Two touching white cells with far-apart nuclei must come out as two (scipy's compiled graph code)."""
+    import numpy as np
+
+    from cellviewer.core.instances import split_by_nuclei
+
+    yy, xx = np.mgrid[:40, :80]
+    cells = ((yy - 20) ** 2 + (xx - 22) ** 2 < 18 ** 2) | ((yy - 20) ** 2 + (xx - 58) ** 2 < 18 ** 2)
+    nuclei = ((yy - 20) ** 2 + (xx - 20) ** 2 < 6 ** 2) | ((yy - 20) ** 2 + (xx - 60) ** 2 < 6 ** 2)
+    parts = np.where(nuclei, 1, np.where(cells, 2, 0)).astype(np.uint8)
+    if split_by_nuclei(cells.astype(np.int32), parts, diameter=20.0).max() != 2:
+        _fail("white cells are not split by their nuclei (cellviewer.core.instances.split_by_nuclei)")
+
+
+def _other_models(default: str, device: str, pixels) -> list[str]:
+    """Load every other shipped model; a WBC-parts model must give the sample's WBC a nucleus and a cytoplasm."""
+    import numpy as np
+
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.netsegment import find_models, model_dirs
+    from cellviewer.core.segment import create_segmenter
+
+    shipped = {d.resolve() for d in model_dirs()[:-1]}  # bundled / installed, not the user's own store
+    lines = []
+    for name, (path, _card) in sorted(find_models().items()):
+        if name == default or path.resolve().parent not in shipped:
+            continue
+        t = time.perf_counter()
+        seg = create_segmenter(name, device=device)
+        line = f"  model: {name} v{seg.version} loaded"
+        if "nucleus" in (getattr(seg, "classes", None) or []):
+            res = run_job(seg.segment(pixels))
+            wbc = res.labels["wbc"] > 0
+            parts = res.parts if res.parts is not None else np.zeros(wbc.shape, np.uint8)
+            nuc, cyto = int(((parts == 1) & wbc).sum()), int(((parts == 2) & wbc).sum())
+            if not wbc.any() or nuc == 0 or cyto == 0:
+                _fail(f"model '{name}' found no white cell with nucleus and cytoplasm on the sample "
+                      f"({int(wbc.any())} WBC, nucleus {nuc} px, cytoplasm {cyto} px)",
+                      hint="the model or its post-processing is broken; reinstall the models/ folder")
+            _nucleus_split()
+            line += f"; sample WBC: nucleus {nuc} px, cytoplasm {cyto} px; nucleus split ok"
+        lines.append(f"{line} ({time.perf_counter() - t:.1f} s)")
+    return lines
 
 
 def _write_report(doc, folder, model: str, name: str) -> str:
@@ -117,6 +164,9 @@ def run_selftest(args) -> int:
     if problems:
         _fail(f"implausible counts on the sample: {'; '.join(problems)}",
               hint="the model or its post-processing is broken; reinstall the models/ folder")
+    if getattr(args, "model", None) is None:  # the whole installation: every shipped model loads
+        for line in _other_models(model, getattr(args, "device", None) or "auto", img.pixels):
+            out(line)
     folder = tempfile.mkdtemp(prefix="cellviewer-selftest-")
     keep = bool(getattr(args, "keep", False))
     try:

@@ -1,5 +1,6 @@
 """``cellviewer --selftest`` / ``cellviewer selftest``: passes on the real sample, fails with one line."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,19 @@ def test_selftest_flag_passes_on_the_bundled_sample(capsys):
     assert rc == 0, err
     assert "self-test passed" in out and "BloodImage_00095.jpg" in out
     assert "ops ok" in out and "report.pdf" in out and "(removed)" in out
+    # every shipped model is loaded; the parts model gives the sample's white cell both parts
+    line = next(ln for ln in out.splitlines() if "model: wbc-nucleus-cytoplasm" in ln)
+    nuc, cyto = (int(re.search(rf"{k} (\d+) px", line).group(1)) for k in ("nucleus", "cytoplasm"))
+    assert nuc > 5000 and cyto > 5000 and "nucleus split ok" in line
+
+
+def test_broken_nucleus_split_fails_with_one_line(monkeypatch, capsys):
+    from cellviewer.core import instances
+
+    monkeypatch.setattr(instances, "split_by_nuclei", lambda wbc, parts, diameter, **kw: wbc)
+    rc = cli.main(["--selftest"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(lines) == 1 and "not split by their nuclei" in lines[0]
 
 
 def test_selftest_command_keeps_a_checked_report(capsys):
