@@ -57,10 +57,53 @@ def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell:
     return remove_small(lab, max(1, min_cell), min_border)
 
 
+def merge_fragments(lab: np.ndarray, max_area: float, min_contact: float, ring: int = 2) -> np.ndarray:
+    """Small cells lying against other cells merged into the neighbour they touch most.
+
+    A cell smaller than ``max_area`` px that is not cut by the image border and whose
+    ``ring``-px outer band lies at least ``min_contact`` on other cells is given to the
+    cell holding most of that band (smallest first). Such pieces are what an extra
+    watershed seed leaves in the overlap of two red cells; a small cell standing free
+    (a microcyte, a spherocyte) touches nothing and stays. Labels are renumbered 1..n.
+    """
+    n = int(lab.max())
+    if n == 0:
+        return lab
+    out = lab.copy()
+    h, w = lab.shape
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    objs = ndi.find_objects(lab)
+    small = [c for c in np.argsort(area[1:], kind="stable") + 1 if 0 < area[c] < max_area]
+    changed = False
+    for cid in small:
+        sl = objs[cid - 1]
+        if sl is None or sl[0].start == 0 or sl[1].start == 0 or sl[0].stop == h or sl[1].stop == w:
+            continue  # cut by the image border: the border rules decide
+        y0, y1 = max(0, sl[0].start - ring), min(h, sl[0].stop + ring)
+        x0, x1 = max(0, sl[1].start - ring), min(w, sl[1].stop + ring)
+        sub = out[y0:y1, x0:x1]
+        m = sub == cid
+        if not m.any() or m.sum() >= max_area:
+            continue
+        band = ndi.binary_dilation(m, iterations=ring) & ~m
+        nb = sub[band]
+        other = nb[(nb > 0) & (nb != cid)]
+        if other.size == 0 or other.size < min_contact * band.sum():
+            continue
+        sub[m] = np.bincount(other).argmax()
+        changed = True
+    if not changed:
+        return lab
+    ids, inv = np.unique(out, return_inverse=True)
+    inv = inv.reshape(out.shape)
+    return (inv if ids[0] == 0 else inv + 1).astype(np.int32)
+
+
 def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: list[str], diameter: float,
                          method: str = "edge-watershed", fracs: dict | None = None,
                          border_fracs: dict | None = None,
-                         nucleus_split: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
+                         nucleus_split: dict | None = None,
+                         merge: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
     """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
 
     ``classes`` names the channels (``background, rbc, wbc, platelet`` or
@@ -69,6 +112,8 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
     smallest area (fraction of an RBC) of a cell cut by the image border (default: as
     any cell). ``scores[cls][i]`` belongs to label ``i + 1``. ``nucleus_split`` (keyword
     arguments of :func:`split_by_nuclei`) splits a parts model's white cells by their nuclei.
+    ``merge[cls] = (max area, min contact)`` merges small pieces of that class into the
+    neighbour they lie against (:func:`merge_fragments`; area as a fraction of an RBC's).
     """
     a0 = np.pi * (diameter / 2.0) ** 2
     fracs = {**MIN_FRACS, **(fracs or {})}
@@ -101,6 +146,8 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
         else:
             lab, _ = ndi.label(fg)
             lab = remove_small(lab.astype(np.int32), max(1, min_cell), min_border)
+        if merge and cls in merge:
+            lab = merge_fragments(lab.astype(np.int32), float(merge[cls][0]) * a0, float(merge[cls][1]))
         labels[cls], scores[cls] = lab.astype(np.int32), _mean_by_label(prob, lab)
     return labels, parts, scores
 

@@ -135,6 +135,8 @@ class NetSegmenter:
         self.border_fracs = {c: float(v) for c, v in (post.get("border_fracs") or {}).items()}
         #: parts models: split white cells holding nuclei of different cells (core.instances.split_by_nuclei)
         self.nucleus_split = post.get("split_by_nuclei")
+        #: small pieces lying against other cells merged into them, per class (core.instances.merge_fragments)
+        self.merge = {c: tuple(v) for c, v in (post.get("merge_fragments") or {}).items()}
         self.solver = dict(solver or {}) if hasattr(self.net, "set_solver") else {}  # set per run, then restored
         #: reflect-pad the input by this many RBC diameters (its edge then looks as in training crops)
         self.border_pad = float((self.card.get("inference") or {}).get("border_pad", 0.0) if border_pad is None
@@ -230,7 +232,8 @@ class NetSegmenter:
                                                              nucleus_split=self.nucleus_split)
             else:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
-                                                             self.method, self.fracs, self.border_fracs)
+                                                             self.method, self.fracs, self.border_fracs,
+                                                             merge=self.merge)
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
             m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
                                                          and source != "given") else None

@@ -102,12 +102,13 @@ def test_card_inference_options_are_read(tmp_path, tiny_checkpoint):
 
     card = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
     card.update(inference={"border_pad": 0.25, "tta": "flips"}, postprocess={"border_fracs": {"platelet": 0.05},
-                                                                           "split_by_nuclei": {"min_gap": 1.2}})
+                                                                           "split_by_nuclei": {"min_gap": 1.2},
+                                                                           "merge_fragments": {"rbc": [0.3, 0.5]}})
     tiny_checkpoint.with_suffix(".json").write_text(json.dumps(card))
     NS._CACHE.clear()
     seg = NS.NetSegmenter(tiny_checkpoint, device="cpu")
     assert (seg.border_pad, seg.tta, seg.border_fracs) == (0.25, "flips", {"platelet": 0.05})
-    assert seg.nucleus_split == {"min_gap": 1.2}
+    assert seg.nucleus_split == {"min_gap": 1.2} and seg.merge == {"rbc": (0.3, 0.5)}
     assert NS.NetSegmenter(tiny_checkpoint, device="cpu", border_pad=0.0, tta="none").border_pad == 0.0
 
 
