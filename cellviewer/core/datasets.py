@@ -272,6 +272,30 @@ def weak_labels(shape: tuple[int, int], boxes: dict[str, np.ndarray], scale: flo
     return classmap, edge
 
 
+#: centre-aligned nearest neighbour (cv2's plain INTER_NEAREST samples the top-left source
+#: pixel and shifts the content by about half an output pixel toward the bottom right)
+NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
+
+
+def resize_classmap(classmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A class map resized to ``size`` (w, h), aligned with an image resized by ``cv2.resize``.
+
+    Shrinking gives each output pixel the class covering most of its footprint (per-class
+    ``INTER_AREA`` fractions); enlarging uses centre-aligned nearest neighbours. Both keep
+    the map registered with the image to a fraction of a pixel (plain ``INTER_NEAREST`` put
+    training targets half a working-scale pixel off their cells).
+    """
+    h, w = classmap.shape[:2]
+    if (w, h) == tuple(size):
+        return classmap.copy()
+    if size[0] * size[1] >= w * h:
+        return cv2.resize(classmap, size, interpolation=NEAREST)
+    classes = np.unique(classmap)
+    frac = np.stack([cv2.resize((classmap == c).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+                     for c in classes])
+    return classes[frac.argmax(0)].astype(classmap.dtype)
+
+
 def stained_foreground(image: np.ndarray) -> np.ndarray | None:
     """Stained pixels (cells of any class) of an RGB image, pale cell centres filled; None if flat.
 
@@ -339,7 +363,7 @@ def working_item(sample: Sample, working_scale: float, edge_px: float = 2.0) -> 
         if sample.weak:
             classmap = ignore_unlabelled(small, classmap)
     elif sample.mask_path is not None:
-        classmap = cv2.resize(sample.read_parts(), size, interpolation=cv2.INTER_NEAREST)
+        classmap = resize_classmap(sample.read_parts(), size)
     else:
         raise CellviewerError(f"'{sample.image_id}' has no pixel targets.", hint="train on bccd, txl_pbc or wbc_seg")
     return {"image": small, "classmap": classmap, "edge": edge, "scale": s, "id": sample.image_id,

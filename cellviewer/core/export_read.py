@@ -84,11 +84,11 @@ def read_labels(sample) -> dict[str, np.ndarray]:
 
 
 def working_targets(sample, size: tuple[int, int], edge_px: float = EDGE_PX) -> tuple[np.ndarray, np.ndarray]:
-    """``(classmap, edge)`` of an exported sample at ``size`` (w, h): labels resized (nearest),
-    classes drawn rbc, wbc, platelet (1, 2, 3), the edge target recomputed at that scale."""
-    from cellviewer.core.datasets import CLASS_INDEX
+    """``(classmap, edge)`` of an exported sample at ``size`` (w, h): labels resized (centre-aligned
+    nearest), classes drawn rbc, wbc, platelet (1, 2, 3), the edge target recomputed at that scale."""
+    from cellviewer.core.datasets import CLASS_INDEX, NEAREST
 
-    labels = {c: cv2.resize(a, size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    labels = {c: cv2.resize(a, size, interpolation=NEAREST).astype(np.int32)
               for c, a in read_labels(sample).items()}
     classmap = np.zeros((size[1], size[0]), np.uint8)
     for c in ("rbc", "wbc", "platelet"):

@@ -58,6 +58,7 @@ import numpy as np
 from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # noqa: F401 (re-exported)
                                      estimate_rbc_diameter, measured_rbc_diameter)
 from cellviewer.core.counting import inside_points
+from cellviewer.core.datasets import NEAREST
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
 from cellviewer.core.instances import (MIN_FRACS, SEPARATE, instances_from_probs,  # noqa: F401 (re-exported)
@@ -259,7 +260,7 @@ class NetSegmenter:
                 markers.append(Marker(id=len(markers) + 1, cls=cls, x=float(x), y=float(y), origin="auto",
                                       cell=int(cid), score=float(sc[cid - 1])))
         if parts is not None:
-            parts = cv2.resize(parts, (w, h), interpolation=cv2.INTER_NEAREST) * (out_labels["wbc"] > 0)
+            parts = cv2.resize(parts, (w, h), interpolation=NEAREST) * (out_labels["wbc"] > 0)
         timings["markers"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         params = {"model": self.name, "checkpoint": Path(self.checkpoint).name, "diameter_px": round(d, 2),

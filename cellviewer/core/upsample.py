@@ -95,7 +95,7 @@ def resize_labels(lab: np.ndarray, scores: np.ndarray, shape: tuple[int, int],
                     crop = big[y0:int(np.ceil((ys.stop + 1) * ry)), x0:int(np.ceil((xs.stop + 1) * rx))]
                     present[i] = bool((crop == i).any())
     else:
-        big = cv2.resize(lab, (w, h), interpolation=cv2.INTER_NEAREST)
+        big = cv2.resize(lab, (w, h), interpolation=_NEAREST)  # centre-aligned
         present = np.bincount(big.ravel(), minlength=n + 1)[: n + 1] > 0
     present[0] = False
     if present[1:].all():

@@ -68,3 +68,27 @@ def test_mask_and_point_readers_on_real_data(data_dir):
     assert (parts == 1).any()
     chula = D.load_samples("chula_rbc12", data_dir)
     assert len(chula) == 105 and chula[0].points.shape[1] == 2
+
+
+@pytest.mark.parametrize("n, new", [(120, 130), (300, 152), (300, 150), (121, 61)])
+def test_resize_classmap_stays_registered_with_the_resized_image(n, new):
+    import cv2
+
+    yy, xx = np.mgrid[:n, :n]
+    c = (n - 1) / 2
+    cm = np.zeros((n, n), np.uint8)
+    cm[(yy - c) ** 2 + (xx - 0.8 * c) ** 2 < (n / 3) ** 2] = 2  # cytoplasm
+    cm[(yy - c) ** 2 + (xx - 0.8 * c) ** 2 < (n / 8) ** 2] = 1  # nucleus
+    out = D.resize_classmap(cm, (new, new))
+    assert out.shape == (new, new) and out.dtype == cm.dtype and set(np.unique(out)) == {0, 1, 2}
+    # where the cell's centre lands in an image resized by cv2 (pixel centres aligned)
+    expect = (np.array([c, 0.8 * c]) + 0.5) * new / n - 0.5
+    got = np.argwhere(out > 0).mean(0)
+    assert np.abs(got - expect).max() < 0.1
+    # plain INTER_NEAREST (what training used before) is off by about half an output pixel
+    if n % new:
+        old = np.argwhere(cv2.resize(cm, (new, new), interpolation=cv2.INTER_NEAREST) > 0).mean(0)
+        assert (old - expect).min() > 0.3
+    # area kept within the resampling of the outline
+    assert abs((out > 0).sum() / (cm > 0).sum() * (n / new) ** 2 - 1) < 0.03
+    np.testing.assert_array_equal(D.resize_classmap(cm, (n, n)), cm)
