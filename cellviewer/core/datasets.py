@@ -44,6 +44,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cellviewer.core.errors import CellviewerError, ImageReadError
+from cellviewer.core.upsample import NEAREST
 
 DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "chula_rbc12")
 BOX_DATASETS: tuple[str, ...] = ("bccd", "txl_pbc")
@@ -270,11 +271,6 @@ def weak_labels(shape: tuple[int, int], boxes: dict[str, np.ndarray], scale: flo
             ring |= one & (inner == 0)
     edge = ((ring > 0) | (cover >= 2)).astype(np.uint8)
     return classmap, edge
-
-
-#: centre-aligned nearest neighbour (cv2's plain INTER_NEAREST samples the top-left source
-#: pixel and shifts the content by about half an output pixel toward the bottom right)
-NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
 
 
 def resize_classmap(classmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:

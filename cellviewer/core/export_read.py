@@ -86,7 +86,8 @@ def read_labels(sample) -> dict[str, np.ndarray]:
 def working_targets(sample, size: tuple[int, int], edge_px: float = EDGE_PX) -> tuple[np.ndarray, np.ndarray]:
     """``(classmap, edge)`` of an exported sample at ``size`` (w, h): labels resized (centre-aligned
     nearest), classes drawn rbc, wbc, platelet (1, 2, 3), the edge target recomputed at that scale."""
-    from cellviewer.core.datasets import CLASS_INDEX, NEAREST
+    from cellviewer.core.datasets import CLASS_INDEX
+    from cellviewer.core.upsample import NEAREST
 
     labels = {c: cv2.resize(a, size, interpolation=NEAREST).astype(np.int32)
               for c, a in read_labels(sample).items()}

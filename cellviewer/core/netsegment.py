@@ -58,7 +58,6 @@ import numpy as np
 from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # noqa: F401 (re-exported)
                                      estimate_rbc_diameter, measured_rbc_diameter)
 from cellviewer.core.counting import inside_points
-from cellviewer.core.datasets import NEAREST
 from cellviewer.core.document import Marker
 from cellviewer.core.errors import ModelLoadError, SegmentationError
 from cellviewer.core.instances import (MIN_FRACS, SEPARATE, instances_from_probs,  # noqa: F401 (re-exported)
@@ -69,7 +68,7 @@ from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import diameter_from
 from cellviewer.core.segment import SegmentationResult, register_segmenter
 from cellviewer.core.tta import averaged as tta_averaged, transforms as tta_transforms
-from cellviewer.core.upsample import class_margin, resize_labels
+from cellviewer.core.upsample import NEAREST, class_margin, resize_labels
 
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1

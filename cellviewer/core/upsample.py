@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-_NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
+#: centre-aligned nearest neighbour (cv2's plain INTER_NEAREST samples the top-left source
+#: pixel and shifts the content by about half an output pixel toward the bottom right)
+NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
 _K3 = np.ones((3, 3), np.uint8)
 _CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 
@@ -50,7 +52,7 @@ def upsample_labels(lab: np.ndarray, margin: np.ndarray | None, shape: tuple[int
     if lab.shape == (h, w):
         return lab
     if margin is None or h < lab.shape[0] or w < lab.shape[1] or not lab.any():
-        return cv2.resize(lab, (w, h), interpolation=_NEAREST)
+        return cv2.resize(lab, (w, h), interpolation=NEAREST)
     f = lab.astype(np.float32)  # exact below 2**24 labels
     hi = cv2.dilate(f, _K3, borderType=cv2.BORDER_REPLICATE)
     lo = cv2.erode(f, _K3, borderType=cv2.BORDER_REPLICATE)
@@ -61,11 +63,11 @@ def upsample_labels(lab: np.ndarray, margin: np.ndarray | None, shape: tuple[int
     # neighbours in a bilinear quad; a quad that holds such a pixel holds no background, so
     # outlines against the background do not move
     m = np.where((lab > 0) & ~band, np.float32(4.0), margin).astype(np.float32)
-    big = cv2.resize(grow, (w, h), interpolation=_NEAREST)
+    big = cv2.resize(grow, (w, h), interpolation=NEAREST)
     big *= cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) > 0
     touch = (hi != lo) & (lo > 0)  # where two cells meet: a 5×5 majority (median) rounds the steps
     if touch.any() and hi.max() < 65536:
-        near = cv2.resize(touch.view(np.uint8), (w, h), interpolation=_NEAREST).view(bool)
+        near = cv2.resize(touch.view(np.uint8), (w, h), interpolation=NEAREST).view(bool)
         med = cv2.medianBlur(big.astype(np.uint16), 5)
         np.copyto(big, med, where=near & (med > 0), casting="unsafe")  # never opens a gap
     return big
@@ -95,7 +97,7 @@ def resize_labels(lab: np.ndarray, scores: np.ndarray, shape: tuple[int, int],
                     crop = big[y0:int(np.ceil((ys.stop + 1) * ry)), x0:int(np.ceil((xs.stop + 1) * rx))]
                     present[i] = bool((crop == i).any())
     else:
-        big = cv2.resize(lab, (w, h), interpolation=_NEAREST)  # centre-aligned
+        big = cv2.resize(lab, (w, h), interpolation=NEAREST)
         present = np.bincount(big.ravel(), minlength=n + 1)[: n + 1] > 0
     present[0] = False
     if present[1:].all():
