@@ -10,7 +10,9 @@ split (default ``test``, see :func:`cellviewer.core.datasets.split_of`) of:
   precision / recall / F1 (a marker matches a box it lies in, one-to-one,
   :func:`cellviewer.core.metrics.detection_f1`). BCCD images with TXL boxes
   (``bccd``) and with the incomplete original boxes (``bccd_voc``) are scored apart;
-  TXL-PBC also per origin (``pbc``, ``raabin_wbc``);
+  TXL-PBC also per origin (``pbc``, ``raabin_wbc``); the false positives whose cell touches
+  the image edge and the false negatives whose box comes within 2 px of it are counted apart
+  (``fp_at_edge`` / ``fn_at_edge``): the sources box cells cut by the edge differently;
 * **mask datasets** (``wbc_seg``, per subset d1/d2; only the annotated cell — the
   predicted WBC at the crop centre — is scored unless ``central_cell=False``, since the
   ground truth leaves other WBCs cut by the crop unlabelled) — for the whole WBC, the nucleus and
@@ -92,18 +94,27 @@ def validate(net, items: list[dict], classes: list[str], working_scale: float, d
 
 # -- accumulation ------------------------------------------------------------------------------
 def _box_acc():
-    return {c: {"acc": [], "abs": [], "pred": 0, "true": 0, "tp": 0, "fp": 0, "fn": 0, "zero": 0, "zero_pos": 0}
-            for c in CELLS}
+    return {c: {"acc": [], "abs": [], "pred": 0, "true": 0, "tp": 0, "fp": 0, "fn": 0, "zero": 0, "zero_pos": 0,
+                "fp_edge": 0, "fn_edge": 0} for c in CELLS}
 
 
 def _add_boxes(acc: dict, res, sample: D.Sample) -> dict:
+    from cellviewer.core.countframe import edge_flags
+
     row = {}
     for c in CELLS:
-        pts = [(m.x, m.y) for m in res.markers if m.cls == c]
+        marks = [m for m in res.markers if m.cls == c]
+        pts = [(m.x, m.y) for m in marks]
         true_b = sample.boxes[c]
         pred, true = len(pts), len(true_b)
         det = M.detection_f1(np.asarray(pts, float).reshape(-1, 2), true_b)
         a = acc[c]
+        lab = res.labels.get(c)
+        if lab is not None:  # which errors are cells cut by the image edge (sources box those differently)
+            flags = edge_flags(lab)
+            fp_e, fn_e = M.edge_errors(det, [m.cell in flags for m in marks], true_b, lab.shape)
+            a["fp_edge"] += fp_e
+            a["fn_edge"] += fn_e
         a["pred"] += pred
         a["true"] += true
         a["tp"] += det.tp
@@ -132,7 +143,8 @@ def _box_summary(acc: dict, n: int) -> dict:
                   "mae": float(np.mean(a["abs"])) if a["abs"] else float("nan"),
                   "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
                   "n_pred": a["pred"], "n_true": a["true"], "images_with_cells": len(a["acc"]),
-                  "zero_true_images": a["zero"], "zero_true_false_counts": a["zero_pos"]}
+                  "zero_true_images": a["zero"], "zero_true_false_counts": a["zero_pos"],
+                  "false_positives": fp, "false_negatives": fn, "fp_at_edge": a["fp_edge"], "fn_at_edge": a["fn_edge"]}
     return out
 
 
@@ -289,6 +301,10 @@ def format_table(result: dict) -> str:
                              f"{str(s['zero_true_false_counts']) + '/' + str(s['zero_true_images']):>10}")
             lines.append("count acc 95 % CI (bootstrap over images): "
                          + ", ".join(f"{c} {_ci(r[c].get('count_accuracy_ci95'))}" for c in CELLS))
+            if "fp_at_edge" in r[CELLS[0]]:
+                lines.append("errors at the image edge (cut cells): "
+                             + ", ".join(f"{c} FP {r[c]['fp_at_edge']} of {r[c]['false_positives']},"
+                                         f" FN {r[c]['fn_at_edge']} of {r[c]['false_negatives']}" for c in CELLS))
         elif r["kind"] == "masks":
             lines.append(f"[{g}] {r['n_images']} images (masks; mean over images)")
             lines.append(f"{'region':<10}" + "".join(f"{k[:9]:>10}" for k in _SEG_KEYS))

@@ -269,6 +269,28 @@ def detection_f1(points: Sequence[Sequence[float]] | np.ndarray,
                           matches=tuple(sorted(matches)))
 
 
+def edge_errors(score: DetectionScore, point_on_edge: Sequence[bool] | np.ndarray,
+                boxes: Sequence[Sequence[float]] | np.ndarray, shape: tuple[int, int],
+                margin: float = 2.0) -> tuple[int, int]:
+    """How many of ``score``'s false positives and false negatives lie at the image edge.
+
+    A false positive is at the edge when ``point_on_edge[i]`` (its predicted cell touches
+    the image edge); a false negative when its box comes within ``margin`` px of the edge
+    of an image of ``shape`` (H, W). Sources differ in which cut cells they box, so this
+    splits the detection errors into border-convention ones and the rest.
+    """
+    on_edge = np.asarray(point_on_edge, bool).reshape(-1)
+    bxs = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    used_p = {i for i, _ in score.matches}
+    used_b = {j for _, j in score.matches}
+    fp = sum(1 for i in range(len(on_edge)) if i not in used_p and on_edge[i])
+    h, w = shape
+    near = ((bxs[:, 0] <= margin) | (bxs[:, 1] <= margin) | (bxs[:, 2] >= w - 1 - margin)
+            | (bxs[:, 3] >= h - 1 - margin))
+    fn = sum(1 for j in range(len(bxs)) if j not in used_b and near[j])
+    return fp, fn
+
+
 def segmentation_scores(pred, true, positive: int | None = None) -> dict[str, float]:
     """All binary pixel metrics at once (for reports and the evaluate command)."""
     return {

@@ -69,3 +69,9 @@ def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, mo
         acc = [1 - abs(p - t) / t for p, t in (r["rbc_pred_true"] for r in res["images"])]
         lo, hi = res["datasets"][dataset]["rbc"]["count_accuracy_ci95"]
         assert min(acc) - 1e-9 <= lo <= hi <= max(acc) + 1e-9
+        # the detection errors are split into those at the image edge (cut cells) and the rest
+        for c in ("rbc", "wbc", "platelet"):
+            s = res["datasets"][dataset][c]
+            assert s["false_positives"] == s["n_pred"] - round(s["precision"] * s["n_pred"])
+            assert 0 <= s["fp_at_edge"] <= s["false_positives"] and 0 <= s["fn_at_edge"] <= s["false_negatives"]
+        assert "errors at the image edge (cut cells): rbc FP " in out

@@ -137,6 +137,19 @@ def test_detection_greedy_uses_distance_to_box_centre():
     assert none_found.fn == 2 and none_found.recall == 0.0 and none_found.f1 == 0.0
 
 
+def test_edge_errors_split_false_positives_and_negatives_by_the_image_edge():
+    # a 100 x 200 (H x W) image; boxes: one matched, one cut by the left edge, one 2 px from the
+    # bottom edge (counts as cut), one in the middle; points: one matched, two unmatched
+    boxes = [(50, 40, 60, 50), (0, 10, 8, 20), (100, 87, 110, 97), (150, 40, 160, 50)]
+    points = [(55, 45), (195, 50), (120, 20)]
+    s = m.detection_f1(points, boxes)
+    assert (s.tp, s.fp, s.fn) == (1, 2, 3)
+    # the cell of point 1 touches the edge, that of point 2 does not; the matched point 0 never counts
+    assert m.edge_errors(s, [True, True, False], boxes, (100, 200)) == (1, 2)
+    assert m.edge_errors(s, [True, False, False], boxes, (100, 200), margin=0) == (0, 1)
+    assert m.edge_errors(m.detection_f1([], []), [], [], (10, 10)) == (0, 0)
+
+
 def test_bootstrap_ci_hand_cases():
     # two items: resampled means are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4 -> 95 % CI (0, 1)
     assert m.bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)
