@@ -13,7 +13,8 @@
   before). Each dataset (or origin, ``balance``) is drawn equally often. Crops come from
   :func:`cellviewer.core.augment.augment`.
 * **Loss.** ``mask_loss`` from :func:`cellviewer.nets.losses.create_loss` (default
-  ``ce+dice`` with ignored pixels) + ``edge_weight`` × masked BCE on the edge logits +
+  ``ce+dice`` with ignored pixels; ``mask_loss_config={"fg_dice_weight": w}`` adds the
+  per-image Dice of the whole cell, the union of the non-background classes) + ``edge_weight`` × masked BCE on the edge logits +
   ``aux_weight`` × the mask loss of deep-supervision side outputs.
 * **Validation** after every epoch on the whole val images: mean Dice of the foreground
   classes and, for box data, the counting accuracy of the instances

@@ -145,6 +145,33 @@ class DiceLoss(TverskyLoss):
                          from_logits=from_logits, ignore_index=ignore_index)
 
 
+@_register("fg-dice")
+class ForegroundDiceLoss(nn.Module):
+    """Soft Dice of the *union* of all classes but the background (class 0), per image.
+
+    For a part map (nucleus, cytoplasm) this is the whole-cell outline that the whole-WBC
+    Dice scores: the foreground probability is ``1 − p(background)`` and the target is
+    ``class > 0``. The loss is ``1 −`` the mean over images of
+    ``(2·Σ p·t + s) / (Σ p + Σ t + s)``; ``ignore_index`` pixels are skipped.
+    """
+
+    def __init__(self, smooth: float = 1.0, ignore_index: int | None = None):
+        super().__init__()
+        self.smooth, self.ignore_index = smooth, ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.dim() == logits.dim():
+            target = target.squeeze(1)
+        fg = 1 - torch.softmax(logits, dim=1)[:, 0]
+        tgt = (target > 0).to(logits.dtype)
+        if self.ignore_index is not None:
+            valid = (target != self.ignore_index).to(logits.dtype)
+            fg, tgt = fg * valid, tgt * valid
+        dims = (1, 2)
+        dice = (2 * (fg * tgt).sum(dims) + self.smooth) / (fg.sum(dims) + tgt.sum(dims) + self.smooth)
+        return 1 - dice.mean()
+
+
 @_register("mse")
 class MSELoss(nn.Module):
     """Mean squared error between probabilities and the (one-hot) target.
@@ -197,11 +224,17 @@ def bce_tversky(alpha: float = 0.3, beta: float = 0.7, bce_weight: float = 1.0,
 
 @_register("ce+dice")
 def ce_dice(ce_weight: float = 1.0, dice_weight: float = 1.0,
-            ignore_index: int = -100, class_weight: list[float] | None = None) -> WeightedSum:
+            ignore_index: int = -100, class_weight: list[float] | None = None,
+            fg_dice_weight: float = 0.0) -> WeightedSum:
     """Multiclass CE + soft Dice (e.g. background/nucleus/cytoplasm); ``class_weight`` (one per
-    class) re-weights the CE term, e.g. to raise the recall of a small class such as platelets."""
-    return WeightedSum([(ce_weight, CELoss(weight=class_weight, ignore_index=ignore_index)),
-                        (dice_weight, DiceLoss(mode="multiclass", ignore_index=ignore_index))])
+    class) re-weights the CE term, e.g. to raise the recall of a small class such as platelets;
+    ``fg_dice_weight`` > 0 adds the per-image Dice of the union of the non-background classes
+    (:class:`ForegroundDiceLoss`: the whole-cell outline of a nucleus/cytoplasm map)."""
+    terms = [(ce_weight, CELoss(weight=class_weight, ignore_index=ignore_index)),
+             (dice_weight, DiceLoss(mode="multiclass", ignore_index=ignore_index))]
+    if fg_dice_weight:
+        terms.append((fg_dice_weight, ForegroundDiceLoss(ignore_index=ignore_index)))
+    return WeightedSum(terms)
 
 
 def list_losses() -> list[str]:

@@ -126,3 +126,33 @@ def test_ce_dice_class_weight_reweights_the_ce_term():
     plain = create_loss("ce+dice", dice_weight=0.0)(logits, target)
     assert plain.item() == pytest.approx(F.cross_entropy(logits, target, ignore_index=-100).item(), rel=1e-5)
     assert weighted(logits, target).item() != pytest.approx(plain.item())
+
+
+def test_foreground_dice_scores_the_union_of_the_parts_per_image():
+    # image 0: foreground prob 1 on 3 pixels, of which 2 are true foreground (nucleus or
+    # cytoplasm, the split does not matter); 1 true foreground pixel missed (prob 0)
+    big = 30.0
+    logits = torch.full((2, 3, 2, 2), -big)
+    logits[:, 0] = big  # background everywhere ...
+    fg_pixels = [(0, 0, 2), (0, 1, 1), (1, 1, 1)]  # ... but these: (y, x, class)
+    for y, x, c in fg_pixels:
+        logits[0, 0, y, x] = -big
+        logits[0, c, y, x] = big
+    target = torch.zeros(2, 2, 2, dtype=torch.long)
+    target[0, 0, 0], target[0, 0, 1], target[0, 1, 0] = 2, 1, 1  # (1,1) predicted but not true; (1,0) missed
+    target[1, 1, 1] = 255  # image 1: all background, one ignored pixel
+    loss = create_loss("fg-dice", smooth=0.0 + 1e-9, ignore_index=255)
+    # image 0: 2·TP / (ΣP + ΣT) = 2·2 / (3 + 3) = 2/3; image 1: 0/0 → ≈ 1 with a tiny smooth
+    assert loss(logits, target).item() == pytest.approx(1 - (2 / 3 + 1.0) / 2, abs=1e-4)
+    # the classes inside the foreground do not matter: swap nucleus and cytoplasm in the target
+    swapped = torch.where(target == 1, 2, torch.where(target == 2, 1, target))
+    assert loss(logits, swapped).item() == pytest.approx(loss(logits, target).item(), abs=1e-6)
+    # ce+dice with fg_dice_weight adds exactly that term
+    plain = create_loss("ce+dice", ignore_index=255)
+    withfg = create_loss("ce+dice", ignore_index=255, fg_dice_weight=2.0)
+    fg = create_loss("fg-dice", ignore_index=255)
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    t = torch.randint(0, 3, (2, 6, 6))
+    assert withfg(x, t).item() == pytest.approx(plain(x, t).item() + 2 * fg(x, t).item(), rel=1e-5)
+    withfg(x, t).backward()
+    assert torch.isfinite(x.grad).all()
