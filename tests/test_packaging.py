@@ -266,7 +266,9 @@ rc = main(["--selftest"])
 from cellviewer.gui.app import create_app, create_window
 app = create_app()
 win = create_window()
-print("RESULT", rc, win.session.doc is not None)
+opened = win.session.doc is not None
+win.close()  # while the sample may still be segmenting: the job is cancelled and joined
+print("RESULT", rc, opened)
 '''
 
 

@@ -48,6 +48,11 @@ def create_window(image_path=None, auto_open_sample: bool = True):
     from cellviewer.gui.paths import sample_working_copy
 
     win = MainWindow()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is not None:  # a quit that skips closeEvent (app.quit(), logout) still saves and joins the jobs
+        app.aboutToQuit.connect(win.shutdown)
     path = image_path if image_path is not None else (sample_working_copy() if auto_open_sample else None)
     if path is not None:
         if os.path.isdir(path):
@@ -71,6 +76,41 @@ def run_gui(image_path=None) -> int:
     try:
         win = create_window(image_path)
         win.show()
-        return int(app.exec())
+        restore = close_on_signals(win)
+        try:
+            return int(app.exec())
+        finally:
+            restore()
     finally:
         notifications.uninstall_excepthooks()
+
+
+def close_on_signals(win, signums=None):
+    """Ctrl+C in the terminal (SIGINT) or a polite kill (SIGTERM) closes ``win`` the normal way
+    — settings saved, running jobs cancelled and joined, the open image's sidecar flushed —
+    instead of dying mid-write. Returns a function that puts the old handlers back."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    signums = signums if signums is not None else [signal.SIGINT, signal.SIGTERM]
+    old = {}
+    for sig in signums:
+        try:
+            old[sig] = signal.signal(sig, lambda *_: QTimer.singleShot(0, win.close))
+        except (ValueError, OSError):  # not the main thread / not supported here
+            pass
+    # Python runs signal handlers only between bytecodes: wake the interpreter a few times a second
+    tick = QTimer(win)
+    tick.timeout.connect(lambda: None)
+    tick.start(250)
+
+    def restore() -> None:
+        try:
+            tick.stop()
+        except RuntimeError:  # the window (its parent) is already deleted
+            pass
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore

@@ -355,6 +355,14 @@ class MainWindow(QMainWindow):
         settings.save_dataclass("counts", self.count_settings.value)
 
     def closeEvent(self, ev) -> None:
+        self.shutdown()
+        super().closeEvent(ev)
+
+    def shutdown(self) -> None:
+        """Save the settings, stop every job and flush the session; once (close, or a quit that skips it)."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
         self.save_settings()
         self.segmentation.runner.shutdown()
         self.exporter.runner.shutdown()
@@ -364,4 +372,3 @@ class MainWindow(QMainWindow):
         self.tools.finish_active()
         self.session.shutdown()
         notifications.detach(self, self.statusBar())
-        super().closeEvent(ev)

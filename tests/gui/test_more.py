@@ -125,3 +125,40 @@ def test_window_starts_without_torch_for_the_classical_model(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
                        cwd=str(Path(__file__).resolve().parents[2]))
     assert "NO-TORCH" in r.stdout, r.stdout + r.stderr
+
+
+def test_a_signal_closes_the_window_the_normal_way(make_window, qtbot):
+    """SIGINT / SIGTERM (here SIGUSR1, same handler) close the window through closeEvent: settings saved."""
+    import signal
+
+    from cellviewer.gui import settings
+    from cellviewer.gui.app import close_on_signals
+
+    win = make_window(auto_run=False)
+    win.view_state.update(opacity=0.25)
+    restore = close_on_signals(win, [signal.SIGUSR1])
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=5000)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    assert abs(settings.load_dataclass("view", type(win.view_state.value)).opacity - 0.25) < 1e-6
+
+
+def test_quit_without_close_still_shuts_down_once(qtbot):
+    """app.quit() skips closeEvent; aboutToQuit runs the same shutdown (settings saved, jobs joined)."""
+    from cellviewer.gui import settings
+    from cellviewer.gui.app import create_app, create_window
+    from cellviewer.gui.state import SegmentParams
+
+    app = create_app()
+    settings.save_dataclass("segment", SegmentParams(model="classical"))
+    win = create_window(None)  # the sample opens and starts segmenting
+    qtbot.addWidget(win)
+    win.seg_params.update(counting="components")
+    app.aboutToQuit.emit()
+    assert not win.segmentation.runner.is_running
+    assert settings.load_dataclass("segment", SegmentParams).counting == "components"
+    win.close()  # closing afterwards (the usual last step) finds nothing left to stop
+    assert not win.isVisible()
