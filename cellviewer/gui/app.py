@@ -44,12 +44,12 @@ def _set_icon(app) -> None:
 def create_window(image_path=None, auto_open_sample: bool = True):
     """The main window, with ``image_path`` (or the bundled sample) opened."""
     _prepare_env()
+    from PySide6.QtWidgets import QApplication
+
     from cellviewer.gui.main_window import MainWindow
     from cellviewer.gui.paths import sample_working_copy
 
     win = MainWindow()
-    from PySide6.QtWidgets import QApplication
-
     app = QApplication.instance()
     if app is not None:  # a quit that skips closeEvent (app.quit(), logout) still saves and joins the jobs
         app.aboutToQuit.connect(win.shutdown)
