@@ -35,6 +35,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("cellviewer")
         self.setAcceptDrops(True)
+        self._shut_down = False
         self.view_state = Observable(settings.load_dataclass("view", ViewState), self)
         self.tool_state = Observable(settings.load_dataclass("tools", ToolState), self)
         self.seg_params = Observable(settings.load_dataclass("segment", SegmentParams), self)
@@ -360,7 +361,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Save the settings, stop every job and flush the session; once (close, or a quit that skips it)."""
-        if getattr(self, "_shut_down", False):
+        if self._shut_down:
             return
         self._shut_down = True
         self.save_settings()

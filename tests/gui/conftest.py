@@ -54,13 +54,12 @@ class FakeMessageBox:
 
 
 @pytest.fixture(autouse=True)
-def dialogs(monkeypatch, tmp_path_factory):
-    """Every test: settings in a temp INI file; message boxes recorded (``dialogs.shown``)."""
+def dialogs(monkeypatch):
+    """Every test: message boxes recorded (``dialogs.shown``); settings are isolated by tests/conftest.py."""
     from PySide6.QtWidgets import QMessageBox
 
     from cellviewer.gui import notifications
 
-    monkeypatch.setenv("CELLVIEWER_SETTINGS", str(tmp_path_factory.mktemp("settings") / "cellviewer.ini"))
     FakeMessageBox.Icon = QMessageBox.Icon
     FakeMessageBox.StandardButton = QMessageBox.StandardButton
     FakeMessageBox.shown, FakeMessageBox.questions, FakeMessageBox.answer_yes = [], [], True
