@@ -50,7 +50,7 @@ from cellviewer.core.document import Marker
 from cellviewer.core.errors import SegmentationError
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MIN_DIAMETER_PX, count_params, diameter_from
-from cellviewer.core.segment import SegmentationResult, register_segmenter
+from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
 
 VERSION = "1"
 STAIN_MIN, STAIN_MAX, STAIN_MARGIN = 0.2, 0.55, 0.17
@@ -75,9 +75,7 @@ def _disk(r: float) -> np.ndarray:
 def colour_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(dark, stain)`` float32 maps of an RGB image (see the module docstring)."""
     img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
-        raise SegmentationError(f"Expected an RGB image (H×W×3, at least 8×8), got shape {img.shape}.",
-                                hint="open a colour image of a stained blood smear")
+    check_rgb(img)
     if img.dtype != np.uint8:
         raise SegmentationError(f"Expected 8-bit pixels, got {img.dtype}.",
                                 hint="read the image with cellviewer.core.io, which converts it to RGB uint8")

@@ -66,7 +66,7 @@ from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.modelcards import apply_solver
 from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import diameter_from
-from cellviewer.core.segment import SegmentationResult, register_segmenter
+from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
 from cellviewer.core.tta import averaged as tta_averaged, transforms as tta_transforms
 from cellviewer.core.upsample import NEAREST, class_margin, resize_labels
 
@@ -185,9 +185,7 @@ class NetSegmenter:
 
     def segment(self, image: np.ndarray, cancel: CancelToken | None = None) -> Job[SegmentationResult]:
         img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
-            raise SegmentationError(f"Expected an RGB image (H×W×3), got shape {img.shape}.",
-                                    hint="open a colour image of a stained blood smear")
+        check_rgb(img)
         img = np.ascontiguousarray(img[..., :3])
         if img.dtype != np.uint8:
             img = np.clip(img, 0, 255).astype(np.uint8)

@@ -18,8 +18,22 @@ from typing import Callable, Protocol
 import numpy as np
 
 from cellviewer.core.document import Marker
-from cellviewer.core.errors import ModelLoadError
+from cellviewer.core.errors import ModelLoadError, SegmentationError
 from cellviewer.core.jobs import CancelToken, Job
+
+
+#: the smallest image side a segmenter accepts (px)
+MIN_SIDE_PX = 8
+
+
+def check_rgb(img: np.ndarray) -> None:
+    """Raise :class:`SegmentationError` unless ``img`` is an RGB(A) image of at least 8 × 8 px."""
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise SegmentationError(f"Expected an RGB image (H×W×3), got shape {img.shape}.",
+                                hint="open a colour image of a stained blood smear")
+    if min(img.shape[:2]) < MIN_SIDE_PX:
+        raise SegmentationError(f"The image is too small to segment: {img.shape[1]}×{img.shape[0]} px "
+                                f"(at least {MIN_SIDE_PX} px each way).", hint="open the whole field, not a thumbnail")
 
 
 @dataclass

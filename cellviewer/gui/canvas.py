@@ -11,8 +11,10 @@
   only its rectangle (+1 px for outlines) and re-uploads only the tiles it
   touches, so a brush dab on a 5-megapixel image costs well under a millisecond
   of numpy plus one small texture.
-* Markers are one ``ScatterPlotItem`` per class (fixed on-screen size; auto
-  markers ``o``, manual ``+``; hollow when the document's border rule does not count the cell).
+* Markers are one ``ScatterPlotItem`` per class (on-screen size: 11 px, smaller when the view
+  is zoomed out so far that a red cell is under ~30 screen px — at least 4 px — so a zoomed-out
+  field of a thousand cells still shows its cells; auto markers ``o``, manual ``+``; hollow when
+  the document's border rule does not count the cell).
 * Mouse input goes to ``canvas.handler`` (the tool controller) in image
   coordinates; with no handler (or the navigate tool) the view pans and zooms.
 """
@@ -32,6 +34,8 @@ from cellviewer.gui.state import ViewState
 
 TILE = 512
 MARKER_SIZE = 11
+MIN_MARKER_SIZE = 4
+MARKER_CELL_FRACTION = 0.35  # a zoomed-out marker is at most this fraction of a red cell's diameter
 _ROW = {"axisOrder": "row-major"}
 
 
@@ -88,6 +92,8 @@ class Canvas(pg.GraphicsView):
         self._pyramid: dict[int, np.ndarray] = {}
         self._level = -1
         self.vb.sigTransformChanged.connect(self._update_level)
+        self.vb.sigTransformChanged.connect(self._update_marker_size)
+        self._marker_size = MARKER_SIZE
         self.overlay_group = pg.ItemGroup()
         self.overlay_group.setZValue(10)
         self.vb.addItem(self.overlay_group)
@@ -211,7 +217,23 @@ class Canvas(pg.GraphicsView):
         return self._rgba
 
     # -- markers ----------------------------------------------------------------------
+    def marker_size_for_zoom(self) -> int:
+        """On-screen marker size (px): :data:`MARKER_SIZE`, less when red cells look small."""
+        d = (self.doc.provenance.params or {}).get("diameter_px") if self.doc is not None else None
+        if not d or self.vb.width() <= 0:
+            return MARKER_SIZE
+        on_screen = float(d) / self.pixel_size()
+        return int(max(MIN_MARKER_SIZE, min(MARKER_SIZE, round(MARKER_CELL_FRACTION * on_screen))))
+
+    def _update_marker_size(self, *_args) -> None:
+        size = self.marker_size_for_zoom()
+        if size != self._marker_size:
+            self._marker_size = size
+            for item in self.markers.values():
+                item.setSize(size)
+
     def refresh_markers(self) -> None:
+        self._update_marker_size()
         doc = self.doc
         uncounted = doc.uncounted() if doc is not None else set()
         for cls, item in self.markers.items():

@@ -122,6 +122,8 @@ def test_bad_parameters():
     for bad in (np.zeros((50, 50), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((50, 50, 3), np.float32)):
         with pytest.raises(SegmentationError):
             run_job(seg.segment(bad))
+    with pytest.raises(SegmentationError, match="too small to segment: 4×1 px"):  # says what is wrong
+        run_job(seg.segment(np.zeros((1, 4, 3), np.uint8)))
 
 
 def test_blank_image_gives_no_cells():

@@ -93,3 +93,26 @@ def test_brush_dab_is_fast_on_a_5_megapixel_image(canvas, qtbot):
     assert canvas.overlay_rgba().shape == (1944, 2592, 4)
     assert np.median(times) < 0.02, times
     assert canvas.stats["tile_uploads"] < 31 * 4 + (1944 // TILE + 1) * (2592 // TILE + 1)
+
+
+def test_markers_shrink_when_the_view_shows_cells_small(canvas, qtbot):
+    from cellviewer.core.document import Marker
+    from cellviewer.gui.canvas import MARKER_SIZE, MIN_MARKER_SIZE
+
+    doc = grid_doc(4000, 6000, step=100, r=45)
+    for i in range(1, 50):
+        doc.markers[i] = Marker(id=i, cls="rbc", x=50.0 + 100 * i, y=50.0, origin="auto", cell=i)
+    canvas.set_document(doc)
+    canvas.refresh_markers()
+    assert canvas.marker_size_for_zoom() == MARKER_SIZE  # no cell size known: the fixed size
+    doc.provenance.params = {"diameter_px": 90.0}
+    canvas.zoom_to_fit()  # 6000 px in an 800-px view: a red cell is ~11 screen px
+    qtbot.wait(20)
+    canvas.refresh_markers()
+    small = canvas.marker_size_for_zoom()
+    assert MIN_MARKER_SIZE <= small < MARKER_SIZE
+    assert canvas.markers["rbc"].opts["size"] == small  # the points use the item's size
+    canvas.vb.setRange(xRange=(0, 400), yRange=(0, 300), padding=0)  # zoomed in: full size again
+    qtbot.wait(20)
+    assert canvas.marker_size_for_zoom() == MARKER_SIZE
+    assert canvas.markers["rbc"].opts["size"] == MARKER_SIZE

@@ -1,0 +1,81 @@
+"""Red-cell size estimate (core.cellsize): small fields unchanged, large fields of view measured in windows."""
+
+import cv2
+import numpy as np
+import pytest
+
+from cellviewer.core import cellsize
+from cellviewer.core.io import read_image
+from cellviewer.core.resources import sample_image
+
+
+@pytest.fixture(scope="module")
+def sample():
+    path = sample_image()
+    if path is None:
+        pytest.skip("no bundled sample image")
+    return read_image(path).pixels
+
+
+def _mosaic(img: np.ndarray, k: int, gap: int = 24) -> np.ndarray:
+    """k × k copies of a field on its background colour, a gap between them (cut cells stay cut)."""
+    h, w = img.shape[:2]
+    out = np.empty((k * (h + gap), k * (w + gap), 3), np.uint8)
+    out[:] = np.percentile(img.reshape(-1, 3), 95, axis=0).astype(np.uint8)  # the bright background
+    for r in range(k):
+        for c in range(k):
+            out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    return out
+
+
+def test_small_field_is_measured_on_one_copy(sample):
+    d, how = cellsize.estimate_rbc_diameter(sample)
+    assert how == "estimated" and 80 < d < 130  # the sample's red cells are ~100 px across
+
+
+@pytest.mark.parametrize("k, zoom", [(4, 1.0), (8, 1.0), (8, 0.5), (2, 2.0)])
+def test_large_field_of_view_gets_the_fields_own_size(sample, k, zoom):
+    own, _ = cellsize.estimate_rbc_diameter(sample)
+    big = _mosaic(sample, k)
+    if zoom != 1.0:
+        big = cv2.resize(big, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA)
+    d, how = cellsize.estimate_rbc_diameter(big)
+    assert how == "estimated-windows"
+    assert abs(d / (own * zoom) - 1) < 0.15, (d, own * zoom)
+
+
+def test_enlarged_field_keeps_its_scale(sample):
+    own, _ = cellsize.estimate_rbc_diameter(sample)
+    big = cv2.resize(sample, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    d, _ = cellsize.estimate_rbc_diameter(big)
+    assert abs(d / (4 * own) - 1) < 0.1
+
+
+def test_blank_or_tiny_images_fall_back():
+    assert cellsize.estimate_rbc_diameter(np.full((2000, 3000, 3), 230, np.uint8)) == (
+        cellsize.FALLBACK_DIAMETER_PX, "fallback")
+    assert cellsize.estimate_rbc_diameter(np.full((1, 1, 3), 200, np.uint8))[1] == "fallback"
+
+
+def test_windows_cover_quadrants_and_centre():
+    assert cellsize._windows(300, 300, 400) == [(0, 0)]
+    corners = cellsize._windows(4000, 6000, 1000)
+    assert len(corners) == 5 and (1500, 2500) in corners
+    assert all(0 <= y <= 3000 and 0 <= x <= 5000 for y, x in corners)
+
+
+@pytest.mark.parametrize("zoom", [1.0, 0.4])
+def test_mosaic_of_real_fields(data_dir, zoom):
+    """16 different BCCD fields in one image: the estimate matches their own median estimate."""
+    paths = sorted((data_dir / "bccd").rglob("*.jpg"))[:16]
+    if len(paths) < 16:
+        pytest.skip("BCCD images not found")
+    fields = [read_image(p).pixels for p in paths]
+    own = float(np.median([cellsize.estimate_rbc_diameter(f)[0] for f in fields]))
+    h, w = fields[0].shape[:2]
+    big = np.empty((4 * h, 4 * w, 3), np.uint8)
+    for i, f in enumerate(fields):
+        big[(i // 4) * h:(i // 4 + 1) * h, (i % 4) * w:(i % 4 + 1) * w] = f
+    big = cv2.resize(big, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA) if zoom != 1 else big
+    d, how = cellsize.estimate_rbc_diameter(big)
+    assert how == "estimated-windows" and abs(d / (own * zoom) - 1) < 0.12, (d, own * zoom)
