@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         runner.progress.connect(sp.set_progress)
         runner.progress.connect(lambda f, msg: self.statusBar().showMessage(f"Segmentation {f:.0%}: {msg}", 2000))
         self.segmentation.applied.connect(lambda r: self.device_label.setText(f"Device: {r.device} ({r.model_name})"))
+        self.segmentation.applied.connect(lambda _r: self._show_size(self.session.doc))
         self._on_tool_changed(frozenset({"tool"}))
         self._on_view_changed(frozenset())
         self.segmentation.update_device()
@@ -212,7 +213,19 @@ class MainWindow(QMainWindow):
         name = self.session.path.name if doc is not None else ""
         self.setWindowTitle(f"cellviewer — {name} [*]" if doc is not None else "cellviewer")
         self.setWindowModified(False)
-        self.size_label.setText(f"{doc.shape[1]} × {doc.shape[0]} px" if doc is not None else "")
+        self._show_size(doc)
+
+    def _show_size(self, doc) -> None:
+        """Image size, and the red-cell size the last segmentation used (so a wrong estimate is seen)."""
+        if doc is None:
+            self.size_label.setText("")
+            return
+        params = doc.provenance.params or {}
+        d, how = params.get("diameter_px"), str(params.get("diameter_source", ""))
+        cell = f" · red cell {float(d):.0f} px ({how.split('-')[0].split('+')[0] or 'given'})" if d else ""
+        self.size_label.setText(f"{doc.shape[1]} × {doc.shape[0]} px{cell}")
+        self.size_label.setToolTip("The red-cell diameter the segmentation worked with; if it is wrong, "
+                                   "set 'Cell diameter' in the Segmentation panel and run again" if d else "")
 
     def undo(self) -> None:
         self.tools.finish_active()  # a stroke in progress becomes its own step first

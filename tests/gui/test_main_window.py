@@ -41,7 +41,8 @@ def test_open_segments_automatically_and_counts(segmented):
     assert win.session.stack.count() == 1 and win.session.stack.undoText().startswith("Segmentation")
     assert "RBC: 12" in win.counts_panel.text()
     assert "RBC 12" in win.counts_label.text()
-    assert win.size_label.text() == "260 × 190 px"
+    d = doc.provenance.params["diameter_px"]  # the red-cell size used, so a wrong estimate is seen
+    assert win.size_label.text() == f"260 × 190 px · red cell {float(d):.0f} px (estimated)"
     # segmentation saves at once, and is undoable
     assert find_sidecar(win.session.path) is not None
     win.session.stack.undo()
