@@ -5,7 +5,10 @@
   dialog's details). ``Cancelled`` is a status line, never a dialog. While a
   dialog is open, further errors go to the status bar and the log, so a failing
   job cannot pile dialogs on the user.
-* :func:`status` / :func:`warn` — non-modal status-bar lines.
+* :func:`status` / :func:`warn` / :func:`note` — non-modal status-bar lines. A line does not
+  replace one of higher rank that is still within its time (warning > status > note), so the
+  routine "Saved …" note right after a segmentation does not wipe its summary or an
+  out-of-memory warning; every line still goes to the log.
 * :func:`ask` — a yes/no question (the only confirmation helper).
 * :func:`install_excepthooks` — ``sys.excepthook`` and ``threading.excepthook``
   route here (errors from other threads are marshalled to the GUI thread).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -52,18 +56,38 @@ def detach(parent, bar) -> None:
         _parent = None
 
 
+NOTE, STATUS, WARNING = 0, 1, 2  # ranks of status-bar lines
+_shown = (NOTE, 0.0)  # rank and monotonic end time of the line on the status bar
+
+
+def _show(message: str, timeout_ms: int, rank: int) -> None:
+    global _shown
+    if _status_bar is None:
+        return
+    now = time.monotonic()
+    if rank < _shown[0] and now < _shown[1] and _status_bar.currentMessage():
+        return  # a more important line is still showing
+    try:
+        _status_bar.showMessage(message, timeout_ms)
+    except RuntimeError:  # the window is gone (shutdown)
+        return
+    _shown = (rank, now + timeout_ms / 1000.0 if timeout_ms > 0 else float("inf"))
+
+
 def status(message: str, timeout_ms: int = 5000) -> None:
     log.info(message)
-    if _status_bar is not None:
-        try:
-            _status_bar.showMessage(message, timeout_ms)
-        except RuntimeError:  # the window is gone (shutdown)
-            pass
+    _show(message, timeout_ms, STATUS)
+
+
+def note(message: str, timeout_ms: int = 2000) -> None:
+    """A routine confirmation (e.g. an autosave): shown unless a status line or warning is showing."""
+    log.info(message)
+    _show(message, timeout_ms, NOTE)
 
 
 def warn(message: str, timeout_ms: int = 10000) -> None:
     log.warning(message)
-    status("⚠ " + message, timeout_ms)
+    _show("⚠ " + message, timeout_ms, WARNING)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

@@ -209,7 +209,7 @@ class Session(QObject):
         if in_user_store(path):
             notifications.status(f"Saved to {path} — the image folder is not writable", 10000)
         else:
-            notifications.status(f"Saved {Path(path).name}", 2000)
+            notifications.note(f"Saved {Path(path).name}", 2000)
         self.saved.emit(str(path))
         self.dirty_changed.emit(self.dirty)
 

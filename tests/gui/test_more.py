@@ -162,3 +162,29 @@ def test_quit_without_close_still_shuts_down_once(qtbot):
     assert settings.load_dataclass("segment", SegmentParams).counting == "components"
     win.close()  # closing afterwards (the usual last step) finds nothing left to stop
     assert not win.isVisible()
+
+
+def test_status_lines_keep_the_more_important_one(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QStatusBar
+
+    from cellviewer.gui import notifications
+
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    monkeypatch.setattr(notifications, "_status_bar", bar)
+    monkeypatch.setattr(notifications, "_shown", (notifications.NOTE, 0.0))
+    notifications.warn("out of memory: used the CPU", 10000)
+    notifications.note("Saved a.png.cellviewer")  # routine: does not replace the warning
+    notifications.status("Segmentation done")  # nor does a plain status line
+    assert bar.currentMessage() == "⚠ out of memory: used the CPU"
+    notifications.warn("another warning")  # a warning replaces a warning
+    assert bar.currentMessage() == "⚠ another warning"
+    bar.clearMessage()  # expired (or cleared): anything shows again
+    notifications.note("Saved a.png.cellviewer")
+    assert bar.currentMessage() == "Saved a.png.cellviewer"
+    notifications.status("Segmentation done", 50)
+    notifications.note("Saved b.png.cellviewer")
+    assert bar.currentMessage() == "Segmentation done"
+    qtbot.wait(80)  # the status line's time is over
+    notifications.note("Saved b.png.cellviewer")
+    assert bar.currentMessage() == "Saved b.png.cellviewer"

@@ -98,9 +98,10 @@ def test_out_of_memory_fallback_is_noticed_in_the_status_bar(make_window, smear_
     win = make_window(auto_run=False)
     win.open_image(smear_path)
     monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: FallbackSegmenter())
-    with qtbot.waitSignal(win.segmentation.applied, timeout=5000):
-        assert win.segmentation.run()
-    msg = win.statusBar().currentMessage()
+    with qtbot.waitSignal(win.session.saved, timeout=10000):  # the result is autosaved right after ...
+        with qtbot.waitSignal(win.segmentation.applied, timeout=5000):
+            assert win.segmentation.run()
+    msg = win.statusBar().currentMessage()  # ... and the "Saved" note does not wipe the warning
     assert "out of memory" in msg and "on the CPU" in msg
     assert dialogs.shown == []  # a notice, not an error
 
