@@ -65,9 +65,9 @@ def _show(message: str, timeout_ms: int, rank: int) -> None:
     if _status_bar is None:
         return
     now = time.monotonic()
-    if rank < _shown[0] and now < _shown[1] and _status_bar.currentMessage():
-        return  # a more important line is still showing
     try:
+        if rank < _shown[0] and now < _shown[1] and _status_bar.currentMessage():
+            return  # a more important line is still showing
         _status_bar.showMessage(message, timeout_ms)
     except RuntimeError:  # the window is gone (shutdown)
         return
