@@ -92,13 +92,10 @@ def estimate_rbc_diameter(image: np.ndarray) -> tuple[float, str]:
     2×) this lands within 10 % of the fields' own estimates (``tests/core/test_cellsize.py``).
     """
     h, w = image.shape[:2]
-    if max(h, w) <= SINGLE_COPY_MAX_SIDE_PX:
-        s = min(1.0, ESTIMATE_SIDE_PX / max(h, w))
-        small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image
-        d = _diameter(_blob_peaks(small), s)
-        return (FALLBACK_DIAMETER_PX, "fallback") if d is None else (d, "estimated")
     side = max(h, w)
-    d = _measure(image, side)
+    d = _measure(image, side)  # one copy of the whole image
+    if side <= SINGLE_COPY_MAX_SIDE_PX:
+        return (FALLBACK_DIAMETER_PX, "fallback") if d is None else (d, "estimated")
     for _ in range(MAX_LEVELS - 1):
         nxt = int(min(max(h, w), max(ESTIMATE_SIDE_PX, (WINDOW_CELLS * d) if d is not None else side / 2)))
         if d is not None and 0.8 <= nxt / side <= 1.25:
