@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     from cellviewer.core.cliopts import add_evaluate_arguments
 
     p = sub.add_parser("evaluate", help="score a model on a split of the shared data (the papers' metrics)",
-                       description="Run a model on a split (default test) of data in the shared layout and "
+                       description="Run a model on a split of data in the shared layout (default: the test split "
+                                   "of the development data, every image of any other --data folder) and "
                                    "print the full metric table.", epilog=EPILOG)
     add_evaluate_arguments(p)
     p.add_argument("--check-card", action="store_true",

@@ -96,10 +96,12 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model", required=True, help="a segmenter name (models/*.json card name or classical)")
     ap.add_argument("--data", default=None, metavar="DIR", help="data root in the shared layout "
                     "(default: <repo>/../shared/data)")
-    ap.add_argument("--split", default="test", choices=SPLITS, help="split to score (default test)")
+    ap.add_argument("--split", default=None, choices=(*SPLITS, "all"),
+                    help="split to score, or all images (default: test on the development data, "
+                         "all with --data pointing elsewhere)")
     ap.add_argument("--datasets", nargs="+", metavar="NAME",
                     help=f"any of {', '.join(DATASETS)} (default: wbc_seg for nucleus/cytoplasm models, "
-                         "else bccd txl_pbc chula_rbc12)")
+                         "else bccd txl_pbc chula_rbc12; those in the data folder)")
     ap.add_argument("--diameter", choices=("estimate", "annotation"),
                     help="RBC size: estimated by the model (default; annotation for wbc_seg) or from the labels")
     ap.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images of each dataset")

@@ -159,15 +159,16 @@ def box_diameter(rbc_boxes: np.ndarray, width: int, height: int, margin: int = 2
 def _load_boxes(root: Path, dataset: str) -> list[Sample]:
     folder = root / dataset
     rows = _rows(folder / "images.csv")
+    has_txl = dataset != "bccd" or (folder / "annotations_txl.csv").is_file()
     if dataset == "bccd":
-        txl = _boxes_by_image(folder / "annotations_txl.csv")
+        txl = _boxes_by_image(folder / "annotations_txl.csv") if has_txl else {}
         voc = _boxes_by_image(folder / "annotations.csv")
     else:
         txl, voc = _boxes_by_image(folder / "annotations.csv"), {}
     out = []
     for r in sorted(rows, key=lambda r: r["image"]):
         img = r["image"]
-        weak = dataset == "bccd" and r.get("has_txl") != "1"
+        weak = dataset == "bccd" and (r.get("has_txl") != "1" or not has_txl)
         src = voc if weak else txl
         b = src.get(img, {c: [] for c in CLASS_INDEX})
         boxes = {c: np.asarray(b[c], np.float64).reshape(-1, 4) for c in CLASS_INDEX}

@@ -1,7 +1,9 @@
 """Evaluate a segmenter on the shared data: the full metric table of the papers.
 
 :func:`evaluate_model` runs a segmenter (a name from the registry, or an object) on one
-split (default ``test``, see :func:`cellviewer.core.datasets.split_of`) of:
+split (``test``, ``val``, ``train`` — :func:`cellviewer.core.datasets.split_of` — or ``all``;
+by default ``test`` on the development data and ``all`` on any other folder, see
+:func:`resolve_split`) of:
 
 * **box datasets** (``bccd``, ``txl_pbc``) — per class: *counting accuracy*
   ``1 − |pred − true| / true`` averaged over the images with ``true > 0`` (images with
@@ -49,9 +51,9 @@ from cellviewer.core.cliopts import add_evaluate_arguments
 from cellviewer.core.errors import CellviewerError
 from cellviewer.core.jobs import run_job
 
-CELLS = ("rbc", "wbc", "platelet")
-PARTS = {"wbc": lambda p: p > 0, "nucleus": lambda p: p == 1, "cytoplasm": lambda p: p == 2}
-_SEG_KEYS = ("dice", "iou", "precision", "recall", "specificity", "fpr", "fnr", "pixel_accuracy", "boundary_f1")
+from cellviewer.core.evaltable import _SEG_KEYS, CELLS, PARTS, format_table
+
+__all__ = ["CELLS", "PARTS", "evaluate_model", "format_table", "resolve_split", "validate"]
 
 
 def validate(net, items: list[dict], classes: list[str], working_scale: float, device: str = "cpu",
@@ -202,23 +204,55 @@ def central_label(wbc: np.ndarray) -> int:
     return int(wbc[ys[k], xs[k]])
 
 
-def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str = "test",
+def resolve_split(split: str | None, data_dir: str | Path | None) -> str:
+    """The split to score when none is named: ``test`` on the development data (no ``data_dir``, or
+    the default data root), ``all`` on any other folder — a held-out set or a lab's own annotated
+    images were not split by :func:`cellviewer.core.datasets.split_of`, so every image counts."""
+    if split is not None:
+        return split
+    if data_dir is None:
+        return "test"
+    try:
+        same = Path(data_dir).resolve() == D.default_data_root().resolve()
+    except OSError:
+        same = False
+    return "test" if same else "all"
+
+
+def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[str]]:
+    """The datasets a segmenter is scored on when none are named (``wbc_seg`` for a nucleus/cytoplasm
+    model, else the box and point sets), keeping those present under the data root; returns
+    ``(present, missing)`` and raises when none is there."""
+    parts_model = "nucleus" in (getattr(seg, "classes", None) or [])
+    wanted = ["wbc_seg"] if parts_model else ["bccd", "txl_pbc", "chula_rbc12"]
+    root = D.resolve_data_root(data_dir)
+    present = [d for d in wanted if (root / d / "images.csv").is_file()]
+    if not present:
+        raise CellviewerError(f"No dataset this model is scored on is in '{root}'.",
+                              hint=f"expected one of the folders {', '.join(wanted)} (each with images.csv) "
+                                   "in the shared layout, or name them with --datasets")
+    return present, [d for d in wanted if d not in present]
+
+
+def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str | None = "test",
                    datasets: list[str] | None = None, diameter: str | None = None, limit: int | None = None,
                    device: str = "cpu", on_image=None, central_cell: bool = True) -> dict:
-    """Score a segmenter on ``split`` of ``datasets`` (default from its classes); see the module docstring.
+    """Score a segmenter on ``split`` (``"all"``: every image; None: :func:`resolve_split`) of
+    ``datasets`` (default from its classes, those present); see the module docstring.
 
     Returns ``{"model", "split", "datasets": {group: summary}, "seconds_per_image", "images": [...]}``.
     """
+    split = resolve_split(split, data_dir)
     get = _segmenter_factory(name_or_segmenter, device)
     seg = get()
+    missing: list[str] = []
     if datasets is None:
-        parts_model = "nucleus" in (getattr(seg, "classes", None) or [])
-        datasets = ["wbc_seg"] if parts_model else ["bccd", "txl_pbc", "chula_rbc12"]
+        datasets, missing = default_datasets(seg, data_dir)
     results: dict = {}
     images: list[dict] = []
     seconds, n_run = 0.0, 0
     for ds in datasets:
-        samples = D.load_samples(ds, data_dir, split)[:limit]
+        samples = D.load_samples(ds, data_dir, None if split == "all" else split)[:limit]
         mode = diameter or ("annotation" if ds == "wbc_seg" else "estimate")
         box_acc: dict = defaultdict(_box_acc)
         counts: dict = defaultdict(int)
@@ -265,61 +299,11 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
             results[g] = {"kind": "points", "n_images": len(samples), "points": n, "inside_rbc": hit,
                           "recall": hit / n if n else float("nan")}
     name = name_or_segmenter if isinstance(name_or_segmenter, str) else getattr(name_or_segmenter, "name", "?")
-    return {"model": name, "split": split, "diameter": diameter or "estimate (annotation for wbc_seg)",
+    return {"model": name, "split": split, "n_images": len(images), "datasets_missing": missing,
+            "diameter": diameter or "estimate (annotation for wbc_seg)",
             "protocol": "wbc_seg: only the WBC at the crop centre is scored (one annotated cell per crop)"
             if central_cell else "wbc_seg: every predicted WBC pixel is scored",
             "datasets": results, "seconds_per_image": seconds / max(1, n_run), "images": images}
-
-
-def _f(v, pct=True) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "—"
-    return f"{100 * v:.2f}" if pct else f"{v:.2f}"
-
-
-def _ci(v) -> str:
-    return "—" if not v or any(np.isnan(x) for x in v) else f"{100 * v[0]:.2f}–{100 * v[1]:.2f}"
-
-
-def format_table(result: dict) -> str:
-    """The full metric table of :func:`evaluate_model` as text (percentages)."""
-    lines = [f"model {result['model']} — split {result['split']} — {result['seconds_per_image']:.3f} s/image"
-             f" — scale: {result['diameter']}"]
-    if any(r["kind"] == "masks" for r in result["datasets"].values()):
-        lines.append(result["protocol"])
-    for g, r in result["datasets"].items():
-        lines.append("")
-        if r["kind"] == "boxes":
-            lines.append(f"[{g}] {r['n_images']} images (boxes)")
-            lines.append(f"{'class':<10}{'count acc':>10}{'total acc':>10}{'MAE':>7}{'prec':>8}{'recall':>8}"
-                         f"{'F1':>8}{'pred/true':>12}{'0-true>0':>10}")
-            for c in CELLS:
-                s = r[c]
-                lines.append(f"{c:<10}{_f(s['count_accuracy']):>10}{_f(s['count_accuracy_total']):>10}"
-                             f"{_f(s['mae'], False):>7}{_f(s['precision']):>8}{_f(s['recall']):>8}{_f(s['f1']):>8}"
-                             f"{str(s['n_pred']) + '/' + str(s['n_true']):>12}"
-                             f"{str(s['zero_true_false_counts']) + '/' + str(s['zero_true_images']):>10}")
-            lines.append("count acc 95 % CI (bootstrap over images): "
-                         + ", ".join(f"{c} {_ci(r[c].get('count_accuracy_ci95'))}" for c in CELLS))
-            if "fp_at_edge" in r[CELLS[0]]:
-                lines.append("errors at the image edge (cut cells): "
-                             + ", ".join(f"{c} FP {r[c]['fp_at_edge']} of {r[c]['false_positives']},"
-                                         f" FN {r[c]['fn_at_edge']} of {r[c]['false_negatives']}" for c in CELLS))
-        elif r["kind"] == "masks":
-            lines.append(f"[{g}] {r['n_images']} images (masks; mean over images)")
-            lines.append(f"{'region':<10}" + "".join(f"{k[:9]:>10}" for k in _SEG_KEYS))
-            for part in PARTS:
-                lines.append(f"{part:<10}" + "".join(f"{_f(r[part][k]):>10}" for k in _SEG_KEYS))
-            lines.append("Dice 95 % CI (bootstrap over images): "
-                         + ", ".join(f"{part} {_ci(r[part].get('dice_ci95'))}" for part in PARTS))
-            m = r["map"]
-            cpa = "/".join(_f(v) for v in m["class_pixel_accuracy"])
-            lines.append(f"3-class map: pixel acc {_f(m['pixel_accuracy'])}, class pixel acc (bg/nuc/cyto) {cpa}, "
-                         f"mean IoU {_f(m['mean_iou'])}, misclassification {_f(m['misclassification_error'])}")
-        else:
-            lines.append(f"[{g}] {r['n_images']} images (points): {r['inside_rbc']}/{r['points']} points inside "
-                         f"a predicted RBC = recall {_f(r['recall'])}")
-    return "\n".join(lines)
 
 
 def command_args(argv: list[str]) -> str:
@@ -338,7 +322,9 @@ def command_args(argv: list[str]) -> str:
 
 
 def evaluate_args(args, on_image=None) -> dict:
-    """:func:`evaluate_model` with the options of :func:`cellviewer.core.cliopts.add_evaluate_arguments`."""
+    """:func:`evaluate_model` with the options of :func:`cellviewer.core.cliopts.add_evaluate_arguments`
+    (``args.split`` is resolved in place, so the command and the card check name the split scored)."""
+    args.split = resolve_split(args.split, args.data)
     return evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
                           args.device, on_image=on_image, central_cell=not args.all_cells)
 

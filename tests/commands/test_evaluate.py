@@ -27,7 +27,8 @@ def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_r
     res = json.loads((tmp_path / "r.json").read_text())
     assert [r["image"] for r in res["images"]] == sorted(r["image"] for r in res["images"]) and len(res["images"]) == 2
     card = find_models()["tiny-wbc"][1]
-    assert card["metrics"]["command"] == "cellviewer evaluate --model tiny-wbc --split test --datasets wbc_seg"
+    # a folder other than the development data is scored whole, and the stored command says so
+    assert card["metrics"]["command"] == "cellviewer evaluate --model tiny-wbc --split all --datasets wbc_seg"
     assert card["metrics"]["datasets"]["wbc_seg"]["n_images"] == 2
     # the sampling noise of each mean: a 95 % bootstrap interval over the images, inside their range
     assert "Dice 95 % CI (bootstrap over images): wbc " in out
@@ -75,3 +76,53 @@ def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, mo
             assert s["false_positives"] == s["n_pred"] - round(s["precision"] * s["n_pred"])
             assert 0 <= s["fp_at_edge"] <= s["false_positives"] and 0 <= s["fn_at_edge"] <= s["false_negatives"]
         assert "errors at the image edge (cut cells): rbc FP " in out
+
+
+def _box_folder(root, names):
+    """``root/txl_pbc`` in the shared layout: 96×96 fields with four red discs, each boxed."""
+    import cv2
+    import numpy as np
+
+    folder = root / "txl_pbc"
+    (folder / "images").mkdir(parents=True)
+    yy, xx = np.mgrid[:96, :96]
+    rows, boxes = ["image,width,height,origin"], ["image,cls,xmin,ymin,xmax,ymax"]
+    for name in names:
+        img = np.full((96, 96, 3), (235, 225, 225), np.uint8)
+        for cx, cy in ((26, 26), (70, 26), (26, 70), (70, 70)):
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 <= 14 ** 2] = (200, 120, 130)
+            boxes.append(f"{name},RBC,{cx - 14},{cy - 14},{cx + 14},{cy + 14}")
+        cv2.imwrite(str(folder / "images" / name), img[..., ::-1])
+        rows.append(f"{name},96,96,pbc")
+    (folder / "images.csv").write_text("\n".join(rows) + "\n")
+    (folder / "annotations.csv").write_text("\n".join(boxes) + "\n")
+
+
+def test_a_folder_other_than_the_development_data_is_scored_whole(tmp_path, capsys):
+    """A held-out set or a lab's own annotations were not split by file-name hash: by default every
+    image is scored; ``--split test`` still picks the hash split; datasets not in the folder are skipped."""
+    from cellviewer.core.datasets import default_data_root, split_of
+    from cellviewer.core.evaluate import resolve_split
+
+    names = [f"f{i:02d}.png" for i in range(40)]
+    names = ([n for n in names if split_of(n) == "test"][:1] + [n for n in names if split_of(n) == "train"][:2])
+    _box_folder(tmp_path, names)
+    args = ["evaluate", "--model", "classical", "--data", str(tmp_path), "-q", "--json", str(tmp_path / "r.json")]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model classical — split all (every image) — 3 images")
+    assert "not in the data folder, skipped: bccd, chula_rbc12" in out and "[txl_pbc] 3 images (boxes)" in out
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert sorted(r["image"] for r in res["images"]) == sorted(names)
+    assert res["datasets"]["txl_pbc"]["rbc"]["n_true"] == 12
+    assert cli.main(args + ["--split", "test"]) == 0
+    assert "[txl_pbc] 1 images (boxes)" in capsys.readouterr().out
+    # the development data keeps the test split as its default, however it is named
+    assert resolve_split(None, None) == "test" and resolve_split(None, default_data_root()) == "test"
+    assert resolve_split(None, tmp_path) == "all" and resolve_split("val", tmp_path) == "val"
+    # a folder holding none of the model's datasets says which folders it looked for
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(empty), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "No dataset this model is scored on" in err and "bccd, txl_pbc, chula_rbc12" in err
