@@ -80,17 +80,23 @@ class BackboneUNet(nn.Module):
     """smp U-Net wrapper following the registry's output convention.
 
     Config: ``encoder`` ("resnet34"), ``encoder_depth`` (5), ``decoder_channels``
-    (smp default (256, 128, 64, 32, 16) cut to the depth), ``classes`` (1),
+    (smp default (256, 128, 64, 32, 16) cut to the depth), ``n_classes`` (1; the
+    registry's name, as training passes it — ``classes``, smp's name, is the same option),
     ``in_ch`` (3), ``edge`` (False), ``decoder_interpolation`` ("nearest"),
     build-time only: ``encoder_weights_path``.
     """
 
     def __init__(self, *, encoder: str = "resnet34", encoder_depth: int = 5,
-                 decoder_channels: Sequence[int] | None = None, classes: int = 1,
-                 in_ch: int = 3, edge: bool = False, decoder_interpolation: str = "nearest",
+                 decoder_channels: Sequence[int] | None = None, n_classes: int | None = None,
+                 classes: int | None = None, in_ch: int = 3, edge: bool = False,
+                 decoder_interpolation: str = "nearest",
                  encoder_weights: object = None, encoder_weights_path: str | None = None):
         super().__init__()
         import segmentation_models_pytorch as smp
+
+        if n_classes is not None and classes is not None and n_classes != classes:
+            raise ValueError(f"n_classes ({n_classes}) and classes ({classes}) are the same option; give one")
+        classes = n_classes if n_classes is not None else (classes if classes is not None else 1)
 
         check_encoder(encoder, encoder_weights, ENCODERS)
         if not 1 <= encoder_depth <= 5:

@@ -138,6 +138,20 @@ def test_bad_config_is_a_model_load_error():
         create_net("do-unet", base=object())
 
 
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_net_takes_n_classes_as_training_passes_it(name):
+    """Training builds a new net with ``n_classes=len(classes)``: every architecture takes that name
+    (smp's ``classes`` is the same option for the U-Nets; giving both, different, is refused)."""
+    cfg = {k: v for k, v in SMALL[name][0].items() if k not in ("classes", "n_classes")}
+    hw = (100, 100) if name == "do-unet-valid" else (64, 64)
+    net = create_net(name, n_classes=3, **cfg).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, *hw))["mask"].shape[1] == 3
+    if name.startswith("unet"):
+        with pytest.raises(ModelLoadError, match="same option"):
+            create_net(name, n_classes=3, classes=2, **cfg)
+
+
 def test_config_is_json_ready():
     net = create_net("node-unet", widths=(4, 8, 16))
     assert net.config == {"name": "node-unet", "widths": [4, 8, 16]}
