@@ -213,6 +213,8 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
             ncfg.setdefault("edge", True)
         net = create_net(cfg.architecture, **ncfg)
     net.to(cfg.device)
+    if hasattr(net, "valid_input_size"):  # valid convolutions (do-unet-valid): a usable crop, targets cut to the output
+        acfg.crop = net.valid_input_size(acfg.crop)
     loss_fn = loss_for(cfg)
     steps = cfg.steps_per_epoch or max(1, len(train_items) // cfg.batch_size)
     budget = cfg.max_minutes * 60.0 if cfg.max_minutes else math.inf

@@ -95,6 +95,10 @@ def loss_for(cfg):
     mask_loss = create_loss(cfg.mask_loss, **opts)
 
     def loss(out: dict, cm, edge, phase: int):
+        h, w = out["mask"].shape[-2:]
+        if cm.shape[-2:] != (h, w):  # a valid-convolution net answers for the centre of its input
+            top, left = (cm.shape[-2] - h) // 2, (cm.shape[-1] - w) // 2
+            cm, edge = cm[..., top:top + h, left:left + w], edge[..., top:top + h, left:left + w]
         valid = (cm != D.IGNORE).float().unsqueeze(1)
         total = out["mask"].new_zeros(())
         if phase == 1:
