@@ -234,7 +234,7 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
     return present, [d for d in wanted if d not in present]
 
 
-def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str | None = "test",
+def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str | None = None,
                    datasets: list[str] | None = None, diameter: str | None = None, limit: int | None = None,
                    device: str = "cpu", on_image=None, central_cell: bool = True) -> dict:
     """Score a segmenter on ``split`` (``"all"``: every image; None: :func:`resolve_split`) of
