@@ -228,9 +228,12 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
     root = D.resolve_data_root(data_dir)
     present = [d for d in wanted if (root / d / "images.csv").is_file()]
     if not present:
+        hint = f"expected one of the folders {', '.join(wanted)} (each with images.csv) in the shared layout"
+        if (root / "images.csv").is_file():  # pointed at one dataset's folder instead of the data root
+            hint = (f"'{root.name}' looks like one dataset's folder: pass its parent as --data"
+                    f" (with --datasets {root.name} if it has another name); {hint}")
         raise CellviewerError(f"No dataset this model is scored on is in '{root}'.",
-                              hint=f"expected one of the folders {', '.join(wanted)} (each with images.csv) "
-                                   "in the shared layout, or name them with --datasets")
+                              hint=hint + ", or name them with --datasets")
     return present, [d for d in wanted if d not in present]
 
 

@@ -126,3 +126,6 @@ def test_a_folder_other_than_the_development_data_is_scored_whole(tmp_path, caps
     assert cli.main(["evaluate", "--model", "classical", "--data", str(empty), "-q"]) == 1
     err = capsys.readouterr().err
     assert "No dataset this model is scored on" in err and "bccd, txl_pbc, chula_rbc12" in err
+    # pointing at one dataset's folder instead of the data root says which folder to give
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "txl_pbc"), "-q"]) == 1
+    assert "'txl_pbc' looks like one dataset's folder: pass its parent as --data" in capsys.readouterr().err
