@@ -85,6 +85,7 @@ def loss_for(cfg):
     import torch
     import torch.nn.functional as F
 
+    from cellviewer.nets.blocks import center_crop
     from cellviewer.nets.losses import create_loss
 
     opts = dict(cfg.mask_loss_config)
@@ -97,8 +98,7 @@ def loss_for(cfg):
     def loss(out: dict, cm, edge, phase: int):
         h, w = out["mask"].shape[-2:]
         if cm.shape[-2:] != (h, w):  # a valid-convolution net answers for the centre of its input
-            top, left = (cm.shape[-2] - h) // 2, (cm.shape[-1] - w) // 2
-            cm, edge = cm[..., top:top + h, left:left + w], edge[..., top:top + h, left:left + w]
+            cm, edge = center_crop(cm, h, w), center_crop(edge, h, w)
         valid = (cm != D.IGNORE).float().unsqueeze(1)
         total = out["mask"].new_zeros(())
         if phase == 1:
