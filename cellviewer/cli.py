@@ -98,6 +98,11 @@ def cmd_models(args) -> int:
         print(f"{name}{star}" + (f" — {desc}" if desc else ""))
         if name in cards:
             print("    " + cards[name].text().replace("\n", "\n    "))
+    from cellviewer.core.morphology import describe_installed
+
+    line = describe_installed()
+    if line:
+        print(line)
     return EXIT_OK
 
 
@@ -173,6 +178,8 @@ def cmd_analyze(args) -> int:
 
     tune_for_batch()  # bounded oneDNN kernel cache, large arrays back to the OS: flat memory over a batch
     extra = {"tta": args.tta} if args.tta else {}  # trained nets average over flipped copies; classical ignores it
+    if args.no_morphology:
+        extra["morphology"] = False
     seg = create_segmenter(model, device=args.device, **extra)  # fails fast (exit 6) before touching the output
     out = os.path.abspath(args.out)
     masks = os.path.join(out, "masks")
@@ -281,6 +288,9 @@ def _add_analyze(sub) -> None:
     p.add_argument("--border-cells", choices=tuple(BORDER_RULES), default="all",
                    help="which cells cut by the image edge are counted: " + "; ".join(
                        f"{k} = {v}" for k, v in BORDER_RULES.items()) + " (default all; cut cells keep their masks)")
+    p.add_argument("--no-morphology", action="store_true",
+                   help="do not give red cells a morphology class (cells.csv 'morphology'; trained models "
+                        "with the rbc-morphology model installed do by default)")
     p.add_argument("--report-pages", type=_positive_int, default=100, metavar="N",
                    help="detail pages in report.pdf for the first N images; the summary lists all (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors and skipped files still show)")

@@ -16,7 +16,8 @@ import cellviewer.core as core_pkg
 from cellviewer import cli
 
 REPO = Path(__file__).resolve().parents[1]
-CELLS = ["image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score"]
+CELLS = ["image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
+         "morphology", "morphology_p"]
 COUNTS = ["image", "rbc", "wbc", "platelets"]
 
 
@@ -298,3 +299,24 @@ def test_analyze_border_cells_rule_changes_counts_not_masks(fakes, tmp_path):
         counts[rule] = int(_read_csv(out / "counts.csv")[1][1])
         assert len(_read_csv(out / "cells.csv")) == 1 + counts[rule]
     assert counts == {"all": 3, "frame": 2, "inside": 1}
+
+
+def test_analyze_gives_red_cells_a_morphology_unless_told_not_to(tmp_path):
+    """With the shipped models: cells.csv names each red cell's morphology; --no-morphology leaves it empty."""
+    from cellviewer.core.morphology import CLASSES, find_card
+    from cellviewer.core.resources import sample_image
+
+    if find_card() is None or not (REPO / "models" / "blood-cells.json").is_file() or sample_image() is None:
+        pytest.skip("the shipped blood-cells / rbc-morphology models or the sample are absent")
+    for flag, out in (([], tmp_path / "on"), (["--no-morphology"], tmp_path / "off")):
+        assert cli.main(["analyze", str(sample_image()), "-o", str(out), "-q", "--device", "cpu", *flag]) == 0
+        rows = _read_csv(out / "cells.csv")
+        col = rows[0].index("morphology")
+        rbc = [r for r in rows[1:] if r[2] == "rbc"]
+        assert rbc and all(r[col] == "" for r in rows[1:] if r[2] != "rbc")
+        if flag:
+            assert all(r[col] == "" for r in rbc)
+        else:
+            named = [r for r in rbc if r[col]]  # cells cut by the image edge have none
+            assert len(named) >= len(rbc) // 2
+            assert all(r[col] in CLASSES and 0 < float(r[col + 1]) <= 1 for r in named)

@@ -106,6 +106,25 @@ def _other_models(default: str, device: str, pixels) -> list[str]:
     return lines
 
 
+def _morphology_line(doc, seg) -> str:
+    """The red-cell morphology check: with the rbc-morphology model installed, every whole red cell
+    (not cut by the image edge) of the sample has a class ("" when that model is not installed or
+    the segmenter is classical)."""
+    from cellviewer.core.countframe import edge_flags
+    from cellviewer.core.morphology import find_card, morphology_counts
+
+    if find_card() is None or not getattr(seg, "morphology", False):
+        return ""
+    cut = set(edge_flags(doc.labels["rbc"]))
+    rbcs = [m for m in doc.markers.values() if m.cls == "rbc" and m.cell not in cut]
+    missing = sum(1 for m in rbcs if not m.morph)
+    if missing or not rbcs:
+        _fail(f"{missing} of {len(rbcs)} whole red cells of the sample got no morphology class",
+              hint="reinstall the models/ folder (rbc-morphology.json + .safetensors)")
+    top = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in list(morphology_counts(rbcs).items())[:3])
+    return f"  red-cell morphology: {doc.provenance.params.get('morphology', '?')}; sample: {top}"
+
+
 def _write_report(doc, folder, model: str, name: str) -> str:
     """Write report.pdf + counts.csv + cells.csv into ``folder``; check them; a short description."""
     from pathlib import Path
@@ -164,6 +183,9 @@ def run_selftest(args) -> int:
     if problems:
         _fail(f"implausible counts on the sample: {'; '.join(problems)}",
               hint="the model or its post-processing is broken; reinstall the models/ folder")
+    morph = _morphology_line(doc, seg)
+    if morph:
+        out(morph)
     if getattr(args, "model", None) is None:  # the whole installation: every shipped model loads
         for line in _other_models(model, getattr(args, "device", None) or "auto", img.pixels):
             out(line)

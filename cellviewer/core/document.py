@@ -85,6 +85,8 @@ class Marker:
     cell: int = 0  # instance label in labels[cls]; 0 = marker without a mask
     score: float = 1.0  # model confidence for auto markers, 1.0 for manual
     reviewed: bool = False
+    morph: str = ""  # red-cell morphology class (core.morphology.CLASSES); "" = not classified
+    morph_p: float = 0.0  # its probability (1.0 when a user set it)
 
 
 @dataclass

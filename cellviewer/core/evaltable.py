@@ -60,4 +60,9 @@ def format_table(result: dict) -> str:
         else:
             lines.append(f"[{g}] {r['n_images']} images (points): {r['inside_rbc']}/{r['points']} points inside "
                          f"a predicted RBC = recall {_f(r['recall'])}")
+            if r.get("morphology"):
+                mo = r["morphology"]
+                lines.append(f"  red-cell morphology of the cell each point lies in ({mo['n']} cells): accuracy "
+                             f"{_f(mo['accuracy'])}, balanced accuracy {_f(mo['balanced_accuracy'])}, "
+                             f"macro F1 {_f(mo['macro_f1'])}")
     return "\n".join(lines)

@@ -47,6 +47,7 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core import metrics as M
+from cellviewer.core import morphology as MO
 from cellviewer.core.cliopts import add_evaluate_arguments
 from cellviewer.core.errors import CellviewerError
 from cellviewer.core.jobs import run_job
@@ -130,6 +131,21 @@ def _add_boxes(acc: dict, res, sample: D.Sample) -> dict:
             a["zero_pos"] += int(pred > 0)
         row[c] = (pred, true)
     return row
+
+
+def _morph_pairs(markers, cells: np.ndarray, classes) -> list[tuple[int, int]]:
+    """``(true, predicted)`` morphology class indices of the labelled points that lie in a predicted red
+    cell with a morphology class (the point's class must be one of :data:`cellviewer.core.morphology.CLASSES`)."""
+    if classes is None:
+        return []
+    index = {name: k for k, name in enumerate(MO.CLASSES)}
+    morph = {m.cell: index[m.morph] for m in markers if m.cls == "rbc" and m.cell and m.morph in index}
+    out = []
+    for cell, cid in zip(np.asarray(cells).tolist(), np.asarray(classes).tolist()):
+        name = MO.CHULA_CLASSES.get(int(cid))
+        if cell and name in index and cell in morph:
+            out.append((index[name], morph[cell]))
+    return out
 
 
 def _box_summary(acc: dict, n: int) -> dict:
@@ -261,6 +277,7 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
         counts: dict = defaultdict(int)
         mask_rows: dict = defaultdict(list)
         pts = defaultdict(lambda: [0, 0])
+        morph_pairs: dict = defaultdict(list)
         for k, s in enumerate(samples):
             if on_image is not None:
                 on_image(ds, k, len(samples), s.image_id)
@@ -293,6 +310,7 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
                 pts[ds][0] += hit
                 pts[ds][1] += len(xs)
                 row["points_hit"] = [hit, len(xs)]
+                morph_pairs[ds] += _morph_pairs(res.markers, lab[ys, xs], s.meta.get("point_classes"))
             images.append(row)
         for g, acc in box_acc.items():
             results[g] = {"kind": "boxes", **_box_summary(acc, counts[g])}
@@ -301,6 +319,12 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
         for g, (hit, n) in pts.items():
             results[g] = {"kind": "points", "n_images": len(samples), "points": n, "inside_rbc": hit,
                           "recall": hit / n if n else float("nan")}
+            if morph_pairs[g]:  # end to end: the class of the predicted red cell each labelled point lies in
+                from cellviewer.core.morphtrain import scores
+
+                t, pr = np.array(morph_pairs[g]).T
+                sc = scores(t, pr, len(MO.CLASSES))
+                results[g]["morphology"] = {k: sc[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
     name = name_or_segmenter if isinstance(name_or_segmenter, str) else getattr(name_or_segmenter, "name", "?")
     return {"model": name, "split": split, "n_images": len(images), "datasets_missing": missing,
             "diameter": diameter or "estimate (annotation for wbc_seg)",

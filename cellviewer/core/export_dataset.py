@@ -247,7 +247,7 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
         res.files += [_write_csv(out / "images.csv", IMAGE_COLUMNS, rows),
                       _write_csv(out / "annotations.csv", ["image", "cls", "xmin", "ymin", "xmax", "ymax"], boxes),
                       _write_csv(out / "markers.csv", ["image", "id", "cls", "x", "y", "origin", "cell", "score",
-                                                       "reviewed"], markers),
+                                                       "reviewed", "morphology", "morphology_p"], markers),
                       _write_json(out / "classes.json", {str(v): c for c, v in CLASS_MAP_VALUES.items()})]
     if "coco" in formats:
         split_of_image = {r["image"]: r["split"] for r in rows}
@@ -304,7 +304,8 @@ def _write_unit(u: _Unit, out: Path, shared: bool, res: ExportResult, rows, boxe
     for m in u.markers:
         markers.append({"image": name, "id": m.id, "cls": m.cls, "x": round(m.x, 2), "y": round(m.y, 2),
                         "origin": m.origin, "cell": m.cell, "score": round(float(m.score), 4),
-                        "reviewed": int(bool(m.reviewed))})
+                        "reviewed": int(bool(m.reviewed)), "morphology": m.morph,
+                        "morphology_p": round(float(m.morph_p), 4) if m.morph else ""})
     if shared:
         res.files.append(_imwrite(out / "masks" / name, _class_map(u.labels, u.parts, (h, w))))
         for c in CELL_CLASSES:

@@ -97,7 +97,8 @@ def _marker(d) -> Marker | None:
     _need(isinstance(d, dict) and set(d) <= set(Marker.__dataclass_fields__), "marker fields")
     m = Marker(**d)
     _need(_is_int(m.id) and m.cls in CELL_CLASSES and _is_num(m.x) and _is_num(m.y) and _is_int(m.cell)
-          and m.cell >= 0 and _is_num(m.score) and isinstance(m.origin, str) and isinstance(m.reviewed, bool),
+          and m.cell >= 0 and _is_num(m.score) and isinstance(m.origin, str) and isinstance(m.reviewed, bool)
+          and isinstance(m.morph, str) and _is_num(m.morph_p),
           "marker values")
     return m
 

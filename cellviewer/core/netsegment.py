@@ -103,14 +103,16 @@ class NetSegmenter:
     ``overlap`` / ``batch_size`` (tiling at the working scale), ``method``
     ("edge-watershed", or a :data:`cellviewer.core.counting.METHODS` name for red cells),
     ``threads`` (torch CPU threads; None leaves torch's setting), ``solver`` (ODE nets such as
-    NODE-UNet: ``{"method", "rtol", "atol", "step_size"}`` for this segmenter's runs; ignored by other nets).
+    NODE-UNet: ``{"method", "rtol", "atol", "step_size"}`` for this segmenter's runs; ignored by other nets),
+    ``morphology`` (give each red cell a morphology class, :mod:`cellviewer.core.morphology`, when
+    that model is installed; default on).
     """
 
     def __init__(self, checkpoint: str | os.PathLike, device: str = "auto", diameter_px: float | None = None,
                  diameter_um: float | None = None, um_per_px: float | None = None, refine_scale: bool = True,
                  tile: int = 1024, overlap: int = 48, batch_size: int = 2, method: str | None = None,
                  threads: int | None = None, solver: dict | None = None, tta: str | None = None,
-                 border_pad: float | None = None, **_ignored):
+                 border_pad: float | None = None, morphology: bool = True, **_ignored):
         from cellviewer.core.device import resolve_device
 
         ck = str(checkpoint)
@@ -142,6 +144,8 @@ class NetSegmenter:
         self.border_pad = float((self.card.get("inference") or {}).get("border_pad", 0.0) if border_pad is None
                                 else border_pad)
         self.tta = tta or (self.card.get("inference") or {}).get("tta", "none")  # core.tta mode
+        #: classify each red cell's morphology (core.morphology) when that model is installed
+        self.morphology = bool(morphology) and "rbc" in self.classes
         tta_transforms(self.tta)  # an unknown mode fails here, not mid-run
         from cellviewer.nets.preprocess import card_steps
 
@@ -259,16 +263,33 @@ class NetSegmenter:
         if parts is not None:
             parts = cv2.resize(parts, (w, h), interpolation=NEAREST) * (out_labels["wbc"] > 0)
         timings["markers"] = time.perf_counter() - t
+        morph = self._classify(img, markers, d, out_labels["rbc"])
+        if morph:
+            timings["morphology"] = morph[1]
         timings["total"] = time.perf_counter() - t0
         params = {"model": self.name, "checkpoint": Path(self.checkpoint).name, "diameter_px": round(d, 2),
                   "diameter_source": source, "working_scale": self.working_scale, "scale": round(s, 4),
                   "method": self.method, "tta": self.tta, "tile": self.tile, "overlap": self.overlap, "passes": passes,
                   **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
-                  **({"fallback": list(oom.notices)} if oom.notices else {})}
+                  **({"fallback": list(oom.notices)} if oom.notices else {}),
+                  **({"morphology": morph[0]} if morph else {})}
         yield Progress(1.0, "done")
         return SegmentationResult(labels=out_labels, markers=markers, parts=parts, model_name=self.name,
                                   model_version=self.version, params=params, device=oom.device or self.device,
                                   timings=timings)
+
+
+    def _classify(self, img: np.ndarray, markers: list, d: float, rbc: np.ndarray) -> tuple[str, float] | None:
+        """Red-cell morphology classes on ``markers`` (in place; not for cells cut by the image edge, ``rbc``
+        labels); ``(model name + version, seconds)``, or None when off or when no morphology model is installed."""
+        from cellviewer.core import morphology
+
+        if not self.morphology or not any(m.cls == "rbc" for m in markers) or morphology.find_card() is None:
+            return None
+        t = time.perf_counter()
+        model = morphology.load_model(device=self.device)
+        morphology.classify_cells(img, markers, d, model=model, device=self.device, labels=rbc)
+        return f"{model[1].get('name')} {model[1].get('version', '1')}", time.perf_counter() - t
 
 
 # -- the registry of model cards ------------------------------------------------------------------
@@ -295,7 +316,8 @@ def find_models() -> dict[str, tuple[Path, dict]]:
                 card = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file():
+            if (isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file()
+                    and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
                 found[str(card.get("name") or p.stem)] = (p, card)
     from cellviewer.core.modelstore import active_cards
 

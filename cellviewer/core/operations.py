@@ -226,7 +226,7 @@ def reclassify_cell(doc: Document, cls: str, cell: int, new_cls: str) -> Edit:
         atoms.append(_parts_clear(doc, box, mask))
     ms = doc.markers_of_cell(cls, cell)
     for m in ms:
-        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual")))
+        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual", **_morph_kept(m, new_cls))))
     if not ms:
         atoms.append(MarkerChange(None, _marker_for_cell(doc, new_cls, lab, mask, box, doc.next_marker_id())))
     return make_edit("Reclassify cell", atoms, cls=new_cls, detail=f"{cls} {cell} -> {new_cls} {lab}")
@@ -283,7 +283,28 @@ def reclassify_marker(doc: Document, marker_id: int, new_cls: str) -> Edit:
         return reclassify_cell(doc, m.cls, m.cell, new_cls)
     if m.cls == new_cls:
         raise EditError(f"The marker is already a {DISPLAY_NAMES[new_cls]}.", hint="choose another class first")
-    return make_edit("Reclassify marker", [MarkerChange(m, replace(m, cls=new_cls, origin="manual"))], cls=new_cls)
+    return make_edit("Reclassify marker", [MarkerChange(m, replace(m, cls=new_cls, origin="manual",
+                                                                   **_morph_kept(m, new_cls)))], cls=new_cls)
+
+
+def _morph_kept(m: Marker, new_cls: str) -> dict:
+    """A red cell's morphology class goes when it becomes another kind of cell."""
+    return {} if new_cls == "rbc" else {"morph": "", "morph_p": 0.0}
+
+
+def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
+    """Set (or, with ``""``, clear) a red cell's morphology class by hand (probability 1)."""
+    from cellviewer.core.morphology import CLASSES
+
+    m = _marker(doc, marker_id)
+    if m.cls != "rbc":
+        raise EditError("Only red cells have a morphology class.", hint="pick a red-cell marker")
+    if morph and morph not in CLASSES:
+        raise EditError(f"Unknown red-cell morphology '{morph}'.", hint="one of: " + ", ".join(CLASSES))
+    if morph == m.morph and (not morph or m.morph_p == 1.0):
+        raise EditError(f"The cell is already '{morph or 'unclassified'}'.", hint="choose another class first")
+    new = replace(m, morph=morph, morph_p=1.0 if morph else 0.0)
+    return make_edit("Set morphology", [MarkerChange(m, new)], cls="rbc", detail=f"marker {marker_id}: {morph or '-'}")
 
 
 def set_marker_reviewed(doc: Document, marker_id: int, reviewed: bool = True) -> Edit:

@@ -3,6 +3,8 @@
 Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
 
 * ``cells.csv`` columns :data:`CELL_COLUMNS`: one row per counted marker (= counted cell;
+  ``morphology`` / ``morphology_p``: a red cell's morphology class and its probability,
+  1 when set by hand, empty when not classified — :mod:`cellviewer.core.morphology`;
   a cell the document's border rule does not count has no row, see
   :mod:`cellviewer.core.countframe`). ``area_px`` and the bounding box come from the cell's mask when the marker is
   linked to one (``marker.cell > 0``); a mask-less manual marker has area 0 and
@@ -32,7 +34,8 @@ from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_
 from cellviewer.core.errors import SaveError
 from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
 
-CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score")
+CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
+                "morphology", "morphology_p")
 COUNT_COLUMNS = ("image", "rbc", "wbc", "platelets")
 THUMB_WIDTH = 800
 
@@ -62,7 +65,8 @@ def cell_rows(doc: Document, image_name: str) -> list[dict]:
             box = (px, py, px, py)
         rows.append({"image": image_name, "cell_id": m.id, "cls": m.cls, "x": round(float(m.x), 2),
                      "y": round(float(m.y), 2), "area_px": area, "xmin": box[0], "ymin": box[1],
-                     "xmax": box[2], "ymax": box[3], "score": round(float(m.score), 4)})
+                     "xmax": box[2], "ymax": box[3], "score": round(float(m.score), 4),
+                     "morphology": m.morph, "morphology_p": round(float(m.morph_p), 4) if m.morph else ""})
     return rows
 
 
@@ -153,6 +157,7 @@ def differential(doc: Document) -> dict[str, str]:
     extra = {k: n for k, n in c.items() if k not in CELL_CLASSES and n}  # WBC subtypes, if a model gives them
     for k, n in sorted(extra.items()):
         out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
+    out.update(morphology_differential(doc))
     wmask = doc.labels["wbc"] > 0 if doc.parts is not None and doc.parts.any() else None  # no parts: skip 5 MP
     if wmask is not None and wmask.any():
         nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))
@@ -161,6 +166,15 @@ def differential(doc: Document) -> dict[str, str]:
             out.update({"WBC area: nucleus": _pct(nuc, area), "WBC area: cytoplasm": _pct(cyt, area),
                         "Nucleus : cytoplasm (area)": f"{nuc / cyt:.2f}" if cyt else "–"})
     return out
+
+
+def morphology_differential(doc: Document) -> dict[str, str]:
+    """``"RBC morphology: <class>" -> "<share> (<n>)"`` over the counted red cells that have a
+    morphology class (most frequent first); empty when none has one."""
+    skip = doc.uncounted()
+    morphs = Counter(m.morph for m in doc.markers.values() if m.cls == "rbc" and m.morph and m.id not in skip)
+    n = sum(morphs.values())
+    return {f"RBC morphology: {k.replace('_', ' ')}": f"{_pct(v, n)} ({v})" for k, v in morphs.most_common()}
 
 
 @dataclass

@@ -7,7 +7,7 @@ next to the image (or, when that folder is read-only, in the per-user store
 * ``document.json`` — ``{"format": "cellviewer-sidecar", "format_version": 1,
   "app_version", "saved_at", "image": {name, width, height, sha256},
   "um_per_px", "reviewed", "border_rule", "markers": [{id, cls, x, y, origin, cell, score,
-  reviewed}], "provenance": {model_name, model_version, params, segmented_at,
+  reviewed, morph, morph_p}], "provenance": {model_name, model_version, params, segmented_at,
   device, edits: [{action, cls, bbox, time, user, detail}]}, "journal_last"}``
   (``journal_last``: id of the last journal record the save covers, or null);
 * ``labels/<class>.npy`` — instance labels per class (``uint16`` or ``int32``);
@@ -343,9 +343,10 @@ def apply_sidecar(doc: Document, meta: dict, arrays: dict[str, np.ndarray], path
         for d in meta.get("markers", []):
             m = Marker(id=int(d["id"]), cls=str(d["cls"]), x=float(d["x"]), y=float(d["y"]),
                        origin=str(d.get("origin", "auto")), cell=int(d.get("cell", 0)),
-                       score=float(d.get("score", 1.0)), reviewed=bool(d.get("reviewed", False)))
+                       score=float(d.get("score", 1.0)), reviewed=bool(d.get("reviewed", False)),
+                       morph=str(d.get("morph", "") or ""), morph_p=float(d.get("morph_p", 0.0) or 0.0))
             if (m.cls not in CELL_CLASSES or not (0 <= m.x < w and 0 <= m.y < h) or m.id in markers
-                    or not math.isfinite(m.score) or m.cell < 0):
+                    or not math.isfinite(m.score) or m.cell < 0 or not math.isfinite(m.morph_p)):
                 warnings.append(f"Marker {m.id} ({m.cls} at {m.x:.0f},{m.y:.0f}) is invalid and was dropped.")
                 continue
             markers[m.id] = m

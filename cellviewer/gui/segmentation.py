@@ -73,6 +73,8 @@ def segmenter_request(p: SegmentParams, summaries: dict | None = None) -> tuple[
         opts["diameter_px"] = float(p.diameter_px)
     if p.tta and not is_classical(model):
         opts["tta"] = p.tta
+    if not p.morphology:
+        opts["morphology"] = False
     if p.ode_solver() and not is_classical(model):
         info = (model_summaries() if summaries is None else summaries).get(model)
         if info is not None and info.has_ode_solver:

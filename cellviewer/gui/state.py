@@ -61,6 +61,8 @@ class SegmentParams:
     ode_atol: float = 0.0
     # trained nets: test-time augmentation ("" = the card's own, else none | flips | d4; see core.tta)
     tta: str = ""
+    # trained nets: give each red cell a morphology class (core.morphology) when that model is installed
+    morphology: bool = True
 
     def ode_solver(self) -> dict:
         """The solver settings to pass to an ODE net (only the ones that differ from the card's)."""

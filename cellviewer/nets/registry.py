@@ -1,6 +1,8 @@
 """The one registry of network architectures.
 
-``create_net(name, **cfg)`` builds a network; ``list_nets()`` names them all.
+``create_net(name, **cfg)`` builds a network; ``list_nets()`` names the segmentation
+networks, ``list_nets("classify")`` the cell classifiers (one crop in, class logits out:
+``cellviewer.nets.cell_classifier``, used by :mod:`cellviewer.core.morphology`).
 Architecture modules register themselves with ``@register("name")`` and are
 imported lazily on the first ``create_net``/``list_nets`` call, so importing
 ``cellviewer.nets`` stays cheap.
@@ -43,10 +45,12 @@ if TYPE_CHECKING:  # torch is imported by the architecture modules, on demand
     from torch import nn
 
 NETS: dict[str, Callable[..., "nn.Module"]] = {}
+#: what each registered network does: "segment" (the output convention above) or "classify"
+KINDS: dict[str, str] = {}
 
 #: modules under cellviewer.nets that register architectures
 ARCH_MODULES: tuple[str, ...] = (
-    "do_unet", "segnet", "node_unet", "backbone_unet", "wbc_net", "dced_net",
+    "do_unet", "segnet", "node_unet", "backbone_unet", "wbc_net", "dced_net", "cell_classifier",
 )
 
 #: build-time-only options: used by the factory, never stored in ``net.config``
@@ -56,13 +60,14 @@ _loaded = False
 F = TypeVar("F", bound=Callable[..., "nn.Module"])
 
 
-def register(name: str) -> Callable[[F], F]:
-    """Class/function decorator adding a network factory to :data:`NETS`."""
+def register(name: str, kind: str = "segment") -> Callable[[F], F]:
+    """Class/function decorator adding a network factory to :data:`NETS` (``kind``: see :data:`KINDS`)."""
 
     def deco(factory: F) -> F:
         if name in NETS and NETS[name] is not factory:
             raise ValueError(f"network name {name!r} is already registered")
         NETS[name] = factory
+        KINDS[name] = kind
         return factory
 
     return deco
@@ -77,10 +82,10 @@ def _load_all() -> None:
     _loaded = True
 
 
-def list_nets() -> list[str]:
-    """All registered network names, sorted."""
+def list_nets(kind: str | None = "segment") -> list[str]:
+    """The registered network names of ``kind`` ("segment", "classify"; None: all), sorted."""
     _load_all()
-    return sorted(NETS)
+    return sorted(n for n in NETS if kind is None or KINDS.get(n) == kind)
 
 
 def create_net(name: str, **cfg) -> nn.Module:

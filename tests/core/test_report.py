@@ -13,7 +13,8 @@ from cellviewer.core.document import (CLASS_COLORS, CLASS_MAP_VALUES, Document, 
 from cellviewer.core.errors import SaveError
 from cellviewer.core import report as R
 
-CONTRACT_CELLS = ["image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score"]
+CONTRACT_CELLS = ["image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
+                  "morphology", "morphology_p"]
 CONTRACT_COUNTS = ["image", "rbc", "wbc", "platelets"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -79,7 +80,11 @@ def test_move_marker_by_dragging_in_navigate_mode(segmented):
     tools.drag_end(m.x + 6, m.y + 6)
     assert abs(doc.markers[m.id].x - (m.x + 6)) < 1e-6
     assert win.session.stack.undoText() == "Move marker"
-    assert not tools.drag_start(250, 5)  # empty place: the view pans
+    h, w = doc.shape  # the place farthest from every marker (the pick radius follows the canvas size)
+    ys, xs = np.mgrid[0:h:2, 0:w:2]
+    far = np.min([(xs - k.x) ** 2 + (ys - k.y) ** 2 for k in doc.markers.values()], axis=0)
+    y, x = np.unravel_index(int(np.argmax(far)), far.shape)
+    assert not tools.drag_start(float(xs[y, x]), float(ys[y, x]))  # empty place: the view pans
 
 
 def test_eraser_then_fill_the_hole(segmented):

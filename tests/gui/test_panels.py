@@ -122,3 +122,26 @@ def test_the_chosen_border_rule_is_the_default_for_images_without_saved_correcti
     assert window.count_settings.value.border_rule == "frame" and panel.doc.border_rule == "frame"
     assert window.open_image(other)
     assert panel.doc.border_rule == "frame" and panel.border.currentData() == "frame"
+
+
+def test_red_cell_morphology_is_shown_set_by_hand_and_undone(segmented, qtbot):
+    """The review queue shows and sets a red cell's morphology class (one undo step); Counts lists it."""
+    win = segmented
+    panel, doc, stack = win.human_loop.review_panel, win.session.doc, win.session.stack
+    qtbot.waitUntil(lambda: len(panel.queue) > 0 and not panel.runner.is_running, timeout=15000)
+    row = next(i for i, it in enumerate(panel.queue) if it.cls == "rbc")
+    assert panel.go_to(row) and panel.morph.isEnabled()
+    assert panel.morph.currentData() == ""  # the classical segmenter gives no morphology
+    it = panel.queue[row]
+    assert panel.set_morphology("target_cell")
+    m = doc.markers_of_cell("rbc", it.cell)[0]
+    assert (m.morph, m.morph_p) == ("target_cell", 1.0)
+    assert panel.table.item(row, 1).text().endswith("· target cell")
+    assert panel.morph.currentData() == "target_cell" and panel.morph_p.text() == "set by hand"
+    qtbot.waitUntil(lambda: "RBC morphology: target cell" in win.counts_panel.diff, timeout=3000)
+    stack.undo()
+    assert doc.markers_of_cell("rbc", it.cell)[0].morph == ""
+    assert panel.morph.currentData() == "" and not panel.table.item(row, 1).text().endswith("target cell")
+    win.segment_panel.morphology.setChecked(False)
+    assert win.seg_params.value.morphology is False
+    assert segmenter_request(SegmentParams(model="blood-cells", morphology=False))[1]["morphology"] is False

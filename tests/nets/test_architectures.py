@@ -294,3 +294,38 @@ def test_parameter_counts_are_sane():
     # the defaults are the papers' sizes; a regression here means a wiring change
     n = sum(p.numel() for p in create_net("node-unet").parameters())
     assert 1e6 < n < 1e7
+
+
+# --- cell classifiers (kind "classify": one crop in, class logits out) -----------------------
+
+CLASSIFIERS = {"cell-cnn": dict(n_classes=5, widths=[4, 8, 8])}
+
+
+def test_every_classifier_has_a_test_config_and_is_not_a_segmenter():
+    assert sorted(CLASSIFIERS) == list_nets("classify")
+    assert not set(CLASSIFIERS) & set(list_nets())
+    assert set(list_nets(None)) == set(SMALL) | set(CLASSIFIERS)
+
+
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
+def test_classifier_forward_backward_odd_sizes_and_round_trip(name, tmp_path):
+    cfg = CLASSIFIERS[name]
+    torch.manual_seed(0)
+    net = create_net(name, **cfg)
+    net.train()
+    out = net(torch.rand(2, 3, 24, 24))
+    assert set(out) == {"logits"} and tuple(out["logits"].shape) == (2, cfg["n_classes"])
+    out["logits"].square().mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    net.eval()
+    x = torch.rand(1, 3, 37, 29)  # odd sizes: global pooling
+    with torch.no_grad():
+        ref = net(x)["logits"]
+        assert torch.equal(ref, net(x)["logits"])
+    save_checkpoint(net, tmp_path / "c", {"classes": list("abcde")})
+    loaded, card = load_checkpoint(tmp_path / "c")
+    assert card["architecture"] == name and not loaded.training
+    with torch.no_grad():
+        assert torch.equal(loaded(x)["logits"], ref)
+    with pytest.raises(ModelLoadError):
+        create_net(name, n_classes=1)

@@ -9,6 +9,8 @@ when masks change; marking a cell reviewed only updates the ticks.
   canvas on the cell (``focus_requested``);
 * "Mark reviewed" (Y) marks the current cell reviewed and moves on — one undo step
   (:class:`cellviewer.gui.commands.EditCommand` on the document's ``QUndoStack``);
+* "Morphology" shows the current red cell's morphology class (:mod:`cellviewer.core.morphology`)
+  and sets it by hand — one undo step;
 * "Image reviewed" is the image-level flag (saved in the sidecar) that the
   training-set export and the retrain panel filter on — undoable too.
 """
@@ -18,8 +20,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import QRectF, QSignalBlocker, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cellviewer.core.document import DISPLAY_NAMES, Document, ImageData
 from cellviewer.core.jobs import Progress
@@ -109,6 +111,21 @@ class ReviewPanel(QWidget):
         for b in (self.prev_button, self.next_button, self.mark_button):
             row.addWidget(b)
         lay.addLayout(row)
+        morph_row = QHBoxLayout()
+        morph_row.addWidget(QLabel("Red-cell morphology"))
+        self.morph = QComboBox()
+        self.morph.setToolTip("The current red cell's morphology class (automatic, with its probability, "
+                              "or set by hand); choosing one is one undo step")
+        self.morph.addItem("– (not classified)", "")
+        from cellviewer.core.morphology import CLASSES
+
+        for name in CLASSES:
+            self.morph.addItem(name.replace("_", " "), name)
+        self.morph.activated.connect(lambda i: self.set_morphology(self.morph.itemData(i)))
+        morph_row.addWidget(self.morph, 1)
+        self.morph_p = QLabel("")
+        morph_row.addWidget(self.morph_p)
+        lay.addLayout(morph_row)
         self._sync_controls()
 
     # -- document --------------------------------------------------------------------------
@@ -161,11 +178,26 @@ class ReviewPanel(QWidget):
     def _key(self, index: int):
         return (self.queue[index].cls, self.queue[index].cell) if 0 <= index < len(self.queue) else None
 
+    def _first_markers(self) -> dict:
+        """``(cls, cell) -> its first marker`` (one pass over the markers)."""
+        out: dict = {}
+        for m in (self.doc.markers.values() if self.doc is not None else ()):
+            if m.cell:
+                out.setdefault((m.cls, m.cell), m)
+        return out
+
+    @staticmethod
+    def _name(it, first: dict) -> str:
+        m = first.get((it.cls, it.cell))
+        morph = f" · {m.morph.replace('_', ' ')}" if m is not None and m.morph else ""
+        return f"{DISPLAY_NAMES.get(it.cls, it.cls)} #{it.cell}{morph}"
+
     def _fill(self) -> None:
+        first = self._first_markers()
         self.table.setRowCount(len(self.queue))
         for i, it in enumerate(self.queue):
             reasons = ", ".join(it.reasons) if not isinstance(it.reasons, str) else it.reasons
-            cells = ("", f"{DISPLAY_NAMES.get(it.cls, it.cls)} #{it.cell}", f"{float(it.score):.2f}", reasons)
+            cells = ("", self._name(it, first), f"{float(it.score):.2f}", reasons)
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if j == 3:
@@ -186,10 +218,13 @@ class ReviewPanel(QWidget):
                     reviewed[key] = reviewed.get(key, True) and bool(m.reviewed)
             for it in self.queue:
                 it.reviewed = reviewed.get((it.cls, it.cell), False)
+        first = self._first_markers()
         for i, it in enumerate(self.queue):
-            cell = self.table.item(i, 0)
+            cell, name = self.table.item(i, 0), self.table.item(i, 1)
             if cell is not None:
                 cell.setText(TICK if it.reviewed else "")
+            if name is not None:
+                name.setText(self._name(it, first))  # the morphology may have changed (set, undone)
         self._sync_controls()
 
     @property
@@ -212,11 +247,48 @@ class ReviewPanel(QWidget):
         self.mark_button.setEnabled(has and 0 <= self.current < n)
         self.image_reviewed.setEnabled(has)
         self._sync_image_flag()
+        self._sync_morph()
         self.queue_changed.emit(left, n)
 
     def _sync_image_flag(self) -> None:
         with QSignalBlocker(self.image_reviewed):
             self.image_reviewed.setChecked(bool(self.doc is not None and self.doc.reviewed))
+
+    def _marker(self, it):
+        """The first marker of a queue item's cell (None when it has none)."""
+        if self.doc is None or it is None:
+            return None
+        ms = self.doc.markers_of_cell(it.cls, it.cell)
+        return ms[0] if ms else None
+
+    def _sync_morph(self) -> None:
+        it = self.queue[self.current] if 0 <= self.current < len(self.queue) else None
+        m = self._marker(it) if it is not None and it.cls == "rbc" else None
+        self.morph.setEnabled(m is not None)
+        with QSignalBlocker(self.morph):
+            self.morph.setCurrentIndex(max(0, self.morph.findData(m.morph if m is not None else "")))
+        self.morph_p.setText("" if m is None or not m.morph else
+                             ("set by hand" if m.morph_p >= 1.0 else f"p = {m.morph_p:.2f}"))
+
+    def set_morphology(self, morph: str) -> bool:
+        """Set the current red cell's morphology class by hand (one undo step)."""
+        it = self.queue[self.current] if 0 <= self.current < len(self.queue) else None
+        m = self._marker(it) if it is not None else None
+        if m is None:
+            notifications.status("Pick a red cell in the review queue first (N).")
+            return False
+        from cellviewer.core.errors import CellviewerError
+        from cellviewer.core.operations import set_morphology
+
+        try:
+            edit = set_morphology(self.doc, m.id, morph or "")
+        except CellviewerError as e:
+            notifications.show_error(e, "Red-cell morphology")
+            self._sync_morph()
+            return False
+        self._push(edit)
+        self.refresh_ticks()
+        return True
 
     def _select(self, index: int) -> None:
         with QSignalBlocker(self.table):

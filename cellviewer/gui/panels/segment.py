@@ -90,6 +90,11 @@ class SegmentPanel(QWidget):
                             "outlines, 4-8 times the prediction time")
         self.tta.currentIndexChanged.connect(lambda _i: self.state.update(tta=self.tta.currentData()))
         form.addRow("Test-time augm.", self.tta)
+        self.morphology = QCheckBox("Red-cell morphology (normal, spherocyte, target cell, ...)")
+        self.morphology.setToolTip("Give each red cell a morphology class with the rbc-morphology model "
+                                   "(trained networks only; shown in Counts and the review queue)")
+        self.morphology.toggled.connect(lambda on: self.state.update(morphology=on))
+        form.addRow("", self.morphology)
         self.auto_run = QCheckBox("Segment new images automatically")
         self.auto_run.toggled.connect(lambda on: self.state.update(auto_run=on))
         form.addRow("", self.auto_run)
@@ -187,7 +192,8 @@ class SegmentPanel(QWidget):
                        (self.um_per_px, v.um_per_px)):
             with QSignalBlocker(w):
                 w.setValue(float(val))
-        for w, val in ((self.use_um, v.use_um), (self.auto_run, v.auto_run)):
+        self.morphology.setEnabled(not is_classical(model))
+        for w, val in ((self.use_um, v.use_um), (self.auto_run, v.auto_run), (self.morphology, v.morphology)):
             with QSignalBlocker(w):
                 w.setChecked(bool(val))
         self.diameter_px.setEnabled(not v.use_um)

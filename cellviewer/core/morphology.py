@@ -1,0 +1,189 @@
+"""Red-cell morphology: each segmented red cell gets a class (normal, spherocyte, target cell, ...).
+
+The classes are those of the Chula RBC-12 dataset (``../shared/data/chula_rbc12``, MIT),
+whose points mark the centres of red cells with their morphology:
+:data:`CLASSES` (its "uncategorised" class, 19 points, is left out).
+
+A cell is classified from a square crop centred on it (:func:`cell_crops`), scaled so the
+field's typical red cell is ``CROP_PX / CROP_DIAMETERS`` px across: the crop shows the cell
+with its neighbours, so size classes (microcyte, macrocyte) are judged against the field's
+own red cells, as a haematologist does, and the result does not depend on the camera.
+The network is a ``classify`` net of the registry (:mod:`cellviewer.nets.cell_classifier`);
+the shipped model is ``models/rbc-morphology`` (trained by
+``python -m cellviewer.core.morphtrain``, see its card).
+
+:func:`classify_cells` sets ``Marker.morph`` / ``Marker.morph_p`` of the red-cell markers of a
+segmentation result; :func:`morphology_counts` is the differential a report shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cellviewer.core.errors import ModelLoadError
+
+#: Chula RBC-12 class ids -> names (its README at the pinned commit); 10 "uncategorised" is not used
+CHULA_CLASSES = {0: "normal", 1: "macrocyte", 2: "microcyte", 3: "spherocyte", 4: "target_cell",
+                 5: "stomatocyte", 6: "ovalocyte", 7: "teardrop", 8: "burr_cell", 9: "schistocyte",
+                 11: "hypochromia", 12: "elliptocyte"}
+CLASSES: tuple[str, ...] = tuple(CHULA_CLASSES.values())
+#: crop side, in typical red-cell diameters of the field
+CROP_DIAMETERS = 2.0
+#: crop side in px (the network's input)
+CROP_PX = 64
+#: the shipped model's name (``models/<name>.json``)
+MODEL_NAME = "rbc-morphology"
+#: a card of this task is a morphology classifier, not a segmenter (``core.netsegment`` skips it)
+TASK = "rbc-morphology"
+
+_CACHE: dict[str, tuple[object, dict]] = {}
+_LOCK = threading.Lock()
+
+
+def white_balance(image: np.ndarray, level: float = 235.0) -> np.ndarray:
+    """The image with its background (the median colour of its brightest 10 % of pixels) made a neutral
+    ``level`` grey by a gain per channel: stains, lamps and cameras differ; the cells' shapes do not."""
+    img = np.asarray(image)
+    lum = img.astype(np.float32).mean(axis=2)
+    bright = img[lum >= np.percentile(lum, 90)]
+    bg = np.maximum(np.median(bright.reshape(-1, 3), axis=0).astype(np.float32), 1.0)
+    return np.clip(img.astype(np.float32) * (level / bg), 0, 255).astype(np.uint8)
+
+
+def to_grey(crops: np.ndarray) -> np.ndarray:
+    """Crops with their luminance in all three channels (models whose card says ``"grey": true``: no stain shortcut)."""
+    lum = (crops.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).round().astype(np.uint8)
+    return np.repeat(lum[..., None], 3, axis=-1)
+
+
+def cell_crops(image: np.ndarray, points: np.ndarray, diameter: float,
+               px: int = CROP_PX, diameters: float = CROP_DIAMETERS) -> np.ndarray:
+    """``N×px×px×3`` uint8 crops of an RGB image centred on ``points`` (N×2, x, y in px), each
+    ``diameters × diameter`` input px wide; the image edge is mirrored."""
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return np.zeros((0, px, px, 3), np.uint8)
+    s = px / (diameters * float(diameter))
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))),
+                       interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    pad = px
+    big = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    out = np.empty((len(pts), px, px, 3), np.uint8)
+    for i, (x, y) in enumerate(pts):
+        cx, cy = int(round(x * s)) + pad, int(round(y * s)) + pad
+        x0, y0 = cx - px // 2, cy - px // 2
+        out[i] = big[y0:y0 + px, x0:x0 + px]
+    return out
+
+
+def to_tensor(crops: np.ndarray):
+    """uint8 ``N×S×S×3`` -> float ``N×3×S×S`` 0..1."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).float().div_(255.0)
+
+
+def find_card(name: str = MODEL_NAME) -> Path | None:
+    """The card of a morphology model named ``name`` in the model folders (later ones win), or None."""
+    from cellviewer.core.netsegment import model_dirs
+
+    found = None
+    for d in model_dirs():
+        p = d / f"{name}.json"
+        if p.is_file() and p.with_suffix(".safetensors").is_file():
+            found = p
+    return found
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu"):
+    """``(net, card)`` of a morphology model (default: the shipped one), cached."""
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    card_path = Path(path) if path is not None else find_card()
+    if card_path is None:
+        raise ModelLoadError(f"No red-cell morphology model '{MODEL_NAME}' was found",
+                             hint="reinstall cellviewer (models/rbc-morphology.json + .safetensors) "
+                                  "or train one with python -m cellviewer.core.morphtrain")
+    key = f"{card_path.with_suffix('')}|{device}"
+    with _LOCK:
+        if key not in _CACHE:
+            net, card = load_checkpoint(card_path.with_suffix(""), device=device)
+            if card.get("task") != TASK:
+                raise ModelLoadError(f"'{card_path}' is not a red-cell morphology model",
+                                     hint=f"its card needs \"task\": \"{TASK}\"")
+            _CACHE[key] = (net, card)
+        return _CACHE[key]
+
+
+def predict_crops(net, crops: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
+    """Class probabilities ``N×C`` of uint8 crops (averaged over the crop and its mirror)."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch):
+            x = to_tensor(crops[i:i + batch]).to(device)
+            logits = net(x)["logits"] + net(torch.flip(x, dims=(3,)))["logits"]
+            out.append(torch.softmax(logits.float() / 2, dim=1).cpu().numpy())
+    n_cls = int(getattr(net, "fc").out_features) if hasattr(net, "fc") else 0
+    return np.concatenate(out) if out else np.zeros((0, n_cls), np.float32)
+
+
+def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None, device: str = "cpu",
+                   labels: np.ndarray | None = None) -> int:
+    """Set ``morph`` / ``morph_p`` on the red-cell markers (in place) from crops of ``image``
+    (RGB uint8) at the field's red-cell ``diameter`` (px); returns how many were classified.
+    ``model``: ``(net, card)`` (default: :func:`load_model`). With the red-cell instance ``labels``,
+    cells cut by the image edge are left unclassified: a cut cell's shape is not its own (it
+    would pass for a fragment, a schistocyte)."""
+    cut: set = set()
+    if labels is not None:
+        from cellviewer.core.countframe import edge_flags
+
+        cut = set(edge_flags(labels))
+    rbcs = [m for m in markers if m.cls == "rbc" and not (m.cell and m.cell in cut)]
+    if not rbcs:
+        return 0
+    net, card = model if model is not None else load_model(device=device)
+    classes = list(card.get("classes") or CLASSES)
+    if card.get("white_balance"):
+        image = white_balance(image)
+    pts = np.array([(m.x, m.y) for m in rbcs], np.float64)
+    crops = cell_crops(image, pts, diameter, int(card.get("crop_px") or CROP_PX),
+                       float(card.get("crop_diameters") or CROP_DIAMETERS))
+    probs = predict_crops(net, to_grey(crops) if card.get("grey") else crops, device=device)
+    best = probs.argmax(1)
+    for m, k, p in zip(rbcs, best.tolist(), probs):
+        m.morph, m.morph_p = classes[k], round(float(p[k]), 4)
+    return len(rbcs)
+
+
+def morphology_counts(markers: list) -> dict[str, int]:
+    """How many red cells have each morphology class (classified ones only), most frequent first."""
+    return dict(Counter(m.morph for m in markers if m.cls == "rbc" and getattr(m, "morph", "")).most_common())
+
+
+def describe_installed() -> str:
+    """Two lines on the installed morphology model for ``cellviewer models`` ("" when none is)."""
+    import json
+
+    path = find_card()
+    if path is None:
+        return ""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    test = (card.get("metrics") or {}).get("test") or {}
+    nums = (f"; test split ({test.get('n')} cells): accuracy {100 * test['accuracy']:.2f} %, "
+            f"balanced accuracy {100 * test['balanced_accuracy']:.2f} %, macro F1 {100 * test['macro_f1']:.2f} %"
+            if {"accuracy", "balanced_accuracy", "macro_f1"} <= set(test) else "")
+    return (f"{card.get('name', path.stem)} (red-cell morphology of every trained segmenter's red cells) — "
+            f"{card.get('description', '')}\n    {card.get('architecture')} version {card.get('version', '1')}; "
+            f"classes: {', '.join(card.get('classes') or CLASSES)}{nums}")
