@@ -1,7 +1,7 @@
 """The review queue: cells ordered by how doubtful they are, so the annotator looks at those first.
 
 :func:`doubt_queue` scores every cell that has a mask (markers placed by hand without a mask
-are the annotator's own and are not queued). A cell's doubt in [0, 1] combines three signs,
+are the annotator's own and are not queued). A cell's doubt in [0, 1] combines its signs,
 as a noisy-or ``1 − Π(1 − dᵢ)``:
 
 * **low model score** — ``d = (0.9 − score) / 0.5`` clipped to [0, 1] (scores ≥ 0.9 are not
@@ -18,7 +18,11 @@ as a noisy-or ``1 − Π(1 − dᵢ)``:
   expected area comes from the red-cell size), and ``1 − roundness`` (area over the disc of
   the largest inscribed radius, as in :func:`cellviewer.core.counting.shape_scores`) beyond 0.25
   for the shape. Cells cut by the image border are expected to be small and not round: only
-  an oversized one counts.
+  an oversized one counts;
+* **red-cell morphology to check** (red cells with an automatic morphology class,
+  :mod:`cellviewer.core.morphology`) — ``d = (0.6 − p) / 0.4`` clipped to [0, 1] for a class of
+  probability ``p`` (unsure), and at least :data:`ABNORMAL_DOUBT` for any class but normal: an
+  abnormal call is what a report rests on, so it is worth a look.
 
 A sign counts as a reason (``DoubtItem.reasons``) when its ``d`` is ≥ :data:`REASON_AT`.
 The queue is sorted by doubt, highest first; reviewed cells stay in it (``reviewed``) so
@@ -41,6 +45,8 @@ from cellviewer.core.errors import EditError
 CLASS_SIZE = {"rbc": 1.0, "wbc": 1.6, "platelet": 0.35}
 METHODS: tuple[str, ...] = ("watershed", "hough", "distance_peaks")
 REASON_AT = 0.3
+#: the doubt of an automatic red-cell morphology class other than "normal", at least
+ABNORMAL_DOUBT = 0.35
 #: the counting methods are run on cells off the typical area by more than this factor, or less round
 CHECK_SIZE, CHECK_ROUNDNESS = 1.25, 0.8
 
@@ -142,6 +148,10 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
             if cut[cid]:
                 signs["size"] = signs["size"] if a[k] > typical else 0.0
                 signs["shape"] = 0.0
+            morph = next((m for m in ms if m.morph and m.morph_p < 1.0), None)  # automatic classes only
+            if morph is not None:
+                signs["morphology"] = max(float(np.clip((0.6 - morph.morph_p) / 0.4, 0, 1)),
+                                          ABNORMAL_DOUBT if morph.morph != "normal" else 0.0)
             score = 1.0 - float(np.prod([1.0 - v for v in signs.values()]))
             reasons = []
             if signs["model"] >= REASON_AT:
@@ -153,6 +163,9 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
                 reasons.append(f"{'large' if a[k] > typical else 'small'} for a {cls} ({a[k] / typical:.1f}× typical)")
             if signs["shape"] >= REASON_AT:
                 reasons.append(f"irregular shape (roundness {roundness[k]:.2f})")
+            if signs.get("morphology", 0) >= REASON_AT:
+                unsure = "unsure " if morph.morph_p < 0.6 else ""
+                reasons.append(f"{unsure}morphology: {morph.morph.replace('_', ' ')} ({morph.morph_p:.2f})")
             m0 = ms[0] if ms else None
             queue.append(DoubtItem(cls, cid, float(m0.x if m0 else xs[k]), float(m0.y if m0 else ys[k]), score,
                                    reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs))

@@ -45,6 +45,26 @@ def test_doubtful_cells_come_first_with_their_reasons():
     assert all(doc.labels[it.cls][int(it.y), int(it.x)] == it.cell for it in q)
 
 
+def test_unsure_or_abnormal_red_cell_morphology_is_a_reason_to_look():
+    from dataclasses import replace
+
+    doc = _doc()
+    base = {(it.cls, it.cell): it.score for it in doubt_queue(doc, diameter=2 * R)}
+    ms = {m.cell: m for m in doc.markers.values() if m.cls == "rbc"}
+    doc.markers[ms[1].id] = replace(ms[1], morph="normal", morph_p=0.95)  # sure and normal: no doubt
+    doc.markers[ms[2].id] = replace(ms[2], morph="normal", morph_p=0.3)  # unsure
+    doc.markers[ms[3].id] = replace(ms[3], morph="schistocyte", morph_p=0.9)  # abnormal: worth a look
+    doc.markers[ms[4].id] = replace(ms[4], morph="schistocyte", morph_p=1.0)  # set by hand: not queued for it
+    by = {(it.cls, it.cell): it for it in doubt_queue(doc, diameter=2 * R)}
+    assert by[("rbc", 1)].score == pytest.approx(base[("rbc", 1)]) and not by[("rbc", 1)].reasons
+    assert by[("rbc", 2)].signs["morphology"] == pytest.approx(0.75)
+    assert "unsure morphology: normal (0.30)" in by[("rbc", 2)].reasons
+    assert by[("rbc", 3)].signs["morphology"] == pytest.approx(0.35)
+    assert "morphology: schistocyte (0.90)" in by[("rbc", 3)].reasons
+    assert "morphology" not in by[("rbc", 4)].signs
+    assert by[("rbc", 3)].score > base[("rbc", 3)]
+
+
 def test_mark_reviewed_is_undoable_and_navigation_skips_reviewed():
     doc = _doc()
     q = doubt_queue(doc, diameter=2 * R)
