@@ -278,7 +278,6 @@ class NetSegmenter:
                                   model_version=self.version, params=params, device=oom.device or self.device,
                                   timings=timings)
 
-
     def _classify(self, img: np.ndarray, markers: list, d: float, rbc: np.ndarray) -> tuple[str, float] | None:
         """Red-cell morphology classes on ``markers`` (in place; not for cells cut by the image edge, ``rbc``
         labels); ``(model name + version, seconds)``, or None when off or when no morphology model is installed."""

@@ -226,7 +226,7 @@ def reclassify_cell(doc: Document, cls: str, cell: int, new_cls: str) -> Edit:
         atoms.append(_parts_clear(doc, box, mask))
     ms = doc.markers_of_cell(cls, cell)
     for m in ms:
-        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual", **_morph_kept(m, new_cls))))
+        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual", **_morph_kept(new_cls))))
     if not ms:
         atoms.append(MarkerChange(None, _marker_for_cell(doc, new_cls, lab, mask, box, doc.next_marker_id())))
     return make_edit("Reclassify cell", atoms, cls=new_cls, detail=f"{cls} {cell} -> {new_cls} {lab}")
@@ -284,10 +284,10 @@ def reclassify_marker(doc: Document, marker_id: int, new_cls: str) -> Edit:
     if m.cls == new_cls:
         raise EditError(f"The marker is already a {DISPLAY_NAMES[new_cls]}.", hint="choose another class first")
     return make_edit("Reclassify marker", [MarkerChange(m, replace(m, cls=new_cls, origin="manual",
-                                                                   **_morph_kept(m, new_cls)))], cls=new_cls)
+                                                                   **_morph_kept(new_cls)))], cls=new_cls)
 
 
-def _morph_kept(m: Marker, new_cls: str) -> dict:
+def _morph_kept(new_cls: str) -> dict:
     """A red cell's morphology class goes when it becomes another kind of cell."""
     return {} if new_cls == "rbc" else {"morph": "", "morph_p": 0.0}
 
