@@ -6,6 +6,9 @@ GUI's notification layer (and the CLI's top level) catch broadly.
 
 from __future__ import annotations
 
+import sys
+from typing import Callable
+
 
 class CellviewerError(Exception):
     """Base class of every error cellviewer raises on purpose.
@@ -82,3 +85,14 @@ class OptionError(CellviewerError):
     """A command-line or configuration option has a bad value (exit code 2, like a usage error)."""
 
     exit_code = 2
+
+
+def script_main(body: Callable[[], int | None]) -> int:
+    """Run the body of a ``python -m cellviewer.core.…`` command: its return value (None: 0), or, when
+    one of cellviewer's own errors ends it, one ``error: …`` line on stderr and that error's exit code."""
+    try:
+        rc = body()
+    except CellviewerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0 if rc is None else int(rc)

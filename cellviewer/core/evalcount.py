@@ -30,7 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from cellviewer.core.errors import CellviewerError, ImageReadError
+from cellviewer.core.errors import CellviewerError, ImageReadError, script_main
 from cellviewer.core.jobs import run_job
 
 CLASSES = ("rbc", "wbc", "platelet")
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--diameter-px", type=float, default=None)
     args = ap.parse_args(argv)
     datasets = ("bccd", "txl_pbc") if args.dataset == "all" else (args.dataset,)
-    try:
+
+    def body() -> None:
         for ds in datasets:
             results = {}
             for name in args.methods:
@@ -202,10 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name] = evaluate_counts(seg, args.data, ds, limit=args.limit, stride=args.stride)
             print(f"\n== {ds} ({results[args.methods[0]]['n_images']} images) ==")
             print(format_table(results))
-    except CellviewerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+
+    return script_main(body)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from cellviewer.core import datasets as D
 from cellviewer.core import metrics as M
 from cellviewer.core import morphology as MO
 from cellviewer.core.cliopts import add_evaluate_arguments
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import CellviewerError, script_main
 from cellviewer.core.jobs import run_job
 
 from cellviewer.core.evaltable import _SEG_KEYS, CELLS, PARTS, format_table
@@ -375,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cellviewer.core.evaluate", description=__doc__.split("\n")[0])
     add_evaluate_arguments(ap)
     args = ap.parse_args(argv)
-    try:
+
+    def body() -> None:
         res = evaluate_args(args)
         print(format_table(res))
         if args.json:
@@ -383,10 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_card:
             cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])
             print(f"metrics written to {store_metrics(args.model, res, cmd)}")
-    except CellviewerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+
+    return script_main(body)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import CellviewerError, script_main
 from cellviewer.core.jobs import CancelToken, Job, Progress
 
 # numpy, OpenCV and the data readers are imported inside the functions: ``cellviewer --help``
@@ -227,11 +227,8 @@ def run_from_args(args) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cellviewer.core.finetune_demo", description=__doc__.split("\n")[0])
     add_arguments(ap)
-    try:
-        return run_from_args(ap.parse_args(argv))
-    except CellviewerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    args = ap.parse_args(argv)
+    return script_main(lambda: run_from_args(args))
 
 
 if __name__ == "__main__":

@@ -121,10 +121,13 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
         return _CACHE[key]
 
 
-def predict_crops(net, crops: np.ndarray, batch: int = 256, device: str = "cpu") -> np.ndarray:
-    """Class probabilities ``N×C`` of uint8 crops (averaged over the crop and its mirror)."""
+def predict_crops(net, crops: np.ndarray, batch: int = 256, device: str = "cpu", grey: bool = False) -> np.ndarray:
+    """Class probabilities ``N×C`` of uint8 crops (averaged over the crop and its mirror; ``grey``:
+    of their luminance, :func:`to_grey`)."""
     import torch
 
+    if grey:
+        crops = to_grey(crops)
     out = []
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
@@ -157,7 +160,7 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
     pts = np.array([(m.x, m.y) for m in rbcs], np.float64)
     crops = cell_crops(image, pts, diameter, int(card.get("crop_px") or CROP_PX),
                        float(card.get("crop_diameters") or CROP_DIAMETERS))
-    probs = predict_crops(net, to_grey(crops) if card.get("grey") else crops, device=device)
+    probs = predict_crops(net, crops, device=device, grey=bool(card.get("grey")))
     best = probs.argmax(1)
     for m, k, p in zip(rbcs, best.tolist(), probs):
         m.morph, m.morph_p = classes[k], round(float(p[k]), 4)

@@ -32,7 +32,7 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core import morphology as MO
-from cellviewer.core.errors import CellviewerError, OptionError
+from cellviewer.core.errors import CellviewerError, OptionError, script_main
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
 
 #: crops are cut this much larger than the network's input, for the scale / shift augmentation
@@ -63,13 +63,21 @@ class MorphConfig:
     grey: bool = False
 
 
+def _field_crops(path, points: np.ndarray, px: int, margin: float, white_balance: bool) -> np.ndarray:
+    """Crops (``px`` wide, ``margin`` × the network's view) around ``points`` of one image, at its estimated
+    red-cell diameter (as the segmenter finds it at run time), white-balanced first when asked."""
+    from cellviewer.core.cellsize import estimate_rbc_diameter
+    from cellviewer.core.io import read_image
+
+    img = read_image(path).pixels
+    d, _ = estimate_rbc_diameter(img)
+    return MO.cell_crops(MO.white_balance(img) if white_balance else img, points, d, px, MO.CROP_DIAMETERS * margin)
+
+
 def load_crops(split: str, data_root=None, margin: float = MARGIN, cancel: CancelToken | None = None,
                crop_px: int = MO.CROP_PX, white_balance: bool = False):
     """``(crops N×S×S×3 uint8, labels N, image index N, image ids)`` of one split's labelled points;
     crops are ``margin`` × the network's crop (same centre and scale)."""
-    from cellviewer.core.cellsize import estimate_rbc_diameter
-    from cellviewer.core.io import read_image
-
     px = int(round(crop_px * margin))
     ids = {cid: i for i, cid in enumerate(MO.CHULA_CLASSES)}
     crops, labels, owner, names = [], [], [], []
@@ -80,11 +88,7 @@ def load_crops(split: str, data_root=None, margin: float = MARGIN, cancel: Cance
         keep = np.array([c in ids for c in cls], bool)
         if not keep.any():
             continue
-        img = read_image(sample.path).pixels
-        d, _ = estimate_rbc_diameter(img)
-        if white_balance:
-            img = MO.white_balance(img)
-        crops.append(MO.cell_crops(img, sample.points[keep], d, px, MO.CROP_DIAMETERS * margin))
+        crops.append(_field_crops(sample.path, sample.points[keep], px, margin, white_balance))
         labels.append(np.array([ids[c] for c in cls[keep]], np.int64))
         owner.append(np.full(int(keep.sum()), len(names)))
         names.append(sample.image_id)
@@ -100,9 +104,6 @@ def load_pbc_normals(split: str, limit: int, data_root=None, margin: float = MAR
     PBC images of TXL-PBC in ``split``, all labelled "normal": the PBC dataset's smears come from healthy
     donors (Acevedo et al., Data in Brief 2020), so nearly all their red cells are normal. Teaches the
     classifier another microscope and stain without new morphology labels."""
-    from cellviewer.core.cellsize import estimate_rbc_diameter
-    from cellviewer.core.io import read_image
-
     px = int(round(crop_px * margin))
     samples = [s for s in D.load_samples("txl_pbc", data_root, split) if s.origin == "pbc"]
     rng = np.random.default_rng(seed)
@@ -114,12 +115,8 @@ def load_pbc_normals(split: str, limit: int, data_root=None, margin: float = MAR
         if not len(whole):
             continue
         whole = whole[rng.permutation(len(whole))[:per]]
-        img = read_image(s.path).pixels
-        d, _ = estimate_rbc_diameter(img)
-        if white_balance:
-            img = MO.white_balance(img)
         centres = np.stack([(whole[:, 0] + whole[:, 2]) / 2, (whole[:, 1] + whole[:, 3]) / 2], 1)
-        crops.append(MO.cell_crops(img, centres, d, px, MO.CROP_DIAMETERS * margin))
+        crops.append(_field_crops(s.path, centres, px, margin, white_balance))
     x = np.concatenate(crops)[:limit] if crops else np.zeros((0, px, px, 3), np.uint8)
     return x, np.zeros(len(x), np.int64)  # class 0 = normal
 
@@ -183,8 +180,7 @@ def scores(true: np.ndarray, pred: np.ndarray, n_classes: int, names=MO.CLASSES)
 
 
 def evaluate_net(net, crops: np.ndarray, labels: np.ndarray, crop_px: int = MO.CROP_PX, grey: bool = False) -> dict:
-    crops = _center(crops, crop_px) if crops.shape[1] != crop_px else crops
-    probs = MO.predict_crops(net, MO.to_grey(crops) if grey else crops)
+    probs = MO.predict_crops(net, _center(crops, crop_px) if crops.shape[1] != crop_px else crops, grey=grey)
     return scores(labels, probs.argmax(1), len(MO.CLASSES))
 
 
@@ -338,38 +334,37 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --evaluate: also the share of red cells called normal on the first 20 images of "
                          "--split of TXL-PBC's PBC (healthy donors) and Raabin parts and of BCCD")
     args = ap.parse_args(argv)
-    try:
-        if args.evaluate:
-            if args.threads:
-                import torch
+    return script_main(lambda: _evaluate_command(args) if args.evaluate else _train_command(args, argv))
 
-                torch.set_num_threads(args.threads)
-            net, card = MO.load_model(Path(args.evaluate).with_suffix(".json"))
-            px = int(card.get("crop_px") or MO.CROP_PX)
-            x, y, _, names = load_crops(args.split, args.data, crop_px=px,
-                                        white_balance=bool(card.get("white_balance")))
-            print(f"{card.get('name')} on the {args.split} split of chula_rbc12 ({len(names)} images)")
-            print(format_scores(evaluate_net(net, x, y, px, bool(card.get("grey")))))
-            if args.normal_share:
-                for src, r in normal_shares((net, card), args.split, data_root=args.data).items():
-                    print(f"{src}: {r['images']} images, {r['red_cells']} red cells, "
-                          f"{100 * (r['normal_share'] or 0):.1f} % called normal; most frequent: "
-                          + ", ".join(f"{k} {100 * v:.1f} %" for k, v in r["top"].items()))
-            return 0
-        if args.minutes <= 0 or args.epochs <= 0:
-            raise OptionError("--minutes and --epochs must be positive", hint="e.g. --minutes 20")
-        cfg = MorphConfig(out=args.out, data_root=args.data, max_minutes=args.minutes, epochs=args.epochs,
-                          seed=args.seed, threads=args.threads, crop_px=args.crop_px, pbc_normals=args.pbc_normals,
-                          white_balance=not args.plain, strong_aug=not args.plain, grey=args.grey,
-                          **({"widths": [int(w) for w in args.widths.split(",")]} if args.widths else {}))
-        command = "python -m cellviewer.core.morphtrain " + shlex.join(sys.argv[1:] if argv is None else argv)
-        card = run_job(train_morphology(cfg, command), lambda p: print(p.message, flush=True))
-        print(format_scores(card["metrics"]["test"]))
-        print(json.dumps({k: card[k] for k in ("name", "sha256")}, indent=1))
-    except CellviewerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+
+def _evaluate_command(args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    net, card = MO.load_model(Path(args.evaluate).with_suffix(".json"))
+    px = int(card.get("crop_px") or MO.CROP_PX)
+    x, y, _, names = load_crops(args.split, args.data, crop_px=px, white_balance=bool(card.get("white_balance")))
+    print(f"{card.get('name')} on the {args.split} split of chula_rbc12 ({len(names)} images)")
+    print(format_scores(evaluate_net(net, x, y, px, bool(card.get("grey")))))
+    if args.normal_share:
+        for src, r in normal_shares((net, card), args.split, data_root=args.data).items():
+            print(f"{src}: {r['images']} images, {r['red_cells']} red cells, "
+                  f"{100 * (r['normal_share'] or 0):.1f} % called normal; most frequent: "
+                  + ", ".join(f"{k} {100 * v:.1f} %" for k, v in r["top"].items()))
+
+
+def _train_command(args, argv) -> None:
+    if args.minutes <= 0 or args.epochs <= 0:
+        raise OptionError("--minutes and --epochs must be positive", hint="e.g. --minutes 20")
+    cfg = MorphConfig(out=args.out, data_root=args.data, max_minutes=args.minutes, epochs=args.epochs,
+                      seed=args.seed, threads=args.threads, crop_px=args.crop_px, pbc_normals=args.pbc_normals,
+                      white_balance=not args.plain, strong_aug=not args.plain, grey=args.grey,
+                      **({"widths": [int(w) for w in args.widths.split(",")]} if args.widths else {}))
+    command = "python -m cellviewer.core.morphtrain " + shlex.join(sys.argv[1:] if argv is None else argv)
+    card = run_job(train_morphology(cfg, command), lambda p: print(p.message, flush=True))
+    print(format_scores(card["metrics"]["test"]))
+    print(json.dumps({k: card[k] for k in ("name", "sha256")}, indent=1))
 
 
 if __name__ == "__main__":

@@ -283,10 +283,13 @@ class NetSegmenter:
         labels); ``(model name + version, seconds)``, or None when off or when no morphology model is installed."""
         from cellviewer.core import morphology
 
-        if not self.morphology or not any(m.cls == "rbc" for m in markers) or morphology.find_card() is None:
+        if not self.morphology or not any(m.cls == "rbc" for m in markers):
+            return None
+        card = morphology.find_card()
+        if card is None:
             return None
         t = time.perf_counter()
-        model = morphology.load_model(device=self.device)
+        model = morphology.load_model(card, device=self.device)
         morphology.classify_cells(img, markers, d, model=model, device=self.device, labels=rbc)
         return f"{model[1].get('name')} {model[1].get('version', '1')}", time.perf_counter() - t
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core.augment import AugmentConfig, augment
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import CellviewerError, script_main
 from cellviewer.core.evaluate import validate
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
 from cellviewer.core.swa import WeightWindow, average_into, refresh_batchnorm
@@ -365,13 +365,11 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = time.time()
             print(p.message, flush=True)
 
-    try:
+    def body() -> None:
         res = run_job(train(train_config_from_args(args), command=command), show)
-    except CellviewerError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    print(json.dumps({k: v for k, v in asdict(res).items() if k != "history"}, indent=1))
-    return 0
+        print(json.dumps({k: v for k, v in asdict(res).items() if k != "history"}, indent=1))
+
+    return script_main(body)
 
 
 if __name__ == "__main__":
