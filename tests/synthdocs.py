@@ -63,3 +63,24 @@ def save_tiny_base(name: str = "tiny-cells") -> None:
         "postprocess": {"method": "edge-watershed", "rbc_measured_to_box": 0.97}, "training": training,
         "description": "tiny untrained base"})
     register_models()
+
+
+def morph_field(k: int, path: str | None = None) -> Document:
+    """A reviewed 192×192 field of 16 red cells with morphology classes: round ones "normal" (the model's
+    class let stand, p 0.9), elongated ones (every third, shifted by ``k``) "elliptocyte" set by hand (p 1)."""
+    img = np.full((192, 192, 3), 230, np.uint8)
+    lab = np.zeros((192, 192), np.int32)
+    markers = []
+    for i in range(16):
+        x, y = 24 + 48 * (i % 4), 24 + 48 * (i // 4)
+        long = (i + k) % 3 == 0
+        axes = (17, 8) if long else (13, 13)
+        cv2.ellipse(img, (x, y), axes, 0, 0, 360, (190, 120, 140), -1)
+        cv2.ellipse(lab, (x, y), axes, 0, 0, 360, i + 1, -1)
+        markers.append(Marker(i + 1, "rbc", float(x), float(y), cell=i + 1, reviewed=True,
+                              morph="elliptocyte" if long else "normal", morph_p=1.0 if long else 0.9))
+    doc = Document(ImageData(img, ImageInfo(path or f"/nowhere/field{k}.png", 192, 192)))
+    doc.labels["rbc"] = lab
+    doc.markers = {m.id: m for m in markers}
+    doc.reviewed = True
+    return doc

@@ -90,9 +90,15 @@ def to_tensor(crops: np.ndarray):
 
 
 def find_card(name: str = MODEL_NAME) -> Path | None:
-    """The card of a morphology model named ``name`` in the model folders (later ones win), or None."""
+    """The card of the morphology model named ``name``: the active version in the user's model store
+    (a fine-tune the annotator accepted, :mod:`cellviewer.core.morphfinetune`), else the last of the
+    model folders that has it; None when none does."""
+    from cellviewer.core.modelstore import ModelStore
     from cellviewer.core.netsegment import model_dirs
 
+    mv = ModelStore().active(name)
+    if mv is not None and mv.card.get("task") == TASK:
+        return mv.stem.with_suffix(".json")
     found = None
     for d in model_dirs():
         p = d / f"{name}.json"
@@ -187,6 +193,9 @@ def describe_installed() -> str:
     nums = (f"; test split ({test.get('n')} cells): accuracy {100 * test['accuracy']:.2f} %, "
             f"balanced accuracy {100 * test['balanced_accuracy']:.2f} %, macro F1 {100 * test['macro_f1']:.2f} %"
             if {"accuracy", "balanced_accuracy", "macro_f1"} <= set(test) else "")
+    parent = card.get("parent") or {}
+    stored = (f" (stored in {path.parent}, fine-tuned from {parent.get('model')} {parent.get('version')})"
+              if parent.get("model") else "")
     return (f"{card.get('name', path.stem)} (red-cell morphology of every trained segmenter's red cells) — "
-            f"{card.get('description', '')}\n    {card.get('architecture')} version {card.get('version', '1')}; "
+            f"{card.get('description', '')}\n    {card.get('architecture')} version {card.get('version', '1')}{stored}; "
             f"classes: {', '.join(card.get('classes') or CLASSES)}{nums}")

@@ -159,6 +159,46 @@ def _jitter(x, rng: np.random.Generator):
     return ((x - grey) * s + grey).clamp_(0, 1)
 
 
+def class_weights(labels: np.ndarray, n_classes: int):
+    """Cross-entropy class weights ``(n / n_c) ** 0.5`` (0 for absent classes), mean 1 over the present ones."""
+    import torch
+
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    w = torch.from_numpy(np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** 0.5, 0.0)).float()
+    return w / w[counts > 0].mean()
+
+
+def cosine_lr(opt, lr: float, frac: float) -> None:
+    """Set every group's learning rate to ``lr`` annealed (cosine, to 2 %) at ``frac`` (0..1) of the run."""
+    for g in opt.param_groups:
+        g["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, frac)))))
+
+
+def run_epoch(net, opt, lossf, crops: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, batch_size: int,
+              px: int, strong: bool, grey: bool, cancel: CancelToken | None = None) -> float:
+    """One pass over ``crops`` (shuffled, augmented: :func:`_augment`, :func:`_jitter`) in ``len // batch_size``
+    steps (at least one); returns the mean loss. The net is left in eval mode."""
+    import torch
+
+    net.train()
+    order = rng.permutation(len(crops))
+    steps = max(1, len(crops) // batch_size)
+    total = 0.0
+    for k in range(steps):
+        if cancel is not None:
+            cancel.check()
+        idx = order[k * batch_size:(k + 1) * batch_size]
+        a = _augment(crops[idx], rng, px, strong)
+        x = _jitter(MO.to_tensor(MO.to_grey(a) if grey else a), rng)
+        loss = lossf(net(x)["logits"], torch.from_numpy(labels[idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    net.eval()
+    return total / steps
+
+
 def scores(true: np.ndarray, pred: np.ndarray, n_classes: int, names=MO.CLASSES) -> dict:
     """Accuracy, balanced accuracy and macro F1 (over the classes present in ``true``), per-class
     precision / recall / F1 / support and the confusion matrix (rows = true)."""
@@ -207,42 +247,23 @@ def train_morphology(cfg: MorphConfig, command: str = "", cancel: CancelToken | 
                                       seed=cfg.seed)
         tr_x, tr_y, n_pbc = np.concatenate([tr_x, px_x]), np.concatenate([tr_y, px_y]), len(px_y)
     n_cls = len(MO.CLASSES)
-    counts = np.bincount(tr_y, minlength=n_cls).astype(float)
-    weight = torch.from_numpy(np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** 0.5, 0.0)).float()
-    weight = weight / weight[counts > 0].mean()
     net = create_net("cell-cnn", n_classes=n_cls, widths=list(cfg.widths))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    lossf = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-    steps = max(1, len(tr_x) // cfg.batch_size)
+    lossf = torch.nn.CrossEntropyLoss(weight=class_weights(tr_y, n_cls), label_smoothing=cfg.label_smoothing)
     t0, best, best_state, history = time.time(), -1.0, None, []
     for epoch in range(1, cfg.epochs + 1):
-        frac = min(1.0, (time.time() - t0) / 60 / cfg.max_minutes)
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * max(frac, (epoch - 1) / cfg.epochs))))
-        net.train()
-        order = rng.permutation(len(tr_x))
-        total = 0.0
-        for k in range(steps):
-            if cancel is not None:
-                cancel.check()
-            idx = order[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-            a = _augment(tr_x[idx], rng, px, cfg.strong_aug)
-            x = _jitter(MO.to_tensor(MO.to_grey(a) if cfg.grey else a), rng)
-            loss = lossf(net(x)["logits"], torch.from_numpy(tr_y[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        net.eval()
+        cosine_lr(opt, cfg.lr, max((time.time() - t0) / 60 / cfg.max_minutes, (epoch - 1) / cfg.epochs))
+        loss = run_epoch(net, opt, lossf, tr_x, tr_y, rng, batch_size=cfg.batch_size, px=px,
+                         strong=cfg.strong_aug, grey=cfg.grey, cancel=cancel)
         val = evaluate_net(net, va_x, va_y, px, cfg.grey)
         minutes = (time.time() - t0) / 60
-        history.append({"epoch": epoch, "loss": round(total / steps, 4), "val_macro_f1": round(val["macro_f1"], 4),
+        history.append({"epoch": epoch, "loss": round(loss, 4), "val_macro_f1": round(val["macro_f1"], 4),
                         "val_accuracy": round(val["accuracy"], 4), "minutes": round(minutes, 2)})
         if val["macro_f1"] > best:
             best, best_epoch = val["macro_f1"], epoch
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         yield Progress(min(0.95, max(epoch / cfg.epochs, minutes / cfg.max_minutes)),
-                       f"epoch {epoch}: loss {total / steps:.4f} val macro F1 {val['macro_f1']:.4f} "
+                       f"epoch {epoch}: loss {loss:.4f} val macro F1 {val['macro_f1']:.4f} "
                        f"acc {val['accuracy']:.4f} (best {best:.4f} @ {best_epoch}) {minutes:.1f} min")
         if minutes >= cfg.max_minutes:
             break

@@ -323,7 +323,8 @@ def find_models() -> dict[str, tuple[Path, dict]]:
                 found[str(card.get("name") or p.stem)] = (p, card)
     from cellviewer.core.modelstore import active_cards
 
-    found.update(active_cards())  # the user store's active fine-tuned versions win (core.modelstore)
+    # the user store's active fine-tuned versions win (core.modelstore); a stored morphology model is not a segmenter
+    found.update({k: v for k, v in active_cards().items() if v[1].get("task") in (None, "segment")})
     return found
 
 

@@ -75,9 +75,15 @@ def model_choices(store) -> list[tuple[str, str]]:
     """``(key, label)`` of the models one can start from: registered nets, then every stored version."""
     from cellviewer.core.netsegment import find_models
 
+    from cellviewer.core.morphfinetune import morphology_base
+    from cellviewer.core.morphology import MODEL_NAME
+
     out = []
     for name, (_path, card) in sorted(find_models().items()):
         out.append((name, f"{name} (v{card.get('version', '?')})"))
+    morph = morphology_base(MODEL_NAME)
+    if morph is not None:
+        out.append((MODEL_NAME, f"{MODEL_NAME} (v{morph[1].get('version', '?')}, red-cell morphology classes)"))
     for name in store.names():
         for v in store.versions(name):
             out.append((f"{STORE_PREFIX}{name}:{v.version}",
@@ -129,11 +135,12 @@ def finetune_job(run: Run, minutes, epochs, options: dict, relay, device: str = 
     def make(token):
         from cellviewer.core.device import resolve_device
         from cellviewer.core.finetune import finetune
+        from cellviewer.core.morphfinetune import finetune_morphology, morphology_base
 
         if "device" not in options:
             options["device"] = "cuda" if device in ("auto", "cuda") and resolve_device("auto") == "cuda" else "cpu"
-        job = finetune(run.base, list(run.images), minutes=minutes, epochs=epochs, out=run.out, cancel=token,
-                       **options)
+        tune = finetune_morphology if morphology_base(run.base) is not None else finetune
+        job = tune(run.base, list(run.images), minutes=minutes, epochs=epochs, out=run.out, cancel=token, **options)
         return (yield from _relayed(job, relay))
 
     return make
@@ -181,12 +188,17 @@ def _relayed(job, relay):
 
 
 def gate_job(old: str, new: str, data_dir: str, reference_dir: str, min_gain: float):
-    """The gate on the export's held-out ``test`` images (+ every image of a reference export, if any)."""
+    """The gate on the export's held-out ``test`` images (+ every image of a reference export, if any); for a
+    morphology model, on their red cells' classes (:func:`cellviewer.core.morphfinetune.morphology_gate`)."""
 
     def make(token):
         from cellviewer.core.export_read import load_exported
         from cellviewer.core.gate import regression_gate
+        from cellviewer.core.morphfinetune import morphology_base, morphology_gate
 
+        if morphology_base(old) is not None:
+            return (yield from morphology_gate(old, new, data_dir, reference_items=reference_dir or None,
+                                               min_gain=min_gain, cancel=token))
         reference = load_exported(reference_dir) if reference_dir else None
         return (yield from regression_gate(old, new, data_dir, reference_items=reference, min_gain=min_gain,
                                            cancel=token))

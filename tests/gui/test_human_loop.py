@@ -316,3 +316,56 @@ def test_training_panel_curves_follow_train_progress(qtbot):
     tp.reset_curves()
     cleared = tp.val_curve.getData()[0]
     assert tp.loss_x == [] and tp.val_x == [] and (cleared is None or len(cleared) == 0)
+
+
+@pytest.mark.skipif(not (MODELS / "rbc-morphology.safetensors").is_file(), reason="no shipped morphology model")
+def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_path, qtbot, dialogs):
+    """Reviewed red-cell classes -> Retrain rbc-morphology -> its gate (classes, not counts) -> Accept:
+    the stored version is what segmentations classify with from then on."""
+    import cv2
+
+    from cellviewer.core import morphology as MO
+    from cellviewer.core.modelstore import ModelStore
+    from cellviewer.core.sidecar import save_sidecar
+    from tests.synthdocs import morph_field
+
+    d = tmp_path / "fields"
+    d.mkdir()
+    for k in range(4):
+        path = d / f"field_{k}.png"
+        doc = morph_field(k, str(path))
+        cv2.imwrite(str(path), doc.image.pixels[:, :, ::-1])
+        save_sidecar(doc)
+    win = make_window(auto_run=False)
+    loop = win.human_loop
+    assert win.open_folder(d)
+    win.actions_by_id["models.retrain"].trigger()
+    tp = loop.training_panel
+    qtbot.waitUntil(lambda: len(tp.chosen_images()) == 4, timeout=5000)
+    i = tp.model.findData(MO.MODEL_NAME)
+    assert i >= 0 and "red-cell morphology" in tp.model.itemText(i)
+    tp.model.setCurrentIndex(i)
+    tp.budget.setCurrentIndex(tp.budget.findData("epochs"))
+    tp.epochs.setValue(2)
+    loop.retrain.options = {"threads": 2, "lr": 1e-3}
+    with qtbot.waitSignal(loop.retrain.gated, timeout=120000) as sig:
+        tp.train_button.click()
+    gate = sig.args[0]
+    assert tp.val_x == [1.0, 2.0]  # the score curve got both epochs
+    assert [r[0] for r in gate.rows][-1] == "held-out: score" and "held-out: macro F1" in [r[0] for r in gate.rows]
+    kept = loop.retrain.run.result.best_epoch == 0  # no epoch beat the base on val: its weights came back
+    assert gate.accepted == (not kept and gate.value("held-out: score") >= gate.value("held-out: score", "old"))
+    assert not kept or "nothing new to store" in gate.reason
+    assert not tp.resume_button.isEnabled()  # a morphology fine-tune is short: no resume
+    dlg = loop.retrain.dialog
+    if not gate.accepted:
+        dlg.override.setChecked(True)
+    with qtbot.waitSignal(loop.retrain.stored, timeout=10000) as stored:
+        dlg.accept_button.click()
+    assert stored.args == [MO.MODEL_NAME, "1"]
+    mv = ModelStore().active(MO.MODEL_NAME)
+    assert mv is not None and mv.card["task"] == MO.TASK and mv.card["parent"] == {"model": MO.MODEL_NAME,
+                                                                                  "version": "1"}
+    assert MO.find_card() == mv.stem.with_suffix(".json")
+    assert "held_out" in mv.card["metrics"] and len(mv.card["data_hashes"]) >= 2
+    assert dialogs.shown == []
