@@ -54,8 +54,8 @@ def documents(split: str, model, data_root=None, shuffle_seed: int | None = None
 
     from cellviewer.core import datasets as D
     from cellviewer.core import morphology as MO
-    from cellviewer.core.cellsize import estimate_rbc_diameter
     from cellviewer.core.document import Document, ImageData, ImageInfo, Marker
+    from cellviewer.core.morphdata import crop_diameter
 
     samples = [s for s in D.load_samples("chula_rbc12", data_root, split)]
     truth = [[MO.CHULA_CLASSES.get(int(c), "") for c in s.meta.get("point_classes", [])] for s in samples]
@@ -71,7 +71,8 @@ def documents(split: str, model, data_root=None, shuffle_seed: int | None = None
         doc = Document(ImageData(img, ImageInfo(str(s.path), w, h)))
         for k, ((x, y), c) in enumerate(zip(s.points * scale, classes), 1):
             doc.markers[k] = Marker(k, "rbc", float(x), float(y), origin="manual", reviewed=True)
-        MO.classify_cells(img, list(doc.markers.values()), estimate_rbc_diameter(img)[0], model=model)
+        MO.classify_cells(img, list(doc.markers.values()), crop_diameter(img, model[1].get("crop_scale") or "estimate"),
+                          model=model)
         for m, c in zip(list(doc.markers.values()), classes):
             if not c:  # "uncategorised": the annotator leaves it unclassified
                 m.morph, m.morph_p = "", 0.0

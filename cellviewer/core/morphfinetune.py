@@ -62,7 +62,7 @@ def export_cells(data_dir, split: str | None, card: dict, *, margin: float = 1.0
     """``(crops N×S×S×3 uint8, labels N, hand-set N bool, image names)`` of the red-cell markers with a
     morphology class in ``split`` (None: every split) of an export, cropped as the model of ``card`` sees
     cells (``margin`` × its crop, for augmentation)."""
-    from cellviewer.core.morphtrain import _field_crops
+    from cellviewer.core.morphdata import _field_crops
 
     root = Path(data_dir)
     try:
@@ -86,7 +86,8 @@ def export_cells(data_dir, split: str | None, card: dict, *, margin: float = 1.0
         if cancel is not None:
             cancel.check()
         pts = np.array([(float(r["x"]), float(r["y"])) for r in rs], np.float64)
-        crops.append(_field_crops(root / "images" / name, pts, px, margin, bool(card.get("white_balance"))))
+        crops.append(_field_crops(root / "images" / name, pts, px, margin, bool(card.get("white_balance")),
+                                  card.get("crop_scale") or "estimate"))
         labels.append(np.array([ids[r["morphology"]] for r in rs], np.int64))
         hand.append(np.array([float(r.get("morphology_p") or 0) >= 1.0 for r in rs], bool))
         names.append(name)

@@ -34,9 +34,8 @@ from cellviewer.core import datasets as D
 from cellviewer.core import morphology as MO
 from cellviewer.core.errors import CellviewerError, OptionError, script_main
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
+from cellviewer.core.morphdata import CROP_SCALES, _center, load_crops, load_pbc_normals
 
-#: crops are cut this much larger than the network's input, for the scale / shift augmentation
-MARGIN = 1.25
 
 
 @dataclass
@@ -61,69 +60,8 @@ class MorphConfig:
     pbc_normals: int = 0
     #: classify grey crops (luminance only; stored in the card)
     grey: bool = False
-
-
-def _field_crops(path, points: np.ndarray, px: int, margin: float, white_balance: bool) -> np.ndarray:
-    """Crops (``px`` wide, ``margin`` × the network's view) around ``points`` of one image, at its estimated
-    red-cell diameter (as the segmenter finds it at run time), white-balanced first when asked."""
-    from cellviewer.core.cellsize import estimate_rbc_diameter
-    from cellviewer.core.io import read_image
-
-    img = read_image(path).pixels
-    d, _ = estimate_rbc_diameter(img)
-    return MO.cell_crops(MO.white_balance(img) if white_balance else img, points, d, px, MO.CROP_DIAMETERS * margin)
-
-
-def load_crops(split: str, data_root=None, margin: float = MARGIN, cancel: CancelToken | None = None,
-               crop_px: int = MO.CROP_PX, white_balance: bool = False):
-    """``(crops N×S×S×3 uint8, labels N, image index N, image ids)`` of one split's labelled points;
-    crops are ``margin`` × the network's crop (same centre and scale)."""
-    px = int(round(crop_px * margin))
-    ids = {cid: i for i, cid in enumerate(MO.CHULA_CLASSES)}
-    crops, labels, owner, names = [], [], [], []
-    for sample in D.load_samples("chula_rbc12", data_root, split):
-        if cancel is not None:
-            cancel.check()
-        cls = np.asarray(sample.meta.get("point_classes", []), int)
-        keep = np.array([c in ids for c in cls], bool)
-        if not keep.any():
-            continue
-        crops.append(_field_crops(sample.path, sample.points[keep], px, margin, white_balance))
-        labels.append(np.array([ids[c] for c in cls[keep]], np.int64))
-        owner.append(np.full(int(keep.sum()), len(names)))
-        names.append(sample.image_id)
-    if not crops:
-        raise CellviewerError(f"No labelled chula_rbc12 points in the {split} split",
-                              hint="put the shared data (chula_rbc12/points.csv and images) under --data")
-    return np.concatenate(crops), np.concatenate(labels), np.concatenate(owner), names
-
-
-def load_pbc_normals(split: str, limit: int, data_root=None, margin: float = MARGIN, crop_px: int = MO.CROP_PX,
-                     white_balance: bool = False, seed: int = 0):
-    """Crops (as :func:`load_crops`) of up to ``limit`` whole red cells (boxes clear of the image edge) of the
-    PBC images of TXL-PBC in ``split``, all labelled "normal": the PBC dataset's smears come from healthy
-    donors (Acevedo et al., Data in Brief 2020), so nearly all their red cells are normal. Teaches the
-    classifier another microscope and stain without new morphology labels."""
-    px = int(round(crop_px * margin))
-    samples = [s for s in D.load_samples("txl_pbc", data_root, split) if s.origin == "pbc"]
-    rng = np.random.default_rng(seed)
-    per = max(1, int(math.ceil(limit / max(1, len(samples)))))
-    crops = []
-    for s in samples:
-        b = np.asarray(s.boxes.get("rbc", np.zeros((0, 4))), float).reshape(-1, 4)
-        whole = b[(b[:, 0] > 2) & (b[:, 1] > 2) & (b[:, 2] < s.width - 3) & (b[:, 3] < s.height - 3)]
-        if not len(whole):
-            continue
-        whole = whole[rng.permutation(len(whole))[:per]]
-        centres = np.stack([(whole[:, 0] + whole[:, 2]) / 2, (whole[:, 1] + whole[:, 3]) / 2], 1)
-        crops.append(_field_crops(s.path, centres, px, margin, white_balance))
-    x = np.concatenate(crops)[:limit] if crops else np.zeros((0, px, px, 3), np.uint8)
-    return x, np.zeros(len(x), np.int64)  # class 0 = normal
-
-
-def _center(crops: np.ndarray, px: int = MO.CROP_PX) -> np.ndarray:
-    o = (crops.shape[1] - px) // 2
-    return np.ascontiguousarray(crops[:, o:o + px, o:o + px])
+    #: how the crops' red-cell size is found (:data:`CROP_SCALES`; stored in the card)
+    crop_scale: str = "estimate"
 
 
 def _augment(crops: np.ndarray, rng: np.random.Generator, px: int = MO.CROP_PX, strong: bool = False) -> np.ndarray:
@@ -239,12 +177,14 @@ def train_morphology(cfg: MorphConfig, command: str = "", cancel: CancelToken | 
     yield Progress(0.0, "loading crops")
     px = int(cfg.crop_px)
     wb = bool(cfg.white_balance)
-    tr_x, tr_y, _, tr_names = load_crops("train", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb)
-    va_x, va_y, _, va_names = load_crops("val", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb)
+    tr_x, tr_y, _, tr_names = load_crops("train", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb,
+                                       scale=cfg.crop_scale)
+    va_x, va_y, _, va_names = load_crops("val", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb,
+                                       scale=cfg.crop_scale)
     n_pbc = 0
     if cfg.pbc_normals:
         px_x, px_y = load_pbc_normals("train", cfg.pbc_normals, cfg.data_root, crop_px=px, white_balance=wb,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, scale=cfg.crop_scale)
         tr_x, tr_y, n_pbc = np.concatenate([tr_x, px_x]), np.concatenate([tr_y, px_y]), len(px_y)
     n_cls = len(MO.CLASSES)
     net = create_net("cell-cnn", n_classes=n_cls, widths=list(cfg.widths))
@@ -271,11 +211,12 @@ def train_morphology(cfg: MorphConfig, command: str = "", cancel: CancelToken | 
     net.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in best_state.items()})
     net.eval()
     yield Progress(0.97, "scoring the test split")
-    te_x, te_y, _, te_names = load_crops("test", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb)
+    te_x, te_y, _, te_names = load_crops("test", cfg.data_root, cancel=cancel, crop_px=px, white_balance=wb,
+                                       scale=cfg.crop_scale)
     test = evaluate_net(net, te_x, te_y, px, cfg.grey)
     card = {"name": Path(cfg.out).name, "task": MO.TASK, "classes": list(MO.CLASSES),
             "crop_px": px, "crop_diameters": MO.CROP_DIAMETERS, "working_scale": None, "white_balance": wb,
-            "grey": bool(cfg.grey),
+            "grey": bool(cfg.grey), "crop_scale": cfg.crop_scale,
             "description": (f"red-cell morphology classifier ({len(MO.CLASSES)} Chula RBC-12 classes) "
                             f"on {px}-px crops {MO.CROP_DIAMETERS:g} red-cell diameters wide"),
             "licence": "weights trained on Chula RBC-12 (MIT, Copyright (c) 2021 Chula PIC Lab)",
@@ -348,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="add up to N red cells of TXL-PBC's PBC train images (healthy donors) as 'normal'")
     ap.add_argument("--plain", action="store_true", help="no white balance and no strong augmentation")
     ap.add_argument("--grey", action="store_true", help="classify grey crops (luminance only)")
+    ap.add_argument("--crop-scale", default="estimate", choices=CROP_SCALES,
+                    help="crops at the blob estimate of the red-cell size, or at the size blood-cells segments at "
+                         "(the estimate refined on its red cells: what a segmentation classifies at)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--evaluate", metavar="MODEL", help="only score this model (card path or stem)")
     ap.add_argument("--split", default="test", choices=["train", "val", "test"], help="with --evaluate")
@@ -365,7 +309,8 @@ def _evaluate_command(args) -> None:
         torch.set_num_threads(args.threads)
     net, card = MO.load_model(Path(args.evaluate).with_suffix(".json"))
     px = int(card.get("crop_px") or MO.CROP_PX)
-    x, y, _, names = load_crops(args.split, args.data, crop_px=px, white_balance=bool(card.get("white_balance")))
+    x, y, _, names = load_crops(args.split, args.data, crop_px=px, white_balance=bool(card.get("white_balance")),
+                                scale=card.get("crop_scale") or "estimate")
     print(f"{card.get('name')} on the {args.split} split of chula_rbc12 ({len(names)} images)")
     print(format_scores(evaluate_net(net, x, y, px, bool(card.get("grey")))))
     if args.normal_share:
@@ -381,6 +326,7 @@ def _train_command(args, argv) -> None:
     cfg = MorphConfig(out=args.out, data_root=args.data, max_minutes=args.minutes, epochs=args.epochs,
                       seed=args.seed, threads=args.threads, crop_px=args.crop_px, pbc_normals=args.pbc_normals,
                       white_balance=not args.plain, strong_aug=not args.plain, grey=args.grey,
+                      crop_scale=args.crop_scale,
                       **({"widths": [int(w) for w in args.widths.split(",")]} if args.widths else {}))
     command = "python -m cellviewer.core.morphtrain " + shlex.join(sys.argv[1:] if argv is None else argv)
     card = run_job(train_morphology(cfg, command), lambda p: print(p.message, flush=True))

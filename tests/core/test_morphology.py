@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cellviewer.core import morphology as MO
+from cellviewer.core import morphdata as MD
 from cellviewer.core import morphtrain as MT
 from cellviewer.core.document import Document, ImageData, Marker
 from cellviewer.core.errors import EditError
@@ -170,8 +171,8 @@ def test_training_keeps_the_best_epoch_scores_test_and_loads(tiny_chula, tmp_pat
     assert len(card["training"]["history"]) == 3
     net, card2 = MO.load_model(tmp_path / "m.json")
     assert card2["sha256"] == card["sha256"]
-    assert card2["grey"] is True and card2["white_balance"] is True
-    x, y, _, _ = MT.load_crops("test", tiny_chula, crop_px=24, white_balance=True)
+    assert card2["grey"] is True and card2["white_balance"] is True and card2["crop_scale"] == "estimate"
+    x, y, _, _ = MD.load_crops("test", tiny_chula, crop_px=24, white_balance=True)
     again = MT.evaluate_net(net, x, y, 24, grey=True)
     assert again == test  # the card scores the stored float16 weights
 
@@ -219,5 +220,21 @@ def test_healthy_donor_red_cells_are_whole_cells_labelled_normal():
 
     if not (DATA / "txl_pbc" / "annotations.csv").is_file():
         pytest.skip("the shared TXL-PBC data is absent")
-    x, y = MT.load_pbc_normals("val", 40, DATA, crop_px=24)
+    x, y = MD.load_pbc_normals("val", 40, DATA, crop_px=24)
     assert len(x) == 40 and x.shape[1:] == (30, 30, 3) and (y == MO.CLASSES.index("normal")).all()
+
+
+def test_crops_are_cut_at_the_estimate_or_at_the_segmenters_size():
+    from cellviewer.core.cellsize import estimate_rbc_diameter
+    from cellviewer.core.errors import OptionError
+    from cellviewer.core.io import read_image
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.resources import sample_image
+    from cellviewer.core.segment import create_segmenter
+
+    img = read_image(sample_image()).pixels
+    assert MD.crop_diameter(img) == estimate_rbc_diameter(img)[0]
+    seg = run_job(create_segmenter("blood-cells", morphology=False).segment(img))
+    assert MD.crop_diameter(img, "segmenter") == pytest.approx(seg.params["diameter_px"])
+    with pytest.raises(OptionError, match="crop scale"):
+        MD.crop_diameter(img, "guess")

@@ -316,6 +316,9 @@ def test_training_panel_curves_follow_train_progress(qtbot):
     tp.reset_curves()
     cleared = tp.val_curve.getData()[0]
     assert tp.loss_x == [] and tp.val_x == [] and (cleared is None or len(cleared) == 0)
+    tp.add_point(TrainProgress(0.02, "base model: val score 0.8", epoch=0, val=0.8, best=0.8))  # the start
+    tp.add_point(TrainProgress(0.5, "epoch 1: loss 0.4 val 0.7 (best 0.8 @ 0)", epoch=1, loss=0.4, val=0.7))
+    assert tp.val_x == [0.0, 1.0] and tp.val_y == pytest.approx([0.8, 0.7]) and tp.loss_x == [1.0]
 
 
 @pytest.mark.skipif(not (MODELS / "rbc-morphology.safetensors").is_file(), reason="no shipped morphology model")
@@ -351,7 +354,7 @@ def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_pat
     with qtbot.waitSignal(loop.retrain.gated, timeout=120000) as sig:
         tp.train_button.click()
     gate = sig.args[0]
-    assert tp.val_x == [1.0, 2.0]  # the score curve got both epochs
+    assert tp.val_x == [0.0, 1.0, 2.0]  # the score curve: the base, then both epochs
     assert [r[0] for r in gate.rows][-1] == "held-out: score" and "held-out: macro F1" in [r[0] for r in gate.rows]
     kept = loop.retrain.run.result.best_epoch == 0  # no epoch beat the base on val: its weights came back
     assert gate.accepted == (not kept and gate.value("held-out: score") >= gate.value("held-out: score", "old"))

@@ -228,12 +228,17 @@ class TrainingPanel(QWidget):
         self.val_curve.setData([], [])
 
     def add_point(self, p) -> None:
-        """Plot one ``TrainProgress`` (other Progress objects are ignored): loss per step, score per epoch."""
+        """Plot one ``TrainProgress`` (other Progress objects are ignored): loss per step, score per epoch;
+        a score at epoch 0 is the starting model's (the one a fine-tune has to beat)."""
         epoch = int(getattr(p, "epoch", 0) or 0)
-        if not epoch:
-            return
         message = str(getattr(p, "message", ""))
         loss, val = getattr(p, "loss", float("nan")), getattr(p, "val", None)
+        if not epoch:
+            if " val " in f" {message}" and val is not None and math.isfinite(float(val)) and not self.val_x:
+                self.val_x.append(0.0)
+                self.val_y.append(float(val))
+                self.val_curve.setData(self.val_x, self.val_y)
+            return
         m = _STEP.search(message)
         x = (epoch - 1) + (int(m.group(1)) / max(1, int(m.group(2))) if m else 1.0)
         if loss is not None and math.isfinite(float(loss)) and (not self.loss_x or x > self.loss_x[-1]):
