@@ -365,10 +365,11 @@ def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_pat
         dlg.override.setChecked(True)
     with qtbot.waitSignal(loop.retrain.stored, timeout=10000) as stored:
         dlg.accept_button.click()
-    assert stored.args == [MO.MODEL_NAME, "1"]
+    assert stored.args == [MO.MODEL_NAME, "1"]  # the store's first version
+    shipped = json.loads((MODELS / "rbc-morphology.json").read_text())["version"]
     mv = ModelStore().active(MO.MODEL_NAME)
     assert mv is not None and mv.card["task"] == MO.TASK and mv.card["parent"] == {"model": MO.MODEL_NAME,
-                                                                                  "version": "1"}
+                                                                                  "version": shipped}
     assert MO.find_card() == mv.stem.with_suffix(".json")
     assert "held_out" in mv.card["metrics"] and len(mv.card["data_hashes"]) >= 2
     assert dialogs.shown == []
