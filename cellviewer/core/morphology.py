@@ -189,10 +189,13 @@ def describe_installed() -> str:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return ""
-    test = (card.get("metrics") or {}).get("test") or {}
-    nums = (f"; test split ({test.get('n')} cells): accuracy {100 * test['accuracy']:.2f} %, "
-            f"balanced accuracy {100 * test['balanced_accuracy']:.2f} %, macro F1 {100 * test['macro_f1']:.2f} %"
-            if {"accuracy", "balanced_accuracy", "macro_f1"} <= set(test) else "")
+    metrics = card.get("metrics") or {}
+    nums = ""
+    for label, m in (("test split", metrics.get("test") or {}),
+                     ("end to end", (metrics.get("end_to_end") or {}).get("test") or {})):
+        if {"accuracy", "balanced_accuracy", "macro_f1"} <= set(m):
+            nums += (f"; {label} ({m.get('n') or m.get('cells')} cells): accuracy {100 * m['accuracy']:.2f} %, "
+                     f"balanced accuracy {100 * m['balanced_accuracy']:.2f} %, macro F1 {100 * m['macro_f1']:.2f} %")
     parent = card.get("parent") or {}
     stored = (f" (stored in {path.parent}, fine-tuned from {parent.get('model')} {parent.get('version')})"
               if parent.get("model") else "")

@@ -238,3 +238,19 @@ def test_crops_are_cut_at_the_estimate_or_at_the_segmenters_size():
     assert MD.crop_diameter(img, "segmenter") == pytest.approx(seg.params["diameter_px"])
     with pytest.raises(OptionError, match="crop scale"):
         MD.crop_diameter(img, "guess")
+
+
+def test_the_installed_model_is_described_with_its_test_numbers():
+    import json
+    from pathlib import Path
+
+    card_path = MO.find_card()
+    if card_path is None:
+        pytest.skip("no morphology model installed")
+    card = json.loads(Path(card_path).read_text())
+    text = MO.describe_installed()
+    assert text.startswith(f"{card['name']} (red-cell morphology") and f"version {card['version']}" in text
+    test = card["metrics"]["test"]
+    assert f"test split ({test['n']} cells): accuracy {100 * test['accuracy']:.2f} %" in text
+    e2e = (card["metrics"].get("end_to_end") or {}).get("test")
+    assert e2e is None or f"end to end ({e2e['cells']} cells): accuracy {100 * e2e['accuracy']:.2f} %" in text
