@@ -178,3 +178,20 @@ def resume_finetune(last_stem, out, *, minutes: float | None = None, epochs: int
     res = yield from train(TrainConfig.from_dict(cfg), cancel, command=str(card.get("command", "")))
     _carry_over({res.checkpoint, f"{out}-last"}, card, card.get("fine_tuned_from") or {})
     return res
+
+
+def store_result(result: FinetuneResult, gate, store=None, activate: bool = True):
+    """Store a fine-tune's checkpoint as the next version of its model's name in the model store (default:
+    the user's), with the gate's held-out numbers and table, and activate it; returns the
+    :class:`cellviewer.core.modelstore.ModelVersion`. Used by the GUI's Accept and the command lines."""
+    from cellviewer.core.modelstore import ModelStore
+
+    card = json.loads(Path(f"{result.checkpoint}.json").read_text(encoding="utf-8"))
+    name = str(card.get("name") or Path(result.base).name)
+    parent = f"{name}@{result.base_version}" if result.base_version else name
+    metrics = {"held_out": {m.split(": ", 1)[-1]: round(n, 5) for m, _o, n, _d in gate.rows if m.startswith("held-out")},
+               "val_score": round(float(result.best_score), 5), "epochs": int(result.epochs_run),
+               "minutes": round(float(result.minutes), 2)}
+    return (store or ModelStore()).add(result.checkpoint, name, parent=parent, data_hashes=list(result.data_hashes),
+                                       metrics=metrics, gate=dict(gate.as_dict(), table=gate.format_table()),
+                                       activate=activate)

@@ -345,22 +345,15 @@ class RetrainController(QObject):
 
     def accept(self):
         """Store the run's checkpoint as a new version of the base model's name and activate it."""
-        run = self.run
-        res, gate = run.result, run.gate
-        card = json.loads(Path(f"{res.checkpoint}.json").read_text(encoding="utf-8"))
-        name = str(card.get("name") or Path(run.base).name)
-        parent = f"{name}@{res.base_version}" if getattr(res, "base_version", "") else name
-        metrics = {"held_out": {m.split(": ", 1)[-1]: round(n, 5) for m, _o, n, _d in gate.rows
-                                if m.startswith("held-out")},
-                   "val_score": round(float(res.best_score), 5), "epochs": int(res.epochs_run),
-                   "minutes": round(float(res.minutes), 2)}
-        gate_card = dict(gate.as_dict(), table=gate.format_table())
+        from cellviewer.core.finetune import store_result
+
+        res, gate = self.run.result, self.run.gate
         try:
-            mv = self.store.add(res.checkpoint, name, parent=parent, data_hashes=list(getattr(res, "data_hashes", [])),
-                                metrics=metrics, gate=gate_card, activate=True)
+            mv = store_result(res, gate, self.store)
         except CellviewerError as e:
             notifications.show_error(e, "Store the model")
             return None
+        name = mv.name
         notifications.status(f"{name} version {mv.version} stored and active.", 10000)
         if self.models_panel is not None:
             self.models_panel.refresh()

@@ -132,3 +132,19 @@ def test_a_fine_tune_that_kept_the_base_weights_is_refused(export, base, tmp_pat
     gate = run_job(morphology_gate(str(base), res.checkpoint, export))
     assert not gate.accepted and "nothing new to store" in gate.reason
     assert all(d == 0 for _m, _o, _n, d in gate.rows)
+
+
+def test_the_command_line_stores_only_what_the_gate_accepts(export, base, tmp_path, monkeypatch, capsys):
+    from cellviewer.core.modelstore import ModelStore
+    from cellviewer.core.morphfinetune import main
+
+    monkeypatch.setenv("CELLVIEWER_HOME", str(tmp_path / "home"))
+    assert main([str(export), "--out", str(tmp_path / "same"), "--base", str(base), "--epochs", "1",
+                 "--lr", "1e-9", "--store"]) == 1  # nothing learnt: refused, nothing stored
+    assert "REFUSED" in capsys.readouterr().out and ModelStore().versions("rbc-morphology") == []
+    assert main([str(export), "--out", str(tmp_path / "new"), "--base", str(base), "--epochs", "12",
+                 "--lr", "1e-2", "--threads", "1", "--store"]) == 0
+    out = capsys.readouterr().out
+    assert "ACCEPTED" in out and "stored and active: rbc-morphology version 1" in out
+    mv = ModelStore().active("rbc-morphology")
+    assert mv.card["parent"] == {"model": "rbc-morphology", "version": "1"} and "held_out" in mv.card["metrics"]
