@@ -229,8 +229,11 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
         for net, card in models:
             x, y, _, names = export_cells(data, split, card, cancel=cancel)
             if not len(y):
-                raise CellviewerError(f"The {label} images ({data}) have no red cells with a morphology class.",
-                                      hint="review at least 3 images with morphology on (one lands in the test part)")
+                part = "test images" if split else "images"
+                raise CellviewerError(f"The {part} of '{data}' have no red cells with a morphology class, so there is "
+                                      f"nothing to compare the models on ({label}).",
+                                      hint="export at least 3 reviewed images segmented with morphology on (the default "
+                                           "split keeps 20 % of them as held-out test images)")
             s = _score(net, card, x, y)
             s["score"], s["images"] = gate_score(s), len(names)
             pair.append(s)
@@ -283,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         from cellviewer.core.jobs import run_job
 
         data = args.data[0] if len(args.data) == 1 and (Path(args.data[0]) / "images.csv").is_file() else args.data
+        if isinstance(data, str):  # an export: it needs held-out images for the gate (checked before training)
+            with open(Path(data) / "images.csv", newline="", encoding="utf-8") as f:
+                if not any(r.get("split") == "test" for r in csv.DictReader(f)):
+                    raise CellviewerError(f"The export '{data}' has no held-out (test) images for the gate.",
+                                          hint="export it again with a test part (cellviewer export --holdout 0.2)")
         say = lambda p: print(p.message, file=sys.stderr, flush=True)  # noqa: E731
         res = run_job(finetune_morphology(args.base, data, out=args.out, minutes=args.minutes, epochs=args.epochs,
                                           lr=args.lr, threads=args.threads or None), say)
