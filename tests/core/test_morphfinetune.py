@@ -148,3 +148,13 @@ def test_the_command_line_stores_only_what_the_gate_accepts(export, base, tmp_pa
     assert "ACCEPTED" in out and "stored and active: rbc-morphology version 1" in out
     mv = ModelStore().active("rbc-morphology")
     assert mv.card["parent"] == {"model": "rbc-morphology", "version": "1"} and "held_out" in mv.card["metrics"]
+
+
+def test_the_command_line_refuses_an_export_without_held_out_images(base, tmp_path, capsys):
+    from cellviewer.core.morphfinetune import main
+
+    run_job(export_training_set([morph_field(k) for k in range(4)], tmp_path / "e", formats=("shared",),
+                                fractions=(0.8, 0.2, 0.0)))
+    assert main([str(tmp_path / "e"), "--out", str(tmp_path / "ft"), "--base", str(base)]) != 0
+    assert "no held-out (test) images" in capsys.readouterr().err
+    assert not (tmp_path / "ft.json").exists()  # refused before any training
