@@ -41,7 +41,7 @@ def crop_diameter(image: np.ndarray, how: str = "estimate") -> float:
     return float(run_job(_SEGMENTER[0].segment(image)).params["diameter_px"])
 
 
-def _field_crops(path, points: np.ndarray, px: int, margin: float, white_balance: bool,
+def field_crops(path, points: np.ndarray, px: int, margin: float, white_balance: bool,
                  scale: str = "estimate") -> np.ndarray:
     """Crops (``px`` wide, ``margin`` × the network's view) around ``points`` of one image, at its red-cell
     diameter (:func:`crop_diameter`, as the segmenter finds it at run time), white-balanced first when asked."""
@@ -66,7 +66,7 @@ def load_crops(split: str, data_root=None, margin: float = MARGIN, cancel: Cance
         keep = np.array([c in ids for c in cls], bool)
         if not keep.any():
             continue
-        crops.append(_field_crops(sample.path, sample.points[keep], px, margin, white_balance, scale))
+        crops.append(field_crops(sample.path, sample.points[keep], px, margin, white_balance, scale))
         labels.append(np.array([ids[c] for c in cls[keep]], np.int64))
         owner.append(np.full(int(keep.sum()), len(names)))
         names.append(sample.image_id)
@@ -94,7 +94,7 @@ def load_pbc_normals(split: str, limit: int, data_root=None, margin: float = MAR
             continue
         whole = whole[rng.permutation(len(whole))[:per]]
         centres = np.stack([(whole[:, 0] + whole[:, 2]) / 2, (whole[:, 1] + whole[:, 3]) / 2], 1)
-        crops.append(_field_crops(s.path, centres, px, margin, white_balance, scale))
+        crops.append(field_crops(s.path, centres, px, margin, white_balance, scale))
     x = np.concatenate(crops)[:limit] if crops else np.zeros((0, px, px, 3), np.uint8)
     return x, np.zeros(len(x), np.int64)  # class 0 = normal
 

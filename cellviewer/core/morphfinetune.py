@@ -21,8 +21,8 @@ for the morphology model (:mod:`cellviewer.core.morphology`):
    dialog, Accept (model store: next version of ``rbc-morphology``, active at once) and Reject
    work as for the segmenters.
 
-``python -m cellviewer.core.morphfinetune --demo`` measures the loop on the shared data
-(:mod:`cellviewer.core.morphdemo`).
+``python -m cellviewer.core.morphfinetune EXPORT --out OUT [--store]`` runs the loop headless
+(:func:`main`); ``python -m cellviewer.core.morphdemo`` measures it on the shared data.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def export_cells(data_dir, split: str | None, card: dict, *, margin: float = 1.0
     """``(crops N×S×S×3 uint8, labels N, hand-set N bool, image names)`` of the red-cell markers with a
     morphology class in ``split`` (None: every split) of an export, cropped as the model of ``card`` sees
     cells (``margin`` × its crop, for augmentation)."""
-    from cellviewer.core.morphdata import _field_crops
+    from cellviewer.core.morphdata import field_crops
 
     root = Path(data_dir)
     try:
@@ -86,7 +86,7 @@ def export_cells(data_dir, split: str | None, card: dict, *, margin: float = 1.0
         if cancel is not None:
             cancel.check()
         pts = np.array([(float(r["x"]), float(r["y"])) for r in rs], np.float64)
-        crops.append(_field_crops(root / "images" / name, pts, px, margin, bool(card.get("white_balance")),
+        crops.append(field_crops(root / "images" / name, pts, px, margin, bool(card.get("white_balance")),
                                   card.get("crop_scale") or "estimate"))
         labels.append(np.array([ids[r["morphology"]] for r in rs], np.int64))
         hand.append(np.array([float(r.get("morphology_p") or 0) >= 1.0 for r in rs], bool))
@@ -107,17 +107,19 @@ def _score(net, card: dict, crops: np.ndarray, labels: np.ndarray) -> dict:
     return evaluate_net(net, crops, labels, int(card.get("crop_px") or MO.CROP_PX), bool(card.get("grey")))
 
 
-def finetune_morphology(base, train_items, *, out, minutes: float | None = 5.0, epochs: int = 30,
+def finetune_morphology(base, train_items, *, out, minutes: float | None = 5.0, epochs: int = MAX_EPOCHS,
                         cancel: CancelToken | None = None, lr: float | None = None, batch_size: int = 64,
                         threads: int | None = None, device: str = "cpu", seed: int = 0, keep: str = "best",
                         hand_weight: int = 3, **segmentation_only) -> Job:
     """Long job: fine-tune the morphology model ``base`` (name or checkpoint stem) on the classes of an export's
     ``train`` cells; writes ``out`` (best on ``val``, or the last epoch with ``keep="last"``) and returns a
-    :class:`cellviewer.core.finetune.FinetuneResult`. ``segmentation_only``: options of the segmenters'
-    fine-tune (``steps_per_epoch``, ``val_limit``, ``patience``), accepted and ignored, so one call serves both."""
+    :class:`cellviewer.core.finetune.FinetuneResult`. The classifier is small: it trains on the CPU whatever
+    ``device`` says. ``segmentation_only``: options of the segmenters' fine-tune (``steps_per_epoch``,
+    ``val_limit``, ``patience``), accepted and ignored, so one call serves both."""
     import torch
 
     from cellviewer.core.finetune import FinetuneResult, _data, _sha
+    from cellviewer.core.morphdata import MARGIN
     from cellviewer.core.morphtrain import cosine_lr, run_epoch
     from cellviewer.core.training import TrainProgress
     from cellviewer.nets.checkpoint import load_checkpoint, save_checkpoint
@@ -140,7 +142,7 @@ def finetune_morphology(base, train_items, *, out, minutes: float | None = 5.0, 
     rng = np.random.default_rng(seed)
     yield Progress(0.0, "preparing the training data")
     data_dir = yield from _data(train_items, out, cancel)
-    tr_x, tr_y, tr_hand, tr_names = export_cells(data_dir, "train", card, margin=1.25, cancel=cancel)
+    tr_x, tr_y, tr_hand, tr_names = export_cells(data_dir, "train", card, margin=MARGIN, cancel=cancel)
     va_x, va_y, _, va_names = export_cells(data_dir, "val", card, cancel=cancel)
     if not len(tr_y) or not len(va_y):
         raise CellviewerError(f"The export '{data_dir}' has {len(tr_y)} training and {len(va_y)} validation red cells "
@@ -149,7 +151,7 @@ def finetune_morphology(base, train_items, *, out, minutes: float | None = 5.0, 
     epochs = max(1, min(int(epochs), MAX_EPOCHS))
     reps = np.where(tr_hand, max(1, int(hand_weight)), 1)
     fit_x, fit_y = np.repeat(tr_x, reps, axis=0), np.repeat(tr_y, reps)
-    net, _ = load_checkpoint(card_path.with_suffix(""), device=device)
+    net, _ = load_checkpoint(card_path.with_suffix(""), device="cpu")
     cfg = (card.get("training") or {}).get("config") or {}
     lr = float(lr or float(cfg.get("lr") or 2e-3) * LR_FRACTION)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(cfg.get("weight_decay") or 1e-4))
