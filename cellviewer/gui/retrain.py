@@ -73,10 +73,9 @@ def home_dir() -> Path:
 
 def model_choices(store) -> list[tuple[str, str]]:
     """``(key, label)`` of the models one can start from: registered nets, then every stored version."""
-    from cellviewer.core.netsegment import find_models
-
     from cellviewer.core.morphfinetune import morphology_base
     from cellviewer.core.morphology import MODEL_NAME
+    from cellviewer.core.netsegment import find_models
 
     out = []
     for name, (_path, card) in sorted(find_models().items()):
@@ -353,12 +352,11 @@ class RetrainController(QObject):
         except CellviewerError as e:
             notifications.show_error(e, "Store the model")
             return None
-        name = mv.name
-        notifications.status(f"{name} version {mv.version} stored and active.", 10000)
+        notifications.status(f"{mv.name} version {mv.version} stored and active.", 10000)
         if self.models_panel is not None:
             self.models_panel.refresh()
         self.refresh_models()
-        self.stored.emit(name, str(mv.version))
+        self.stored.emit(mv.name, str(mv.version))
         return mv
 
     def reject(self) -> None:
