@@ -23,7 +23,6 @@ MARGIN = 1.25
 #: how a training / scoring crop's red-cell size is found: ``estimate`` (the blob estimate alone) or
 #: ``segmenter`` (what a segmentation with blood-cells classifies at: the estimate refined on its red cells)
 CROP_SCALES = ("estimate", "segmenter")
-_SEGMENTER: list = []
 
 
 def crop_diameter(image: np.ndarray, how: str = "estimate") -> float:
@@ -34,11 +33,10 @@ def crop_diameter(image: np.ndarray, how: str = "estimate") -> float:
         return float(estimate_rbc_diameter(image)[0])
     if how != "segmenter":
         raise OptionError(f"Unknown crop scale '{how}'", hint=f"use one of: {', '.join(CROP_SCALES)}")
-    if not _SEGMENTER:
-        from cellviewer.core.segment import create_segmenter
+    from cellviewer.core.segment import create_segmenter  # the active blood-cells (its weights are cached)
 
-        _SEGMENTER.append(create_segmenter("blood-cells", morphology=False, device="cpu"))
-    return float(run_job(_SEGMENTER[0].segment(image)).params["diameter_px"])
+    return float(run_job(create_segmenter("blood-cells", morphology=False, device="cpu").segment(image))
+                 .params["diameter_px"])
 
 
 def field_crops(path, points: np.ndarray, px: int, margin: float, white_balance: bool,
@@ -99,6 +97,7 @@ def load_pbc_normals(split: str, limit: int, data_root=None, margin: float = MAR
     return x, np.zeros(len(x), np.int64)  # class 0 = normal
 
 
-def _center(crops: np.ndarray, px: int = MO.CROP_PX) -> np.ndarray:
+def center_crops(crops: np.ndarray, px: int = MO.CROP_PX) -> np.ndarray:
+    """The central ``px``×``px`` of margin crops (what the network sees without augmentation)."""
     o = (crops.shape[1] - px) // 2
     return np.ascontiguousarray(crops[:, o:o + px, o:o + px])

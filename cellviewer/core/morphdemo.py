@@ -57,7 +57,7 @@ def documents(split: str, model, data_root=None, shuffle_seed: int | None = None
     from cellviewer.core.document import Document, ImageData, ImageInfo, Marker
     from cellviewer.core.morphdata import crop_diameter
 
-    samples = [s for s in D.load_samples("chula_rbc12", data_root, split)]
+    samples = D.load_samples("chula_rbc12", data_root, split)
     truth = [[MO.CHULA_CLASSES.get(int(c), "") for c in s.meta.get("point_classes", [])] for s in samples]
     if shuffle_seed is not None:
         flat = np.array([c for t in truth for c in t], object)

@@ -227,9 +227,13 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
     sets = [("held-out", items, "test")] + ([("reference", reference_items, None)] if reference_items else [])
     for k, (label, data, split) in enumerate(sets):
         yield Progress(k / len(sets), f"{label}: scoring the old and the new model")
-        pair = []
+        pair, cells = [], {}
         for net, card in models:
-            x, y, _, names = export_cells(data, split, card, cancel=cancel)
+            how = json.dumps([card.get(k) for k in ("crop_px", "crop_diameters", "white_balance", "crop_scale",
+                                                    "classes")])
+            if how not in cells:  # a fine-tune keeps its base's crops: the images are read and cropped once
+                cells[how] = export_cells(data, split, card, cancel=cancel)
+            x, y, _, names = cells[how]
             if not len(y):
                 part = "test images" if split else "images"
                 raise CellviewerError(f"The {part} of '{data}' have no red cells with a morphology class, so there is "

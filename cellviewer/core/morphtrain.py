@@ -32,10 +32,9 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core import morphology as MO
-from cellviewer.core.errors import CellviewerError, OptionError, script_main
+from cellviewer.core.errors import OptionError, script_main
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
-from cellviewer.core.morphdata import CROP_SCALES, _center, load_crops, load_pbc_normals
-
+from cellviewer.core.morphdata import CROP_SCALES, center_crops, load_crops, load_pbc_normals
 
 
 @dataclass
@@ -158,7 +157,7 @@ def scores(true: np.ndarray, pred: np.ndarray, n_classes: int, names=MO.CLASSES)
 
 
 def evaluate_net(net, crops: np.ndarray, labels: np.ndarray, crop_px: int = MO.CROP_PX, grey: bool = False) -> dict:
-    probs = MO.predict_crops(net, _center(crops, crop_px) if crops.shape[1] != crop_px else crops, grey=grey)
+    probs = MO.predict_crops(net, center_crops(crops, crop_px) if crops.shape[1] != crop_px else crops, grey=grey)
     return scores(labels, probs.argmax(1), len(MO.CLASSES))
 
 
