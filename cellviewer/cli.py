@@ -27,7 +27,7 @@ Exit codes:
   3-9  the whole command failed with a cellviewer error: 3 image unreadable,
        4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit,
        9 no display for the review window (``cellviewer gui`` over ssh without X ...)
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C or SIGTERM)
 
 Errors are printed as one line: ``cellviewer: error: <message>``; notes that are not failures (a GPU
 out-of-memory fallback to smaller tiles or the CPU) as ``cellviewer: note: <image>: <what>``.
@@ -180,6 +180,10 @@ def cmd_analyze(args) -> int:
     extra = {"tta": args.tta} if args.tta else {}  # trained nets average over flipped copies; classical ignores it
     if args.no_morphology:
         extra["morphology"] = False
+    if args.diameter_px:
+        extra["diameter_px"] = args.diameter_px
+    if args.um_per_px:
+        extra["um_per_px"] = args.um_per_px
     seg = create_segmenter(model, device=args.device, **extra)  # fails fast (exit 6) before touching the output
     out = os.path.abspath(args.out)
     masks = os.path.join(out, "masks")
@@ -202,6 +206,7 @@ def cmd_analyze(args) -> int:
                 doc = Document(img)
                 doc.set_result(run_job(seg.segment(img.pixels, cancel), reporter.progress))
                 doc.border_rule = args.border_cells
+                doc.um_per_px = args.um_per_px
                 for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
                     reporter.note(f"{path}: {note}")
             except Cancelled:
@@ -260,6 +265,16 @@ def _write_json(path: str, data, json) -> None:
                         hint="free some disk space or choose another folder with --out") from e
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -288,6 +303,13 @@ def _add_analyze(sub) -> None:
     p.add_argument("--border-cells", choices=tuple(BORDER_RULES), default="all",
                    help="which cells cut by the image edge are counted: " + "; ".join(
                        f"{k} = {v}" for k, v in BORDER_RULES.items()) + " (default all; cut cells keep their masks)")
+    p.add_argument("--diameter-px", type=_positive_float, default=None, metavar="PX",
+                   help="expected red-cell diameter in pixels, the same for every image (default: estimated per "
+                        "image); set it when the estimate is off, e.g. on very large fields")
+    p.add_argument("--um-per-px", type=_positive_float, default=None, metavar="UM",
+                   help="pixel size of the images in µm (from a stage micrometer): a trained model then weighs "
+                        "each red cell's measured size in its morphology class (microcyte, macrocyte); the "
+                        "classical model takes its red-cell size from it (7.5 µm)")
     p.add_argument("--no-morphology", action="store_true",
                    help="do not give red cells a morphology class (cells.csv 'morphology'; trained models "
                         "with the rbc-morphology model installed do by default)")
@@ -337,6 +359,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a batch scheduler's time limit) ends a command as Ctrl-C does: the CSVs keep
+    the images done so far and no temporary file is left (the GUI installs its own handler while it runs).
+    Returns the function that restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return lambda: None
+
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):  # not allowed here (embedded interpreter)
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, old)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -348,6 +390,7 @@ def main(argv=None) -> int:
     func = getattr(args, "func", None) or cmd_gui
     if getattr(args, "selftest", False):
         from cellviewer.commands.selftest import run_selftest as func
+    restore = _terminate_as_interrupt()
     try:
         return func(args)
     except CellviewerError as e:
@@ -361,6 +404,8 @@ def main(argv=None) -> int:
             raise
         _err(f"unexpected {type(e).__name__}: {e} (run with --debug for the traceback)")
         return EXIT_SOME_FAILED
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -53,3 +53,29 @@ def test_analyze_with_the_wbc_parts_model_writes_nucleus_and_cytoplasm(tmp_path)
     rbc, wbc = CLASS_MAP_VALUES["rbc"], CLASS_MAP_VALUES["wbc"]
     assert {rbc, nuc, cyto} <= values and wbc not in values  # every WBC pixel is a part
     assert np.count_nonzero(cmap == cyto) < 0.25 * cmap.size  # not the whole field called cytoplasm
+
+
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_analyze_with_a_calibration_weighs_red_cell_size_but_keeps_the_counts(tmp_path):
+    card = _shipped("rbc-morphology")
+    _shipped("blood-cells")
+    pytest.importorskip("torch")
+    if not card.get("size_prior"):
+        pytest.skip("the shipped morphology model has no size prior")
+    base = ["analyze", str(SAMPLE), "-q", "--device", "cpu"]
+    assert cli.main(base + ["--out", str(tmp_path / "plain")]) == 0
+    # the sample's red cells are ~110 px: at 0.13 µm/px they would be 14 µm across, macrocytes
+    assert cli.main(base + ["--out", str(tmp_path / "big"), "--um-per-px", "0.13"]) == 0
+    assert _rows(tmp_path / "plain" / "counts.csv") == _rows(tmp_path / "big" / "counts.csv")  # same scale
+    # classified red cells (those cut by the image edge get no class)
+    plain = [r["morphology"] for r in _rows(tmp_path / "plain" / "cells.csv") if r["cls"] == "rbc" and r["morphology"]]
+    big = [r["morphology"] for r in _rows(tmp_path / "big" / "cells.csv") if r["cls"] == "rbc" and r["morphology"]]
+    assert len(big) == len(plain) > 5
+    assert big.count("macrocyte") > plain.count("macrocyte") and big.count("macrocyte") >= len(big) // 2
+    assert cli.main(base + ["--out", str(tmp_path / "bad"), "--um-per-px", "-1"]) == 2

@@ -110,7 +110,7 @@ def handler(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from cellviewer.core.evaluate import evaluate_args, format_table, store_metrics
+    from cellviewer.core.evaluate import evaluate_args, format_table, json_safe, store_metrics
 
     bar = _Bar(args.quiet)
     try:
@@ -120,7 +120,7 @@ def handler(args: argparse.Namespace) -> int:
     print(format_table(res))
     rc = 0
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
+        Path(args.json).write_text(json.dumps(json_safe(res), indent=1, allow_nan=False), encoding="utf-8")
     if args.check_card:
         rc = check_card(args, res)
     if args.write_card:

@@ -61,6 +61,10 @@ _DRAW_ORDER = ("rbc", "wbc", "platelet")
 #: a normal red cell (7.5 µm) over a typical white cell (≈ 12.5 µm): used to put the
 #: WBC crops of ``wbc_seg`` (no red cells annotated) on the RBC-diameter scale
 RBC_PER_WBC = 0.6
+#: pixel size (µm) of a source whose images share one microscope and camera. Chula RBC-12 (1000×, one
+#: camera) publishes none: this one puts the train split's median normal red cell (blood-cells mask,
+#: equivalent diameter 44.1 px) at 7.5 µm (``python -m cellviewer.core.sizeprior`` prints it)
+UM_PER_PX = {"chula": 0.1700}
 
 
 def default_data_root() -> Path:
@@ -100,6 +104,7 @@ class Sample:
     mask_path: Path | None = None
     points: np.ndarray | None = None  # (N, 2) x, y
     rbc_diameter: float = 0.0  # native expected RBC diameter (px)
+    um_per_px: float | None = None  # the source's calibration (:data:`UM_PER_PX`), None when unknown
     meta: dict = field(default_factory=dict)
 
     def read_image(self) -> np.ndarray:
@@ -216,7 +221,7 @@ def _load_chula(root: Path) -> list[Sample]:
     for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
         img = r["image"]
         out.append(Sample("chula_rbc12", img, folder / "images" / img, split_of(img), origin="chula",
-                          width=int(r["width"]), height=int(r["height"]),
+                          width=int(r["width"]), height=int(r["height"]), um_per_px=UM_PER_PX["chula"],
                           points=np.asarray(pts[img], np.float64).reshape(-1, 2),
                           meta={"point_classes": np.asarray(cls[img], np.int64)}))
     return out

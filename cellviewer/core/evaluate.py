@@ -196,16 +196,35 @@ def _segmenter_factory(model, device: str):
     from cellviewer.core.segment import create_segmenter
 
     if not isinstance(model, str):
-        return lambda diameter=None: model
+        return lambda diameter=None, um_per_px=None: model
     cache: dict = {}
 
-    def get(diameter=None):
-        key = None if diameter is None else round(float(diameter), 3)
+    def get(diameter=None, um_per_px=None):
+        """The segmenter at a fixed RBC ``diameter`` (px; None: estimated), told the images' calibration
+        ``um_per_px`` (trained nets only: classical segmenters would take their scale from it)."""
+        key = (None if diameter is None else round(float(diameter), 3), um_per_px)
         if key not in cache:
-            cache[key] = create_segmenter(model, device=device, diameter_px=key)
+            seg = create_segmenter(model, device=device, diameter_px=key[0])
+            if um_per_px and hasattr(seg, "um_per_px") and hasattr(seg, "morphology"):
+                seg = create_segmenter(model, device=device, diameter_px=key[0], um_per_px=um_per_px)
+            cache[key] = seg
         return cache[key]
 
     return get
+
+
+def json_safe(obj):
+    """``obj`` with every NaN / infinite float (an undefined metric, e.g. a count accuracy with no true
+    cells) as None: ``json.dumps`` would write ``NaN``, which is not JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def central_label(wbc: np.ndarray) -> int:
@@ -281,7 +300,7 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
         for k, s in enumerate(samples):
             if on_image is not None:
                 on_image(ds, k, len(samples), s.image_id)
-            seg = get(s.rbc_diameter if mode == "annotation" and s.rbc_diameter else None)
+            seg = get(s.rbc_diameter if mode == "annotation" and s.rbc_diameter else None, s.um_per_px)
             img = s.read_image()
             t = time.perf_counter()
             res = run_job(seg.segment(img))
@@ -380,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         res = evaluate_args(args)
         print(format_table(res))
         if args.json:
-            Path(args.json).write_text(json.dumps(res, indent=1))
+            Path(args.json).write_text(json.dumps(json_safe(res), indent=1))
         if args.write_card:
             cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])
             print(f"metrics written to {store_metrics(args.model, res, cmd)}")

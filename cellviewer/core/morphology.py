@@ -145,12 +145,14 @@ def predict_crops(net, crops: np.ndarray, batch: int = 256, device: str = "cpu",
 
 
 def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None, device: str = "cpu",
-                   labels: np.ndarray | None = None) -> int:
+                   labels: np.ndarray | None = None, um_per_px: float | None = None) -> int:
     """Set ``morph`` / ``morph_p`` on the red-cell markers (in place) from crops of ``image``
     (RGB uint8) at the field's red-cell ``diameter`` (px); returns how many were classified.
     ``model``: ``(net, card)`` (default: :func:`load_model`). With the red-cell instance ``labels``,
     cells cut by the image edge are left unclassified: a cut cell's shape is not its own (it
-    would pass for a fragment, a schistocyte)."""
+    would pass for a fragment, a schistocyte). With ``labels`` and the image's calibration
+    ``um_per_px``, a card with a ``size_prior`` also weighs each cell's measured size in µm
+    (:mod:`cellviewer.core.sizeprior`: microcytes and macrocytes are size classes)."""
     cut: set = set()
     if labels is not None:
         from cellviewer.core.countframe import edge_flags
@@ -167,10 +169,24 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
     crops = cell_crops(image, pts, diameter, int(card.get("crop_px") or CROP_PX),
                        float(card.get("crop_diameters") or CROP_DIAMETERS))
     probs = predict_crops(net, crops, device=device, grey=bool(card.get("grey")))
+    prior = uses_size_prior(card, um_per_px)
+    if prior is not None and labels is not None:
+        from cellviewer.core import sizeprior
+
+        diam = sizeprior.equivalent_diameters(labels, [m.cell for m in rbcs]) * float(um_per_px)
+        probs = sizeprior.apply(probs, diam, prior)
     best = probs.argmax(1)
     for m, k, p in zip(rbcs, best.tolist(), probs):
         m.morph, m.morph_p = classes[k], round(float(p[k]), 4)
     return len(rbcs)
+
+
+def uses_size_prior(card: dict, um_per_px: float | None) -> dict | None:
+    """The card's ``size_prior`` when it applies: a calibration is given and the prior's classes are the card's."""
+    prior = card.get("size_prior")
+    if not prior or not um_per_px or not (float(um_per_px) > 0):
+        return None
+    return prior if list(prior.get("classes") or []) == list(card.get("classes") or CLASSES) else None
 
 
 def morphology_counts(markers: list) -> dict[str, int]:
@@ -196,6 +212,12 @@ def describe_installed() -> str:
         if {"accuracy", "balanced_accuracy", "macro_f1"} <= set(m):
             nums += (f"; {label} ({m.get('n') or m.get('cells')} cells): accuracy {100 * m['accuracy']:.2f} %, "
                      f"balanced accuracy {100 * m['balanced_accuracy']:.2f} %, macro F1 {100 * m['macro_f1']:.2f} %")
+    cal = (metrics.get("end_to_end") or {}).get("calibrated") or {}
+    m = cal.get("test") or {}
+    if card.get("size_prior") and {"accuracy", "balanced_accuracy", "macro_f1"} <= set(m):
+        nums += (f"; with the size prior at {cal.get('um_per_px')} µm/px: accuracy {100 * m['accuracy']:.2f} %, "
+                 f"balanced accuracy {100 * m['balanced_accuracy']:.2f} %, macro F1 {100 * m['macro_f1']:.2f} % "
+                 "(give the calibration: analyze --um-per-px, or the GUI's Calibration)")
     parent = card.get("parent") or {}
     stored = (f" (stored in {path.parent}, fine-tuned from {parent.get('model')} {parent.get('version')})"
               if parent.get("model") else "")

@@ -46,6 +46,7 @@ whole fields, the parts model on each white cell's window; WBC crops directly).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -98,7 +99,9 @@ class NetSegmenter:
     """A trained network behind the :class:`~cellviewer.core.segment.Segmenter` protocol.
 
     Options: ``device`` ("auto" = cuda, then mps, then cpu), ``diameter_px`` /
-    ``diameter_um`` + ``um_per_px`` (RBC size in the input; estimated when absent),
+    ``diameter_um`` + ``um_per_px`` (RBC size in the input; estimated when absent), ``um_per_px``
+    alone (the image's calibration: the scale is still estimated; red cells are measured in µm for
+    the morphology model's size prior, :mod:`cellviewer.core.sizeprior`),
     ``refine_scale`` (second pass when the predicted cells are off-size), ``tile`` /
     ``overlap`` / ``batch_size`` (tiling at the working scale), ``method``
     ("edge-watershed", or a :data:`cellviewer.core.counting.METHODS` name for red cells),
@@ -118,8 +121,14 @@ class NetSegmenter:
         ck = str(checkpoint)
         self.checkpoint = str(Path(ck).with_suffix("")) if ck.endswith((".json", ".safetensors")) else ck
         self.device = resolve_device(device)
-        self.diameter_px = diameter_from(diameter_px, diameter_um or 7.5, um_per_px) if (
-            diameter_px is not None or um_per_px is not None) else None
+        # the scale is fixed by a diameter in px, or in µm with the calibration; a calibration alone
+        # leaves it to the estimate (it measures red cells in µm for the morphology size prior)
+        self.diameter_px = diameter_from(diameter_px, diameter_um, um_per_px) if (
+            diameter_px is not None or (diameter_um is not None and um_per_px is not None)) else None
+        if um_per_px is not None and not (math.isfinite(float(um_per_px)) and float(um_per_px) > 0):
+            raise SegmentationError(f"µm per pixel must be positive, got {um_per_px!r}.",
+                                    hint="give the pixel size of the camera (e.g. 0.17), or leave it out")
+        self.um_per_px = None if um_per_px is None else float(um_per_px)
         self.refine_scale = refine_scale
         self.tile, self.overlap, self.batch_size = int(tile), int(overlap), int(batch_size)
         self.threads = threads
@@ -290,8 +299,11 @@ class NetSegmenter:
             return None
         t = time.perf_counter()
         model = morphology.load_model(card, device=self.device)
-        morphology.classify_cells(img, markers, d, model=model, device=self.device, labels=rbc)
-        return f"{model[1].get('name')} {model[1].get('version', '1')}", time.perf_counter() - t
+        morphology.classify_cells(img, markers, d, model=model, device=self.device, labels=rbc,
+                                  um_per_px=self.um_per_px)
+        sized = (f" + size prior at {self.um_per_px:g} µm/px"
+                 if morphology.uses_size_prior(model[1], self.um_per_px) else "")
+        return f"{model[1].get('name')} {model[1].get('version', '1')}{sized}", time.perf_counter() - t
 
 
 # -- the registry of model cards ------------------------------------------------------------------

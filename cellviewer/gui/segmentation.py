@@ -71,6 +71,8 @@ def segmenter_request(p: SegmentParams, summaries: dict | None = None) -> tuple[
         opts.update(diameter_um=float(p.diameter_um), um_per_px=float(p.um_per_px))
     elif p.diameter_px > 0:
         opts["diameter_px"] = float(p.diameter_px)
+    if p.um_per_px > 0 and not is_classical(model):  # the calibration alone: red cells measured in µm
+        opts["um_per_px"] = float(p.um_per_px)  # (morphology size prior); the scale stays estimated
     if p.tta and not is_classical(model):
         opts["tta"] = p.tta
     if not p.morphology:

@@ -129,3 +129,13 @@ def test_a_folder_other_than_the_development_data_is_scored_whole(tmp_path, caps
     # pointing at one dataset's folder instead of the data root says which folder to give
     assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "txl_pbc"), "-q"]) == 1
     assert "'txl_pbc' looks like one dataset's folder: pass its parent as --data" in capsys.readouterr().err
+
+
+def test_undefined_metrics_are_written_as_json_null():
+    import numpy as np
+
+    from cellviewer.core.evaluate import json_safe
+
+    res = {"a": float("nan"), "b": [np.float32(0.5), float("inf")], "c": {"d": np.int64(3), "e": "x"}}
+    text = json.dumps(json_safe(res), allow_nan=False)  # raises on NaN / Infinity
+    assert json.loads(text) == {"a": None, "b": [0.5, None], "c": {"d": 3, "e": "x"}}

@@ -81,6 +81,9 @@ class SegmentPanel(QWidget):
         self.um_per_px.setDecimals(4)
         self.um_per_px.setSpecialValueText("unknown")
         self.um_per_px.setSuffix(" µm/px")
+        self.um_per_px.setToolTip("Pixel size of the camera (from a stage micrometer). Trained networks then weigh "
+                                  "each red cell's measured size in µm in its morphology class (microcyte, "
+                                  "macrocyte); with 'Give the diameter in µm' it also sets the expected cell size")
         self.um_per_px.valueChanged.connect(lambda v: self.state.update(um_per_px=float(v)))
         form.addRow("Calibration", self.um_per_px)
         self.tta = QComboBox()
