@@ -25,3 +25,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+def share_mode(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the mode the finished file should have: the replaced file's own
+    mode when there is one, else 0644 (readable by the lab's other users, like the reports beside it)."""
+    try:
+        mode = os.stat(target).st_mode & 0o777
+    except OSError:
+        mode = 0o644
+    os.chmod(tmp, mode)

@@ -27,6 +27,8 @@ from cellviewer.core.countframe import check_rule, excluded_markers
 
 CELL_CLASSES: tuple[str, ...] = ("rbc", "wbc", "platelet")
 DISPLAY_NAMES = {"rbc": "RBC", "wbc": "WBC", "platelet": "Platelets"}
+#: audit-trail actions that mark what was reviewed; they change no cell, so they are not corrections
+REVIEW_ACTIONS = frozenset({"Mark image reviewed", "Mark image unreviewed", "Review cell"})
 #: RGB colours used by overlays, markers and reports.
 CLASS_COLORS = {"rbc": (230, 60, 60), "wbc": (60, 110, 240), "platelet": (250, 200, 30)}
 PART_NAMES = {0: "none", 1: "nucleus", 2: "cytoplasm"}
@@ -183,7 +185,8 @@ class Document:
 
     @property
     def n_manual_edits(self) -> int:
-        return len(self.provenance.edits)
+        """Corrections in the audit trail: every edit but review marks (they change no cell)."""
+        return sum(1 for e in self.provenance.edits if e.action not in REVIEW_ACTIONS)
 
     # -- events ---------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Change], None]) -> None:

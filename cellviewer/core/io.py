@@ -29,6 +29,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageFile, ImageOps
 
+from cellviewer.core.atomic import share_mode
 from cellviewer.core.document import ImageData, ImageInfo
 from cellviewer.core.errors import ImageReadError, SaveError
 from cellviewer.core.tone import alpha_unit, to_uint8
@@ -136,7 +137,7 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
                 Image.fromarray(np.ascontiguousarray(a)).save(fh, format="PNG")
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+            share_mode(tmp, p)  # mkstemp makes 0600 files
             os.replace(tmp, p)
         except BaseException:
             with suppress(OSError):

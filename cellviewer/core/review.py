@@ -65,6 +65,7 @@ class DoubtItem:
     reviewed: bool = False
     marker_ids: list[int] = field(default_factory=list)
     signs: dict[str, float] = field(default_factory=dict)  # model / methods / size / shape -> d
+    box: tuple[int, int, int, int] | None = None  # the cell's bounding box: x0, y0, x1, y1 (exclusive)
 
 
 def _rbc_diameter(doc: Document, diameter: float | None) -> float:
@@ -108,10 +109,16 @@ def _shape(lab: np.ndarray, ids: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.minimum(q, 1.0 / q)
 
 
+def _box(sl) -> tuple[int, int, int, int] | None:
+    return None if sl is None else (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop))
+
+
 def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CLASSES) -> list[DoubtItem]:
     """Every masked cell of ``doc`` as a :class:`DoubtItem`, most doubtful first (see the module
     docstring). ``diameter``: the red-cell diameter in px (default: from the segmentation's
     parameters, else measured from the red cells)."""
+    from scipy import ndimage as ndi
+
     from cellviewer.core.counting import areas, inside_points
 
     d_rbc = _rbc_diameter(doc, diameter)
@@ -135,6 +142,7 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
         _, ys, xs = inside_points(lab)
         cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border are small and not round
         cut[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
+        slices = ndi.find_objects(lab)
         for k, cid in enumerate(ids.tolist()):
             ms = by_cell.get((cls, cid), [])
             auto = [m.score for m in ms if m.origin == "auto"]
@@ -168,7 +176,8 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
                 reasons.append(f"{unsure}morphology: {morph.morph.replace('_', ' ')} ({morph.morph_p:.2f})")
             m0 = ms[0] if ms else None
             queue.append(DoubtItem(cls, cid, float(m0.x if m0 else xs[k]), float(m0.y if m0 else ys[k]), score,
-                                   reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs))
+                                   reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs,
+                                   _box(slices[cid - 1])))
     queue.sort(key=lambda it: (-it.score, CELL_CLASSES.index(it.cls), it.cell))
     return queue
 

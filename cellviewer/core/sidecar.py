@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cellviewer import __version__
+from cellviewer.core.atomic import share_mode
 from cellviewer.core.countframe import rule_or_default
 from cellviewer.core.document import CELL_CLASSES, PART_NAMES, Document, EditRecord, Marker, Provenance, now_iso
 from cellviewer.core.errors import SaveError, SidecarError
@@ -185,6 +186,7 @@ def write_snapshot(snap: Snapshot, path) -> Path:
                     z.writestr(name, _npy_bytes(arr))
             f.flush()
             os.fsync(f.fileno())
+        share_mode(tmp, path)  # mkstemp makes 0600 files; other users of a lab folder must read corrections
         os.replace(tmp, path)
     except OSError as e:
         try:

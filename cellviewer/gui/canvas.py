@@ -39,6 +39,14 @@ MARKER_CELL_FRACTION = 0.35  # a zoomed-out marker is at most this fraction of a
 _ROW = {"axisOrder": "row-major"}
 
 
+class PassiveScatter(pg.ScatterPlotItem):
+    """Marker dots that never take a click: pyqtgraph's scatter accepts a left click on a dot, so a
+    tool (remove / reclassify marker, delete cell, ...) would never see a click aimed at the dot."""
+
+    def mouseClickEvent(self, ev):
+        ev.ignore()
+
+
 class ToolViewBox(pg.ViewBox):
     """A ViewBox that hands left-button clicks and drags to a tool handler."""
 
@@ -99,11 +107,11 @@ class Canvas(pg.GraphicsView):
         self.vb.addItem(self.overlay_group)
         self._rgba: np.ndarray | None = None
         self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
-        self.markers = {c: pg.ScatterPlotItem(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
+        self.markers = {c: PassiveScatter(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
         for item in self.markers.values():
             item.setZValue(20)
             self.vb.addItem(item)
-        self.highlight = pg.ScatterPlotItem(pxMode=True, size=MARKER_SIZE + 10, symbol="o",
+        self.highlight = PassiveScatter(pxMode=True, size=MARKER_SIZE + 10, symbol="o",
                                             pen=pg.mkPen("w", width=2), brush=None)
         self.highlight.setZValue(25)
         self.vb.addItem(self.highlight)

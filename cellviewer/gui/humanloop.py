@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QDockWidget
 
 from cellviewer.gui import notifications
 from cellviewer.gui.actions import make_action
 from cellviewer.gui.dataset_export import DatasetExporter
+from cellviewer.gui.docks import add_dock
 from cellviewer.gui.panels.models import ModelsPanel
 from cellviewer.gui.panels.review import ReviewPanel, centre_on
 from cellviewer.gui.panels.training import TrainingPanel
@@ -53,11 +53,7 @@ class HumanLoop(QObject):
         for key, title, widget, area in (("review", "Review queue", self.review_panel, left),
                                          ("training", "Retrain", self.training_panel, right),
                                          ("models", "Model versions", self.models_panel, right)):
-            dock = QDockWidget(title, w)
-            dock.setObjectName(f"dock_{key}")
-            dock.setWidget(widget)
-            w.addDockWidget(area, dock)
-            w.docks[key] = dock
+            add_dock(w, key, title, widget, area)
         if "segment" in w.docks:
             w.tabifyDockWidget(w.docks["segment"], w.docks["training"])
             w.tabifyDockWidget(w.docks["training"], w.docks["models"])

@@ -14,6 +14,7 @@ from cellviewer.core.errors import CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
+from cellviewer.gui.docks import add_dock
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
 from cellviewer.gui.folder_report import FolderReporter
@@ -63,11 +64,7 @@ class MainWindow(QMainWindow):
                 ("counts", "Counts", self.counts_panel, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("segment", "Segmentation", self.segment_panel, Qt.DockWidgetArea.RightDockWidgetArea),
                 ("files", "Files", self.files_panel, Qt.DockWidgetArea.RightDockWidgetArea)):
-            dock = QDockWidget(title, self)
-            dock.setObjectName(f"dock_{key}")
-            dock.setWidget(widget)
-            self.addDockWidget(area, dock)
-            self.docks[key] = dock
+            add_dock(self, key, title, widget, area)
         self._build_status_bar()
         self._build_actions()
         self._build_menus()
@@ -179,6 +176,7 @@ class MainWindow(QMainWindow):
         try:
             self.session.open(path)
         except CellviewerError as e:
+            self.files_panel.skip_failed(path)  # Next goes past it, not back to it
             notifications.show_error(e, "Open")
             return False
         path = Path(path)

@@ -169,3 +169,18 @@ def test_csv_stream_keeps_rows_written_before_an_error(tmp_path):
             raise RuntimeError("boom")
     assert path.read_text().splitlines() == ["image,rbc,wbc,platelets", "a,1,2,3"]
     assert [p.name for p in tmp_path.iterdir()] == ["counts.csv"]
+
+
+def test_review_marks_are_not_counted_as_corrections():
+    from cellviewer.core import edits, operations
+    from cellviewer.core.document import REVIEW_ACTIONS
+
+    doc = _doc()
+    n = doc.n_manual_edits
+    h = edits.History(doc)
+    h.push(operations.set_image_reviewed(doc, True))
+    mid = next(iter(doc.markers))
+    h.push(operations.set_marker_reviewed(doc, mid, True))
+    assert {e.action for e in doc.provenance.edits[-2:]} <= REVIEW_ACTIONS  # the audit trail keeps them
+    assert doc.n_manual_edits == n
+    assert R.ReportEntry.from_document(doc, "smear.png", thumbnail=False).n_corrections == n

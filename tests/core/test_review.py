@@ -43,6 +43,9 @@ def test_doubtful_cells_come_first_with_their_reasons():
     assert any("counting methods disagree" in r for r in pair.reasons), pair.reasons
     assert all(not p.reasons for p in plain)
     assert all(doc.labels[it.cls][int(it.y), int(it.x)] == it.cell for it in q)
+    # each item carries its cell's bounding box (the review panel shows the whole cell)
+    ys, xs = np.nonzero(doc.labels["rbc"] == 8)
+    assert pair.box == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
 def test_unsure_or_abnormal_red_cell_morphology_is_a_reason_to_look():

@@ -171,3 +171,12 @@ def test_unwritable_image_folder_uses_user_store_even_as_root(tmp_path, monkeypa
     assert sidecar.find_sidecar(doc.image.info.path) == path
     monkeypatch.setattr(sidecar.os, "access", lambda *a: False)
     assert sidecar.sidecar_path(doc.image.info.path) == path
+
+
+def test_sidecar_is_readable_by_the_labs_other_users_and_keeps_a_chosen_mode(tmp_path):
+    doc = doc_at(tmp_path)
+    path = sidecar.save_sidecar(doc)
+    assert os.stat(path).st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    os.chmod(path, 0o664)  # a group-writable lab folder: the next save keeps it
+    sidecar.save_sidecar(doc)
+    assert os.stat(path).st_mode & 0o777 == 0o664

@@ -229,3 +229,42 @@ def test_settings_persist_in_isolated_file(make_window, qtbot):
     assert abs(win2.view_state.value.opacity - 0.3) < 1e-6
     assert win2.tool_state.value.brush_radius == 17
     assert win2.layers_panel.opacity.value() == 30
+
+
+def mouse_click(qtbot, canvas, x, y):
+    """A real left-button click at image point (x, y) on the canvas viewport."""
+    vp = canvas.viewport()
+    pos = canvas.map_to_view(x, y)
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    _mouse(vp, QEvent.Type.MouseMove, pos, none, none)
+    qtbot.wait(20)
+    _mouse(vp, QEvent.Type.MouseButtonPress, pos, left, left)
+    qtbot.wait(20)
+    _mouse(vp, QEvent.Type.MouseButtonRelease, pos, left, none)
+    qtbot.wait(20)
+
+
+def test_a_click_right_on_a_marker_dot_reaches_the_tool(segmented, qtbot):
+    """The marker dots are drawn over the image; a click on a dot is the tool's, not the dot's."""
+    win = segmented
+    doc = win.session.doc
+    win.canvas.zoom_to_fit()
+    qtbot.wait(50)
+    m = next(m for m in doc.markers.values() if m.cls == "rbc")
+    win.actions_by_id["tool.marker_remove"].trigger()
+    mouse_click(qtbot, win.canvas, m.x, m.y)
+    assert m.id not in doc.markers
+    m2 = next(m for m in doc.markers.values() if m.cls == "rbc" and m.cell)
+    cell = m2.cell
+    win.actions_by_id["tool.delete"].trigger()
+    mouse_click(qtbot, win.canvas, m2.x, m2.y)  # delete cell: clicked where its marker sits
+    assert not (doc.labels["rbc"] == cell).any()
+
+
+def test_the_window_fits_a_laptop_screen(window, qtbot):
+    """Docked panels scroll: the window's minimum size fits a 1366×768 screen (with a task bar)."""
+    window.showNormal()
+    qtbot.wait(50)
+    hint = window.minimumSizeHint()
+    assert hint.height() <= 700 and hint.width() <= 1300, (hint.width(), hint.height())
+    assert window.minimumHeight() <= 700

@@ -18,6 +18,12 @@ def test_segmenter_request_from_params():
     assert name == "classical" and opts["diameter_px"] == 42.0
     name, opts = segmenter_request(SegmentParams(model="classical", use_um=True, diameter_um=7.0, um_per_px=0.1))
     assert opts["um_per_px"] == 0.1 and opts["diameter_um"] == 7.0 and "diameter_px" not in opts
+    # a calibration alone: a trained net measures red cells in µm (morphology size prior), the classical
+    # segmenter does not get it (it would take its red-cell size from it)
+    name, opts = segmenter_request(SegmentParams(model="blood-cells", um_per_px=0.17))
+    assert opts["um_per_px"] == 0.17 and "diameter_um" not in opts and "diameter_px" not in opts
+    name, opts = segmenter_request(SegmentParams(model="classical", um_per_px=0.17))
+    assert "um_per_px" not in opts
     assert "CPU" in device_text(SegmentParams(model="classical"))
 
 
@@ -145,3 +151,35 @@ def test_red_cell_morphology_is_shown_set_by_hand_and_undone(segmented, qtbot):
     win.segment_panel.morphology.setChecked(False)
     assert win.seg_params.value.morphology is False
     assert segmenter_request(SegmentParams(model="blood-cells", morphology=False))[1]["morphology"] is False
+
+
+def test_going_to_a_queued_cell_shows_the_whole_cell(segmented, qtbot):
+    win = segmented
+    panel = win.human_loop.review_panel
+    qtbot.waitUntil(lambda: len(panel.queue) > 0 and not panel.runner.is_running, timeout=15000)
+    assert all(it.box is not None for it in panel.queue)
+    row = 0
+    x0, y0, x1, y1 = panel.queue[row].box = (10, 20, 250, 180)  # as large as a merged clump can be
+    assert panel.go_to(row)
+    r = win.canvas.vb.viewRect()
+    assert r.left() <= x0 and r.top() <= y0 and r.right() >= x1 and r.bottom() >= y1
+
+
+def test_next_goes_past_a_file_that_cannot_be_opened(make_window, smear_path, dialogs):
+    import shutil
+
+    win = make_window(auto_run=False)
+    folder = smear_path.parent
+    shutil.copy(smear_path, folder / "a.png")
+    (folder / "b.png").write_bytes(b"")  # an empty file: a failed copy
+    shutil.copy(smear_path, folder / "c.png")
+    assert win.open_image(folder / "a.png")
+    fp = win.files_panel
+    fp.step(+1)  # b.png fails: a message, a.png stays shown
+    assert dialogs.shown and win.session.path.name == "a.png"
+    fp.step(+1)  # Next again: on to c.png, not b.png once more
+    assert win.session.path.name == "c.png" and len(dialogs.shown) == 1
+    fp.step(-1)  # Previous from c.png: b.png again (it is still broken), then a.png is one more step back
+    assert win.session.path.name == "c.png" and len(dialogs.shown) == 2
+    fp.step(-1)
+    assert win.session.path.name == "a.png"

@@ -40,6 +40,7 @@ class FilesPanel(QWidget):
         self.folder: Path | None = None
         self.paths: list[Path] = []
         self.current: Path | None = None
+        self._cursor: Path | None = None  # a file that failed to open: Next / Previous step from it
         lay = QVBoxLayout(self)
         self.folder_label = QLabel("No folder")
         self.folder_label.setWordWrap(True)
@@ -82,6 +83,7 @@ class FilesPanel(QWidget):
 
     def set_current(self, path) -> None:
         self.current = Path(path) if path else None
+        self._cursor = None
         self.list.blockSignals(True)
         try:
             self.list.clearSelection()
@@ -99,11 +101,19 @@ class FilesPanel(QWidget):
             return None
         try:
             return [p.resolve() for p in self.paths].index(Path(path).resolve())
-        except ValueError:
+        except (ValueError, OSError, RuntimeError):  # not listed; a symlink loop cannot be resolved
             return None
 
+    def skip_failed(self, path) -> None:
+        """``path`` could not be opened: Next / Previous go on from it (the shown image stays current)."""
+        if self.index_of(path) is not None:
+            self._cursor = Path(path)
+            idx = self.index_of(path)
+            self.prev_button.setEnabled(idx > 0)
+            self.next_button.setEnabled(idx < len(self.paths) - 1)
+
     def neighbour(self, step: int) -> Path | None:
-        idx = self.index_of(self.current)
+        idx = self.index_of(self._cursor or self.current)
         if idx is None:
             return self.paths[0] if self.paths else None
         j = idx + step

@@ -305,7 +305,12 @@ class ReviewPanel(QWidget):
         self._select(index)
         it = self.queue[index]
         half = max(FOCUS_HALF_PX, 1.5 * float(self.diameter or 0))
-        self.focus_requested.emit(float(it.x), float(it.y), half)
+        x, y = float(it.x), float(it.y)
+        if it.box is not None:  # the whole cell with a margin, however large (a merged pair is the one to see)
+            x0, y0, x1, y1 = it.box
+            x, y = (x0 + x1) / 2, (y0 + y1) / 2
+            half = max(half, 0.6 * max(x1 - x0, y1 - y0))
+        self.focus_requested.emit(x, y, half)
         self._sync_controls()
         return True
 
