@@ -16,8 +16,9 @@ def add_dock(window: QMainWindow, key: str, title: str, panel: QWidget, area: Qt
     scroll.setObjectName(f"scroll_{key}")
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-    scroll.setWidget(panel)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # vertical only: the panel
+    scroll.setWidget(panel)  # keeps its width (no clipped labels), only its height may scroll
+    scroll.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
     dock = QDockWidget(title, window)
     dock.setObjectName(f"dock_{key}")
     dock.setWidget(scroll)
