@@ -345,4 +345,28 @@ def test_sigterm_ends_a_batch_like_ctrl_c(fakes, tmp_path, monkeypatch, capsys):
     assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
     counts = _read_csv(out / "counts.csv")
     assert [r[0] for r in counts[1:]] == ["one.png"]  # broken.png was skipped, two.png interrupted
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and [r["name"] for r in run["images"]] == ["one.png"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_run_json_traces_every_output_to_its_source_and_says_if_complete(fakes, tmp_path, capsys):
+    import json as _json
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _write_inputs(a)
+    b.mkdir()
+    (b / "one.png").write_bytes((a / "one.png").read_bytes())  # the same name in two folders
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(a), str(b), "--out", str(out), "--device", "cpu", "--border-cells", "inside"]) == 1
+    run = _json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["model"] == "fake" and run["options"]["border_cells"] == "inside"
+    names = {r["name"]: r["file"] for r in run["images"]}
+    assert names == {"one.png": str(a / "one.png"), "two.png": str(a / "two.png"), "one_2.png": str(b / "one.png")}
+    assert [s["file"] for s in run["skipped"]] == [str(a / "broken.png")]
+    assert all((out / r["mask"]).is_file() for r in run["images"])
+    capsys.readouterr()
+    # a second, smaller run into the same folder says so, and run.json lists only its own images
+    assert cli.main(["analyze", str(b), "--out", str(out), "--device", "cpu"]) == 0
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert [r["file"] for r in _json.loads((out / "run.json").read_text())["images"]] == [str(b / "one.png")]

@@ -121,6 +121,27 @@ def _saved_state(out: str) -> dict | None:
         return None
 
 
+def _check_writable(stem) -> None:
+    """The checkpoint's folder can be created and written (else SaveError, exit 5)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from cellviewer.core.errors import SaveError
+
+    if not stem:
+        return
+    folder = Path(stem).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SaveError(f"Cannot write the checkpoint into '{folder}': {e.strerror or e}",
+                        hint="choose a writable --out") from e
+
+
 def handler(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
@@ -131,6 +152,7 @@ def handler(args: argparse.Namespace) -> int:
     from cellviewer.core.training import train
 
     cfg = train_config_from_args(args)
+    _check_writable(cfg.out)  # before any epoch: not "unexpected PermissionError" after the first one
     token = CancelToken()
     rep = _Reporter(args.quiet)
     try:

@@ -31,6 +31,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return v
+
+
 # -- train -------------------------------------------------------------------------------------
 def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     """The training options (shared by ``cellviewer train`` and ``python -m cellviewer.core.training``)."""
@@ -41,14 +51,15 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
     ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
     ap.add_argument("--working-scale", type=float, help="expected RBC diameter (px) the net works at")
-    ap.add_argument("--epochs", type=int, help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
-    ap.add_argument("--minutes", type=float, help="wall-time budget of this run (the LR anneals to it)")
-    ap.add_argument("--steps-per-epoch", type=int)
-    ap.add_argument("--batch-size", type=int)
-    ap.add_argument("--lr", type=float)
+    ap.add_argument("--epochs", type=_positive_int,
+                    help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
+    ap.add_argument("--minutes", type=_positive_float, help="wall-time budget of this run (the LR anneals to it)")
+    ap.add_argument("--steps-per-epoch", type=_positive_int)
+    ap.add_argument("--batch-size", type=_positive_int)
+    ap.add_argument("--lr", type=_positive_float)
     ap.add_argument("--two-phase", action="store_true", help="DO-U-Net transfer: mask first, then the edge head")
     ap.add_argument("--resume", help="checkpoint stem to continue from (e.g. OUT-last)")
-    ap.add_argument("--threads", type=int)
+    ap.add_argument("--threads", type=_positive_int)
     ap.add_argument("--device", help="cpu, cuda, mps")
     ap.add_argument("--name", help="model name in the card")
     ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors)")

@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from cellviewer.core.errors import CellviewerError, ImageReadError
+from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError
 from cellviewer.core.upsample import NEAREST
 
 DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "chula_rbc12")
@@ -75,7 +75,7 @@ def default_data_root() -> Path:
 def resolve_data_root(root: str | Path | None = None) -> Path:
     r = Path(root) if root is not None else default_data_root()
     if not r.is_dir():
-        raise CellviewerError(f"No data folder at '{r}'.", hint="pass --data pointing at shared/data")
+        raise OptionError(f"No data folder at '{r}'.", hint="pass --data pointing at shared/data")
     return r
 
 
@@ -244,7 +244,7 @@ def load_samples(dataset: str, root: str | Path | None = None, split: str | None
     elif dataset == "chula_rbc12":
         out = _load_chula(r)
     else:
-        raise CellviewerError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
+        raise OptionError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
     return out if split is None else [s for s in out if s.split == split]
 
 

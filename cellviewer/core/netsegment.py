@@ -340,6 +340,32 @@ def find_models() -> dict[str, tuple[Path, dict]]:
     return found
 
 
+def card_at(path: str | os.PathLike) -> Path | None:
+    """The card of a checkpoint given by path (``x.json``, ``x.safetensors`` or the stem ``x``) when both
+    files are there, else None: a model just trained (``cellviewer train --out x``) is usable by path."""
+    p = Path(path)
+    for card in (p, p.with_suffix(".json"), Path(str(p) + ".json")):
+        if card.suffix == ".json" and card.is_file() and card.with_suffix(".safetensors").is_file():
+            return card
+    return None
+
+
+def segmenter_at(path: str | os.PathLike, **options):
+    """A segmenter for the checkpoint at ``path`` (see :func:`card_at`); ModelLoadError when it is none."""
+    card_path = card_at(path)
+    if card_path is None:
+        raise ModelLoadError(f"No model checkpoint at '{path}'",
+                             hint="give a model card .json with its .safetensors beside it")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Cannot read the model card '{card_path}': {exc}", hint="check the file") from exc
+    if not isinstance(card, dict) or card.get("task") not in (None, "segment"):
+        raise ModelLoadError(f"'{card_path}' is not a segmentation model",
+                             hint="a red-cell morphology model is used by every trained segmenter, not on its own")
+    return _factory(card_path)(**options)
+
+
 def _factory(card_path: Path):
     def load(**options) -> NetSegmenter:
         try:

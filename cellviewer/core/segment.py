@@ -82,16 +82,24 @@ def list_segmenters() -> dict[str, str]:
 
 
 def create_segmenter(name: str | None = None, **options) -> Segmenter:
-    """Make a segmenter by name (``None`` = the default).
+    """Make a segmenter by name (``None`` = the default), or from a checkpoint's path (its ``.json`` card,
+    ``.safetensors`` or stem: a model trained with ``cellviewer train`` is usable before it is installed).
 
-    Raises :class:`ModelLoadError` listing the valid names when ``name`` is unknown.
+    Raises :class:`ModelLoadError` listing the valid names when ``name`` is neither.
     """
     _load_builtin()
     if name is None:
         name = default_segmenter_name()
     if name not in _FACTORIES:
+        try:
+            from cellviewer.core.netsegment import card_at, segmenter_at
+        except ImportError:  # no torch: only the classical segmenters
+            card_at = None
+        if card_at is not None and card_at(name) is not None:  # a checkpoint by path (e.g. just trained)
+            return segmenter_at(name, **options)
         valid = ", ".join(sorted(_FACTORIES))
-        raise ModelLoadError(f"Unknown model '{name}'.", hint=f"choose one of: {valid}")
+        raise ModelLoadError(f"Unknown model '{name}'.",
+                             hint=f"choose one of: {valid}; or give the path of a trained model's .json card")
     return _FACTORIES[name](**options)
 
 

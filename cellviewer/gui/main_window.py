@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from cellviewer import __version__
 from cellviewer.core.countframe import rule_or_default
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
@@ -175,6 +175,9 @@ class MainWindow(QMainWindow):
             self.segmentation.cancel()
         try:
             self.session.open(path)
+        except Cancelled as e:  # the user chose not to open it (open elsewhere)
+            notifications.status(e.message, 8000)
+            return False
         except CellviewerError as e:
             self.files_panel.skip_failed(path)  # Next goes past it, not back to it
             notifications.show_error(e, "Open")

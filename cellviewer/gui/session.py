@@ -1,6 +1,8 @@
 """The open document: loading (with sidecar + journal recovery), undo stack, autosave.
 
-* ``open(path)`` reads the image and its sidecar (``core.sidecar.load_document``),
+* ``open(path)`` asks first when another window or computer has the image open
+  (``core.openlock``; raises ``Cancelled`` when the user says no), reads the image and its
+  sidecar (``core.sidecar.load_document``),
   offers to replay journaled edits that were not saved (a crash), then attaches
   a fresh journal so every edit is logged at once.
 * Autosave: every document change (re)starts a single-shot timer
@@ -25,8 +27,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup
 
+from cellviewer.core import openlock
 from cellviewer.core.document import Document
-from cellviewer.core.errors import CellviewerError, SaveError
+from cellviewer.core.errors import Cancelled, CellviewerError, SaveError
 from cellviewer.core.jobs import Progress
 from cellviewer.gui import notifications
 from cellviewer.gui.commands import make_stack
@@ -90,6 +93,12 @@ class Session(QObject):
 
         path = Path(path)
         self.save_now()  # first: reopening the same image must read what is on screen
+        other = openlock.holder(path)
+        if other is not None and not notifications.ask(
+                "Image open elsewhere",
+                f"{path.name} is open for correcting by {other.describe()}.\n\nIf both save, the later save "
+                "replaces the other's corrections. Open it here as well?", default_yes=False):
+            raise Cancelled(f"{path.name} is open elsewhere; it was not opened here")
         doc = load_document(path)  # raises before the current document is closed
         self.close_document()
         self.had_sidecar = find_sidecar(path) is not None
@@ -99,6 +108,7 @@ class Session(QObject):
         if doc.journal is not None:
             doc.journal.on_error = self._journal_failed
         self.doc, self.path = doc, path
+        openlock.acquire(path)  # others opening it are warned (core.openlock)
         self._saved_revision = -1 if recovered else doc.revision
         self.stack = make_stack(self.undo_group)
         self.undo_group.addStack(self.stack)
@@ -137,6 +147,8 @@ class Session(QObject):
         if self.doc is None:
             return
         self.save_now()
+        if self.path is not None:
+            openlock.release(self.path)
         self.doc.unsubscribe(self._on_change)
         if self.stack is not None:
             self.undo_group.removeStack(self.stack)

@@ -49,8 +49,11 @@ def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_r
 def test_unknown_model_and_missing_data(tmp_path, capsys):
     assert cli.main(["evaluate", "--model", "no-such-model", "--data", str(tmp_path)]) == 6
     assert "Unknown model 'no-such-model'" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "nope"), "-q"]) == 1
+    # usage errors are 2 (1 means "the numbers differ from the card")
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "nope"), "-q"]) == 2
     assert "No data folder" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", "classical", "--datasets", "foo", "-q"]) == 2
+    assert "Unknown dataset 'foo'" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "classical", "--limit", "0"]) == 2
 
 

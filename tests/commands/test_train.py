@@ -58,3 +58,15 @@ def test_ctrl_c_cancels_keeps_the_best_checkpoint_and_exits_130(tmp_path, monkey
 def test_bad_json_option_is_a_clear_error(tmp_path, capsys):
     rc = cli.main(["train", "--datasets", "synthetic", "--net-config", "{base: 4}", "--out", str(tmp_path / "x")])
     assert rc == 2 and "--net-config is not valid JSON" in capsys.readouterr().err
+
+
+def test_nonsense_budgets_are_usage_errors_and_an_unwritable_out_fails_before_training(tmp_path, capsys):
+    base = ["train", "--datasets", "synthetic", "--out", str(tmp_path / "m")]
+    for bad in (["--epochs", "0"], ["--minutes", "-1"], ["--lr", "0"], ["--batch-size", "0"]):
+        assert cli.main(base + bad) == 2
+    capsys.readouterr()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert cli.main(["train", "--datasets", "synthetic", "--out", str(blocker / "sub" / "m"), "--epochs", "1"]) == 5
+    err = capsys.readouterr().err
+    assert "Cannot write the checkpoint" in err and "unexpected" not in err

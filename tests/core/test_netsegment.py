@@ -148,3 +148,25 @@ def test_shipped_model_counts_the_sample():
     counts = {c: sum(m.cls == c for m in res.markers) for c in ("rbc", "wbc", "platelet")}
     assert 10 <= counts["rbc"] <= 40 and 1 <= counts["wbc"] <= 2 and counts["platelet"] <= 5
     assert dt < 3.0  # generous: the CI machine is shared
+
+
+def test_a_checkpoint_is_usable_by_its_path(tiny_checkpoint):
+    from cellviewer.core.errors import ModelLoadError
+    from cellviewer.core.segment import create_segmenter
+
+    for given in (tiny_checkpoint, f"{tiny_checkpoint}.json", f"{tiny_checkpoint}.safetensors"):
+        seg = create_segmenter(str(given), device="cpu", diameter_px=24)
+        assert seg.name == "tiny"
+    img = synthetic_items(1, 24, seed=0, size=90)[0]["image"]
+    assert set(run_job(seg.segment(img)).labels) == {"rbc", "wbc", "platelet"}
+    with pytest.raises(ModelLoadError, match="Unknown model") as e:
+        create_segmenter(str(tiny_checkpoint) + "-missing")
+    assert "path of a trained model" in e.value.hint
+    card = tiny_checkpoint.with_suffix(".json")
+    import json
+
+    morph = tiny_checkpoint.parent / "morph"
+    morph.with_suffix(".json").write_text(json.dumps(dict(json.loads(card.read_text()), task="rbc-morphology")))
+    morph.with_suffix(".safetensors").write_bytes(tiny_checkpoint.with_suffix(".safetensors").read_bytes())
+    with pytest.raises(ModelLoadError, match="not a segmentation model"):
+        create_segmenter(str(morph))

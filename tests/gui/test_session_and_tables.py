@@ -53,3 +53,29 @@ def test_observable_reports_changed_fields(qtbot):
     assert seen == [frozenset({"tool"})]
     o.update(tool="brush")
     assert len(seen) == 1
+
+
+def test_an_image_open_in_another_window_is_not_opened_without_asking(make_window, smear_path, dialogs):
+    """Two windows saving the same image would drop each other's corrections: the second one asks first."""
+    import json
+    import os
+    import socket
+
+    from cellviewer.core import openlock
+
+    other = smear_path.with_name("other.png")
+    other.write_bytes(smear_path.read_bytes())
+    win = make_window(auto_run=False)
+    assert win.open_image(other)
+    lock = openlock.lock_path(smear_path)
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "user": "bob", "since": "now"}))
+    dialogs.answer_yes = False
+    assert not win.open_image(smear_path)
+    assert win.session.path == other and "open for correcting by bob" in dialogs.questions[-1][1]
+    assert openlock.lock_path(other).is_file()  # the shown image is still ours
+    dialogs.answer_yes = True
+    assert win.open_image(smear_path)
+    assert win.session.path == smear_path and openlock.holder(smear_path) is None
+    assert not openlock.lock_path(other).exists()  # released when it was closed
+    win.session.close_document()
+    assert not lock.exists()

@@ -1,0 +1,252 @@
+"""``cellviewer analyze``: segment and count images; counts.csv, cells.csv, class maps, classes.json, report.pdf.
+
+``run.json`` records the run: cellviewer version, command, model and version, options, and per output
+image its name (same-named files get ``_2``, ``_3`` ...), source file, mask and the red-cell size used
+(``rbc_diameter_px``, how it was found); the skipped files with the reason; ``status`` complete or
+interrupted (Ctrl-C, SIGTERM), so a reused output folder says which files belong to this run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
+from cellviewer.core.errors import CellviewerError
+
+
+class _Reporter:
+    """A tqdm bar on a terminal; plain per-image lines on stderr otherwise."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.bar = total, quiet, None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, unit="img", dynamic_ncols=True)
+
+    def progress(self, p) -> None:
+        if self.bar is not None and p.message:
+            self.bar.set_postfix_str(p.message[:40], refresh=False)
+
+    def done(self, i: int, line: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        elif not self.quiet:
+            print(f"[{i}/{self.total}] {line}", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        msg = f"{PROG}: note: {text}"
+        self.bar.write(msg, file=sys.stderr) if self.bar is not None else print(msg, file=sys.stderr, flush=True)
+
+    def skipped(self, path, reason: str) -> None:
+        msg = f"{PROG}: skipped {path}: {reason}"
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+            self.bar.update(1)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    name, k = stem, 2
+    while name in used:
+        name, k = f"{stem}_{k}", k + 1
+    used.add(name)
+    return name
+
+
+def cmd_analyze(args) -> int:
+    import json
+
+    from cellviewer.core import io
+    from cellviewer.core.document import Document
+    from cellviewer.core.errors import Cancelled, SaveError
+    from cellviewer.core.jobs import CancelToken, run_job
+    from cellviewer.core.report import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream, ReportEntry, cell_rows, class_map,
+                                        classes_json, count_row, write_pdf_report)
+    from cellviewer.core.segment import create_segmenter, default_segmenter_name
+
+    t0 = time.perf_counter()
+    images = io.list_images(args.inputs)
+    if not images:
+        raise UsageError(f"No images found in: {', '.join(args.inputs)}.",
+                         hint=f"give image files or folders holding {'/'.join(sorted(io.SUPPORTED_SUFFIXES))} files")
+    model = args.model or default_segmenter_name()
+    from cellviewer.core.memory import release, tune_for_batch
+
+    tune_for_batch()  # bounded oneDNN kernel cache, large arrays back to the OS: flat memory over a batch
+    extra = {"tta": args.tta} if args.tta else {}  # trained nets average over flipped copies; classical ignores it
+    if args.no_morphology:
+        extra["morphology"] = False
+    if args.diameter_px:
+        extra["diameter_px"] = args.diameter_px
+    if args.um_per_px:
+        extra["um_per_px"] = args.um_per_px
+    seg = create_segmenter(model, device=args.device, **extra)  # fails fast (exit 6) before touching the output
+    out = os.path.abspath(args.out)
+    masks = os.path.join(out, "masks")
+    try:
+        os.makedirs(masks, exist_ok=True)
+    except OSError as e:
+        raise SaveError(f"Cannot create the output folder '{out}': {e.strerror or e}",
+                        hint="choose a writable folder with --out") from e
+
+    entries, skipped, used, failure_code = [], [], set(), EXIT_SOME_FAILED
+    reporter, cancel = _Reporter(len(images), args.quiet), CancelToken()
+    if os.path.exists(os.path.join(out, "counts.csv")):
+        reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json, report.pdf and "
+                      "run.json are replaced; masks of images not in this run stay (run.json lists this run's)")
+    run = _run_record(args, seg, model, len(images))
+    done: list[dict] = []
+    counts = CsvStream(os.path.join(out, "counts.csv"), COUNT_COLUMNS)
+    cells = None
+    try:
+        cells = CsvStream(os.path.join(out, "cells.csv"), CELL_COLUMNS)
+        for i, path in enumerate(images, 1):
+            t_img = time.perf_counter()
+            try:  # reading and segmenting may fail for one image: list it, go on
+                img = io.read_image(path)
+                doc = Document(img)
+                doc.set_result(run_job(seg.segment(img.pixels, cancel), reporter.progress))
+                doc.border_rule = args.border_cells
+                doc.um_per_px = args.um_per_px
+                for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
+                    reporter.note(f"{path}: {note}")
+            except Cancelled:
+                raise
+            except Exception as e:  # noqa: BLE001 - one odd image must not end a batch
+                reason = (getattr(e, "reason", None) or e.message) if isinstance(e, CellviewerError) else (
+                    "out of memory" if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}")
+                skipped.append((str(path), reason))
+                failure_code = e.exit_code if isinstance(e, CellviewerError) else EXIT_SOME_FAILED
+                reporter.skipped(path, reason)
+                continue
+            # writing failures (disk full ...) end the command; same-named files get "_2", "_3" ...
+            stem, suffix = os.path.splitext(os.path.basename(str(path)))
+            stem = _unique_stem(stem, used)
+            name = stem + suffix
+            crow = count_row(doc, name)
+            counts.write(crow)
+            cells.write(cell_rows(doc, name))
+            io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))
+            done.append({"name": name, "file": str(path), "mask": f"masks/{stem}.png",
+                         "rbc_diameter_px": doc.provenance.params.get("diameter_px"),
+                         "diameter_source": doc.provenance.params.get("diameter_source")})
+            entries.append(ReportEntry.from_document(doc, name, thumbnail=len(entries) < args.report_pages))
+            del doc, img
+            release()
+            reporter.done(i, f"{name}: {crow['rbc']} RBC, {crow['wbc']} WBC, {crow['platelets']} platelets "
+                             f"({time.perf_counter() - t_img:.2f} s)")
+    finally:
+        reporter.close()
+        try:
+            counts.close()
+        finally:  # both temp files go, even when the first close fails (disk full)
+            if cells is not None:
+                cells.close()
+            run.update(images=done, skipped=[{"file": f, "reason": r} for f, r in skipped],
+                       status="complete" if len(done) + len(skipped) == len(images) else "interrupted")
+            try:
+                _write_json(os.path.join(out, "run.json"), run, json)
+            except SaveError as e:  # never hides why the run ended
+                reporter.note(f"run.json not written: {e.message}")
+
+    _write_json(os.path.join(out, "classes.json"), classes_json(), json)
+    n = len(entries)
+    title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
+    write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
+                     max_pages=args.report_pages)
+    dt = time.perf_counter() - t0
+    per = f"{dt / max(1, len(images)):.2f} s/image"
+    extra = f", {len(skipped)} skipped" if skipped else ""
+    print(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; results in {out}")
+    if skipped and len(images) == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)
+        return failure_code
+    return EXIT_SOME_FAILED if skipped else EXIT_OK
+
+
+def _run_record(args, seg, model: str, n_images: int) -> dict:
+    """What ``run.json`` says about a run: the command, the model and options, and (filled in at the end)
+    each output name with its source file and red-cell size, the skipped files, and whether it completed."""
+    from cellviewer import __version__
+    from cellviewer.core.document import now_iso
+
+    return {"cellviewer": __version__, "command": " ".join([PROG] + sys.argv[1:]), "started": now_iso(),
+            "model": model, "model_version": str(getattr(seg, "version", "")),
+            "options": {"device": args.device, "tta": args.tta, "border_cells": args.border_cells,
+                        "morphology": not args.no_morphology, "diameter_px": args.diameter_px,
+                        "um_per_px": args.um_per_px},
+            "images_given": n_images}
+
+
+def _write_json(path: str, data, json) -> None:
+    from cellviewer.core.errors import SaveError
+
+    from cellviewer.core.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    except OSError as e:
+        raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
+                        hint="free some disk space or choose another folder with --out") from e
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return v
+
+
+def add_parser(sub) -> None:
+    from cellviewer.core.countframe import BORDER_RULES
+
+    p = sub.add_parser(
+        "analyze", help="segment and count images; write CSVs, masks and a PDF report",
+        description="Segment and count every image; write counts.csv, cells.csv, masks/<stem>.png, "
+                    "classes.json, report.pdf and run.json (what was run, on which files, with which red-cell "
+                    "size) into --out.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and/or folders of images")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("-m", "--model", default=None, help="segmenter name (see 'cellviewer models'; default: the best available)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device (default auto)")
+    p.add_argument("--tta", choices=("none", "flips", "d4"), default=None,
+                   help="test-time augmentation of a trained model: average over 4 flips or all 8 flips and "
+                        "transposes (4-8x slower; default: the model card's own)")
+    p.add_argument("--border-cells", choices=tuple(BORDER_RULES), default="all",
+                   help="which cells cut by the image edge are counted: " + "; ".join(
+                       f"{k} = {v}" for k, v in BORDER_RULES.items()) + " (default all; cut cells keep their masks)")
+    p.add_argument("--diameter-px", type=_positive_float, default=None, metavar="PX",
+                   help="expected red-cell diameter in pixels, the same for every image (default: estimated per "
+                        "image); set it when the estimate is off, e.g. on very large fields")
+    p.add_argument("--um-per-px", type=_positive_float, default=None, metavar="UM",
+                   help="pixel size of the images in µm (from a stage micrometer): a trained model then weighs "
+                        "each red cell's measured size in its morphology class (microcyte, macrocyte); the "
+                        "classical model takes its red-cell size from it (7.5 µm)")
+    p.add_argument("--no-morphology", action="store_true",
+                   help="do not give red cells a morphology class (cells.csv 'morphology'; trained models "
+                        "with the rbc-morphology model installed do by default)")
+    p.add_argument("--report-pages", type=_positive_int, default=100, metavar="N",
+                   help="detail pages in report.pdf for the first N images; the summary lists all (default 100)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors and skipped files still show)")
+    p.set_defaults(func=cmd_analyze)

@@ -1,0 +1,102 @@
+"""Who has an image open for correcting: a small lock file beside its sidecar.
+
+Two windows (or two annotators on a shared folder) correcting the same image would each
+autosave their own state, and the later save would silently drop the other's corrections.
+So opening an image for editing writes ``<sidecar>.lock`` (JSON: process id, host, user,
+since when); closing it removes the file. Before opening, :func:`holder` says whether
+someone else holds it; the GUI then asks before opening it too.
+
+A lock whose process is gone (same host, the process id no longer runs: a crash) is stale
+and is taken over. A lock from another host cannot be checked and counts as held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from cellviewer.core.document import now_iso, os_user
+
+SUFFIX = ".lock"
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    host: str
+    user: str
+    since: str
+
+    def describe(self) -> str:
+        return f"{self.user or 'someone'} on {self.host or 'another computer'} (process {self.pid}, since {self.since})"
+
+
+def lock_path(image_path) -> Path:
+    """Where the lock of ``image_path`` is: beside its sidecar (wherever that is saved)."""
+    from cellviewer.core.sidecar import sidecar_path
+
+    side = sidecar_path(Path(image_path))
+    return side.with_name(side.name + SUFFIX)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists (another user's process), or we cannot tell: assume it runs
+    return True
+
+
+def _read(path: Path) -> Holder | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+        return Holder(int(d["pid"]), str(d.get("host", "")), str(d.get("user", "")), str(d.get("since", "")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable or half-written: not a lock anyone can rely on
+
+
+def _mine(h: Holder) -> bool:
+    return h.pid == os.getpid() and h.host == socket.gethostname()
+
+
+def holder(image_path) -> Holder | None:
+    """The other process that has ``image_path`` open (None: nobody, this process, or a stale lock)."""
+    h = _read(lock_path(image_path))
+    if h is None or _mine(h):
+        return None
+    if h.host == socket.gethostname() and not _alive(h.pid):
+        return None  # its process is gone (a crash): stale
+    return h
+
+
+def acquire(image_path) -> Path | None:
+    """Write this process's lock for ``image_path``; the lock file, or None when it cannot be written
+    (a read-only folder and store: editing still works, only without the warning to others)."""
+    path = lock_path(image_path)
+    data = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "user": os_user(), "since": now_iso()})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        return None
+    return path
+
+
+def release(image_path) -> None:
+    """Remove the lock of ``image_path`` if it is this process's (never another's)."""
+    path = lock_path(image_path)
+    h = _read(path)
+    if h is not None and _mine(h):
+        try:
+            path.unlink()
+        except OSError:
+            pass
