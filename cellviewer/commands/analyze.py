@@ -93,8 +93,11 @@ def cmd_analyze(args) -> int:
     masks = os.path.join(out, "masks")
     try:
         os.makedirs(masks, exist_ok=True)
+        if not os.access(masks, os.W_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
-        raise SaveError(f"Cannot create the output folder '{out}': {e.strerror or e}",
+        what = "write into" if os.path.isdir(out) else "create"
+        raise SaveError(f"Cannot {what} the output folder '{out}': {e.strerror or e}",
                         hint="choose a writable folder with --out") from e
 
     entries, skipped, used, failure_code = [], [], set(), EXIT_SOME_FAILED
@@ -103,6 +106,7 @@ def cmd_analyze(args) -> int:
         reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json, report.pdf and "
                       "run.json are replaced; masks of images not in this run stay (run.json lists this run's)")
     run = _run_record(args, seg, model, len(images))
+    busy = 0.0  # seconds spent on the analyzed images (not the model load or the report)
     done: list[dict] = []
     counts = CsvStream(os.path.join(out, "counts.csv"), COUNT_COLUMNS)
     cells = None
@@ -135,12 +139,13 @@ def cmd_analyze(args) -> int:
             counts.write(crow)
             cells.write(cell_rows(doc, name))
             io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))
-            done.append({"name": name, "file": str(path), "mask": f"masks/{stem}.png",
+            done.append({"name": name, "file": os.path.abspath(str(path)), "mask": f"masks/{stem}.png",
                          "rbc_diameter_px": doc.provenance.params.get("diameter_px"),
                          "diameter_source": doc.provenance.params.get("diameter_source")})
             entries.append(ReportEntry.from_document(doc, name, thumbnail=len(entries) < args.report_pages))
             del doc, img
             release()
+            busy += time.perf_counter() - t_img
             reporter.done(i, f"{name}: {crow['rbc']} RBC, {crow['wbc']} WBC, {crow['platelets']} platelets "
                              f"({time.perf_counter() - t_img:.2f} s)")
     finally:
@@ -150,7 +155,7 @@ def cmd_analyze(args) -> int:
         finally:  # both temp files go, even when the first close fails (disk full)
             if cells is not None:
                 cells.close()
-            run.update(images=done, skipped=[{"file": f, "reason": r} for f, r in skipped],
+            run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
                        status="complete" if len(done) + len(skipped) == len(images) else "interrupted")
             try:
                 _write_json(os.path.join(out, "run.json"), run, json)
@@ -163,7 +168,7 @@ def cmd_analyze(args) -> int:
     write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
                      max_pages=args.report_pages)
     dt = time.perf_counter() - t0
-    per = f"{dt / max(1, len(images)):.2f} s/image"
+    per = f"{busy / n:.2f} s/image analyzed" if n else "no image analyzed"
     extra = f", {len(skipped)} skipped" if skipped else ""
     print(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; results in {out}")
     if skipped and len(images) == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)

@@ -66,7 +66,8 @@ def handler(args) -> int:
     print(f"{PROG}: exported {res.n_images} image{'s' if res.n_images != 1 else ''} ({cells}; {splits or 'none'}) "
           f"to {res.out_dir}" + (f"; {len(res.skipped)} skipped" if res.skipped else ""))
     if res.n_images == 0:
-        print(f"{PROG}: error: nothing was exported — mark corrected images as reviewed, or use --all",
-              file=sys.stderr)
+        why = ("no image has saved corrections (open and segment them in the GUI first)" if args.all
+               else "mark corrected images as reviewed, or use --all")
+        print(f"{PROG}: error: nothing was exported — {why}", file=sys.stderr)
         return 1
     return 1 if res.skipped else 0
