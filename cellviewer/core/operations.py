@@ -197,8 +197,12 @@ def split_cell(doc: Document, cls: str, cell: int, points, width: int = 2) -> Ed
         if k == 0 or ids[k - 1] in used:
             continue
         used.add(ids[k - 1])
-        if ids[k - 1] != m.cell:
-            atoms.append(MarkerChange(m, replace(m, cell=ids[k - 1])))
+        moved = replace(m, cell=ids[k - 1])
+        if m.origin == "auto":  # the merged cell's centre may now lie at its piece's edge: re-centre it
+            cy, cx = interior_point(part == k)  # (a marker placed by hand stays where it was put)
+            moved = replace(moved, x=float(box[1] + cx), y=float(box[0] + cy))
+        if moved != m:
+            atoms.append(MarkerChange(m, moved))
     next_id = doc.next_marker_id()
     for k, lab in enumerate(ids):
         if lab not in used:

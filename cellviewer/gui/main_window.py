@@ -215,6 +215,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"cellviewer — {name} [*]" if doc is not None else "cellviewer")
         self.setWindowModified(False)
         self._show_size(doc)
+        self._hover = None  # the last image's position and cell mean nothing here
+        self.cursor_label.setText("")
 
     def _show_size(self, doc) -> None:
         """Image size, and the red-cell size the last segmentation used (so a wrong estimate is seen)."""
@@ -317,9 +319,15 @@ class MainWindow(QMainWindow):
 
     def _on_hover(self, x: float, y: float) -> None:
         self.tools.hover(x, y)
+        self._hover = (x, y)
+        self._show_cursor()
+
+    def _show_cursor(self) -> None:
+        """Position and cell under the mouse (again after an edit: a deleted cell is not named)."""
         doc = self.session.doc
-        if doc is None:
+        if doc is None or getattr(self, "_hover", None) is None:
             return
+        x, y = self._hover
         ix, iy = int(x), int(y)
         if not (0 <= ix < doc.shape[1] and 0 <= iy < doc.shape[0]):
             self.cursor_label.setText("")
@@ -329,6 +337,7 @@ class MainWindow(QMainWindow):
         self.cursor_label.setText(f"x {ix}, y {iy}{what}")
 
     def _on_counts(self, counts) -> None:
+        self._show_cursor()
         self.counts_label.setText("  ".join(f"{DISPLAY_NAMES[c]} {counts.get(c, 0)}" for c in CELL_CLASSES))
 
     # -- drag and drop -------------------------------------------------------------------------

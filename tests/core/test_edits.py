@@ -158,3 +158,26 @@ def test_edits_notify_with_bbox():
     assert seen and seen[-1].bbox is not None
     y0, x0, y1, x1 = seen[-1].bbox
     assert (y1 - y0) <= 32 and (x1 - x0) <= 32 and seen[-1].markers
+
+
+def test_after_a_split_an_automatic_marker_is_recentred_a_manual_one_stays():
+    from dataclasses import replace as _replace
+
+    from cellviewer.core.document import Marker
+
+    for origin in ("auto", "manual"):
+        doc = seeded_doc()
+        h = edits.History(doc)
+        h.push(edits.merge_cells(doc, "rbc", 1, 2))
+        mids = [m.id for m in doc.markers_of_cell("rbc", 1)]
+        assert len(mids) == 1
+        doc.markers[mids[0]] = _replace(doc.markers[mids[0]], x=52.0, y=40.0, origin=origin)  # near the later cut
+        h.push(edits.split_cell(doc, "rbc", 1, [(54, 10), (54, 70)]))
+        kept = doc.markers[mids[0]]
+        assert isinstance(kept, Marker) and doc.labels["rbc"][int(kept.y), int(kept.x)] == kept.cell
+        if origin == "auto":  # moved to its piece's interior, well away from the cut at x = 54
+            assert abs(kept.x - 40) < 6 and abs(kept.y - 40) < 6
+        else:
+            assert (kept.x, kept.y) == (52.0, 40.0)
+        h.undo()
+        assert {(m.x, m.y) for m in doc.markers_of_cell("rbc", 1)} == {(52.0, 40.0)}

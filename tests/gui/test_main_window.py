@@ -268,3 +268,17 @@ def test_the_window_fits_a_laptop_screen(window, qtbot):
     hint = window.minimumSizeHint()
     assert hint.height() <= 700 and hint.width() <= 1300, (hint.width(), hint.height())
     assert window.minimumHeight() <= 700
+
+
+def test_the_cursor_readout_follows_edits_and_images(segmented, qtbot):
+    win = segmented
+    doc = win.session.doc
+    m = next(m for m in doc.markers.values() if m.cls == "rbc" and m.cell)
+    win._on_hover(m.x, m.y)
+    assert f"RBC #{m.cell}" in win.cursor_label.text()
+    win.actions_by_id["tool.delete"].trigger()
+    win.tools.click(m.x, m.y)  # the cell under the mouse is deleted
+    qtbot.waitUntil(lambda: f"RBC #{m.cell}" not in win.cursor_label.text(), timeout=2000)
+    assert win.cursor_label.text().startswith("x ")
+    win.session.close_document()
+    assert win.cursor_label.text() == ""
