@@ -281,7 +281,8 @@ class NetSegmenter:
                   "method": self.method, "tta": self.tta, "tile": self.tile, "overlap": self.overlap, "passes": passes,
                   **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
                   **({"fallback": list(oom.notices)} if oom.notices else {}),
-                  **({"morphology": morph[0]} if morph else {})}
+                  **({"morphology": morph[0]} if morph else {}),
+                  **({"um_per_px": self.um_per_px} if self.um_per_px else {})}
         yield Progress(1.0, "done")
         return SegmentationResult(labels=out_labels, markers=markers, parts=parts, model_name=self.name,
                                   model_version=self.version, params=params, device=oom.device or self.device,

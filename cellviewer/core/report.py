@@ -193,6 +193,8 @@ class ReportEntry:
     notes: list[str] = field(default_factory=list)
     size: tuple[int, int] = (0, 0)  # width, height
     reviewed: bool = False
+    cell_size: str = ""  # the red-cell size the segmentation worked at, and how it was found
+    morphology: str = ""  # the morphology model (and its size prior) that classed the red cells
 
     @classmethod
     def from_document(cls, doc: Document, image_name: str, thumbnail: bool = True,
@@ -206,10 +208,21 @@ class ReportEntry:
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in p.edits).most_common()),
             notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted())),
-            size=(w, h), reviewed=bool(doc.reviewed))
+            size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),
+            morphology=str((p.params or {}).get("morphology") or ""))
 
 
 # -- PDF --------------------------------------------------------------------------------
+def _cell_size(params: dict, um_per_px: float | None) -> str:
+    """"105 px (estimated)", with µm when the calibration is known ("" without a segmentation)."""
+    d = params.get("diameter_px")
+    if not d:
+        return ""
+    um_per_px = um_per_px or params.get("um_per_px")
+    um = f" = {float(d) * um_per_px:.1f} µm at {um_per_px:g} µm/px" if um_per_px else ""
+    return f"{float(d):.0f} px{um} ({str(params.get('diameter_source') or 'given').replace('+', ', ')})"
+
+
 def _p(text, style):
     from reportlab.platypus import Paragraph
     return Paragraph(escape(str(text)), style)
@@ -278,6 +291,7 @@ def _image_page(e: ReportEntry, styles, frame_w, frame_h) -> list:
     audit = ", ".join(f"{a} ×{n}" for a, n in e.audit.items()) or "none"
     details = [["Image size", f"{e.size[0]} × {e.size[1]} px"],
                ["Model", f"{e.model_name or '–'} {e.model_version}".strip()], ["Device", e.device or "–"],
+               ["Red-cell size used", e.cell_size or "–"], ["Morphology", e.morphology or "–"],
                ["Segmented at", e.time or "–"], ["User", e.user or "–"],
                ["Manual corrections", str(e.n_corrections)], ["Audit", audit],
                ["Reviewed", "yes" if e.reviewed else "no"], ["Notes", "; ".join(e.notes) or "–"]]
