@@ -157,7 +157,10 @@ class ToolController(QObject):
             if m is None:
                 notifications.warn("No marker here — click closer to a marker.")
             elif tool == "marker_remove":
-                self._try(lambda: edits.remove_marker(self.doc, m.id))
+                left = m.cell and len(self.doc.markers_of_cell(m.cls, m.cell)) == 1
+                if self._try(lambda: edits.remove_marker(self.doc, m.id)) and left:
+                    notifications.status("Marker removed: the cell is no longer counted, its outline stays "
+                                         "(Delete cell, D, removes both)", 6000)
             else:
                 self._try(lambda: edits.reclassify_marker(self.doc, m.id, cls))
 

@@ -52,7 +52,7 @@ def test_unknown_model_and_missing_data(tmp_path, capsys):
     # usage errors are 2 (1 means "the numbers differ from the card")
     assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "nope"), "-q"]) == 2
     assert "No data folder" in capsys.readouterr().err
-    assert cli.main(["evaluate", "--model", "classical", "--datasets", "foo", "-q"]) == 2
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path), "--datasets", "foo", "-q"]) == 2
     assert "Unknown dataset 'foo'" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "classical", "--limit", "0"]) == 2
 
