@@ -122,6 +122,9 @@ def cmd_analyze(args) -> int:
                 doc.um_per_px = args.um_per_px
                 for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
                     reporter.note(f"{path}: {note}")
+                for note in img.info.notes:  # e.g. a greyscale image: white cells and platelets may be missed
+                    if note.startswith(io.CAUTION):
+                        reporter.note(f"{path}: {note[len(io.CAUTION):]}")
             except Cancelled:
                 raise
             except Exception as e:  # noqa: BLE001 - one odd image must not end a batch

@@ -63,6 +63,10 @@ class _Decoded(NamedTuple):
     channels: int  # channels in the file
 
 
+#: notes starting with this change what the results mean: shown at once (GUI status, analyze's stderr)
+CAUTION = "caution: "
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True when the name ends in a supported suffix (case-insensitive); for folder browsing."""
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
@@ -387,6 +391,19 @@ def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
         if (a < 1).any():
             rgb = np.rint(rgb * a + 255.0 * (1 - a)).astype(np.uint8)
             notes.append("alpha composited on white")
+        if not (a > 0).any():
+            notes.append(CAUTION + "the image is fully transparent: there is nothing to count")
+    grey = rgb.shape[2] == 1 or _grey(rgb)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
+    if grey and not any(n.startswith(CAUTION) for n in notes):
+        notes.append(CAUTION + "greyscale image: white cells and platelets are told apart by their stain "
+                     "colour, so they may be missed; red-cell counts hold")
     return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def _grey(rgb: np.ndarray) -> bool:
+    """All three channels equal (a strided sample: a grey picture saved as RGB)."""
+    step = max(1, rgb.shape[0] * rgb.shape[1] // 250_000)
+    flat = rgb.reshape(-1, rgb.shape[2])[::step]
+    return rgb.shape[2] == 3 and bool((flat[:, 0] == flat[:, 1]).all() and (flat[:, 1] == flat[:, 2]).all())

@@ -114,7 +114,9 @@ class Session(QObject):
         self.undo_group.addStack(self.stack)
         self.undo_group.setActiveStack(self.stack)
         doc.subscribe(self._on_change)
-        for w in doc.load_warnings:
+        from cellviewer.core.io import CAUTION
+
+        for w in list(doc.load_warnings) + [n[len(CAUTION):] for n in doc.image.info.notes if n.startswith(CAUTION)]:
             notifications.warn(w)
         self.document_changed.emit(doc)
         if self.dirty:

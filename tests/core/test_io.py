@@ -134,8 +134,27 @@ def test_rgba_composited_on_white(tmp_path):
 
 def test_rgba_fully_opaque_says_nothing(tmp_path):
     a = np.full((2, 3, 4), 255, np.uint8)
+    a[..., :3] = (200, 100, 50)
     d = read_image(_save(tmp_path, "a.png", Image.fromarray(a, "RGBA")))
-    assert d.info.notes == [] and (d.pixels == 255).all()
+    assert d.info.notes == [] and (d.pixels == (200, 100, 50)).all()
+
+
+def test_greyscale_and_transparent_images_carry_a_caution(tmp_path):
+    from cellviewer.core.io import CAUTION
+
+    g = RNG.integers(0, 256, (9, 11), dtype=np.uint8)
+    for name, im in (("g.png", Image.fromarray(g)), ("rgb-grey.png", Image.fromarray(_rgb(g)))):
+        notes = read_image(_save(tmp_path, name, im)).info.notes
+        assert [n for n in notes if n.startswith(CAUTION)] == [CAUTION + "greyscale image: white cells and "
+                                                               "platelets are told apart by their stain colour, "
+                                                               "so they may be missed; red-cell counts hold"]
+    clear = np.zeros((4, 4, 4), np.uint8)
+    clear[..., :3] = (200, 100, 50)
+    notes = read_image(_save(tmp_path, "clear.png", Image.fromarray(clear, "RGBA"))).info.notes
+    assert [n for n in notes if n.startswith(CAUTION)] == [CAUTION + "the image is fully transparent: "
+                                                           "there is nothing to count"]
+    colour = RNG.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    assert not read_image(_save(tmp_path, "c.png", Image.fromarray(colour))).info.notes
 
 
 def test_palette_with_and_without_transparency(tmp_path):

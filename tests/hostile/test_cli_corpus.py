@@ -45,8 +45,8 @@ def test_analyze_one_hostile_file(case, tmp_path, capsys):
     assert "Traceback" not in cap.out + cap.err
     assert rc in _allowed(case), f"{case.name} ({case.note}): exit {rc}, expected {case.exit_code}\n{cap.err}"
     lines = _cv_lines(cap.err)
-    if rc == 0:
-        assert lines == [], cap.err
+    if rc == 0:  # at most a note (a greyscale image: white cells and platelets may be missed)
+        assert all(ln.startswith("cellviewer: note: ") for ln in lines), cap.err
         stem = os.path.splitext(case.path.name)[0]
         assert (out / "masks" / f"{stem}.png").is_file()
         assert len(_rows(out / "counts.csv")) == 2 and (out / "report.pdf").is_file()
@@ -89,7 +89,8 @@ def test_whole_folder_batch_lists_every_bad_file_and_writes_the_good_ones(corpus
     assert "Traceback" not in cap.out + cap.err
     assert rc == 1
     skipped = [ln for ln in _cv_lines(cap.err) if ln.startswith("cellviewer: skipped")]
-    assert len(skipped) == len(_cv_lines(cap.err))  # nothing but the skipped files
+    notes = [ln for ln in _cv_lines(cap.err) if ln.startswith("cellviewer: note: ")]
+    assert len(skipped) + len(notes) == len(_cv_lines(cap.err))  # nothing but the skipped files and notes
     listed = {c.name for c in images if any(str(c.path) in ln for ln in skipped)}
     written = {r[0] for r in _rows(out / "counts.csv")[1:]}
     for c in images:
