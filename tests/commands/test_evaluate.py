@@ -44,6 +44,18 @@ def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_r
     path.write_text(json.dumps(card))
     assert cli.main(base + ["--check-card"]) == 1
     assert "wbc_seg.nucleus.dice: card 0.123" in capsys.readouterr().out
+    # a part of the split cannot reproduce the card: refused, not 70 differences
+    assert cli.main(base + ["--check-card", "--limit", "1"]) == 2
+    assert "--limit scores part of it" in capsys.readouterr().err
+    # a dataset the card has but this run did not score is one short line, not its whole table
+    card["metrics"]["datasets"]["wbc_seg"]["nucleus"]["dice"] = res["datasets"]["wbc_seg"]["nucleus"]["dice"]
+    card["metrics"]["datasets"]["bccd"] = {"kind": "boxes", "n_images": 3}
+    path.write_text(json.dumps(card))
+    assert cli.main(base + ["--check-card"]) == 0  # --datasets wbc_seg: only that one is compared
+    capsys.readouterr()
+    assert cli.main([a for a in base if a not in ("--datasets", "wbc_seg")] + ["--check-card"]) == 1
+    out = capsys.readouterr().out
+    assert "bccd: card (a table), now (not scored in this run)" in out and "n_images" not in out
 
 
 def test_unknown_model_and_missing_data(tmp_path, capsys):
