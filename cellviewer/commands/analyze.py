@@ -13,6 +13,7 @@ import sys
 import time
 
 from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
+from cellviewer.core.cliopts import positive_float, whole_number
 from cellviewer.core.errors import CellviewerError
 
 
@@ -205,24 +206,8 @@ def _write_json(path: str, data, json) -> None:
                         hint="free some disk space or choose another folder with --out") from e
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not (v > 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError("must be a positive number")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return v
+def _count(text: str) -> int:
+    return whole_number(text, 0)
 
 
 def add_parser(sub) -> None:
@@ -236,7 +221,9 @@ def add_parser(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and/or folders of images")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    p.add_argument("-m", "--model", default=None, help="segmenter name (see 'cellviewer models'; default: the best available)")
+    p.add_argument("-m", "--model", default=None,
+                   help="segmenter name (see 'cellviewer models') or the path of a trained model's .json card "
+                        "(default: the best available)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="compute device (default auto)")
     p.add_argument("--tta", choices=("none", "flips", "d4"), default=None,
                    help="test-time augmentation of a trained model: average over 4 flips or all 8 flips and "
@@ -244,17 +231,17 @@ def add_parser(sub) -> None:
     p.add_argument("--border-cells", choices=tuple(BORDER_RULES), default="all",
                    help="which cells cut by the image edge are counted: " + "; ".join(
                        f"{k} = {v}" for k, v in BORDER_RULES.items()) + " (default all; cut cells keep their masks)")
-    p.add_argument("--diameter-px", type=_positive_float, default=None, metavar="PX",
+    p.add_argument("--diameter-px", type=positive_float, default=None, metavar="PX",
                    help="expected red-cell diameter in pixels, the same for every image (default: estimated per "
                         "image); set it when the estimate is off, e.g. on very large fields")
-    p.add_argument("--um-per-px", type=_positive_float, default=None, metavar="UM",
+    p.add_argument("--um-per-px", type=positive_float, default=None, metavar="UM",
                    help="pixel size of the images in µm (from a stage micrometer): a trained model then weighs "
                         "each red cell's measured size in its morphology class (microcyte, macrocyte); the "
                         "classical model takes its red-cell size from it (7.5 µm)")
     p.add_argument("--no-morphology", action="store_true",
                    help="do not give red cells a morphology class (cells.csv 'morphology'; trained models "
                         "with the rbc-morphology model installed do by default)")
-    p.add_argument("--report-pages", type=_positive_int, default=100, metavar="N",
+    p.add_argument("--report-pages", type=_count, default=100, metavar="N",
                    help="detail pages in report.pdf for the first N images; the summary lists all (default 100)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output (errors and skipped files still show)")
     p.set_defaults(func=cmd_analyze)

@@ -21,17 +21,22 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 TRAIN_DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "synthetic")
 
 
-def _positive_int(text: str) -> int:
+def whole_number(text: str, least: int = 1) -> int:
+    """An argparse type: a whole number of at least ``least``."""
     try:
         v = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
+    if v < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more")
     return v
 
 
-def _positive_float(text: str) -> float:
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
@@ -51,15 +56,15 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
     ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
     ap.add_argument("--working-scale", type=float, help="expected RBC diameter (px) the net works at")
-    ap.add_argument("--epochs", type=_positive_int,
+    ap.add_argument("--epochs", type=positive_int,
                     help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
-    ap.add_argument("--minutes", type=_positive_float, help="wall-time budget of this run (the LR anneals to it)")
-    ap.add_argument("--steps-per-epoch", type=_positive_int)
-    ap.add_argument("--batch-size", type=_positive_int)
-    ap.add_argument("--lr", type=_positive_float)
+    ap.add_argument("--minutes", type=positive_float, help="wall-time budget of this run (the LR anneals to it)")
+    ap.add_argument("--steps-per-epoch", type=positive_int)
+    ap.add_argument("--batch-size", type=positive_int)
+    ap.add_argument("--lr", type=positive_float)
     ap.add_argument("--two-phase", action="store_true", help="DO-U-Net transfer: mask first, then the edge head")
     ap.add_argument("--resume", help="checkpoint stem to continue from (e.g. OUT-last)")
-    ap.add_argument("--threads", type=_positive_int)
+    ap.add_argument("--threads", type=positive_int)
     ap.add_argument("--device", help="cpu, cuda, mps")
     ap.add_argument("--name", help="model name in the card")
     ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors)")
@@ -115,7 +120,7 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
                          "else bccd txl_pbc chula_rbc12; those in the data folder)")
     ap.add_argument("--diameter", choices=("estimate", "annotation"),
                     help="RBC size: estimated by the model (default; annotation for wbc_seg) or from the labels")
-    ap.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N images of each dataset")
+    ap.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images of each dataset")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     ap.add_argument("--all-cells", action="store_true", help="wbc_seg: score every predicted WBC, not the central one")
     ap.add_argument("--json", metavar="FILE", help="write the full result (with per-image rows) to this file")
