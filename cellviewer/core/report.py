@@ -158,6 +158,7 @@ def differential(doc: Document) -> dict[str, str]:
     for k, n in sorted(extra.items()):
         out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
     out.update(morphology_differential(doc))
+    out.update(rbc_size_summary(doc))
     wmask = doc.labels["wbc"] > 0 if doc.parts is not None and doc.parts.any() else None  # no parts: skip 5 MP
     if wmask is not None and wmask.any():
         nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))
@@ -166,6 +167,27 @@ def differential(doc: Document) -> dict[str, str]:
             out.update({"WBC area: nucleus": _pct(nuc, area), "WBC area: cytoplasm": _pct(cyt, area),
                         "Nucleus : cytoplasm (area)": f"{nuc / cyt:.2f}" if cyt else "–"})
     return out
+
+
+def rbc_size_summary(doc: Document) -> dict[str, str]:
+    """The whole red cells' (masks not cut by the image edge) equivalent diameter, mean ± SD, in µm when the
+    image's calibration is known (else px), and its coefficient of variation (size variation, anisocytosis);
+    empty with fewer than 3 whole red cells."""
+    from cellviewer.core.countframe import edge_flags
+
+    lab = doc.labels["rbc"]
+    area = np.bincount(lab.ravel())
+    ids = np.nonzero(area)[0]
+    cut = edge_flags(lab)
+    ids = np.array([i for i in ids.tolist() if i and i not in cut], int)
+    if len(ids) < 3:
+        return {}
+    d = 2.0 * np.sqrt(area[ids] / np.pi)
+    um = doc.um_per_px or (doc.provenance.params or {}).get("um_per_px")
+    unit, d = ("µm", d * float(um)) if um else ("px", d)
+    prec = 1 if unit == "µm" else 0
+    return {"RBC diameter (whole cells)": f"{d.mean():.{prec}f} ± {d.std(ddof=1):.{prec}f} {unit} (n {len(d)})",
+            "RBC diameter variation (CV)": _pct(d.std(ddof=1), d.mean())}
 
 
 def morphology_differential(doc: Document) -> dict[str, str]:

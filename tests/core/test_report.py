@@ -195,3 +195,22 @@ def test_the_page_names_the_red_cell_size_and_the_morphology_model():
     assert e.morphology.startswith("rbc-morphology 3")
     doc.provenance.params = {"diameter_px": 40.0, "diameter_source": "given"}
     assert R.ReportEntry.from_document(doc, "smear.png", thumbnail=False).cell_size == "40 px (given)"
+
+
+def test_red_cell_size_summary_of_whole_cells_in_um_with_a_calibration():
+    doc = _doc(h=200, w=300)
+    doc.labels["rbc"][:] = 0
+    yy, xx = np.mgrid[:200, :300]
+    for i, (cx, r) in enumerate([(40, 10), (90, 12), (140, 14)], 1):
+        doc.labels["rbc"][(yy - 100) ** 2 + (xx - cx) ** 2 <= r * r] = i
+    doc.labels["rbc"][0:15, 200:230] = 9  # cut by the image edge: left out
+    d = 2 * np.sqrt(np.bincount(doc.labels["rbc"].ravel())[1:4] / np.pi)
+    s = R.rbc_size_summary(doc)
+    assert s["RBC diameter (whole cells)"] == f"{d.mean():.0f} ± {d.std(ddof=1):.0f} px (n 3)"
+    assert s["RBC diameter variation (CV)"] == f"{100 * d.std(ddof=1) / d.mean():.1f} %"
+    doc.um_per_px = 0.25
+    um = d * 0.25
+    assert R.rbc_size_summary(doc)["RBC diameter (whole cells)"] == f"{um.mean():.1f} ± {um.std(ddof=1):.1f} µm (n 3)"
+    assert "RBC diameter (whole cells)" in R.differential(doc)
+    doc.labels["rbc"][doc.labels["rbc"] == 3] = 0
+    assert R.rbc_size_summary(doc) == {}  # fewer than 3 whole cells
