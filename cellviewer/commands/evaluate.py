@@ -50,6 +50,8 @@ def command_of(args) -> str:
         parts += ["--limit", str(args.limit)]
     if args.all_cells:
         parts.append("--all-cells")
+    if getattr(args, "no_calibration", False):
+        parts.append("--no-calibration")
     return shlex.join(parts)
 
 

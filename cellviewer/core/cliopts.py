@@ -123,5 +123,8 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images of each dataset")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     ap.add_argument("--all-cells", action="store_true", help="wbc_seg: score every predicted WBC, not the central one")
+    ap.add_argument("--no-calibration", action="store_true",
+                    help="do not give the segmenter a source's pixel size (chula_rbc12: 0.17 µm/px), so red-cell "
+                         "morphology is classed without the size prior, as on an uncalibrated image")
     ap.add_argument("--json", metavar="FILE", help="write the full result (with per-image rows) to this file")
     ap.add_argument("--write-card", action="store_true", help="store the summary as the card's metrics")

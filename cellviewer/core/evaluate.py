@@ -274,7 +274,7 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
 
 def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split: str | None = None,
                    datasets: list[str] | None = None, diameter: str | None = None, limit: int | None = None,
-                   device: str = "cpu", on_image=None, central_cell: bool = True) -> dict:
+                   device: str = "cpu", on_image=None, central_cell: bool = True, calibration: bool = True) -> dict:
     """Score a segmenter on ``split`` (``"all"``: every image; None: :func:`resolve_split`) of
     ``datasets`` (default from its classes, those present); see the module docstring.
 
@@ -300,7 +300,8 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
         for k, s in enumerate(samples):
             if on_image is not None:
                 on_image(ds, k, len(samples), s.image_id)
-            seg = get(s.rbc_diameter if mode == "annotation" and s.rbc_diameter else None, s.um_per_px)
+            seg = get(s.rbc_diameter if mode == "annotation" and s.rbc_diameter else None,
+                      s.um_per_px if calibration else None)
             img = s.read_image()
             t = time.perf_counter()
             res = run_job(seg.segment(img))
@@ -372,7 +373,8 @@ def evaluate_args(args, on_image=None) -> dict:
     (``args.split`` is resolved in place, so the command and the card check name the split scored)."""
     args.split = resolve_split(args.split, args.data)
     return evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
-                          args.device, on_image=on_image, central_cell=not args.all_cells)
+                          args.device, on_image=on_image, central_cell=not args.all_cells,
+                          calibration=not getattr(args, "no_calibration", False))
 
 
 def store_metrics(model: str, res: dict, command: str) -> Path:

@@ -154,3 +154,17 @@ def test_undefined_metrics_are_written_as_json_null():
     res = {"a": float("nan"), "b": [np.float32(0.5), float("inf")], "c": {"d": np.int64(3), "e": "x"}}
     text = json.dumps(json_safe(res), allow_nan=False)  # raises on NaN / Infinity
     assert json.loads(text) == {"a": None, "b": [0.5, None], "c": {"d": 3, "e": "x"}}
+
+
+def test_no_calibration_is_part_of_the_reproducing_command():
+    import argparse
+
+    from cellviewer.commands.evaluate import command_of
+    from cellviewer.core.cliopts import add_evaluate_arguments
+
+    ap = argparse.ArgumentParser()
+    add_evaluate_arguments(ap)
+    args = ap.parse_args(["--model", "blood-cells", "--datasets", "chula_rbc12", "--no-calibration"])
+    args.split = "test"
+    assert command_of(args).endswith("--datasets chula_rbc12 --no-calibration")
+    assert not ap.parse_args(["--model", "x"]).no_calibration
