@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from cellviewer.core.errors import CellviewerError
 from cellviewer.core.jobs import Progress
@@ -127,6 +127,8 @@ class SegmentationController(QObject):
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Segmentation"))
         self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
         self._target = None
+        self._queued = False  # a run asked for while a cancelled one was still stopping
+        self.runner.running_changed.connect(self._start_queued)
         self.probe = JobRunner("device check", self)
         self.probe.finished.connect(lambda text: self.device_text.emit(str(text)))
         self.probe.failed.connect(lambda e: self.device_text.emit(f"Device: unavailable — {describe(e)[0]}"))
@@ -148,6 +150,10 @@ class SegmentationController(QObject):
             notifications.status("Open an image first.")
             return False
         if self.runner.is_running:
+            if self.runner.cancelling:  # e.g. the next image opened while the last one was segmenting
+                self._queued = True
+                notifications.status("Segmenting as soon as the cancelled run has stopped…", 3000)
+                return True
             notifications.status("Segmentation is already running — wait for it or cancel it (Esc).")
             return False
         if confirm and doc.n_manual_edits and not notifications.ask(
@@ -173,7 +179,13 @@ class SegmentationController(QObject):
         return segmenter_request(self.params.value)
 
     def cancel(self) -> bool:
+        self._queued = False
         return self.runner.cancel()
+
+    def _start_queued(self, running: bool) -> None:
+        if not running and self._queued:
+            self._queued = False
+            QTimer.singleShot(0, lambda: self.run(confirm=False))
 
     def _on_result(self, result) -> None:
         doc = self.session.doc

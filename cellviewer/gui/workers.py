@@ -103,6 +103,11 @@ class JobRunner(QObject):
         self.running_changed.emit(True)
         return True
 
+    @property
+    def cancelling(self) -> bool:
+        """A job runs but was asked to stop (it ends at its next step)."""
+        return self._token is not None and self._thread is not None and self._token.cancelled
+
     def cancel(self) -> bool:
         """Ask the running job to stop (it stops at its next step); False when idle."""
         if self._token is None or self._thread is None:

@@ -76,3 +76,32 @@ def test_shutdown_joins_the_thread(qtbot, delay):
     assert not t.isRunning()
     assert not r.is_running and "closed" in log
     assert not r.start(counting_job())  # closed for good
+
+
+def test_the_next_image_is_segmented_even_while_the_last_run_is_still_stopping(window, smear_path, qtbot, monkeypatch):
+    """Opening an image cancels the running segmentation; the new image's own run waits for it to stop
+    (it used to be refused: 'already running', and the new image stayed unsegmented)."""
+    import shutil
+    import time
+
+    from cellviewer.core import segment
+
+    real = segment.create_segmenter
+
+    class Slow:  # a long prediction step: the cancel is only seen after it
+        def __init__(self, inner):
+            self.inner = inner
+
+        def segment(self, pixels, token=None):
+            time.sleep(0.6)
+            return (yield from self.inner.segment(pixels, token))
+
+    monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **o: Slow(real(name, **o)))
+    other = smear_path.with_name("other.png")
+    shutil.copy(smear_path, other)
+    assert window.open_image(smear_path)
+    qtbot.waitUntil(lambda: window.segmentation.runner.is_running, timeout=3000)
+    assert window.open_image(other)  # cancels the first run while it is inside its slow step
+    qtbot.waitUntil(lambda: window.session.doc.counts().get("rbc", 0) > 0, timeout=15000)
+    assert window.session.path == other
+    qtbot.waitUntil(lambda: not window.segmentation.runner.is_running, timeout=15000)
