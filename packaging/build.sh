@@ -4,7 +4,7 @@
 #   CELLVIEWER_BUNDLE=cuda bash packaging/build.sh # keep every CUDA library (GPU PCs)
 #   SKIP_SELFTEST=1 bash packaging/build.sh        # build only
 # Needs .venv (bash packaging/setup-env.sh). Installs PyInstaller into it (the "package" extra).
-# Runs niced; on this 2-core machine a build takes tens of minutes.
+# Runs niced; on this 2-core machine a build takes 2-6 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

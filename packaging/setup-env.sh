@@ -18,6 +18,11 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 PY=${PYTHON:-python3}
+# a stock Debian python3 makes no venv without python3-venv (ensurepip)
+if ! "$PY" -c "import ensurepip" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null) \
+    || echo "setup-env: could not install python3-venv; 'python3 -m venv' may fail" >&2
+fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first and pinned: an unpinned resolve pulls gigabytes, the CPU-only 2.13 breaks torchvision.
