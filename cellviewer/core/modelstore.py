@@ -178,8 +178,8 @@ class ModelStore:
         stored version is active any more and a shipped model of that name is used again)."""
         st = self._state(name)
         if st["active"] is None:
-            raise CellviewerError(f"Model '{name}' has no active stored version to roll back.",
-                                  hint="activate a version first")
+            raise ModelLoadError(f"Model '{name}' has no active stored version to roll back.",
+                                 hint="activate a version first (cellviewer versions NAME --activate V)")
         hist = st["history"]
         while hist and hist[-1] == st["active"]:
             hist.pop()

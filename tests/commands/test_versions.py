@@ -41,3 +41,5 @@ def test_errors_are_one_line_with_a_code(isolated_registry, capsys):  # noqa: F8
     assert main(["versions", "nothing", "--activate", "3"]) == 6
     err = capsys.readouterr().err
     assert "no stored version 3" in err and "Traceback" not in err
+    assert main(["versions", "nothing", "--rollback"]) == 6  # nothing to roll back: a documented code
+    assert "no active stored version" in capsys.readouterr().err
