@@ -6,8 +6,35 @@ side add up (about 1000 px), so the window did not fit a 768- or 900-px-high lap
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QWidget
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDoubleSpinBox, QFrame, QMainWindow,
+                               QScrollArea, QSlider, QWidget)
+
+
+class _WheelGuard(QObject):
+    """Scrolling a panel must not change the combo box, spin box or slider that passes under the mouse
+    (a Device combo turned from auto to mps): the wheel reaches such a control only once it has focus."""
+
+    def eventFilter(self, obj, ev) -> bool:
+        if ev.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            ev.ignore()
+            return True
+        return False
+
+
+_GUARD = _WheelGuard()
+
+
+def guard_wheel(panel: QWidget) -> None:
+    """Install the wheel guard on ``panel``'s value controls; decimal spin boxes also commit a typed value
+    only on Enter or on leaving the field (else each key press went to the state, which wrote it back
+    reformatted: typing 0.17 gave 0.1000)."""
+    for w in panel.findChildren(QWidget):
+        if isinstance(w, (QComboBox, QAbstractSpinBox, QSlider)):
+            w.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+            w.installEventFilter(_GUARD)
+        if isinstance(w, QDoubleSpinBox):  # decimals: a value written back mid-typing is reformatted
+            w.setKeyboardTracking(False)
 
 
 def add_dock(window: QMainWindow, key: str, title: str, panel: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -17,6 +44,7 @@ def add_dock(window: QMainWindow, key: str, title: str, panel: QWidget, area: Qt
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # vertical only: the panel
+    guard_wheel(panel)
     scroll.setWidget(panel)  # keeps its width (no clipped labels), only its height may scroll
     scroll.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
     dock = QDockWidget(title, window)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
@@ -183,3 +185,38 @@ def test_next_goes_past_a_file_that_cannot_be_opened(make_window, smear_path, di
     assert win.session.path.name == "c.png" and len(dialogs.shown) == 2
     fp.step(-1)
     assert win.session.path.name == "a.png"
+
+
+def test_typing_a_calibration_keeps_what_was_typed(window, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    box = window.segment_panel.um_per_px
+    for typed, want in (("0.17", 0.17), ("0.069", 0.069)):
+        box.setFocus()
+        box.selectAll()
+        QTest.keyClicks(box, typed)
+        QTest.keyClick(box, Qt.Key.Key_Return)
+        assert window.seg_params.value.um_per_px == pytest.approx(want), box.text()
+    d = window.segment_panel.diameter_px
+    d.setFocus()
+    d.selectAll()
+    QTest.keyClicks(d, "40.5")
+    QTest.keyClick(d, Qt.Key.Key_Return)
+    assert window.seg_params.value.diameter_px == pytest.approx(40.5)
+
+
+def test_the_wheel_over_a_panel_control_without_focus_changes_nothing(segmented, qtbot):
+    window = segmented
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    combo = window.counts_panel.border  # "cells on the edge": changes the counts
+    before = window.count_settings.value.border_rule
+    assert combo.isEnabled()
+    window.canvas.setFocus()
+    ev = QWheelEvent(QPointF(5, 5), QPointF(combo.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, -120),
+                     Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(combo, ev)
+    assert window.count_settings.value.border_rule == before and combo.currentData() == before
