@@ -8,13 +8,20 @@ someone else holds it; the GUI then asks before opening it too.
 
 A lock whose process is gone (same host, the process id no longer runs: a crash) is stale
 and is taken over. A lock from another host cannot be checked and counts as held.
+
+When the user opens the image anyway, a second line of defence: :func:`stamp` records the sidecar as
+this window last read or wrote it; before saving over a sidecar that changed since (another window or
+user saved), :func:`keep_copy` puts that version aside (``<sidecar>.replaced-<time>``), so neither
+side's corrections are lost.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +107,26 @@ def release(image_path) -> None:
             path.unlink()
         except OSError:
             pass
+
+
+def stamp(path) -> tuple[int, int] | None:
+    """``(mtime_ns, size)`` of a file, None when it does not exist: whether it changed since."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def keep_copy(path) -> Path | None:
+    """Copy the file at ``path`` to ``<path>.replaced-<YYYYmmdd-HHMMSS>`` before it is overwritten; the copy,
+    or None when it could not be made."""
+    path = Path(path)
+    dst = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        shutil.copy2(path, dst)
+    except OSError:
+        return None
+    return dst

@@ -40,12 +40,15 @@ AUTOSAVE_MS = 1000
 FAILURES_BEFORE_DIALOG = 3
 
 
-def _write_job(snap, image_path):
+def _write_job(snap, image_path, written=None):
     def make(_token):
         from cellviewer.core.sidecar import save_snapshot
 
         yield Progress(0.0, "saving")
-        return save_snapshot(snap, image_path)  # beside the image, else in the per-user store
+        path = save_snapshot(snap, image_path)  # beside the image, else in the per-user store
+        if written is not None:
+            written(path)  # in this thread, before anything can look at the file again
+        return path
 
     return make
 
@@ -75,6 +78,7 @@ class Session(QObject):
         self._pending_revision = 0
         self._pending_doc: Document | None = None
         self._journal_notified = False
+        self._stamp = None  # core.openlock.stamp of the sidecar as this window last read or wrote it
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -108,7 +112,9 @@ class Session(QObject):
         if doc.journal is not None:
             doc.journal.on_error = self._journal_failed
         self.doc, self.path = doc, path
-        openlock.acquire(path)  # others opening it are warned (core.openlock)
+        self._stamp = openlock.stamp(find_sidecar(path))  # the sidecar as read: was it saved by others since?
+        if other is None:  # others opening it are warned (core.openlock); opened beside another
+            openlock.acquire(path)  # window anyway, the lock stays that window's
         self._saved_revision = -1 if recovered else doc.revision
         self.stack = make_stack(self.undo_group)
         self.undo_group.addStack(self.stack)
@@ -168,10 +174,11 @@ class Session(QObject):
             return
         from cellviewer.core.sidecar import snapshot
 
+        self._keep_others_save()
         snap = snapshot(self.doc)
         self._pending_revision = self.doc.revision
         self._pending_doc = self.doc
-        self.saver.start(_write_job(snap, self.doc.image.info.path), "autosave")
+        self.saver.start(_write_job(snap, self.doc.image.info.path, self._written), "autosave")
 
     def save_soon(self) -> None:
         """After a change that is not journaled (a segmentation result, its undo/redo): a barrier in
@@ -206,14 +213,37 @@ class Session(QObject):
         from cellviewer.core.sidecar import save_sidecar
 
         rev = self.doc.revision
+        self._keep_others_save()
         try:
             path = save_sidecar(self.doc)
         except CellviewerError as e:
             self._save_failed(e)
             return False
+        self._written(path)
         self._saved_revision = rev
         self._save_ok(path)
         return True
+
+    def _written(self, path) -> None:
+        """This window wrote the sidecar at ``path`` (any thread): that version is ours, not someone else's."""
+        self._stamp = openlock.stamp(path)
+
+    def _keep_others_save(self) -> None:
+        """Before saving over a sidecar that another window or user saved since this one read or wrote it:
+        keep their version beside it (nothing of theirs is lost) and say so."""
+        from cellviewer.core.sidecar import find_sidecar
+
+        found = find_sidecar(self.path) if self.path is not None else None
+        now = openlock.stamp(found)
+        if found is None or now is None or now == self._stamp:
+            return
+        kept = openlock.keep_copy(found)
+        self._stamp = now
+        where = f"kept as {kept.name}" if kept else "could not be kept"
+        err = SaveError(f"{self.path.name}'s corrections were also saved by another window or user. Their version "
+                        f"is {where}; this window's corrections are saved over it.",
+                        hint="compare the two and keep one; open an image in one window at a time")
+        QTimer.singleShot(0, lambda: notifications.show_error(err, "Saved by someone else"))
 
     def _save_ok(self, path) -> None:
         from cellviewer.core.sidecar import in_user_store

@@ -75,7 +75,39 @@ def test_an_image_open_in_another_window_is_not_opened_without_asking(make_windo
     assert openlock.lock_path(other).is_file()  # the shown image is still ours
     dialogs.answer_yes = True
     assert win.open_image(smear_path)
-    assert win.session.path == smear_path and openlock.holder(smear_path) is None
+    assert win.session.path == smear_path
     assert not openlock.lock_path(other).exists()  # released when it was closed
+    # opened beside the other window: the lock stays the other's, also after this window closes it
+    assert openlock.holder(smear_path).user == "bob"
     win.session.close_document()
-    assert not lock.exists()
+    assert lock.exists() and openlock.holder(smear_path).user == "bob"
+
+
+def test_a_sidecar_saved_by_another_window_is_kept_not_overwritten(make_window, smear_path, dialogs, qtbot):
+    """Opened anyway in two windows: before this window saves over the other's save, that version is put aside."""
+    from cellviewer.core import edits
+    from cellviewer.core.sidecar import find_sidecar, load_document, save_sidecar
+
+    win = make_window(auto_run=True)
+    with qtbot.waitSignal(win.segmentation.runner.finished, timeout=30000):
+        assert win.open_image(smear_path)
+    qtbot.waitUntil(lambda: find_sidecar(smear_path) is not None and not win.session.dirty, timeout=10000)
+    win.session.saver.wait()
+    # the other window: reads the sidecar, deletes a cell, saves
+    other = load_document(smear_path)
+    edits.History(other).push(edits.delete_cell(other, "rbc", int(other.labels["rbc"].max())))
+    theirs = save_sidecar(other).read_bytes()
+    # this window: an edit of its own, then a save: theirs is kept beside it, and the user is told
+    doc = win.session.doc
+    edits.History(doc).push(edits.delete_cell(doc, "rbc", 1))
+    assert win.session.save_now()
+    kept = sorted(smear_path.parent.glob(smear_path.name + ".cellviewer.replaced-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == theirs
+    qtbot.waitUntil(lambda: any("also saved by another window" in str(getattr(m, "text", ""))
+                                for m in dialogs.shown), timeout=3000)
+    # this window's own saves after that are no conflict
+    edits.History(doc).push(edits.delete_cell(doc, "rbc", 2))
+    assert win.session.save_now()
+    win.session.autosave()
+    win.session.saver.wait()
+    assert len(list(smear_path.parent.glob(smear_path.name + ".cellviewer.replaced-*"))) == 1
