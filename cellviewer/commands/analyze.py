@@ -123,6 +123,8 @@ def cmd_analyze(args) -> int:
                 doc.um_per_px = args.um_per_px
                 for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU
                     reporter.note(f"{path}: {note}")
+                if doc.provenance.params.get("calibration_warning"):
+                    reporter.note(f"{path}: {doc.provenance.params['calibration_warning']}")
                 for note in img.info.notes:  # e.g. a greyscale image: white cells and platelets may be missed
                     if note.startswith(io.CAUTION):
                         reporter.note(f"{path}: {note[len(io.CAUTION):]}")

@@ -282,11 +282,19 @@ class NetSegmenter:
                   **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
                   **({"fallback": list(oom.notices)} if oom.notices else {}),
                   **({"morphology": morph[0]} if morph else {}),
-                  **({"um_per_px": self.um_per_px} if self.um_per_px else {})}
+                  **({"um_per_px": self.um_per_px} if self.um_per_px else {}),
+                  **({"calibration_warning": warn} if (warn := self._calibration_warning(out_labels)) else {})}
         yield Progress(1.0, "done")
         return SegmentationResult(labels=out_labels, markers=markers, parts=parts, model_name=self.name,
                                   model_version=self.version, params=params, device=oom.device or self.device,
                                   timings=timings)
+
+    def _calibration_warning(self, labels: dict) -> str | None:
+        if not self.um_per_px or "rbc" not in self.classes:
+            return None
+        from cellviewer.core.sizeprior import calibration_warning
+
+        return calibration_warning(labels["rbc"], self.um_per_px)
 
     def _classify(self, img: np.ndarray, markers: list, d: float, rbc: np.ndarray) -> tuple[str, float] | None:
         """Red-cell morphology classes on ``markers`` (in place; not for cells cut by the image edge, ``rbc``

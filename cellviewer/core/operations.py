@@ -127,7 +127,11 @@ def delete_cell(doc: Document, cls: str, cell: int) -> Edit:
     new = old.copy()
     mask = old == cell
     new[mask] = 0
-    atoms = [LabelPatch.from_arrays(cls, box, old, new), *_remove_markers_of(doc, cls, [cell])]
+    # its markers, and markers added by hand on top of it without a link (a second count of the cell)
+    loose = [MarkerChange(m, None) for m in doc.markers.values()
+             if m.cls == cls and not m.cell and box[0] <= int(m.y) < box[2] and box[1] <= int(m.x) < box[3]
+             and mask[int(m.y) - box[0], int(m.x) - box[1]]]
+    atoms = [LabelPatch.from_arrays(cls, box, old, new), *_remove_markers_of(doc, cls, [cell]), *loose]
     if cls == "wbc":
         atoms.append(_parts_clear(doc, box, mask))
     return make_edit("Delete cell", atoms, cls=cls, detail=f"cell {cell}")

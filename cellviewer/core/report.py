@@ -169,10 +169,14 @@ def differential(doc: Document) -> dict[str, str]:
     return out
 
 
+#: the size variation (CV) is given from this many whole red cells on
+CV_MIN_CELLS = 10
+
+
 def rbc_size_summary(doc: Document) -> dict[str, str]:
     """The whole red cells' (masks not cut by the image edge) equivalent diameter, mean ± SD, in µm when the
-    image's calibration is known (else px), and its coefficient of variation (size variation, anisocytosis);
-    empty with fewer than 3 whole red cells."""
+    image's calibration is known (else px), and, from :data:`CV_MIN_CELLS` cells on, its coefficient of
+    variation (size variation, anisocytosis); empty with fewer than 3 whole red cells."""
     from cellviewer.core.countframe import edge_flags
 
     lab = doc.labels["rbc"]
@@ -186,8 +190,10 @@ def rbc_size_summary(doc: Document) -> dict[str, str]:
     um = doc.um_per_px or (doc.provenance.params or {}).get("um_per_px")
     unit, d = ("µm", d * float(um)) if um else ("px", d)
     prec = 1 if unit == "µm" else 0
-    return {"RBC diameter (whole cells)": f"{d.mean():.{prec}f} ± {d.std(ddof=1):.{prec}f} {unit} (n {len(d)})",
-            "RBC diameter variation (CV)": _pct(d.std(ddof=1), d.mean())}
+    out = {"RBC diameter (whole cells)": f"{d.mean():.{prec}f} ± {d.std(ddof=1):.{prec}f} {unit} (n {len(d)})"}
+    if len(d) >= CV_MIN_CELLS:  # a spread from a handful of cells (a merged pair among them) says little
+        out["RBC diameter variation (CV)"] = _pct(d.std(ddof=1), d.mean())
+    return out
 
 
 def morphology_differential(doc: Document) -> dict[str, str]:
@@ -229,7 +235,8 @@ class ReportEntry:
             model_name=p.model_name, model_version=p.model_version, device=p.device,
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in p.edits).most_common()),
-            notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted())),
+            notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted()))
+            + [w for w in [(p.params or {}).get("calibration_warning")] if w],
             size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),
             morphology=str((p.params or {}).get("morphology") or ""))
 

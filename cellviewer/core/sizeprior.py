@@ -56,6 +56,27 @@ def equivalent_diameters(labels: np.ndarray, cells) -> np.ndarray:
     return out
 
 
+#: the median whole red cell outside this range (µm) means the calibration is probably not this image's
+PLAUSIBLE_UM = (4.5, 11.0)
+
+
+def calibration_warning(rbc_labels: np.ndarray, um_per_px: float) -> str | None:
+    """A message when the whole red cells (not cut by the image edge; at least 3) measure implausibly at
+    ``um_per_px`` — a calibration kept from another microscope turns every cell into a micro- or macrocyte."""
+    from cellviewer.core.countframe import edge_flags
+
+    lab = np.asarray(rbc_labels)
+    cut = edge_flags(lab)
+    ids = [i for i in np.unique(lab).tolist() if i and i not in cut]
+    if len(ids) < 3 or not um_per_px:
+        return None
+    d = float(np.median(equivalent_diameters(lab, ids))) * float(um_per_px)
+    if PLAUSIBLE_UM[0] <= d <= PLAUSIBLE_UM[1]:
+        return None
+    return (f"the whole red cells measure {d:.1f} µm (median of {len(ids)}) at {float(um_per_px):g} µm/px, "
+            f"but normal red cells are about {NORMAL_UM} µm: check the calibration (is it this microscope's?)")
+
+
 def log_likelihood(diam_um: np.ndarray, prior: dict) -> np.ndarray:
     """``N×C`` weighted log-likelihoods of the diameters (µm) under each class (rows of NaN diameters: 0);
     each row's maximum is 0."""

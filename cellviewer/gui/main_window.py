@@ -357,8 +357,9 @@ class MainWindow(QMainWindow):
         geo, state = settings.get("window/geometry"), settings.get("window/state")
         if geo is not None:
             self.restoreGeometry(geo)
-        else:
-            self.resize(1400, 900)
+        else:  # first start: 1400×900, or the screen's free area when smaller (a 1366×768 laptop)
+            screen = self.screen().availableGeometry() if self.screen() is not None else None
+            self.resize(min(1400, screen.width()) if screen else 1400, min(900, screen.height()) if screen else 900)
         if state is not None:
             self.restoreState(state)
         else:  # first start: the panels' size hints are wide; give the image the room

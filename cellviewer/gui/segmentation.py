@@ -200,4 +200,6 @@ class SegmentationController(QObject):
                              + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)
         if result.params.get("fallback"):  # out of memory: smaller tiles / the CPU were used (core.oom)
             notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
+        if result.params.get("calibration_warning"):  # e.g. a calibration kept from another microscope
+            notifications.warn("Calibration: " + result.params["calibration_warning"], 20000)
         self.applied.emit(result)

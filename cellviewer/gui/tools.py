@@ -151,7 +151,14 @@ class ToolController(QObject):
         elif tool in ("delete", "merge", "reclassify"):
             self._cell_click(tool, x, y)
         elif tool == "marker_add":
-            self._try(lambda: edits.add_marker(self.doc, cls, x, y))
+            ix, iy = int(x), int(y)
+            h, w = self.doc.shape
+            under = int(self.doc.labels[cls][iy, ix]) if 0 <= ix < w and 0 <= iy < h else 0
+            counted = under and self.doc.markers_of_cell(cls, under)
+            if self._try(lambda: edits.add_marker(self.doc, cls, x, y)) and counted:
+                notifications.warn(f"{DISPLAY_NAMES[cls]} #{under} was already counted: it now counts twice "
+                                   "(right for two cells under one outline — Split cell separates them; "
+                                   "else Remove marker)")
         elif tool in ("marker_remove", "marker_reclassify"):
             m = self.pick_marker(x, y)
             if m is None:

@@ -181,3 +181,16 @@ def test_after_a_split_an_automatic_marker_is_recentred_a_manual_one_stays():
             assert (kept.x, kept.y) == (52.0, 40.0)
         h.undo()
         assert {(m.x, m.y) for m in doc.markers_of_cell("rbc", 1)} == {(52.0, 40.0)}
+
+
+def test_deleting_a_cell_takes_a_second_marker_added_by_hand_on_it():
+    doc = seeded_doc()
+    h = edits.History(doc)
+    h.push(edits.add_marker(doc, "rbc", 42, 40))  # on RBC 1, which is counted already: not linked
+    extra = max(doc.markers)
+    assert doc.markers[extra].cell == 0 and doc.counts()["rbc"] == 3
+    h.push(edits.add_marker(doc, "rbc", 100, 100))  # in no cell: stays
+    h.push(edits.delete_cell(doc, "rbc", 1))
+    assert extra not in doc.markers and doc.counts()["rbc"] == 2  # RBC 2 and the free marker
+    h.undo()
+    assert extra in doc.markers and doc.counts()["rbc"] == 4

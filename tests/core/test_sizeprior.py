@@ -149,3 +149,16 @@ def test_the_shipped_size_prior_matches_the_card_classes_and_chula_calibration()
     k = {c: i for i, c in enumerate(card["classes"])}
     mean_um = np.exp(prior["mean_log_um"])
     assert mean_um[k["microcyte"]] < mean_um[k["normal"]] < mean_um[k["macrocyte"]]
+
+
+def test_an_implausible_calibration_is_named():
+    lab = np.zeros((100, 200), np.int32)
+    yy, xx = np.mgrid[:100, :200]
+    for i, cx in enumerate((30, 80, 130), 1):
+        lab[(yy - 50) ** 2 + (xx - cx) ** 2 <= 20 ** 2] = i  # 41 px across
+    assert SP.calibration_warning(lab, 7.5 / 41) is None  # 7.5 µm
+    w = SP.calibration_warning(lab, 0.45)  # 18 µm: a calibration of another microscope
+    assert w.startswith("the whole red cells measure 18.") and "check the calibration" in w
+    assert "measure 3.6 µm" in SP.calibration_warning(lab, 0.09)  # equivalent diameter of the disc: 40.2 px
+    lab[lab == 3] = 0
+    assert SP.calibration_warning(lab, 0.45) is None  # too few whole cells to say
