@@ -43,6 +43,15 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+def _when(iso: str):
+    """An ISO time (from :func:`now_iso`) as an aware datetime, None when empty or unreadable."""
+    try:
+        t = _dt.datetime.fromisoformat(iso) if iso else None
+    except ValueError:
+        return None
+    return t if t is None or t.tzinfo is not None else t.replace(tzinfo=_dt.timezone.utc)
+
+
 def os_user() -> str:
     try:
         return getpass.getuser()
@@ -183,10 +192,17 @@ class Document:
             self.border_rule = rule
             self.notify(Change(None, (), True))
 
+    def corrections(self) -> list[EditRecord]:
+        """The corrections of the current segmentation: audit-trail edits but review marks (they change no
+        cell), made since it was segmented (a re-segmentation replaced what was corrected before; the audit
+        trail keeps those records)."""
+        since = _when(self.provenance.segmented_at)
+        return [e for e in self.provenance.edits if e.action not in REVIEW_ACTIONS
+                and (since is None or (_when(e.time) or since) >= since)]
+
     @property
     def n_manual_edits(self) -> int:
-        """Corrections in the audit trail: every edit but review marks (they change no cell)."""
-        return sum(1 for e in self.provenance.edits if e.action not in REVIEW_ACTIONS)
+        return len(self.corrections())
 
     # -- events ---------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Change], None]) -> None:

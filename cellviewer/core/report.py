@@ -234,7 +234,7 @@ class ReportEntry:
             counts=dict(doc.counts()), differential=differential(doc),
             model_name=p.model_name, model_version=p.model_version, device=p.device,
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
-            n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in p.edits).most_common()),
+            n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in doc.corrections()).most_common()),
             notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted()))
             + [w for w in [(p.params or {}).get("calibration_warning")] if w],
             size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),

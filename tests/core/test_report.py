@@ -220,3 +220,18 @@ def test_red_cell_size_summary_of_whole_cells_in_um_with_a_calibration():
     assert "RBC diameter (whole cells)" in R.differential(doc)
     doc.labels["rbc"][doc.labels["rbc"] == 3] = 0
     assert R.rbc_size_summary(doc) == {}  # fewer than 3 whole cells
+
+
+def test_corrections_count_only_since_the_segmentation_they_correct():
+    from cellviewer.core.document import EditRecord
+
+    doc = _doc()
+    doc.provenance.edits = [EditRecord("Delete cell", "rbc", time="2026-12-07T02:56:16+00:00"),
+                            EditRecord("Brush", "rbc", time="2026-12-07T02:57:00+00:00"),
+                            EditRecord("Mark image reviewed", None, time="2026-12-07T02:58:00+00:00")]
+    doc.provenance.segmented_at = "2026-12-07T02:56:24+00:00"  # re-run after the deletion
+    e = R.ReportEntry.from_document(doc, "smear.png", thumbnail=False)
+    assert e.n_corrections == 1 and e.audit == {"Brush": 1}
+    assert len(doc.provenance.edits) == 3  # the audit trail itself keeps every record
+    doc.provenance.segmented_at = "2026-12-07T03:56:24+01:00"  # the same instant in another time zone
+    assert doc.n_manual_edits == 1
