@@ -223,7 +223,7 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
         if found is None:
             raise ModelLoadError(f"'{which}' is not a red-cell morphology model.", hint="pick rbc-morphology")
         models.append((load_checkpoint(found[0].with_suffix(""))[0], found[1]))
-    rows, details, verdict = [], {}, []
+    rows, details, verdict, sizes = [], {}, [], []
     sets = [("held-out", items, "test")] + ([("reference", reference_items, None)] if reference_items else [])
     for k, (label, data, split) in enumerate(sets):
         yield Progress(k / len(sets), f"{label}: scoring the old and the new model")
@@ -233,7 +233,7 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
                                                     "classes")])
             if how not in cells:  # a fine-tune keeps its base's crops: the images are read and cropped once
                 cells[how] = export_cells(data, split, card, cancel=cancel)
-            x, y, _, names = cells[how]
+            x, y, hand, names = cells[how]
             if not len(y):
                 part = "test images" if split else "images"
                 raise CellviewerError(f"The {part} of '{data}' have no red cells with a morphology class, so there is "
@@ -244,6 +244,9 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
             s["score"], s["images"] = gate_score(s), len(names)
             pair.append(s)
         details[label] = {"old": pair[0], "new": pair[1]}
+        sizes.append(f"{label}: {len(names)} image{'s' if len(names) != 1 else ''}, {len(y)} cells, "
+                     f"{int(hand.sum())} classes set by hand"
+                     + (" — the others are the model's own classes, let stand" if hand.sum() < len(y) else ""))
         for m, shown in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                          ("macro_f1", "macro F1"), ("score", "score")):
             rows.append((f"{label}: {shown}", pair[0][m], pair[1][m], pair[1][m] - pair[0][m]))
@@ -259,6 +262,7 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
     accepted = not verdict
     reason = ("the new model is at least as good on the held-out cells"
               + (" and on the reference set" if reference_items else "") if accepted else "; ".join(verdict))
+    reason += " (" + "; ".join(sizes) + ")"  # how much the verdict rests on, and how much of it is a person's
     return GateResult(rows, accepted, reason, old_name=str(old), new_name=str(new), details=details)
 
 

@@ -132,6 +132,10 @@ def test_a_fine_tune_that_kept_the_base_weights_is_refused(export, base, tmp_pat
     gate = run_job(morphology_gate(str(base), res.checkpoint, export))
     assert not gate.accepted and "nothing new to store" in gate.reason
     assert all(d == 0 for _m, _o, _n, d in gate.rows)
+    # the dialog says what the verdict rests on: how many held-out cells, how many classes a person set
+    n = gate.details["held-out"]["new"]["n"]
+    assert f"held-out: {gate.details['held-out']['new']['images']} image" in gate.reason
+    assert f", {n} cells, " in gate.reason and "classes set by hand" in gate.reason
 
 
 def test_the_command_line_stores_only_what_the_gate_accepts(export, base, tmp_path, monkeypatch, capsys):
