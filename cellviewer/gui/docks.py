@@ -53,3 +53,14 @@ def add_dock(window: QMainWindow, key: str, title: str, panel: QWidget, area: Qt
     window.addDockWidget(area, dock)
     window.docks[key] = dock
     return dock
+
+
+def first_layout(window: QMainWindow) -> None:
+    """First start (no saved layout): the panels' size hints are wide, so give the image the room; on the
+    right, the Counts and Segmentation panels get the height and the file list the least."""
+    for area, width in ((Qt.DockWidgetArea.LeftDockWidgetArea, 250), (Qt.DockWidgetArea.RightDockWidgetArea, 400)):
+        docks = [d for d in window.findChildren(QDockWidget) if window.dockWidgetArea(d) == area and d.isVisible()]
+        if docks:
+            window.resizeDocks(docks[:1], [width], Qt.Orientation.Horizontal)
+    right = [window.docks[k] for k in ("counts", "segment", "files") if k in window.docks]
+    window.resizeDocks(right, [int(window.height() * f) for f in (0.4, 0.4, 0.2)][:len(right)], Qt.Orientation.Vertical)

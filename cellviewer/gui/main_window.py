@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from cellviewer import __version__
 from cellviewer.core.countframe import rule_or_default
@@ -14,7 +14,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
-from cellviewer.gui.docks import add_dock
+from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
 from cellviewer.gui.folder_report import FolderReporter
@@ -358,18 +358,12 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
         else:  # first start: 1400×900, or the screen's free area when smaller (a 1366×768 laptop)
-            screen = self.screen().availableGeometry() if self.screen() is not None else None
-            self.resize(min(1400, screen.width()) if screen else 1400, min(900, screen.height()) if screen else 900)
+            free = self.screen().availableGeometry().size() if self.screen() is not None else QSize(1400, 900)
+            self.resize(min(1400, free.width()), min(900, free.height()))
         if state is not None:
             self.restoreState(state)
         else:  # first start: the panels' size hints are wide; give the image the room
-            QTimer.singleShot(0, self._narrow_docks)
-
-    def _narrow_docks(self) -> None:
-        for area, width in ((Qt.DockWidgetArea.LeftDockWidgetArea, 250), (Qt.DockWidgetArea.RightDockWidgetArea, 400)):
-            docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area and d.isVisible()]
-            if docks:
-                self.resizeDocks(docks[:1], [width], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, lambda: first_layout(self))
 
     def save_settings(self) -> None:
         settings.put("window/geometry", self.saveGeometry())
