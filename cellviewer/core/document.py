@@ -29,6 +29,8 @@ CELL_CLASSES: tuple[str, ...] = ("rbc", "wbc", "platelet")
 DISPLAY_NAMES = {"rbc": "RBC", "wbc": "WBC", "platelet": "Platelets"}
 #: audit-trail actions that mark what was reviewed; they change no cell, so they are not corrections
 REVIEW_ACTIONS = frozenset({"Mark image reviewed", "Mark image unreviewed", "Review cell"})
+#: audit-trail actions a model did on request (the user asked, the model chose): not manual corrections
+AUTOMATIC_ACTIONS = frozenset({"Classify red cells again"})
 #: RGB colours used by overlays, markers and reports.
 CLASS_COLORS = {"rbc": (230, 60, 60), "wbc": (60, 110, 240), "platelet": (250, 200, 30)}
 PART_NAMES = {0: "none", 1: "nucleus", 2: "cytoplasm"}
@@ -194,10 +196,10 @@ class Document:
 
     def corrections(self) -> list[EditRecord]:
         """The corrections of the current segmentation: audit-trail edits but review marks (they change no
-        cell), made since it was segmented (a re-segmentation replaced what was corrected before; the audit
+        cell) and model runs the user asked for, made since it was segmented (a re-segmentation replaced what was corrected before; the audit
         trail keeps those records)."""
         since = _when(self.provenance.segmented_at)
-        return [e for e in self.provenance.edits if e.action not in REVIEW_ACTIONS
+        return [e for e in self.provenance.edits if e.action not in REVIEW_ACTIONS | AUTOMATIC_ACTIONS
                 and (since is None or (_when(e.time) or since) >= since)]
 
     @property

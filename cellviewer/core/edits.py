@@ -225,7 +225,8 @@ class History:
 # lazily here so callers need one import: ``from cellviewer.core import edits``.
 _BUILDERS = {
     "add_marker", "delete_cell", "fill", "merge_cells", "move_marker", "nearest_marker", "reclassify_cell",
-    "reclassify_marker", "remove_marker", "set_image_reviewed", "set_marker_reviewed", "split_cell",
+    "reclassify_marker", "remove_marker", "set_image_reviewed", "set_marker_reviewed", "set_morphologies",
+    "split_cell",
 }
 
 
@@ -245,5 +246,5 @@ __all__ = [
     "Edit", "LabelPatch", "MarkerChange", "FlagChange", "History", "make_edit", "BrushStroke",
     "add_marker", "delete_cell", "fill", "merge_cells", "move_marker", "nearest_marker",
     "reclassify_cell", "reclassify_marker", "remove_marker", "set_image_reviewed",
-    "set_marker_reviewed", "split_cell",
+    "set_marker_reviewed", "set_morphologies", "split_cell",
 ]

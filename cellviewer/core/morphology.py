@@ -181,6 +181,31 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
     return len(rbcs)
 
 
+def reclassify_job(image: np.ndarray, markers: list, labels: np.ndarray, diameter: float,
+                   um_per_px: float | None = None, device: str = "cpu", cancel=None):
+    """Long job: the red-cell classes again, on the current masks and markers (e.g. after the calibration was
+    given, or a new morphology model was accepted), leaving classes set by hand alone. Returns
+    ``{marker id: (class, probability)}`` for the markers whose class or probability changes (copies are
+    classified; ``markers`` are not touched): :func:`cellviewer.core.operations.set_morphologies` makes it one
+    undoable edit."""
+    from dataclasses import replace
+
+    from cellviewer.core.jobs import Progress
+
+    yield Progress(0.0, "loading the morphology model")
+    model = load_model(device=device)
+    if cancel is not None:
+        cancel.check()
+    auto = [replace(m) for m in markers if m.cls == "rbc" and not (m.morph and m.morph_p >= 1.0)]
+    yield Progress(0.2, f"classifying {len(auto)} red cells")
+    before = {m.id: (m.morph, m.morph_p) for m in auto}
+    for m in auto:
+        m.morph, m.morph_p = "", 0.0  # a cell now cut by the image edge, or without a mask, gets none
+    classify_cells(image, auto, diameter, model=model, device=device, labels=labels, um_per_px=um_per_px)
+    yield Progress(1.0, "done")
+    return {m.id: (m.morph, m.morph_p) for m in auto if (m.morph, m.morph_p) != before[m.id]}
+
+
 def uses_size_prior(card: dict, um_per_px: float | None) -> dict | None:
     """The card's ``size_prior`` when it applies: a calibration is given and the prior's classes are the card's."""
     prior = card.get("size_prior")

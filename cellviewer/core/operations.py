@@ -315,6 +315,26 @@ def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
     return make_edit("Set morphology", [MarkerChange(m, new)], cls="rbc", detail=f"marker {marker_id}: {morph or '-'}")
 
 
+def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "") -> Edit:
+    """Automatic red-cell classes for many markers at once (``{marker id: (class, probability)}``, e.g. from
+    :func:`cellviewer.core.morphology.reclassify_job`): one undoable edit. A class set by hand is never
+    replaced; markers that are gone are skipped."""
+    from cellviewer.core.morphology import CLASSES
+
+    atoms = []
+    for mid, (morph, p) in sorted(classes.items()):
+        m = doc.markers.get(mid)
+        if m is None or m.cls != "rbc" or (m.morph and m.morph_p >= 1.0) or (morph and morph not in CLASSES):
+            continue
+        new = replace(m, morph=morph, morph_p=float(p) if morph else 0.0)
+        if new != m:
+            atoms.append(MarkerChange(m, new))
+    if not atoms:
+        raise EditError("No red-cell class changes.", hint="the classes are already those of the current model "
+                                                           "and calibration")
+    return make_edit("Classify red cells again", atoms, cls="rbc", detail=detail or f"{len(atoms)} cells")
+
+
 def set_marker_reviewed(doc: Document, marker_id: int, reviewed: bool = True) -> Edit:
     m = _marker(doc, marker_id)
     return make_edit("Review cell", [MarkerChange(m, replace(m, reviewed=bool(reviewed)))], cls=m.cls)

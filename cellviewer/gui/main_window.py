@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         add("view.fit", self.canvas.zoom_to_fit)
         add("seg.run", lambda: self.segmentation.run())
         add("seg.cancel", self.segmentation.cancel)
+        add("seg.reclassify", self.segmentation.reclassify)
         add("help.shortcuts", self.show_shortcuts)
         add("edit.undo", self.undo)
         add("edit.redo", self.redo)
@@ -138,7 +139,7 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Segmentation")
-        m.addActions([A["seg.run"], A["seg.cancel"]])
+        m.addActions([A["seg.run"], A["seg.cancel"], A["seg.reclassify"]])
         m = mb.addMenu("&Help")
         m.addAction(A["help.shortcuts"])
         m.addAction("About cellviewer", self.show_about)

@@ -128,6 +128,10 @@ class SegmentationController(QObject):
         self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
         self._target = None
         self._queued = False  # a run asked for while a cancelled one was still stopping
+        self.classes_runner = JobRunner("red-cell classes", self)
+        self.classes_runner.finished.connect(self._on_classes)
+        self.classes_runner.failed.connect(lambda exc: notifications.show_error(exc, "Red-cell classes"))
+        self._classes_for = None  # (document, calibration) the running classification is for
         self.runner.running_changed.connect(self._start_queued)
         self.probe = JobRunner("device check", self)
         self.probe.finished.connect(lambda text: self.device_text.emit(str(text)))
@@ -181,6 +185,50 @@ class SegmentationController(QObject):
     def cancel(self) -> bool:
         self._queued = False
         return self.runner.cancel()
+
+    def reclassify(self) -> bool:
+        """Classify the red cells again on the current masks and markers, with the calibration now set and the
+        active morphology model; classes set by hand stay. One undoable edit; the corrections are kept."""
+        doc = self.session.doc
+        d = (doc.provenance.params or {}).get("diameter_px") if doc is not None else None
+        if doc is None or not d or not doc.labels["rbc"].any():
+            notifications.status("Segment the image with a trained model first (it gives the red-cell size).")
+            return False
+        if self.runner.is_running or self.classes_runner.is_running:
+            notifications.status("Wait for the running segmentation or classification to end.")
+            return False
+        from dataclasses import replace
+
+        um = float(self.params.value.um_per_px) or None
+        pixels, markers, labels = doc.image.pixels, [replace(m) for m in doc.markers.values()], doc.labels["rbc"].copy()
+        self._classes_for = (doc, um)
+
+        def make_job(token):
+            from cellviewer.core.morphology import reclassify_job
+
+            return reclassify_job(pixels, markers, labels, float(d), um, "cpu", token)
+
+        return self.classes_runner.start(make_job, "red-cell classes")
+
+    def _on_classes(self, classes) -> None:
+        doc, um = self._classes_for or (None, None)
+        if doc is None or doc is not self.session.doc:
+            notifications.status("Red-cell classes discarded: the image was closed.")
+            return
+        from cellviewer.core import edits
+        from cellviewer.core.errors import EditError
+        from cellviewer.gui.commands import EditCommand
+
+        try:
+            edit = edits.set_morphologies(doc, classes, detail=f"calibration {um:g} µm/px" if um else "no calibration")
+        except EditError as e:
+            notifications.status(e.message)
+            return
+        if um:
+            doc.um_per_px = um  # the image's calibration: saved with it, shown in µm in the differential
+        self.session.stack.push(EditCommand(doc, edit))
+        notifications.status(f"Red-cell classes: {len(edit.atoms)} changed"
+                             + (f" (size prior at {um:g} µm/px)" if um else ""), 8000)
 
     def _start_queued(self, running: bool) -> None:
         if not running and self._queued:

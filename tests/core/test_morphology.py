@@ -254,3 +254,44 @@ def test_the_installed_model_is_described_with_its_test_numbers():
     assert f"test split ({test['n']} cells): accuracy {100 * test['accuracy']:.2f} %" in text
     e2e = (card["metrics"].get("end_to_end") or {}).get("test")
     assert e2e is None or f"end to end ({e2e['cells']} cells): accuracy {100 * e2e['accuracy']:.2f} %" in text
+
+
+def test_classifying_again_with_a_calibration_keeps_hand_set_classes_and_is_one_undoable_edit():
+    from dataclasses import replace
+
+    from cellviewer.core import edits
+    from cellviewer.core.document import Document
+    from cellviewer.core.io import read_image
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.resources import sample_image
+    from cellviewer.core.segment import create_segmenter
+
+    if MO.find_card() is None or sample_image() is None:
+        pytest.skip("no morphology model or sample installed")
+    try:
+        seg = create_segmenter("blood-cells", device="cpu")
+    except Exception:  # noqa: BLE001 - no trained segmenter in this checkout
+        pytest.skip("blood-cells is not installed")
+    if not (MO.load_model()[1].get("size_prior")):
+        pytest.skip("the installed morphology model has no size prior")
+    img = read_image(sample_image())
+    doc = Document(img)
+    doc.set_result(run_job(seg.segment(img.pixels)))
+    classed = [m for m in doc.markers.values() if m.morph]
+    hand = classed[0]
+    doc.markers[hand.id] = replace(hand, morph="target_cell", morph_p=1.0)
+    before = {m.id: (m.morph, m.morph_p) for m in doc.markers.values()}
+    d = doc.provenance.params["diameter_px"]
+    changes = run_job(MO.reclassify_job(img.pixels, list(doc.markers.values()), doc.labels["rbc"], d, 0.13))
+    assert hand.id not in changes and changes  # 14-um cells: macrocytes
+    assert sum(c == "macrocyte" for c, _p in changes.values()) >= len(classed) // 2
+    h = edits.History(doc)
+    h.push(edits.set_morphologies(doc, changes))
+    assert doc.markers[hand.id].morph == "target_cell" and doc.provenance.edits[-1].action == "Classify red cells again"
+    assert doc.n_manual_edits == 0  # a model run the user asked for, not a manual correction
+    h.undo()
+    assert {m.id: (m.morph, m.morph_p) for m in doc.markers.values()} == before
+    from cellviewer.core.errors import EditError
+
+    with pytest.raises(EditError, match="No red-cell class changes"):
+        edits.set_morphologies(doc, {})

@@ -373,3 +373,26 @@ def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_pat
     assert MO.find_card() == mv.stem.with_suffix(".json")
     assert "held_out" in mv.card["metrics"] and len(mv.card["data_hashes"]) >= 2
     assert dialogs.shown == []
+
+
+def test_classify_red_cells_again_keeps_the_corrections_and_is_one_undo_step(segmented, qtbot):
+    """A calibration given after corrections: the classes are redone on the current masks, nothing else."""
+    import pytest
+
+    from cellviewer.core import morphology as MO
+
+    if MO.find_card() is None:
+        pytest.skip("no morphology model installed")
+    win = segmented
+    doc, stack = win.session.doc, win.session.stack
+    labels = doc.labels["rbc"].copy()
+    win.seg_params.update(um_per_px=0.4)
+    n = stack.count()
+    with qtbot.waitSignal(win.segmentation.classes_runner.finished, timeout=30000):
+        win.actions_by_id["seg.reclassify"].trigger()
+    qtbot.waitUntil(lambda: stack.count() == n + 1, timeout=5000)
+    assert stack.undoText() == "Classify red cells again"
+    assert any(m.morph for m in doc.markers.values() if m.cls == "rbc")
+    assert (doc.labels["rbc"] == labels).all() and doc.um_per_px == 0.4
+    stack.undo()
+    assert not any(m.morph for m in doc.markers.values())  # the classical segmenter gave none
