@@ -203,7 +203,8 @@ def reclassify_job(image: np.ndarray, markers: list, labels: np.ndarray, diamete
         m.morph, m.morph_p = "", 0.0  # a cell now cut by the image edge, or without a mask, gets none
     classify_cells(image, auto, diameter, model=model, device=device, labels=labels, um_per_px=um_per_px)
     yield Progress(1.0, "done")
-    return {m.id: (m.morph, m.morph_p) for m in auto if (m.morph, m.morph_p) != before[m.id]}
+    return {m.id: (m.morph, m.morph_p) for m in auto  # a new class, or a probability that moved (not rounding)
+            if m.morph != before[m.id][0] or abs(m.morph_p - before[m.id][1]) > 0.005}
 
 
 def uses_size_prior(card: dict, um_per_px: float | None) -> dict | None:

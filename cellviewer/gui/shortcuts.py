@@ -58,7 +58,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("seg.run", ("Ctrl+R",), "Run segmentation", "Segmentation"),
     Shortcut("seg.cancel", ("Ctrl+.",), "Cancel segmentation", "Segmentation"),
     Shortcut("seg.reclassify", ("Ctrl+Shift+C",),
-             "Classify red cells again (current calibration and morphology model; keeps corrections)", "Segmentation"),
+             "Classify red cells again (keeps corrections)", "Segmentation"),
     Shortcut("models.retrain", ("Ctrl+Shift+T",), "Retrain a model on the reviewed images…", "Segmentation"),
     Shortcut("models.versions", ("Ctrl+Shift+M",), "Model versions (make active / roll back)", "Segmentation"),
     # help
