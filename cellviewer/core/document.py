@@ -239,4 +239,5 @@ class Document:
         self.provenance.params = dict(result.params)
         self.provenance.device = result.device
         self.provenance.segmented_at = now_iso()
+        self.um_per_px = result.params.get("um_per_px") or None  # the calibration its classes were made with
         self.notify_all()

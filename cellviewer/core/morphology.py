@@ -36,6 +36,8 @@ CLASSES: tuple[str, ...] = tuple(CHULA_CLASSES.values())
 CROP_DIAMETERS = 2.0
 #: crop side in px (the network's input)
 CROP_PX = 64
+#: the highest probability an automatic class is stored with (``morph_p`` = 1 marks a class set by hand)
+AUTO_P_MAX = 0.9999
 #: the shipped model's name (``models/<name>.json``)
 MODEL_NAME = "rbc-morphology"
 #: a card of this task is a morphology classifier, not a segmenter (``core.netsegment`` skips it)
@@ -176,8 +178,8 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
         diam = sizeprior.equivalent_diameters(labels, [m.cell for m in rbcs]) * float(um_per_px)
         probs = sizeprior.apply(probs, diam, prior)
     best = probs.argmax(1)
-    for m, k, p in zip(rbcs, best.tolist(), probs):
-        m.morph, m.morph_p = classes[k], round(float(p[k]), 4)
+    for m, k, p in zip(rbcs, best.tolist(), probs):  # 1.0 means "set by hand": a model's class stays below it
+        m.morph, m.morph_p = classes[k], min(round(float(p[k]), 4), AUTO_P_MAX)
     return len(rbcs)
 
 
@@ -196,7 +198,7 @@ def reclassify_job(image: np.ndarray, markers: list, labels: np.ndarray, diamete
     model = load_model(device=device)
     if cancel is not None:
         cancel.check()
-    auto = [replace(m) for m in markers if m.cls == "rbc" and not (m.morph and m.morph_p >= 1.0)]
+    auto = [replace(m) for m in markers if m.cls == "rbc" and m.morph_p < 1.0]  # hand-set (or cleared) stays
     yield Progress(0.2, f"classifying {len(auto)} red cells")
     before = {m.id: (m.morph, m.morph_p) for m in auto}
     for m in auto:

@@ -309,13 +309,14 @@ def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
         raise EditError("Only red cells have a morphology class.", hint="pick a red-cell marker")
     if morph and morph not in CLASSES:
         raise EditError(f"Unknown red-cell morphology '{morph}'.", hint="one of: " + ", ".join(CLASSES))
-    if morph == m.morph and (not morph or m.morph_p == 1.0):
+    if morph == m.morph and m.morph_p == 1.0:
         raise EditError(f"The cell is already '{morph or 'unclassified'}'.", hint="choose another class first")
-    new = replace(m, morph=morph, morph_p=1.0 if morph else 0.0)
+    new = replace(m, morph=morph, morph_p=1.0)  # cleared by hand too: a decision "Classify again" keeps
     return make_edit("Set morphology", [MarkerChange(m, new)], cls="rbc", detail=f"marker {marker_id}: {morph or '-'}")
 
 
-def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "") -> Edit:
+def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "",
+                     um_per_px: float | None | bool = False) -> Edit:
     """Automatic red-cell classes for many markers at once (``{marker id: (class, probability)}``, e.g. from
     :func:`cellviewer.core.morphology.reclassify_job`): one undoable edit. A class set by hand is never
     replaced; markers that are gone are skipped."""
@@ -324,11 +325,13 @@ def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detai
     atoms = []
     for mid, (morph, p) in sorted(classes.items()):
         m = doc.markers.get(mid)
-        if m is None or m.cls != "rbc" or (m.morph and m.morph_p >= 1.0) or (morph and morph not in CLASSES):
+        if m is None or m.cls != "rbc" or m.morph_p >= 1.0 or (morph and morph not in CLASSES):
             continue
         new = replace(m, morph=morph, morph_p=float(p) if morph else 0.0)
         if new != m:
             atoms.append(MarkerChange(m, new))
+    if um_per_px is not False and (um_per_px or None) != doc.um_per_px:  # the calibration the classes now use
+        atoms.append(FlagChange("um_per_px", doc.um_per_px, um_per_px or None))
     if not atoms:
         raise EditError("No red-cell class changes.", hint="the classes are already those of the current model "
                                                            "and calibration")

@@ -33,6 +33,7 @@ from cellviewer.core.countframe import rule_note
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_iso, os_user
 from cellviewer.core.errors import SaveError
 from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
+from cellviewer.core.sizeprior import calibration_warning
 
 CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
                 "morphology", "morphology_p")
@@ -187,7 +188,7 @@ def rbc_size_summary(doc: Document) -> dict[str, str]:
     if len(ids) < 3:
         return {}
     d = 2.0 * np.sqrt(area[ids] / np.pi)
-    um = doc.um_per_px or (doc.provenance.params or {}).get("um_per_px")
+    um = doc.um_per_px
     unit, d = ("µm", d * float(um)) if um else ("px", d)
     prec = 1 if unit == "µm" else 0
     out = {"RBC diameter (whole cells)": f"{d.mean():.{prec}f} ± {d.std(ddof=1):.{prec}f} {unit} (n {len(d)})"}
@@ -236,18 +237,24 @@ class ReportEntry:
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in doc.corrections()).most_common()),
             notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted()))
-            + [w for w in [(p.params or {}).get("calibration_warning")] if w],
+            + [w for w in [calibration_warning(doc.labels["rbc"], doc.um_per_px) if doc.um_per_px else None] if w],
             size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),
-            morphology=str((p.params or {}).get("morphology") or ""))
+            morphology=_morphology_line(p.params or {}, doc.um_per_px))
 
 
 # -- PDF --------------------------------------------------------------------------------
+def _morphology_line(params: dict, um_per_px: float | None) -> str:
+    """The morphology model that classed the red cells, with the size prior when the image's calibration (the
+    one its current classes were made with: a "Classify red cells again" may have changed it) is known."""
+    base = str(params.get("morphology") or "").split(" + size prior")[0]
+    return base + (f" + size prior at {um_per_px:g} µm/px" if base and um_per_px else "")
+
+
 def _cell_size(params: dict, um_per_px: float | None) -> str:
     """"105 px (estimated)", with µm when the calibration is known ("" without a segmentation)."""
     d = params.get("diameter_px")
     if not d:
         return ""
-    um_per_px = um_per_px or params.get("um_per_px")
     um = f" = {float(d) * um_per_px:.1f} µm at {um_per_px:g} µm/px" if um_per_px else ""
     return f"{float(d):.0f} px{um} ({str(params.get('diameter_source') or 'given').replace('+', ', ')})"
 

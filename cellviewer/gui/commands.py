@@ -55,6 +55,7 @@ def detach_state(doc: Document) -> dict:
         "parts": doc.parts,
         "markers": doc.markers,
         "prov": {k: getattr(doc.provenance, k) for k in _PROV_FIELDS},
+        "um_per_px": doc.um_per_px,
     }
 
 
@@ -65,6 +66,7 @@ def restore_state(doc: Document, state: dict) -> None:
     doc.markers = {k: replace(m) for k, m in state["markers"].items()}
     for k, v in state["prov"].items():
         setattr(doc.provenance, k, v)
+    doc.um_per_px = state.get("um_per_px")
     doc.notify_all()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
@@ -38,7 +39,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._shut_down = False
         self.view_state = Observable(settings.load_dataclass("view", ViewState), self)
-        self.tool_state = Observable(settings.load_dataclass("tools", ToolState), self)
+        self.tool_state = Observable(replace(settings.load_dataclass("tools", ToolState), tool="navigate"), self)
+        # (class and brush size are kept; a first click never deletes a cell because the last session ended so)
         self.seg_params = Observable(settings.load_dataclass("segment", SegmentParams), self)
         self.count_settings = Observable(settings.load_dataclass("counts", CountSettings), self)
         counts = self.count_settings.value

@@ -132,6 +132,7 @@ class SegmentationController(QObject):
         self.classes_runner.finished.connect(self._on_classes)
         self.classes_runner.failed.connect(lambda exc: notifications.show_error(exc, "Red-cell classes"))
         self._classes_for = None  # (document, calibration) the running classification is for
+        self._warned_um: set = set()  # calibrations already warned about with a dialog
         self.runner.running_changed.connect(self._start_queued)
         self.probe = JobRunner("device check", self)
         self.probe.finished.connect(lambda text: self.device_text.emit(str(text)))
@@ -219,16 +220,35 @@ class SegmentationController(QObject):
         from cellviewer.core.errors import EditError
         from cellviewer.gui.commands import EditCommand
 
-        try:
-            edit = edits.set_morphologies(doc, classes, detail=f"calibration {um:g} µm/px" if um else "no calibration")
+        try:  # the calibration goes with the classes (undoable): the differential shows µm at it
+            edit = edits.set_morphologies(doc, classes, detail=f"calibration {um:g} µm/px" if um else "no calibration",
+                                          um_per_px=um)
         except EditError as e:
             notifications.status(e.message)
             return
-        if um:
-            doc.um_per_px = um  # the image's calibration: saved with it, shown in µm in the differential
         self.session.stack.push(EditCommand(doc, edit))
-        notifications.status(f"Red-cell classes: {len(edit.atoms)} changed"
-                             + (f" (size prior at {um:g} µm/px)" if um else ""), 8000)
+        n = sum(1 for a in edit.atoms if getattr(a, "attr", None) != "um_per_px")
+        notifications.status(f"Red-cell classes: {n} changed" + (f" (size prior at {um:g} µm/px)" if um else ""), 8000)
+        if um:
+            from cellviewer.core.sizeprior import calibration_warning
+
+            self._warn_calibration(calibration_warning(doc.labels["rbc"], um), um)
+
+    def _warn_calibration(self, text: str | None, um) -> None:
+        """An implausible calibration (e.g. kept from another microscope): a dialog the first time for that value,
+        the status bar after that."""
+        if not text:
+            return
+        if um in self._warned_um:
+            notifications.warn("Calibration: " + text, 20000)
+            return
+        self._warned_um.add(um)
+        from cellviewer.core.errors import CellviewerError
+
+        notifications.show_error(CellviewerError(text[0].upper() + text[1:] + ".",
+                                                 hint="set the Segmentation panel's Calibration to this camera's "
+                                                      "µm per pixel (unknown: 0), then Classify red cells again"),
+                                 "Calibration")
 
     def _start_queued(self, running: bool) -> None:
         if not running and self._queued:
@@ -248,6 +268,5 @@ class SegmentationController(QObject):
                              + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)
         if result.params.get("fallback"):  # out of memory: smaller tiles / the CPU were used (core.oom)
             notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
-        if result.params.get("calibration_warning"):  # e.g. a calibration kept from another microscope
-            notifications.warn("Calibration: " + result.params["calibration_warning"], 20000)
+        self._warn_calibration(result.params.get("calibration_warning"), result.params.get("um_per_px"))
         self.applied.emit(result)

@@ -248,6 +248,9 @@ class Session(QObject):
     def _save_ok(self, path) -> None:
         from cellviewer.core.sidecar import in_user_store
 
+        if self.path is not None and openlock.holder(self.path) is None:  # ours, or the other window closed
+            openlock.acquire(self.path)  # (opened beside it): from now on others are asked again
+
         self._save_failures = 0
         self._failure_dialog_shown = False
         if in_user_store(path):

@@ -189,10 +189,13 @@ def test_review_marks_are_not_counted_as_corrections():
 def test_the_page_names_the_red_cell_size_and_the_morphology_model():
     doc = _doc()
     doc.provenance.params = {"diameter_px": 104.56, "diameter_source": "estimated+refined",
-                             "morphology": "rbc-morphology 3 + size prior at 0.07 µm/px", "um_per_px": 0.07}
+                             "morphology": "rbc-morphology 3 + size prior at 0.17 µm/px", "um_per_px": 0.17}
+    doc.um_per_px = 0.07  # "Classify red cells again" at the right calibration after a run at a wrong one
     e = R.ReportEntry.from_document(doc, "smear.png", thumbnail=False)
     assert e.cell_size == "105 px = 7.3 µm at 0.07 µm/px (estimated, refined)"
-    assert e.morphology.startswith("rbc-morphology 3")
+    assert e.morphology == "rbc-morphology 3 + size prior at 0.07 µm/px"
+    doc.um_per_px = None
+    assert R.ReportEntry.from_document(doc, "smear.png", thumbnail=False).morphology == "rbc-morphology 3"
     doc.provenance.params = {"diameter_px": 40.0, "diameter_source": "given"}
     assert R.ReportEntry.from_document(doc, "smear.png", thumbnail=False).cell_size == "40 px (given)"
 

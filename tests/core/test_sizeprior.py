@@ -162,3 +162,33 @@ def test_an_implausible_calibration_is_named():
     assert "measure 3.6 µm" in SP.calibration_warning(lab, 0.09)  # equivalent diameter of the disc: 40.2 px
     lab[lab == 3] = 0
     assert SP.calibration_warning(lab, 0.45) is None  # too few whole cells to say
+
+
+def test_an_automatic_class_never_looks_set_by_hand():
+    """morph_p = 1 marks a class a person set; however sure, a model's class stays below it."""
+    pytest.importorskip("torch")
+    net, card = _uniform_model()
+    card = dict(card, size_prior=dict(card["size_prior"], weight=50.0))  # overwhelming size evidence
+    img = np.full((80, 120, 3), 200, np.uint8)
+    lab = np.zeros((80, 120), np.int32)
+    yy, xx = np.mgrid[:80, :120]
+    lab[(yy - 40) ** 2 + (xx - 30) ** 2 <= 19 ** 2] = 1
+    ms = [Marker(1, "rbc", 30, 40, cell=1)]
+    MO.classify_cells(img, ms, 30.0, model=(net, card), labels=lab, um_per_px=0.25)
+    assert ms[0].morph == "macrocyte" and ms[0].morph_p == MO.AUTO_P_MAX < 1.0
+
+
+def test_set_morphologies_keeps_hand_decisions_and_carries_the_calibration():
+    from cellviewer.core import edits
+    from cellviewer.core.document import ImageData, ImageInfo, Document
+
+    doc = Document(ImageData(np.zeros((10, 10, 3), np.uint8), ImageInfo(None, 10, 10)))
+    doc.markers = {1: Marker(1, "rbc", 2, 2, morph="normal", morph_p=0.7),
+                   2: Marker(2, "rbc", 5, 5, morph="", morph_p=1.0),  # cleared by hand: a decision
+                   3: Marker(3, "rbc", 7, 7, morph="spherocyte", morph_p=1.0)}  # set by hand
+    h = edits.History(doc)
+    h.push(edits.set_morphologies(doc, {1: ("macrocyte", 0.9), 2: ("microcyte", 0.8), 3: ("normal", 0.6)},
+                                  um_per_px=0.17))
+    assert [doc.markers[i].morph for i in (1, 2, 3)] == ["macrocyte", "", "spherocyte"] and doc.um_per_px == 0.17
+    h.undo()
+    assert doc.markers[1].morph == "normal" and doc.um_per_px is None

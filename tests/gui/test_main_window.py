@@ -282,3 +282,12 @@ def test_the_cursor_readout_follows_edits_and_images(segmented, qtbot):
     assert win.cursor_label.text().startswith("x ")
     win.session.close_document()
     assert win.cursor_label.text() == ""
+
+
+def test_a_new_window_starts_with_navigate_whatever_tool_was_last(make_window):
+    from cellviewer.gui import settings
+    from cellviewer.gui.state import ToolState
+
+    settings.save_dataclass("tools", ToolState(tool="delete", cls="wbc", brush_radius=5))
+    win = make_window(auto_run=False)
+    assert win.tool_state.value == ToolState(tool="navigate", cls="wbc", brush_radius=5)

@@ -35,8 +35,11 @@ def test_segment_panel_edits_params_and_status_bar_shows_device(window):
     assert window.seg_params.value.counting == "distance_peaks"
     p.diameter_px.setValue(33)
     assert window.seg_params.value.diameter_px == 33
+    assert not p.use_um.isEnabled()  # a diameter in µm needs the calibration first
+    p.um_per_px.setValue(0.1)
+    assert p.use_um.isEnabled()
     p.use_um.setChecked(True)
-    assert window.seg_params.value.use_um and not p.diameter_px.isEnabled()
+    assert window.seg_params.value.use_um and not p.diameter_px.isEnabled() and p.diameter_um.isEnabled()
     assert window.segmentation.segmenter_request()[0] == "classical-distance"
     assert "CPU" in window.device_label.text()
 

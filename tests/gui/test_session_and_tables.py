@@ -81,6 +81,14 @@ def test_an_image_open_in_another_window_is_not_opened_without_asking(make_windo
     assert openlock.holder(smear_path).user == "bob"
     win.session.close_document()
     assert lock.exists() and openlock.holder(smear_path).user == "bob"
+    # opened beside bob again; bob closes (his lock goes): this window's next save takes the lock
+    assert win.open_image(smear_path)
+    lock.unlink()
+    from cellviewer.core import edits
+
+    edits.History(win.session.doc).push(edits.add_marker(win.session.doc, "rbc", 5.0, 5.0))
+    assert win.session.save_now()
+    assert lock.exists() and openlock.holder(smear_path) is None  # ours now: a third window is asked
 
 
 def test_a_sidecar_saved_by_another_window_is_kept_not_overwritten(make_window, smear_path, dialogs, qtbot):

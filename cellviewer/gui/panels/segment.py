@@ -199,8 +199,11 @@ class SegmentPanel(QWidget):
         for w, val in ((self.use_um, v.use_um), (self.auto_run, v.auto_run), (self.morphology, v.morphology)):
             with QSignalBlocker(w):
                 w.setChecked(bool(val))
-        self.diameter_px.setEnabled(not v.use_um)
-        self.diameter_um.setEnabled(v.use_um)
+        has_um = v.um_per_px > 0  # a diameter in µm needs the calibration (else it was silently ignored)
+        self.use_um.setEnabled(has_um)
+        self.use_um.setToolTip("" if has_um else "Set the Calibration (µm/px) first")
+        self.diameter_px.setEnabled(not (v.use_um and has_um))
+        self.diameter_um.setEnabled(v.use_um and has_um)
 
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
