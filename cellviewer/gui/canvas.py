@@ -135,6 +135,7 @@ class Canvas(pg.GraphicsView):
         if self.doc is not None:
             self.doc.unsubscribe(self.on_change)
         self.doc = doc
+        self.set_highlight([])  # a ring of the last image's cell means nothing here
         for t in self._tiles.values():
             if t.scene() is not None:
                 t.scene().removeItem(t)

@@ -168,6 +168,9 @@ def test_going_to_a_queued_cell_shows_the_whole_cell(segmented, qtbot):
     assert panel.go_to(row)
     r = win.canvas.vb.viewRect()
     assert r.left() <= x0 and r.top() <= y0 and r.right() >= x1 and r.bottom() >= y1
+    it = panel.queue[row]  # and the cell is ringed, at its marker, so it is found among its neighbours
+    xs, ys = win.canvas.highlight.getData()
+    assert list(xs) == [it.x] and list(ys) == [it.y]
 
 
 def test_next_goes_past_a_file_that_cannot_be_opened(make_window, smear_path, dialogs):

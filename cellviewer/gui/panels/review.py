@@ -65,6 +65,7 @@ def centre_on(canvas, x: float, y: float, half: float = FOCUS_HALF_PX) -> None:
 
 class ReviewPanel(QWidget):
     focus_requested = Signal(float, float, float)  # x, y, half side (image px)
+    cell_shown = Signal(float, float)  # a point inside the cell just shown (its marker): ringed on the canvas
     queue_changed = Signal(int, int)  # cells left, cells in the queue
 
     def __init__(self, parent=None):
@@ -311,6 +312,7 @@ class ReviewPanel(QWidget):
             x, y = (x0 + x1) / 2, (y0 + y1) / 2
             half = max(half, 0.6 * max(x1 - x0, y1 - y0))
         self.focus_requested.emit(x, y, half)
+        self.cell_shown.emit(float(it.x), float(it.y))
         self._sync_controls()
         return True
 
