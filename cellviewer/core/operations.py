@@ -315,11 +315,15 @@ def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
     return make_edit("Set morphology", [MarkerChange(m, new)], cls="rbc", detail=f"marker {marker_id}: {morph or '-'}")
 
 
+_UNCHANGED = object()
+
+
 def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "",
-                     um_per_px: float | None | bool = False) -> Edit:
+                     um_per_px=_UNCHANGED) -> Edit:
     """Automatic red-cell classes for many markers at once (``{marker id: (class, probability)}``, e.g. from
     :func:`cellviewer.core.morphology.reclassify_job`): one undoable edit. A class set by hand is never
-    replaced; markers that are gone are skipped."""
+    replaced; markers that are gone are skipped. ``um_per_px`` (µm per pixel, or None): the calibration the
+    classes were made with, set on the document in the same edit."""
     from cellviewer.core.morphology import CLASSES
 
     atoms = []
@@ -330,7 +334,7 @@ def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detai
         new = replace(m, morph=morph, morph_p=float(p) if morph else 0.0)
         if new != m:
             atoms.append(MarkerChange(m, new))
-    if um_per_px is not False and (um_per_px or None) != doc.um_per_px:  # the calibration the classes now use
+    if um_per_px is not _UNCHANGED and (um_per_px or None) != doc.um_per_px:  # the calibration the classes now use
         atoms.append(FlagChange("um_per_px", doc.um_per_px, um_per_px or None))
     if not atoms:
         raise EditError("No red-cell class changes.", hint="the classes are already those of the current model "

@@ -147,8 +147,9 @@ def _pct(n, total) -> str:
     return f"{100.0 * n / total:.1f} %" if total else "–"
 
 
-def differential(doc: Document) -> dict[str, str]:
-    """Composition, RBC:WBC ratio, platelets per 100 RBC, WBC subtypes and parts (when present)."""
+def differential(doc: Document, sizes: dict[str, str] | None = None) -> dict[str, str]:
+    """Composition, RBC:WBC ratio, platelets per 100 RBC, WBC subtypes and parts (when present).
+    ``sizes``: :func:`rbc_size_summary` when the caller keeps it (it reads every label pixel)."""
     c = doc.counts()
     rbc, wbc, plt = c.get("rbc", 0), c.get("wbc", 0), c.get("platelet", 0)
     total = sum(c.values())
@@ -159,7 +160,7 @@ def differential(doc: Document) -> dict[str, str]:
     for k, n in sorted(extra.items()):
         out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
     out.update(morphology_differential(doc))
-    out.update(rbc_size_summary(doc))
+    out.update(rbc_size_summary(doc) if sizes is None else sizes)
     wmask = doc.labels["wbc"] > 0 if doc.parts is not None and doc.parts.any() else None  # no parts: skip 5 MP
     if wmask is not None and wmask.any():
         nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))

@@ -204,10 +204,13 @@ class SegmentationController(QObject):
         pixels, markers, labels = doc.image.pixels, [replace(m) for m in doc.markers.values()], doc.labels["rbc"].copy()
         self._classes_for = (doc, um)
 
+        device = self.params.value.device or "auto"
+
         def make_job(token):
+            from cellviewer.core.device import resolve_device
             from cellviewer.core.morphology import reclassify_job
 
-            return reclassify_job(pixels, markers, labels, float(d), um, "cpu", token)
+            return reclassify_job(pixels, markers, labels, float(d), um, resolve_device(device), token)
 
         return self.classes_runner.start(make_job, "red-cell classes")
 

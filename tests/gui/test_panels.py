@@ -226,3 +226,23 @@ def test_the_wheel_over_a_panel_control_without_focus_changes_nothing(segmented,
                      Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
     QApplication.sendEvent(combo, ev)
     assert window.count_settings.value.border_rule == before and combo.currentData() == before
+
+
+def test_red_cell_sizes_are_measured_again_only_when_red_cell_masks_change(segmented, qtbot, monkeypatch):
+    from cellviewer.core import edits
+    from cellviewer.core import report as R
+
+    win = segmented
+    panel, doc = win.counts_panel, win.session.doc
+    calls = []
+    real = R.rbc_size_summary
+    monkeypatch.setattr(R, "rbc_size_summary", lambda d: calls.append(1) or real(d))
+    win.tools.push(edits.add_marker(doc, "platelet", 5.0, 5.0))  # markers only
+    qtbot.waitUntil(lambda: panel.counts.get("platelet") == 3, timeout=3000)
+    assert calls == [] and "RBC diameter (whole cells)" in panel.diff
+    cell = int(doc.labels["rbc"].max())
+    win.tools.push(edits.delete_cell(doc, "rbc", cell))  # a red-cell mask changed: measured again
+    qtbot.waitUntil(lambda: calls == [1], timeout=3000)
+    doc.um_per_px = 0.2
+    win.tools.push(edits.add_marker(doc, "platelet", 7.0, 7.0))
+    qtbot.waitUntil(lambda: "µm" in panel.diff["RBC diameter (whole cells)"], timeout=3000)  # a new calibration

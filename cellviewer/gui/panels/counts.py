@@ -22,13 +22,13 @@ from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES, 
 REFRESH_MS = 60
 
 
-def summary(doc: Document | None) -> tuple[dict[str, int], dict[str, str]]:
-    """(counts per class, differential lines) for a document."""
+def summary(doc: Document | None, sizes: dict[str, str] | None = None) -> tuple[dict[str, int], dict[str, str]]:
+    """(counts per class, differential lines) for a document (``sizes``: its red-cell size lines, when known)."""
     if doc is None:
         return {c: 0 for c in CELL_CLASSES}, {}
     from cellviewer.core.report import differential
 
-    return doc.counts(), differential(doc)
+    return doc.counts(), differential(doc, sizes)
 
 
 class CountsPanel(QWidget):
@@ -56,6 +56,8 @@ class CountsPanel(QWidget):
         self.label.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.label)
         lay.addStretch(1)
+        self._sizes: dict | None = None  # the red-cell size lines, kept until the red-cell masks change
+        self._sizes_key = None  # (document, calibration) they were measured for
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -66,11 +68,14 @@ class CountsPanel(QWidget):
         if self.doc is not None:
             self.doc.unsubscribe(self._on_change)
         self.doc = doc
+        self._sizes = None
         if doc is not None:
             doc.subscribe(self._on_change)
         self.refresh()
 
-    def _on_change(self, _change) -> None:
+    def _on_change(self, change) -> None:
+        if change.bbox is None or "rbc" in change.layers:  # the red-cell sizes read every label pixel
+            self._sizes = None  # (0.5 s on a 120-MP field): only when red-cell masks changed
         if not self._timer.isActive():
             self._timer.start()
 
@@ -83,7 +88,12 @@ class CountsPanel(QWidget):
 
     def refresh(self) -> None:
         self._timer.stop()
-        self.counts, self.diff = summary(self.doc)
+        key = (id(self.doc), self.doc.um_per_px if self.doc is not None else None)
+        if self.doc is not None and (self._sizes is None or self._sizes_key != key):
+            from cellviewer.core.report import rbc_size_summary
+
+            self._sizes, self._sizes_key = rbc_size_summary(self.doc), key
+        self.counts, self.diff = summary(self.doc, self._sizes if self.doc is not None else None)
         rule = self.doc.border_rule if self.doc is not None else "all"
         self.border.blockSignals(True)
         self.border.setCurrentIndex(max(0, self.border.findData(rule)))
