@@ -65,6 +65,9 @@ def handler(args) -> int:
     splits = ", ".join(f"{n} {s}" for s, n in sorted(res.splits.items()))
     print(f"{PROG}: exported {res.n_images} image{'s' if res.n_images != 1 else ''} ({cells}; {splits or 'none'}) "
           f"to {res.out_dir}" + (f"; {len(res.skipped)} skipped" if res.skipped else ""))
+    if res.uncounted:
+        print(f"{PROG}: {res.uncounted} outline{'s' if res.uncounted != 1 else ''} without a count marker "
+              "(marker removed by hand) left out", file=sys.stderr)
     if res.n_images == 0:
         why = ("no image has saved corrections (open and segment them in the GUI first)" if args.all
                else "mark corrected images as reviewed, or use --all")

@@ -14,8 +14,9 @@ and writes, into ``out_dir``:
                               n_platelet,source,x0,y0,sha256`` (``source``: the original
                               file; ``x0,y0``: the tile's offset in it)
   ``annotations.csv``         ``image,cls,xmin,ymin,xmax,ymax`` (``RBC``/``WBC``/``Platelets``;
-                              one box per cell: its mask's box, or a box of the class's
-                              size around a marker that has no mask)
+                              one box per count marker: its outline's box, or a box of the
+                              class's size around a marker with no outline or a second
+                              marker on one outline)
   ``masks/<stem>.png``        8-bit class map (0 background, 1 rbc, 2 wbc, 3 platelet,
                               4 nucleus, 5 cytoplasm — ``classes.json``)
   ``labels/<stem>_<cls>.png`` 16-bit instance labels per class (0 none, 1..N one cell each)
@@ -35,7 +36,9 @@ tiles follow their source image, so no image leaks across splits. ``test`` is th
 part the regression gate (:mod:`cellviewer.core.gate`) scores on.
 
 Only documents whose ``reviewed`` flag is set are exported unless ``reviewed_only=False``;
-the others are listed in :attr:`ExportResult.skipped` with the reason.
+the others are listed in :attr:`ExportResult.skipped` with the reason. Counts are markers:
+an outline whose count marker the annotator removed is left out of every file
+(:func:`counted_labels`; :attr:`ExportResult.uncounted` says how many).
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class ExportResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (image, reason)
     files: list[Path] = field(default_factory=list)
     splits: dict[str, int] = field(default_factory=dict)  # split -> exported images
+    uncounted: int = 0  # outlines left out because the annotator removed their count markers
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -121,13 +125,39 @@ class _Unit:
     sha256: str = ""
 
 
-def _units(doc: Document, stem: str, tile: int | None, diameter: float) -> list[_Unit]:
+def counted_labels(doc: Document) -> tuple[dict[str, np.ndarray], int]:
+    """The label maps without the outlines that carry no count marker, and how many went.
+
+    Counts are markers: an outline whose last marker the annotator removed is not a cell of
+    this image (the counts and the report leave it out), so a training set must not teach a
+    model to find it again. Copies are made only of the classes that lose an outline."""
+    labels, dropped = dict(doc.labels), 0
+    for c in CELL_CLASSES:
+        lab = labels[c]
+        n = int(lab.max(initial=0))
+        if n == 0:
+            continue
+        marked = np.zeros(n + 1, bool)
+        for m in doc.markers.values():
+            if m.cls == c and 0 < m.cell <= n:
+                marked[m.cell] = True
+        present = np.zeros(n + 1, bool)
+        present[np.unique(lab)] = True
+        gone = present & ~marked
+        gone[0] = False
+        if gone.any():
+            labels[c] = np.where(gone[lab], 0, lab).astype(lab.dtype)
+            dropped += int(gone.sum())
+    return labels, dropped
+
+
+def _units(doc: Document, stem: str, tile: int | None, diameter: float, labels0: dict) -> list[_Unit]:
     markers = [m for m in doc.markers.values()]
     h, w = doc.shape
     info = doc.image.info
     source = Path(info.path).name if info.path else stem
     if not tile:
-        return [_Unit(stem, source, doc.image.pixels, dict(doc.labels), doc.parts, markers, 0, 0, diameter,
+        return [_Unit(stem, source, doc.image.pixels, labels0, doc.parts, markers, 0, 0, diameter,
                       info.sha256)]
     out = []
     for y0 in _starts(h, tile):
@@ -135,7 +165,7 @@ def _units(doc: Document, stem: str, tile: int | None, diameter: float) -> list[
             th, tw = min(tile, h), min(tile, w)
             labels, luts = {}, {}
             for c in CELL_CLASSES:
-                labels[c], luts[c] = _crop_relabel(doc.labels[c], y0, x0, th, tw)
+                labels[c], luts[c] = _crop_relabel(labels0[c], y0, x0, th, tw)
             ms = []
             for m in markers:
                 if x0 <= m.x < x0 + tw and y0 <= m.y < y0 + th:
@@ -230,7 +260,9 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
         while stem in used:
             stem, n = f"{base}_{n}", n + 1
         used.add(stem)
-        for u in _units(doc, stem, tile, _doc_diameter(doc)):
+        labels0, dropped = counted_labels(doc)
+        res.uncounted += dropped
+        for u in _units(doc, stem, tile, _doc_diameter(doc), labels0):
             _write_unit(u, out, shared, res, rows, boxes, markers, coco_images, coco_anns)
     if res.n_images == 0:
         yield Progress(1.0, "nothing to export")
@@ -294,13 +326,15 @@ def _write_unit(u: _Unit, out: Path, shared: bool, res: ExportResult, rows, boxe
                               "bbox": [xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start],
                               "score": float(min((m.score for m in ms), default=1.0))})
             counts[c] += 1
-        for m in u.markers:  # counts are markers: a marker without a mask still gets a box
-            if m.cls == c and m.cell not in present:
-                r = MARKER_BOX[c] * d / 2
-                boxes.append({"image": name, "cls": CSV_CLASS[c], "xmin": round(max(0.0, m.x - r)),
-                              "ymin": round(max(0.0, m.y - r)), "xmax": round(min(w - 1.0, m.x + r)),
-                              "ymax": round(min(h - 1.0, m.y + r))})
-                counts[c] += 1
+        # counts are markers: a marker without a mask, and every marker past the first on one
+        # outline (two cells under one outline), gets a box of the class's size around it
+        extra = [m for ms in by_cell.values() for m in ms[1:] if m.cls == c and m.cell in present]
+        for m in [m for m in u.markers if m.cls == c and m.cell not in present] + extra:
+            r = MARKER_BOX[c] * d / 2
+            boxes.append({"image": name, "cls": CSV_CLASS[c], "xmin": round(max(0.0, m.x - r)),
+                          "ymin": round(max(0.0, m.y - r)), "xmax": round(min(w - 1.0, m.x + r)),
+                          "ymax": round(min(h - 1.0, m.y + r))})
+            counts[c] += 1
     for m in u.markers:
         markers.append({"image": name, "id": m.id, "cls": m.cls, "x": round(m.x, 2), "y": round(m.y, 2),
                         "origin": m.origin, "cell": m.cell, "score": round(float(m.score), 4),

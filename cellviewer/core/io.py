@@ -2,7 +2,7 @@
 
 :func:`read_image` never guesses silently: the format comes from the magic bytes, the
 size is checked from the header *before* decoding (decompression bombs), and whatever
-is done to the pixels (bit-depth stretch, alpha, orientation, palette/CMYK, page) is
+is done to the pixels (bit-depth scaling, alpha, orientation, palette/CMYK, page) is
 recorded in ``ImageInfo.notes``. Failures raise :class:`ImageReadError`. Decoding holds a
 module lock because Pillow's size limit and truncation flag are process-global.
 """
@@ -32,6 +32,7 @@ from PIL import Image, ImageFile, ImageOps
 from cellviewer.core.atomic import share_mode
 from cellviewer.core.document import ImageData, ImageInfo
 from cellviewer.core.errors import ImageReadError, SaveError
+from cellviewer.core.jpegcheck import jpeg_damage
 from cellviewer.core.tone import alpha_unit, to_uint8
 
 MAX_PIXELS = 250_000_000  #: largest width × height read_image accepts unless told otherwise
@@ -115,6 +116,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None, max_si
             else:
                 decoded = _read_pillow(p, fmt, limits, notes)
             pixels = _to_display(decoded, notes)
+        if fmt == "JPEG":
+            _note_jpeg_damage(p, notes)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(p, f"image too large ({exc})", hint="crop or tile the image first") from exc
     except MemoryError as exc:
@@ -251,6 +254,15 @@ def _read_pillow(p: Path, fmt: str, limits: tuple[int, int], notes: list[str]) -
         return _pil_to_array(p, im, notes)
 
 
+def _note_jpeg_damage(p: Path, notes: list[str]) -> None:
+    with open(p, "rb") as fh:
+        damage = jpeg_damage(fh.read())
+    if damage:
+        what = "; ".join(d.removeprefix("Corrupt JPEG data: ") for d in damage)
+        notes.insert(0, CAUTION + f"the JPEG data is damaged ({what}): part of the image is probably grey or "
+                     "garbled and counts there will be wrong; copy the file again from its source")
+
+
 def _exif_transpose(im: Image.Image, notes: list[str]) -> Image.Image:
     try:
         orientation = int(im.getexif().get(0x0112, 1))
@@ -282,7 +294,7 @@ def _pil_to_array(p: Path, im: Image.Image, notes: list[str]) -> _Decoded:
 
 
 def _read_png16(p: Path, head: bytes, limits: tuple[int, int]) -> _Decoded:
-    """16-bit PNG through OpenCV: Pillow would cut RGB(A)/LA to 8 bits before our stretch."""
+    """16-bit PNG through OpenCV: Pillow would cut RGB(A)/LA to 8 bits before our scaling."""
     import cv2  # local: only needed here
     w, h = struct.unpack(">II", head[16:24])
     _check_size(p, w, h, limits)
@@ -383,7 +395,7 @@ def _tiff_colour(p: Path, arr: np.ndarray, dtype: str, photometric: int, extras:
 
 
 def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
-    """A _Decoded -> contiguous uint8 RGB H×W×3: stretch, composite alpha on white, replicate gray."""
+    """A _Decoded -> contiguous uint8 RGB H×W×3: tone map, composite alpha on white, replicate gray."""
     arr = dec.arr if dec.arr.ndim == 3 else dec.arr[..., None]
     rgb = to_uint8(arr[..., :-1] if dec.alpha else arr, dec.dtype, notes)
     if dec.alpha:

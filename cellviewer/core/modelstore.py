@@ -3,7 +3,8 @@
 Layout (default root ``$CELLVIEWER_HOME/models``, else ``~/.local/share/cellviewer/models`` —
 the folder :func:`cellviewer.core.netsegment.model_dirs` searches)::
 
-    <root>/<name>/v<N>.safetensors   the weights of version N (1, 2, ...; never reused)
+    <root>/<name>/v<N>.safetensors   the weights of version N (never reused; a shipped model's
+                                     fine-tuned versions go on from its number: shipped v5 -> v6)
     <root>/<name>/v<N>.json          its card: the trained card plus ``name``, ``version`` (N),
                                      ``parent`` {model, version}, ``data_hashes`` (sha256 of the
                                      training images), ``metrics``, ``gate`` (the regression
@@ -140,7 +141,8 @@ class ModelStore:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SaveError(f"Cannot create '{folder}': {e.strerror or e}", hint="check CELLVIEWER_HOME") from e
-        version = max((mv.version for mv in self.versions(name)), default=0) + 1
+        # the first stored version of a shipped model follows the shipped one's number
+        version = max([mv.version for mv in self.versions(name)] + [_shipped_version(name)]) + 1
         while (folder / f"v{version}.json").exists() or (folder / f"v{version}.safetensors").exists():
             version += 1  # a half-written version is never reused
         pname, _, pver = str(parent).partition("@")
@@ -197,6 +199,26 @@ class ModelStore:
         st["active"] = None
         _write_json(self.root / name / "store.json", st)
         _refresh_registry(name)
+
+
+def _shipped_version(name: str) -> int:
+    """The highest version number of a model card named ``name`` in the folders searched for models
+    (the shipped ``models/`` and loose checkpoints; 0 when there is none or it has no number)."""
+    try:
+        from cellviewer.core.netsegment import model_dirs
+    except ImportError:
+        return 0
+    best = 0
+    for d in model_dirs():
+        for p in sorted(d.glob("*.json")) if d.is_dir() else ():
+            try:
+                card = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict) and str(card.get("name") or p.stem) == name:
+                v = str(card.get("version") or "")
+                best = max(best, int(v) if v.isdigit() else 0)
+    return best
 
 
 def _version_of(name: str) -> str:

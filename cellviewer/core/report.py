@@ -262,7 +262,9 @@ def _cell_size(params: dict, um_per_px: float | None) -> str:
 
 def _p(text, style):
     from reportlab.platypus import Paragraph
-    return Paragraph(escape(str(text)), style)
+
+    from cellviewer.core.pdffonts import markup
+    return Paragraph(markup(str(text), escape), style)  # a file, user or note name in a script Helvetica lacks
 
 
 def _table(rows, widths, header=True):
@@ -348,6 +350,8 @@ def write_pdf_report(path, entries: list[ReportEntry], title: str = "cellviewer 
     from reportlab.lib.units import cm
     from reportlab.platypus import SimpleDocTemplate
 
+    from cellviewer.core.pdffonts import draw_string
+
     path, entries, skipped = Path(path), list(entries), list(skipped)
     max_pages = len(entries) if max_pages is None else max(0, max_pages)
     styles = getSampleStyleSheet()
@@ -364,8 +368,7 @@ def write_pdf_report(path, entries: list[ReportEntry], title: str = "cellviewer 
 
     def _footer(canvas, doc):
         canvas.saveState()
-        canvas.setFont("Helvetica", 8)
-        canvas.drawString(margin, 0.8 * cm, f"{title} — page {doc.page}")
+        draw_string(canvas, margin, 0.8 * cm, f"{title} — page {doc.page}", "Helvetica", 8)
         canvas.restoreState()
 
     tmp = _tmp_beside(path)

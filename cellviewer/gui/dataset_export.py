@@ -117,6 +117,8 @@ def describe_result(res) -> str:
     """One status line: what was written, what was skipped and why (the first reason)."""
     cells = sum(res.n_cells.values()) if isinstance(res.n_cells, dict) else int(res.n_cells)
     text = f"Training set written to {res.out_dir}: {res.n_images} image(s), {cells} cell(s)"
+    if getattr(res, "uncounted", 0):
+        text += f"; {res.uncounted} uncounted outline(s) left out"
     if res.skipped:
         name, why = res.skipped[0]
         text += f"; {len(res.skipped)} skipped ({Path(name).name}: {why}{', …' if len(res.skipped) > 1 else ''})"

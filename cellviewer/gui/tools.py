@@ -166,8 +166,8 @@ class ToolController(QObject):
             elif tool == "marker_remove":
                 left = m.cell and len(self.doc.markers_of_cell(m.cls, m.cell)) == 1
                 if self._try(lambda: edits.remove_marker(self.doc, m.id)) and left:
-                    notifications.status("Marker removed: the cell is no longer counted, its outline stays "
-                                         "(Delete cell, D, removes both)", 6000)
+                    notifications.status("Marker removed: the cell is no longer counted nor exported for "
+                                         "training; its outline stays (Delete cell, D, removes both)", 6000)
             else:
                 self._try(lambda: edits.reclassify_marker(self.doc, m.id, cls))
 

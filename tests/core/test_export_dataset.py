@@ -122,3 +122,27 @@ def test_bad_options_and_cancel(tmp_path):
         run_job(job)
     with pytest.raises(CellviewerError, match="not a cellviewer export"):
         load_exported(tmp_path)
+
+
+def test_counts_are_markers_removed_counts_leave_their_outline_out(tmp_path):
+    from cellviewer.core import operations as ops
+
+    doc = disc_doc([("rbc", 20, 20, 8, 0.9), ("rbc", 60, 20, 8, 0.9), ("rbc", 100, 50, 10, 0.9),
+                    ("wbc", 40, 65, 14, 0.8)])
+    gone = doc.markers_of_cell("rbc", 2)[0]
+    ops.remove_marker(doc, gone.id).apply(doc)  # "not a cell": its outline stays on screen, uncounted
+    ops.add_marker(doc, "rbc", 103, 53).apply(doc)  # two red cells under the third outline
+    assert doc.counts()["rbc"] == 3 and doc.labels["rbc"].max() == 3
+    res = run_job(export_training_set([doc], tmp_path / "u"))
+    assert res.uncounted == 1 and res.n_cells == doc.counts()
+    boxes = _rows(tmp_path / "u" / "annotations.csv")
+    assert sum(b["cls"] == "RBC" for b in boxes) == 3  # what the report counts
+    s = D.load_samples("export", tmp_path / "u")[0]
+    lab = read_labels(s)["rbc"]
+    assert lab[20, 60] == 0 and lab[20, 20] > 0 and lab[50, 100] > 0  # the uncounted outline is background
+    cmap = cv2.imread(str(tmp_path / "u" / "masks" / s.image_id), cv2.IMREAD_GRAYSCALE)
+    assert cmap[20, 60] == 0 and cmap[20, 20] == 1
+    assert doc.labels["rbc"][20, 60] == 2  # the document itself is untouched
+    run_job(export_training_set([doc], tmp_path / "c", formats=("coco",)))
+    coco = json.loads((tmp_path / "c" / "coco.json").read_text())
+    assert sorted(a["category_id"] for a in coco["annotations"]) == [1, 1, 2]

@@ -182,26 +182,45 @@ def test_cmyk_jpeg(tmp_path):
 
 
 # -- 16-bit and float --------------------------------------------------------------------------
-def test_16bit_gray_png_stretch(tmp_path):
+def _linear(v: np.ndarray, bits: int) -> np.ndarray:
+    return np.rint(v.astype(np.float64) * 255.0 / ((1 << bits) - 1)).astype(np.uint8)
+
+
+def test_16bit_gray_png_linear(tmp_path):
     g = np.arange(1000, dtype=np.uint16).reshape(20, 50) * 50
     d = read_image(_save(tmp_path, "g16.png", Image.fromarray(g)))
     assert d.info.dtype == "uint16" and d.info.channels == 1
-    assert any(n.startswith("16-bit image scaled to 8 bits for display") for n in d.info.notes)
+    assert any(n.startswith("16-bit image scaled to 8 bits for display (linear") for n in d.info.notes)
+    assert np.array_equal(d.pixels, _rgb(_linear(g, 16)))
+
+
+def test_16bit_copy_of_an_8bit_image_reads_the_same(tmp_path):
+    a = RNG.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    a[0, 0] = 255
+    p = tmp_path / "c16.png"
+    p.write_bytes(_png16(a.astype(np.uint16) * 257, 2))
+    assert np.array_equal(read_image(p).pixels, a)
+
+
+def test_dim_16bit_gray_png_stretch(tmp_path):
+    g = np.arange(1000, dtype=np.uint16).reshape(20, 50) * 5
+    g[0, 0] = 65535  # one hot pixel: 16 bits used, the picture in the bottom tenth
+    d = read_image(_save(tmp_path, "g16.png", Image.fromarray(g)))
+    assert any("dim image" in n for n in d.info.notes)
     assert np.array_equal(d.pixels, _rgb(_stretch(g, g)))
-    assert d.pixels.min() == 0 and d.pixels.max() == 255
 
 
 @pytest.mark.parametrize("colour_type,channels", [(2, 3), (6, 4), (4, 2)])
 def test_16bit_colour_png(tmp_path, colour_type, channels):
     a = RNG.integers(0, 65536, (6, 7, channels)).astype(np.uint16)
     if channels in (2, 4):
-        a[..., -1] = 65535  # opaque: colour must come out stretched, not cut to 8 bits
+        a[..., -1] = 65535  # opaque: colour must come out scaled, not cut to 8 bits
     p = tmp_path / "c16.png"
     p.write_bytes(_png16(a, colour_type))
     d = read_image(p)
     assert d.info.dtype == "uint16" and d.info.channels == channels
     colour = a[..., :3] if channels >= 3 else a[..., :1]
-    assert np.array_equal(d.pixels, np.broadcast_to(_stretch(colour, colour), d.pixels.shape))
+    assert np.array_equal(d.pixels, np.broadcast_to(_linear(colour, 16), d.pixels.shape))
 
 
 def test_16bit_png_alpha(tmp_path):
@@ -257,7 +276,7 @@ def test_constant_16bit_image_uses_dtype_range(tmp_path):
 def test_tiff_big_endian_and_tiled(tmp_path):
     g = RNG.integers(0, 4096, (40, 40)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "be.tif", g, byteorder=">")
-    assert np.array_equal(read_image(tmp_path / "be.tif").pixels[..., 0], _stretch(g, g))
+    assert np.array_equal(read_image(tmp_path / "be.tif").pixels[..., 0], _linear(g, 12))
     a = RNG.integers(0, 256, (40, 56, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "tiled.tif", a, tile=(16, 16))
     assert np.array_equal(read_image(tmp_path / "tiled.tif").pixels, a)

@@ -238,3 +238,27 @@ def test_corrections_count_only_since_the_segmentation_they_correct():
     assert len(doc.provenance.edits) == 3  # the audit trail itself keeps every record
     doc.provenance.segmented_at = "2026-12-07T03:56:24+01:00"  # the same instant in another time zone
     assert doc.n_manual_edits == 1
+
+
+def test_pdf_shows_names_in_scripts_helvetica_lacks(tmp_path):
+    from reportlab.pdfbase import pdfmetrics
+
+    from cellviewer.core.pdffonts import needs_font, runs
+
+    assert runs("smear µm ±.png") == [(None, "smear µm ±.png")] and not needs_font("Zürich é")  # Windows-1252
+    cut = runs("血液_001 Ольга.png")
+    assert "".join(p for _, p in cut) == "血液_001 Ольга.png"
+    assert cut[0][0] and cut[0][1] == "血液" and (None, "_001 ") in cut  # ASCII stays in Helvetica
+    names = ["血液塗抹_001.png", "Ольга мазок.png", "혈액.png"]
+    fonts = {f for n in names for f, _ in runs(n) if f}
+    assert len(fonts) >= 2  # every non-Latin piece gets a font (system TrueType, else a CJK CID font)
+    entries = [R.ReportEntry.from_document(_doc(notes=["Ελληνικά"]), n, thumbnail=False) for n in names]
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", entries, title="Отчёт 报告")
+    data = pdf.read_bytes()
+    for f in fonts:  # in the file: an embedded TrueType subset by its face name, or a CID font by name
+        face = getattr(pdfmetrics.getFont(f), "face", None)
+        name = face.name if face is not None else f
+        assert (name if isinstance(name, bytes) else name.encode()) in data
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+        assert "Ольга мазок.png" in text and "Ελληνικά" in text

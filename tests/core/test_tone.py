@@ -1,21 +1,37 @@
-"""Tone mapping to 8 bits: percentile stretch, constant images, NaN/inf, alpha units."""
+"""Tone mapping to 8 bits: linear by bits used, percentile stretch, constant images, NaN/inf, alpha units."""
 
 import numpy as np
 
 from cellviewer.core.tone import STRETCH_PERCENTILES, alpha_unit, to_uint8
 
 
-def test_uint16_ramp_is_stretched_between_the_percentiles():
+def test_dim_uint16_is_stretched_between_the_percentiles():
     ramp = np.arange(0, 10001, dtype=np.uint16).reshape(1, -1, 1)
+    ramp[0, :3] = 65535  # hot pixels: 16 bits used, but 99.5 % of the values are under a quarter
     notes = []
     out = to_uint8(ramp, "uint16", notes)
     assert out.dtype == np.uint8 and out.shape == ramp.shape
     lo, hi = np.percentile(ramp, STRETCH_PERCENTILES)
     # below the low percentile -> 0, above the high -> 255, the middle maps linearly
-    assert out[0, 0, 0] == 0 and out[0, -1, 0] == 255
+    assert out[0, 3, 0] == 0 and out[0, -1, 0] == 255
     mid = 5000
     assert abs(int(out[0, mid, 0]) - round((mid - lo) * 255 / (hi - lo))) <= 1
-    assert notes and notes[0].startswith("16-bit image scaled to 8 bits")
+    assert notes and notes[0].startswith("16-bit image scaled to 8 bits") and "dim image" in notes[0]
+
+
+def test_uint16_is_scaled_linearly_by_the_bits_it_uses():
+    rng = np.random.default_rng(0)
+    a8 = rng.integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    a8[0, 0] = 255
+    notes = []
+    assert np.array_equal(to_uint8(a8.astype(np.uint16) * 257, "uint16", notes), a8)  # a 16-bit copy of 8 bits
+    assert "linear, 16 bits used" in notes[0]
+    assert np.array_equal(to_uint8(a8.astype(np.uint16), "uint16", []), a8)  # 8-bit values in a 16-bit file
+    a12 = rng.integers(1000, 4096, (20, 30)).astype(np.uint16)  # a 12-bit camera, bright background
+    a12[0, 0] = 4095
+    notes = []
+    out = to_uint8(a12, "uint16", notes)
+    assert np.array_equal(out, np.rint(a12 * (255 / 4095)).astype(np.uint8)) and "12 bits used" in notes[0]
 
 
 def test_uint8_passes_through_and_bool_maps_to_0_255():
@@ -27,7 +43,10 @@ def test_uint8_passes_through_and_bool_maps_to_0_255():
 def test_constant_image_uses_the_dtype_range():
     notes = []
     out = to_uint8(np.full((2, 2), 65535, np.uint16), "uint16", notes)
-    assert (out == 255).all() and "constant image" in notes[0]
+    assert (out == 255).all() and "16 bits used" in notes[0]
+    notes = []
+    out = to_uint8(np.full((2, 2), -7, np.int16), "int16", notes)
+    assert (out == 127).all() and "constant image" in notes[0]  # -7 in -32768…32767
 
 
 def test_float_nan_and_inf_become_zero_and_are_counted():

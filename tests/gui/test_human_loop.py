@@ -127,13 +127,16 @@ def test_review_export_retrain_gate_accept_resume_rollback(make_window, folder, 
         dlg.override.setChecked(True)
     with qtbot.waitSignal(loop.retrain.stored, timeout=10000):
         dlg.accept_button.click()
+    from cellviewer.core.modelstore import _shipped_version
+
     store = ModelStore()
     v1 = store.active("blood-cells")
-    assert v1 is not None and v1.version == 1
+    first = _shipped_version("blood-cells") + 1  # numbering goes on from the shipped model's
+    assert first > 1 and v1 is not None and v1.version == first
     assert v1.stem.with_suffix(".safetensors").is_file()
     assert v1.card["parent"]["model"] == "blood-cells" and len(v1.card["data_hashes"]) == 2  # train + val
     assert v1.card["gate"]["accepted"] == gate.accepted and "held_out" in v1.card["metrics"]
-    assert "blood-cells stored version 1 (active)" in [tp.model.itemText(i) for i in range(tp.model.count())]
+    assert f"blood-cells stored version {first} (active)" in [tp.model.itemText(i) for i in range(tp.model.count())]
     assert tp.resume_button.isEnabled()
 
     # resume the run for one more epoch: a second version
@@ -145,20 +148,20 @@ def test_review_export_retrain_gate_accept_resume_rollback(make_window, folder, 
         dlg.override.setChecked(True)
     with qtbot.waitSignal(loop.retrain.stored, timeout=10000):
         dlg.accept_button.click()
-    assert store.active("blood-cells").version == 2
-    assert [v.version for v in store.versions("blood-cells")] == [1, 2]
+    assert store.active("blood-cells").version == first + 1
+    assert [v.version for v in store.versions("blood-cells")] == [first, first + 1]
 
-    # the models panel lists both; roll back -> version 1 is active again; make 2 active by hand
+    # the models panel lists both; roll back -> the first is active again; make the second active by hand
     win.actions_by_id["models.versions"].trigger()
     mp = loop.models_panel
     assert win.docks["models"].isVisible()
     assert mp.tree.topLevelItemCount() == 1 and mp.tree.topLevelItem(0).childCount() == 2
     assert mp.select("blood-cells")
     assert mp.rollback()
-    assert store.active("blood-cells").version == 1
-    assert json.loads((store.root / "blood-cells" / "store.json").read_text())["active"] == 1
-    assert mp.select("blood-cells", "2") and mp.activate_selected()
-    assert store.active("blood-cells").version == 2
+    assert store.active("blood-cells").version == first
+    assert json.loads((store.root / "blood-cells" / "store.json").read_text())["active"] == first
+    assert mp.select("blood-cells", str(first + 1)) and mp.activate_selected()
+    assert store.active("blood-cells").version == first + 1
     assert dialogs.shown == []  # no error dialog on the way
 
 
@@ -365,8 +368,8 @@ def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_pat
         dlg.override.setChecked(True)
     with qtbot.waitSignal(loop.retrain.stored, timeout=10000) as stored:
         dlg.accept_button.click()
-    assert stored.args == [MO.MODEL_NAME, "1"]  # the store's first version
     shipped = json.loads((MODELS / "rbc-morphology.json").read_text())["version"]
+    assert stored.args == [MO.MODEL_NAME, str(int(shipped) + 1)]  # the store's first version follows the shipped one
     mv = ModelStore().active(MO.MODEL_NAME)
     assert mv is not None and mv.card["task"] == MO.TASK and mv.card["parent"] == {"model": MO.MODEL_NAME,
                                                                                   "version": shipped}
