@@ -370,3 +370,18 @@ def test_run_json_traces_every_output_to_its_source_and_says_if_complete(fakes, 
     assert cli.main(["analyze", str(b), "--out", str(out), "--device", "cpu"]) == 0
     assert "holds an earlier run" in capsys.readouterr().err
     assert [r["file"] for r in _json.loads((out / "run.json").read_text())["images"]] == [str(b / "one.png")]
+
+
+def test_run_json_names_each_image_s_cautions(tmp_path, capsys):
+    import json as _json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_smear(seed=1)).save(folder / "colour.png")
+    Image.fromarray(_smear(seed=1)[..., 1]).save(folder / "grey.png")  # greyscale: a caution
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(folder), "--out", str(out), "--device", "cpu", "--model", "classical"]) == 0
+    assert "grey.png: greyscale image" in capsys.readouterr().err
+    run = {r["name"]: r for r in _json.loads((out / "run.json").read_text())["images"]}
+    assert run["colour.png"]["cautions"] == []
+    assert len(run["grey.png"]["cautions"]) == 1 and run["grey.png"]["cautions"][0].startswith("greyscale image")

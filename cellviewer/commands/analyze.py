@@ -2,7 +2,8 @@
 
 ``run.json`` records the run: cellviewer version, command, model and version, options, and per output
 image its name (same-named files get ``_2``, ``_3`` ...), source file, mask and the red-cell size used
-(``rbc_diameter_px``, how it was found); the skipped files with the reason; ``status`` complete or
+(``rbc_diameter_px``, how it was found) and its ``cautions`` (a damaged JPEG, a greyscale image: counts
+to check); the skipped files with the reason; ``status`` complete or
 interrupted (Ctrl-C, SIGTERM), so a reused output folder says which files belong to this run."""
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def cmd_analyze(args) -> int:
             io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))
             done.append({"name": name, "file": os.path.abspath(str(path)), "mask": f"masks/{stem}.png",
                          "rbc_diameter_px": doc.provenance.params.get("diameter_px"),
-                         "diameter_source": doc.provenance.params.get("diameter_source")})
+                         "diameter_source": doc.provenance.params.get("diameter_source"),
+                         "cautions": [n[len(io.CAUTION):] for n in img.info.notes if n.startswith(io.CAUTION)]})
             entries.append(ReportEntry.from_document(doc, name, thumbnail=len(entries) < args.report_pages))
             del doc, img
             release()

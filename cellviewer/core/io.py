@@ -162,7 +162,9 @@ def _read_head(p: Path) -> tuple[bytes, str]:
         st = p.stat()
     except OSError as exc:
         missing = isinstance(exc, FileNotFoundError)
-        raise ImageReadError(p, "file not found" if missing else f"cannot access the file ({exc.strerror})") from exc
+        raise ImageReadError(p, "file not found" if missing else f"cannot access the file ({exc.strerror})",
+                             hint="check the path: the file may have been moved, renamed or deleted" if missing
+                             else "check that you may read the file and that its drive is still connected") from exc
     if stat.S_ISDIR(st.st_mode):
         raise ImageReadError(p, "this is a folder, not an image file", hint="open an image inside it")
     if not stat.S_ISREG(st.st_mode):
@@ -259,8 +261,9 @@ def _note_jpeg_damage(p: Path, notes: list[str]) -> None:
         damage = jpeg_damage(fh.read())
     if damage:
         what = "; ".join(d.removeprefix("Corrupt JPEG data: ") for d in damage)
-        notes.insert(0, CAUTION + f"the JPEG data is damaged ({what}): part of the image is probably grey or "
-                     "garbled and counts there will be wrong; copy the file again from its source")
+        notes.insert(0, CAUTION + f"damaged JPEG ({what}): from the damage on the picture is grey or garbled, and "
+                     "the counts of the whole image are unreliable (the damage also throws off the red-cell size); "
+                     "copy the file again from its source")
 
 
 def _exif_transpose(im: Image.Image, notes: list[str]) -> Image.Image:

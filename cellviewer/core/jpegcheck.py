@@ -21,10 +21,9 @@ import numpy as np
 
 _LOCK = threading.Lock()
 _PREFIX = "Corrupt JPEG data"
-# A few bytes of padding before the end marker are written by some cameras and do no harm;
-# data damaged inside makes the decoder stop early and leave hundreds of bytes unread.
+# Padding before the end marker (zeros or 0xFF fill, written by some cameras) does no harm; data
+# damaged inside makes the decoder stop early and leave compressed data unread before it.
 _PADDING = re.compile(r"(\d+) extraneous bytes before marker 0xd9")
-_MAX_PADDING = 16
 
 
 def jpeg_damage(data: bytes | bytearray | memoryview) -> list[str]:
@@ -41,7 +40,7 @@ def jpeg_damage(data: bytes | bytearray | memoryview) -> list[str]:
     for line in text.splitlines():
         if line.startswith(_PREFIX):
             pad = _PADDING.search(line)
-            if not (pad and int(pad.group(1)) <= _MAX_PADDING) and line.strip() not in damage:
+            if not (pad and _is_fill(buf, int(pad.group(1)))) and line.strip() not in damage:
                 damage.append(line.strip())
         elif line.strip():
             other.append(line)
@@ -51,6 +50,16 @@ def jpeg_damage(data: bytes | bytearray | memoryview) -> list[str]:
         except OSError:
             pass
     return damage
+
+
+def _is_fill(buf: np.ndarray, n: int) -> bool:
+    """The ``n`` bytes before the last end marker are all 0x00 or all 0xFF (padding, not data)."""
+    raw = buf.tobytes()
+    end = raw.rfind(b"\xff\xd9")
+    if end < n or n <= 0:
+        return False
+    tail = raw[end - n:end]
+    return tail.count(0) == n or tail.count(0xFF) == n
 
 
 def _captured_stderr(fn) -> str | None:

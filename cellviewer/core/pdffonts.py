@@ -13,6 +13,9 @@ fallback, character by character; Windows-1252 characters stay in Helvetica):
    supplies the glyphs, as Acrobat, browsers and poppler do);
 3. else Helvetica, and the character shows as a box.
 
+Scripts written right to left or with joined letters (Arabic, Hebrew) print letter by letter, in
+the order stored, unshaped: reportlab does no text shaping.
+
 Fonts are registered with reportlab once, on first need.
 """
 
@@ -33,7 +36,7 @@ def _candidates() -> list[Path]:
     if sys.platform.startswith("win"):
         root = Path(os.environ.get("WINDIR", r"C:\Windows")) / "Fonts"
         names = ["arial.ttf", "segoeui.ttf", "msyh.ttc", "msyh.ttf", "simsun.ttc", "msgothic.ttc", "malgun.ttf",
-                 "arialuni.ttf"]
+                 "tahoma.ttf", "LeelawUI.ttf", "Nirmala.ttf", "mangal.ttf", "arialuni.ttf"]
         paths = [root / n for n in names]
     elif sys.platform == "darwin":
         paths = [Path("/Library/Fonts/Arial Unicode.ttf"), Path("/System/Library/Fonts/Supplemental/Arial Unicode.ttf"),
@@ -41,7 +44,8 @@ def _candidates() -> list[Path]:
     else:
         roots = [Path("/usr/share/fonts/truetype"), Path("/usr/local/share/fonts"), Path.home() / ".fonts"]
         names = ["dejavu/DejaVuSans.ttf", "noto/NotoSans-Regular.ttf", "droid/DroidSansFallbackFull.ttf",
-                 "droid/DroidSansFallback.ttf", "wqy/wqy-microhei.ttc", "arphic/uming.ttc"]
+                 "droid/DroidSansFallback.ttf", "wqy/wqy-microhei.ttc", "arphic/uming.ttc",
+                 "noto/NotoSansThai-Regular.ttf", "noto/NotoSansDevanagari-Regular.ttf", "freefont/FreeSans.ttf"]
         paths = [r / n for r in roots for n in names]
     return [p for p in paths if p.is_file()]
 

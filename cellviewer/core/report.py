@@ -175,20 +175,29 @@ def differential(doc: Document, sizes: dict[str, str] | None = None) -> dict[str
 CV_MIN_CELLS = 10
 
 
-def rbc_size_summary(doc: Document) -> dict[str, str]:
-    """The whole red cells' (masks not cut by the image edge) equivalent diameter, mean ± SD, in µm when the
-    image's calibration is known (else px), and, from :data:`CV_MIN_CELLS` cells on, its coefficient of
-    variation (size variation, anisocytosis); empty with fewer than 3 whole red cells."""
+def whole_rbc_areas(doc: Document) -> dict[int, int]:
+    """``cell id -> area (px)`` of the red-cell masks not cut by the image edge: the part of
+    :func:`rbc_size_summary` that reads every label pixel (a caller may keep it until the red-cell
+    masks change)."""
     from cellviewer.core.countframe import edge_flags
 
     lab = doc.labels["rbc"]
     area = np.bincount(lab.ravel())
-    ids = np.nonzero(area)[0]
     cut = edge_flags(lab)
-    ids = np.array([i for i in ids.tolist() if i and i not in cut], int)
-    if len(ids) < 3:
+    return {i: int(area[i]) for i in np.nonzero(area)[0].tolist() if i and i not in cut}
+
+
+def rbc_size_summary(doc: Document, whole: dict[int, int] | None = None) -> dict[str, str]:
+    """The whole red cells' (masks not cut by the image edge, with a count marker) equivalent diameter,
+    mean ± SD, in µm when the image's calibration is known (else px), and, from :data:`CV_MIN_CELLS` cells
+    on, its coefficient of variation (size variation, anisocytosis); empty with fewer than 3 whole red cells.
+    ``whole``: :func:`whole_rbc_areas` of ``doc`` when the caller keeps it."""
+    whole = whole_rbc_areas(doc) if whole is None else whole
+    counted = {m.cell for m in doc.markers.values() if m.cls == "rbc" and m.cell}  # not a removed count
+    a = np.array([v for i, v in whole.items() if i in counted], float)
+    if len(a) < 3:
         return {}
-    d = 2.0 * np.sqrt(area[ids] / np.pi)
+    d = 2.0 * np.sqrt(a / np.pi)
     um = doc.um_per_px
     unit, d = ("µm", d * float(um)) if um else ("px", d)
     prec = 1 if unit == "µm" else 0

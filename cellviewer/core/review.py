@@ -1,7 +1,8 @@
 """The review queue: cells ordered by how doubtful they are, so the annotator looks at those first.
 
-:func:`doubt_queue` scores every cell that has a mask (markers placed by hand without a mask
-are the annotator's own and are not queued). A cell's doubt in [0, 1] combines its signs,
+:func:`doubt_queue` scores every counted cell that has a mask (markers placed by hand without
+a mask are the annotator's own, and an outline whose count marker was removed is no longer a
+cell: neither is queued). A cell's doubt in [0, 1] combines its signs,
 as a noisy-or ``1 − Π(1 − dᵢ)``:
 
 * **low model score** — ``d = (0.9 − score) / 0.5`` clipped to [0, 1] (scores ≥ 0.9 are not
@@ -145,6 +146,8 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
         slices = ndi.find_objects(lab)
         for k, cid in enumerate(ids.tolist()):
             ms = by_cell.get((cls, cid), [])
+            if not ms:  # an outline whose count marker the annotator removed: not a cell to review
+                continue
             auto = [m.score for m in ms if m.origin == "auto"]
             signs = {"model": float(np.clip((0.9 - min(auto)) / 0.5, 0, 1)) if auto else 0.0}
             seen = [int(c[cid]) for c in counts.values()]
@@ -216,10 +219,11 @@ def mark_reviewed(doc: Document, cls: str, cell: int, reviewed: bool = True):
 
 
 def set_reviewed_in_queue(queue: list[DoubtItem], doc: Document) -> None:
-    """Refresh the ``reviewed`` flags of a queue from the document (after an edit, undo or redo)."""
+    """Refresh the ``reviewed`` flags of a queue from the document (after an edit, undo or redo); a
+    cell whose count markers were removed meanwhile is settled (it is no longer counted)."""
     for it in queue:
         ms = doc.markers_of_cell(it.cls, it.cell)
-        it.reviewed = bool(ms) and all(m.reviewed for m in ms)
+        it.reviewed = all(m.reviewed for m in ms)
 
 
 def image_reviewed(image_path) -> bool | None:

@@ -1,15 +1,20 @@
-"""Tone mapping for display: any numeric samples to ``uint8``, alpha samples to [0, 1].
+"""Tone mapping for viewing and analysis: any numeric samples to ``uint8``, alpha samples to [0, 1].
 
 Used by :func:`cellviewer.core.io.read_image` for 16-bit, signed and float images, converted
 in chunks so temporary memory stays bounded; what was done is appended to the image's notes:
 
 * **unsigned integers** (10/12/14/16-bit cameras) are scaled **linearly** by the bit depth
-  the data use (the largest value's bits rounded up to 8, 10, 12, 14, 16, 24 or 32), so a
-  16-bit copy of an 8-bit picture reads exactly as the 8-bit one, and a stained smear keeps
-  the tones (bright background, stain colours) the models were trained on;
-* unless the image is **dim** (its 99.5th percentile under a quarter of that range), and
-  for **signed and float** samples: a deterministic 0.5–99.5 % stretch (percentiles of a
-  fixed-stride sample, so the same file always gives the same pixels).
+  the data use (the bits of the 99.9th percentile, so a few hot pixels do not count, rounded
+  up to 8, 10, 12, 14, 16, 24 or 32): a 16-bit copy of a well-exposed 8-bit picture reads
+  exactly as the 8-bit one, and a stained smear keeps its tones (colour ratios, bright
+  background) as the models were trained on them;
+* a **dim** one (its 99.5th percentile — the bright background of a smear — under
+  :data:`BRIGHT` of that range, as from a 16-bit file holding 15 bits or an under-exposed
+  camera) is brightened by a gain that puts that percentile at :data:`BRIGHT`: still linear
+  through zero, so tones are kept, and a small change in exposure gives a small change;
+* **signed and float** samples: a 0.5–99.5 % stretch.
+
+Percentiles come from a fixed-stride sample, so the same file always gives the same pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import numpy as np
 
 STRETCH_PERCENTILES = (0.5, 99.5)  #: display stretch of dim / float / signed images
 DEPTHS = (8, 10, 12, 14, 16, 24, 32)  #: bit depths an unsigned image is taken to use
-DIM = 0.25  #: below this share of its bit depth's range (99.5th percentile) an image is stretched
+BRIGHT = 0.85  #: an image whose 99.5th percentile is under this share of its depth's range is brightened to it
+TOP_PERCENTILE = 99.9  #: the value whose bits are taken as the depth used
 _PERCENTILE_SAMPLE = 1 << 22  # values used for the percentiles (fixed stride: deterministic)
 _CHUNK = 1 << 22  # elements converted at a time (bounds temporary memory)
 
@@ -44,14 +50,16 @@ def to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
         sample = sample[np.isfinite(sample)]
     lo, hi = (float(v) for v in np.percentile(sample, STRETCH_PERCENTILES)) if sample.size else (0.0, 0.0)
     how = f"{STRETCH_PERCENTILES[0]:g}–{STRETCH_PERCENTILES[1]:g} % stretch of {lo:g}…{hi:g}"
-    if colour.dtype.kind == "u" and sample.size:
-        top = int(colour.max())
+    if colour.dtype.kind == "u" and sample.size and hi > 0:
+        top = float(np.percentile(sample, TOP_PERCENTILE))  # a few hot pixels do not set the depth
         bits = next((b for b in DEPTHS if top < 1 << b), DEPTHS[-1])
         full = float((1 << bits) - 1)
-        if hi >= DIM * full:
+        if hi >= BRIGHT * full:
             lo, hi, how = 0.0, full, f"linear, {bits} bits used: 0…{full:g}"
         else:
-            how = f"dim image, {how}"
+            gain = BRIGHT * full / hi
+            lo, hi, how = 0.0, full / gain, (f"dim image brightened ×{gain:.2f}: {bits} bits used, its brightest "
+                                             f"0.5 % put at {BRIGHT:.0%} of the range")
     if hi <= lo:  # constant image: map the dtype's natural range instead
         info = np.iinfo(colour.dtype) if colour.dtype.kind in "ui" else None
         lo, hi = (float(info.min), float(info.max)) if info else (0.0, 1.0)
@@ -67,7 +75,7 @@ def to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
         out[i : i + _CHUNK] = np.rint(x)
     dt = colour.dtype if dtype == "unknown" else np.dtype(dtype)
     kind = {"f": " float", "i": " signed"}.get(dt.kind, "")
-    notes.append(f"{dt.itemsize * 8}-bit{kind} image scaled to 8 bits for display ({how})")
+    notes.append(f"{dt.itemsize * 8}-bit{kind} image scaled to 8 bits for viewing and analysis ({how})")
     if n_bad:
         notes.append(f"{n_bad} NaN/inf sample value(s) shown as 0")
     return out.reshape(colour.shape)

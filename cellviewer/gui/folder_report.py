@@ -50,7 +50,7 @@ class FolderReporter(QObject):
         if not images:
             notifications.status("Open a folder with images first.")
             return False
-        title = f"cellviewer report — {folder_name or 'folder'} ({len(images)} images)"
+        title = f"cellviewer report — {folder_name or 'folder'} ({len(images)} image{'' if len(images) == 1 else 's'})"
         return self.runner.start(folder_report_job(images, pdf_path, segmenter_name, options, title, border_rule),
                                  "folder report")
 

@@ -15,6 +15,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
+from cellviewer.gui.caution import CautionLabel
 from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
@@ -78,8 +79,8 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.device_label, self.size_label = QLabel(), QLabel()
-        self.cursor_label, self.counts_label = QLabel(), QLabel()
-        for w in (self.cursor_label, self.counts_label, self.size_label, self.device_label):
+        self.cursor_label, self.counts_label, self.caution_label = QLabel(), QLabel(), CautionLabel()
+        for w in (self.caution_label, self.cursor_label, self.counts_label, self.size_label, self.device_label):
             bar.addPermanentWidget(w)
         notifications.set_status_bar(bar)
         notifications.set_parent(self)
@@ -163,7 +164,7 @@ class MainWindow(QMainWindow):
         sp.cancel_requested.connect(self.segmentation.cancel)
         runner.running_changed.connect(sp.set_running)
         runner.progress.connect(sp.set_progress)
-        runner.progress.connect(lambda f, msg: self.statusBar().showMessage(f"Segmentation {f:.0%}: {msg}", 2000))
+        runner.progress.connect(lambda f, msg: notifications.progress(f"Segmentation {f:.0%}: {msg}"))
         self.segmentation.applied.connect(lambda r: self.device_label.setText(f"Device: {r.device} ({r.model_name})"))
         self.segmentation.applied.connect(lambda _r: self._show_size(self.session.doc))
         self._on_tool_changed(frozenset({"tool"}))
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         name = self.session.path.name if doc is not None else ""
         self.setWindowTitle(f"cellviewer — {name} [*]" if doc is not None else "cellviewer")
         self.setWindowModified(False)
+        self.caution_label.set_document(doc, name)
         self._show_size(doc)
         self._hover = None  # the last image's position and cell mean nothing here
         self.cursor_label.setText("")

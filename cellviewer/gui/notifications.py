@@ -5,7 +5,7 @@
   dialog's details). ``Cancelled`` is a status line, never a dialog. While a
   dialog is open, further errors go to the status bar and the log, so a failing
   job cannot pile dialogs on the user.
-* :func:`status` / :func:`warn` / :func:`note` — non-modal status-bar lines. A line does not
+* :func:`status` / :func:`warn` / :func:`note` / :func:`progress` — non-modal status-bar lines. A line does not
   replace one of higher rank that is still within its time (warning > status > note), so the
   routine "Saved …" note right after a segmentation does not wipe its summary or an
   out-of-memory warning; every line still goes to the log.
@@ -58,6 +58,7 @@ def detach(parent, bar) -> None:
 
 NOTE, STATUS, WARNING = 0, 1, 2  # ranks of status-bar lines
 _shown = (NOTE, 0.0)  # rank and monotonic end time of the line on the status bar
+_pending = [0]  # generation of the latest status line waiting for a warning to end
 
 
 def _show(message: str, timeout_ms: int, rank: int) -> None:
@@ -67,6 +68,13 @@ def _show(message: str, timeout_ms: int, rank: int) -> None:
     now = time.monotonic()
     try:
         if rank < _shown[0] and now < _shown[1] and _status_bar.currentMessage():
+            if rank == STATUS and _shown[1] != float("inf"):  # e.g. a segmentation's summary: shown after it
+                from PySide6.QtCore import QTimer
+
+                _pending[0] += 1
+                gen = _pending[0]
+                QTimer.singleShot(int((_shown[1] - now) * 1000) + 50,
+                                  lambda: gen == _pending[0] and _show(message, timeout_ms, rank))
             return  # a more important line is still showing
         _status_bar.showMessage(message, timeout_ms)
     except RuntimeError:  # the window is gone (shutdown)
@@ -82,6 +90,11 @@ def status(message: str, timeout_ms: int = 5000) -> None:
 def note(message: str, timeout_ms: int = 2000) -> None:
     """A routine confirmation (e.g. an autosave): shown unless a status line or warning is showing."""
     log.info(message)
+    _show(message, timeout_ms, NOTE)
+
+
+def progress(message: str, timeout_ms: int = 2000) -> None:
+    """A job's progress line: shown like a note (a warning or status line still showing stays), not logged."""
     _show(message, timeout_ms, NOTE)
 
 

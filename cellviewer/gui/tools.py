@@ -156,9 +156,8 @@ class ToolController(QObject):
             under = int(self.doc.labels[cls][iy, ix]) if 0 <= ix < w and 0 <= iy < h else 0
             counted = under and self.doc.markers_of_cell(cls, under)
             if self._try(lambda: edits.add_marker(self.doc, cls, x, y)) and counted:
-                notifications.warn(f"{DISPLAY_NAMES[cls]} #{under} was already counted: it now counts twice "
-                                   "(right for two cells under one outline — Split cell separates them; "
-                                   "else Remove marker)")
+                notifications.warn(f"{DISPLAY_NAMES[cls]} #{under} now counts twice: right for two cells in one "
+                                   "outline (Split separates them), else R removes the marker")
         elif tool in ("marker_remove", "marker_reclassify"):
             m = self.pick_marker(x, y)
             if m is None:
@@ -166,8 +165,8 @@ class ToolController(QObject):
             elif tool == "marker_remove":
                 left = m.cell and len(self.doc.markers_of_cell(m.cls, m.cell)) == 1
                 if self._try(lambda: edits.remove_marker(self.doc, m.id)) and left:
-                    notifications.status("Marker removed: the cell is no longer counted nor exported for "
-                                         "training; its outline stays (Delete cell, D, removes both)", 6000)
+                    notifications.status("Marker removed: the cell is neither counted nor exported any more; "
+                                         "its outline stays (D deletes both)", 6000)
             else:
                 self._try(lambda: edits.reclassify_marker(self.doc, m.id, cls))
 

@@ -39,7 +39,7 @@ def test_damaged_middle_is_reported(tmp_path):
     d = read_image(p)  # still decodes, as before ...
     assert d.pixels.shape == (240, 320, 3)
     cautions = [n for n in d.info.notes if n.startswith(CAUTION)]
-    assert cautions and "JPEG data is damaged" in cautions[0] and "copy the file again" in cautions[0]
+    assert cautions and "damaged JPEG" in cautions[0] and "copy the file again" in cautions[0]
 
 
 def test_cut_short_with_an_end_marker_is_reported(tmp_path):
@@ -53,7 +53,9 @@ def test_cut_short_with_an_end_marker_is_reported(tmp_path):
 def test_padding_before_the_end_marker_is_not_damage():
     data = _jpeg()
     assert data.endswith(b"\xff\xd9")
-    assert jpeg_damage(data[:-2] + b"\x00" * 7 + b"\xff\xd9") == []
+    for fill in (b"\x00" * 7, b"\x00" * 64, b"\xff" * 300):
+        assert jpeg_damage(data[:-2] + fill + b"\xff\xd9") == []
+    assert jpeg_damage(data[:-2] + bytes(range(1, 65)) + b"\xff\xd9")  # stray data is not padding
 
 
 def test_other_stderr_output_is_passed_on(capfd):

@@ -207,6 +207,8 @@ def test_red_cell_size_summary_of_whole_cells_in_um_with_a_calibration():
     for i, (cx, r) in enumerate([(40, 10), (90, 12), (140, 14)], 1):
         doc.labels["rbc"][(yy - 100) ** 2 + (xx - cx) ** 2 <= r * r] = i
     doc.labels["rbc"][0:15, 200:230] = 9  # cut by the image edge: left out
+    doc.labels["rbc"][150:170, 250:270] = 10  # its count marker removed: not a cell, left out
+    doc.markers = {i: Marker(i, "rbc", 0.0, 0.0, cell=i) for i in (1, 2, 3, 9)}
     d = 2 * np.sqrt(np.bincount(doc.labels["rbc"].ravel())[1:4] / np.pi)
     s = R.rbc_size_summary(doc)
     assert s["RBC diameter (whole cells)"] == f"{d.mean():.0f} ± {d.std(ddof=1):.0f} px (n 3)"
@@ -215,6 +217,7 @@ def test_red_cell_size_summary_of_whole_cells_in_um_with_a_calibration():
     many.labels["rbc"][:] = 0
     for i in range(10):
         many.labels["rbc"][(yy - 60 - 60 * (i // 5)) ** 2 + (xx - 30 - 55 * (i % 5)) ** 2 <= (8 + i) ** 2] = i + 1
+    many.markers = {i: Marker(i, "rbc", 0.0, 0.0, cell=i) for i in range(1, 11)}
     dm = 2 * np.sqrt(np.bincount(many.labels["rbc"].ravel())[1:] / np.pi)
     assert R.rbc_size_summary(many)["RBC diameter variation (CV)"] == f"{100 * dm.std(ddof=1) / dm.mean():.1f} %"
     doc.um_per_px = 0.25

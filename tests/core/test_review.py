@@ -87,11 +87,16 @@ def test_mark_reviewed_is_undoable_and_navigation_skips_reviewed():
     assert remaining(q) == 0 and next_doubtful(q, 3) is None
 
 
-def test_a_cell_without_marker_cannot_be_marked():
+def test_an_outline_whose_marker_was_removed_is_not_queued_and_settles_the_queue():
+    from cellviewer.core import operations as ops
+
     doc = _doc()
-    del doc.markers[1]
-    item = next(it for it in doubt_queue(doc, diameter=2 * R) if it.cls == "rbc" and it.cell == 1)
-    assert not item.reviewed and item.marker_ids == []
+    q = doubt_queue(doc, diameter=2 * R)
+    assert any(it.cls == "rbc" and it.cell == 1 for it in q)
+    ops.remove_marker(doc, doc.markers_of_cell("rbc", 1)[0].id).apply(doc)  # "not a cell"
+    set_reviewed_in_queue(q, doc)  # the queue shown when it was removed: that cell is settled
+    assert next(it for it in q if it.cls == "rbc" and it.cell == 1).reviewed and remaining(q) == len(q) - 1
+    assert not any(it.cls == "rbc" and it.cell == 1 for it in doubt_queue(doc, diameter=2 * R))  # rebuilt: gone
     with pytest.raises(EditError, match="no count marker"):
         mark_reviewed(doc, "rbc", 1)
 

@@ -2,21 +2,24 @@
 
 import numpy as np
 
-from cellviewer.core.tone import STRETCH_PERCENTILES, alpha_unit, to_uint8
+from cellviewer.core.tone import BRIGHT, STRETCH_PERCENTILES, alpha_unit, to_uint8
 
 
-def test_dim_uint16_is_stretched_between_the_percentiles():
+def test_dim_uint16_is_brightened_linearly_and_hot_pixels_do_not_set_the_depth():
     ramp = np.arange(0, 10001, dtype=np.uint16).reshape(1, -1, 1)
-    ramp[0, :3] = 65535  # hot pixels: 16 bits used, but 99.5 % of the values are under a quarter
+    ramp[0, :3] = 65535  # hot pixels: not the depth used (14 bits: the 99.9th percentile is under 16384)
     notes = []
     out = to_uint8(ramp, "uint16", notes)
     assert out.dtype == np.uint8 and out.shape == ramp.shape
-    lo, hi = np.percentile(ramp, STRETCH_PERCENTILES)
-    # below the low percentile -> 0, above the high -> 255, the middle maps linearly
-    assert out[0, 3, 0] == 0 and out[0, -1, 0] == 255
-    mid = 5000
-    assert abs(int(out[0, mid, 0]) - round((mid - lo) * 255 / (hi - lo))) <= 1
-    assert notes and notes[0].startswith("16-bit image scaled to 8 bits") and "dim image" in notes[0]
+    hi = np.percentile(ramp, STRETCH_PERCENTILES[1])
+    assert hi < BRIGHT * 16383  # dim: the brightest 0.5 % is put at BRIGHT of the range, through zero
+    for v in (3, 5000, 9000):
+        assert abs(int(out[0, v, 0]) - v * BRIGHT * 255 / hi) <= 1
+    assert out[0, 0, 0] == 255  # a hot pixel saturates
+    assert notes and "dim image brightened" in notes[0] and "14 bits used" in notes[0]
+    # a small change of exposure gives a small change (no switch between two mappings)
+    a = (ramp * 0.99).astype(np.uint16)
+    assert np.abs(to_uint8(a, "uint16", []).astype(int) - out).max() <= 1
 
 
 def test_uint16_is_scaled_linearly_by_the_bits_it_uses():

@@ -193,3 +193,41 @@ def test_status_lines_keep_the_more_important_one(qtbot, monkeypatch):
     qtbot.wait(80)  # the status line's time is over
     notifications.note("Saved b.png.cellviewer")
     assert bar.currentMessage() == "Saved b.png.cellviewer"
+
+
+def test_a_status_line_held_back_by_a_warning_shows_when_it_ends(qtbot, monkeypatch):
+    from PySide6.QtWidgets import QStatusBar
+
+    from cellviewer.gui import notifications
+
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    monkeypatch.setattr(notifications, "_status_bar", bar)
+    monkeypatch.setattr(notifications, "_shown", (notifications.NOTE, 0.0))
+    notifications.warn("greyscale image", 150)
+    notifications.progress("Segmentation 40%: tiles")  # progress never hides the warning
+    notifications.status("Segmentation done: 12 RBC", 5000)
+    assert bar.currentMessage() == "⚠ greyscale image"
+    qtbot.waitUntil(lambda: bar.currentMessage() == "Segmentation done: 12 RBC", timeout=2000)  # not lost
+
+
+def test_a_damaged_jpeg_keeps_a_caution_on_the_status_bar(window, tmp_path, qtbot, dialogs):
+    import cv2
+
+    from tests.gui.smear import write_smear
+
+    png = write_smear(tmp_path / "s.png")
+    ok, enc = cv2.imencode(".jpg", cv2.imread(str(png)))
+    data = enc.tobytes()
+    bad = tmp_path / "damaged.jpg"
+    bad.write_bytes(data[: len(data) // 2] + b"\xff\xd9")  # the second half lost: it still decodes
+    window.seg_params.update(auto_run=False)
+    assert window.open_image(bad)
+    label = window.caution_label
+    assert label.isVisible() and label.text() == "⚠ damaged JPEG" and "copy the file again" in label.toolTip()
+    qtbot.mouseClick(label, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton)
+    assert dialogs.shown and dialogs.shown[-1][0] == "info" and "damaged JPEG" in dialogs.shown[-1][2]
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), cv2.imread(str(png)))
+    assert window.open_image(good)
+    assert not label.isVisible()  # the next, whole image: no caution

@@ -171,6 +171,12 @@ def test_going_to_a_queued_cell_shows_the_whole_cell(segmented, qtbot):
     it = panel.queue[row]  # and the cell is ringed, at its marker, so it is found among its neighbours
     xs, ys = win.canvas.highlight.getData()
     assert list(xs) == [it.x] and list(ys) == [it.y]
+    # the Down arrow in the table shows the next row's cell, as a click does (Y marks the cell shown)
+    from PySide6.QtCore import Qt
+
+    panel.table.setFocus()
+    qtbot.keyClick(panel.table, Qt.Key.Key_Down)
+    assert panel.current == 1 and list(win.canvas.highlight.getData()[0]) == [panel.queue[1].x]
 
 
 def test_next_goes_past_a_file_that_cannot_be_opened(make_window, smear_path, dialogs):
@@ -235,8 +241,8 @@ def test_red_cell_sizes_are_measured_again_only_when_red_cell_masks_change(segme
     win = segmented
     panel, doc = win.counts_panel, win.session.doc
     calls = []
-    real = R.rbc_size_summary
-    monkeypatch.setattr(R, "rbc_size_summary", lambda d: calls.append(1) or real(d))
+    real = R.whole_rbc_areas
+    monkeypatch.setattr(R, "whole_rbc_areas", lambda d: calls.append(1) or real(d))
     win.tools.push(edits.add_marker(doc, "platelet", 5.0, 5.0))  # markers only
     qtbot.waitUntil(lambda: panel.counts.get("platelet") == 3, timeout=3000)
     assert calls == [] and "RBC diameter (whole cells)" in panel.diff
@@ -246,3 +252,9 @@ def test_red_cell_sizes_are_measured_again_only_when_red_cell_masks_change(segme
     doc.um_per_px = 0.2
     win.tools.push(edits.add_marker(doc, "platelet", 7.0, 7.0))
     qtbot.waitUntil(lambda: "µm" in panel.diff["RBC diameter (whole cells)"], timeout=3000)  # a new calibration
+    n = lambda: int(panel.diff["RBC diameter (whole cells)"].split("(n ")[1].rstrip(")"))  # noqa: E731
+    before, whole = n(), [c for c in R.whole_rbc_areas(doc) if doc.markers_of_cell("rbc", c)]
+    calls.clear()
+    win.tools.push(edits.remove_marker(doc, doc.markers_of_cell("rbc", whole[0])[0].id))  # no longer counted
+    qtbot.waitUntil(lambda: n() == before - 1, timeout=3000)  # it leaves the size statistics ...
+    assert calls == []  # ... without the masks being measured again

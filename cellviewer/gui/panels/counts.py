@@ -56,8 +56,8 @@ class CountsPanel(QWidget):
         self.label.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.label)
         lay.addStretch(1)
-        self._sizes: dict | None = None  # the red-cell size lines, kept until the red-cell masks change
-        self._sizes_key = None  # (document, calibration) they were measured for
+        self._sizes: dict | None = None  # the whole red cells' areas, kept until the red-cell masks change
+        self._sizes_key = None  # the document they were measured for
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -88,12 +88,14 @@ class CountsPanel(QWidget):
 
     def refresh(self) -> None:
         self._timer.stop()
-        key = (id(self.doc), self.doc.um_per_px if self.doc is not None else None)
-        if self.doc is not None and (self._sizes is None or self._sizes_key != key):
-            from cellviewer.core.report import rbc_size_summary
+        sizes = None
+        if self.doc is not None:
+            from cellviewer.core.report import rbc_size_summary, whole_rbc_areas
 
-            self._sizes, self._sizes_key = rbc_size_summary(self.doc), key
-        self.counts, self.diff = summary(self.doc, self._sizes if self.doc is not None else None)
+            if self._sizes is None or self._sizes_key != id(self.doc):
+                self._sizes, self._sizes_key = whole_rbc_areas(self.doc), id(self.doc)
+            sizes = rbc_size_summary(self.doc, self._sizes)  # cheap: which of them are counted, the calibration
+        self.counts, self.diff = summary(self.doc, sizes)
         rule = self.doc.border_rule if self.doc is not None else "all"
         self.border.blockSignals(True)
         self.border.setCurrentIndex(max(0, self.border.findData(rule)))

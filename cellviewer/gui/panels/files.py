@@ -62,7 +62,8 @@ class FilesPanel(QWidget):
         folder = Path(folder)
         self.folder = folder
         self.paths = folder_images(folder) if folder.is_dir() else []
-        self.folder_label.setText(f"{folder}  ({len(self.paths)} images)")
+        n = len(self.paths)
+        self.folder_label.setText(f"{folder}  ({n} image{'' if n == 1 else 's'})")
         self.list.clear()
         for p in self.paths:
             item = QListWidgetItem(p.name)

@@ -101,6 +101,9 @@ class ReviewPanel(QWidget):
         self.table.setWordWrap(False)  # one line per cell; the full reasons are in the tooltip
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.table.cellClicked.connect(lambda row, _col: self.go_to(row))
+        # the arrow keys in the table move to a cell as a click does (Y then marks the cell shown)
+        self.table.currentCellChanged.connect(lambda row, _c, _pr, _pc: row >= 0 and row != self.current
+                                              and self.go_to(row))
         lay.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.prev_button = QPushButton("◀ Previous (P)")

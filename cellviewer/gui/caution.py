@@ -1,0 +1,65 @@
+"""A lasting sign on the status bar while the open image carries a caution.
+
+A caution (``io.CAUTION`` notes: a damaged JPEG, a greyscale or fully transparent image)
+is also a status-bar warning when the image opens, but that line goes after seconds and
+the first segmentation's progress follows it. This label stays while the image is open:
+a short orange "⚠ damaged JPEG", the whole text as its tooltip and, on a click, in a
+dialog. The image's other notes (bit-depth scaling, orientation, ...) are in the tooltip.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+
+from cellviewer.gui import notifications
+
+
+def cautions(doc) -> list[str]:
+    """The caution texts of ``doc``'s image (without the prefix)."""
+    from cellviewer.core.io import CAUTION
+
+    if doc is None:
+        return []
+    return [n[len(CAUTION):] for n in doc.image.info.notes if n.startswith(CAUTION)]
+
+
+def headline(text: str) -> str:
+    """The short name of a caution: its words before the first ':' or '('."""
+    cut = min((i for i in (text.find(":"), text.find("(")) if i > 0), default=len(text))
+    return text[:cut].strip()
+
+
+class CautionLabel(QLabel):
+    """Status-bar label: empty without cautions; else '⚠ <headline>' (click for the whole text)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setStyleSheet("QLabel { color: #b35900; font-weight: bold; }")
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self._texts: list[str] = []
+        self._name = ""
+        self.hide()
+
+    def set_document(self, doc, name: str = "") -> None:
+        self._texts, self._name = cautions(doc), name
+        others = [n for n in (doc.image.info.notes if doc is not None else []) if n not in
+                  ["caution: " + t for t in self._texts]]
+        if not self._texts:
+            self.setText("")
+            self.hide()
+            return
+        heads = [headline(t) for t in self._texts]
+        self.setText("⚠ " + heads[0] + (f" (+{len(heads) - 1})" if len(heads) > 1 else ""))
+        tip = "\n\n".join(self._texts) + ("\n\nAlso: " + "; ".join(others) if others else "")
+        self.setToolTip(tip + "\n\n(click for details)")
+        self.show()
+
+    def texts(self) -> list[str]:
+        return list(self._texts)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._texts:
+            notifications.info(f"Caution: {self._name}" if self._name else "Caution",
+                               "\n\n".join(f"• {t}" for t in self._texts))
+        super().mousePressEvent(event)
