@@ -82,12 +82,29 @@ def _kind(marker, uncounted: set) -> str:
     return "uncounted" if marker.id in uncounted else ("manual" if marker.origin == "manual" else "auto")
 
 
+def _counted_only(doc: Document, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``labels`` without the outlines that have no count marker (classes with no marker at all
+    are left as they are: nothing says which of their cells count)."""
+    out = dict(labels)
+    for cls, lab in labels.items():
+        marked = {m.cell for m in doc.markers.values() if m.cls == cls and m.cell}
+        n = int(lab.max(initial=0))
+        if not marked or n == 0:
+            continue
+        keep = np.zeros(n + 1, bool)
+        keep[[c for c in marked if c <= n]] = True
+        if not keep[1:].all():
+            out[cls] = np.where(keep[lab], lab, 0)
+    return out
+
+
 def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, markers: bool = True,
                 max_width: int | None = None) -> np.ndarray:
     """The image with class colours blended in, cell outlines and marker symbols (RGB ``uint8``).
 
     Auto markers are dots, manual markers are crosses, in their class colour; uncounted cells
-    (border rule) get rings.
+    (border rule) get rings. An outline whose count marker was removed by hand is drawn as an
+    outline only, without its class colour (it is not counted).
     With ``max_width`` the overlay is drawn at a reduced size (integer step,
     width ≤ ``max_width``) without ever building a full-size copy.
     """
@@ -103,7 +120,7 @@ def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, marke
     out = (np.array(Image.fromarray(np.ascontiguousarray(px, np.uint8)).resize(shape[::-1], Image.BOX))
            if step > 1 else np.array(px, np.uint8))
     a = int(round(np.clip(alpha, 0, 1) * 256))
-    cmap = _class_map(labels, parts, shape)
+    cmap = _class_map(_counted_only(doc, labels), parts, shape)
     for value, color in _MAP_COLORS.items():
         m = cmap == value
         if m.any():

@@ -98,6 +98,18 @@ def test_overlay_colours_outlines_and_markers():
     assert tuple(withm[15, 40]) == CLASS_COLORS["rbc"]  # auto marker dot centre
 
 
+def test_an_outline_without_its_count_marker_is_drawn_unfilled():
+    doc = _doc()
+    doc.labels["rbc"][40:50, 10:25] = 2  # a second red cell ...
+    doc.markers[4] = Marker(4, "rbc", 17.0, 45.0, cell=2)
+    filled = R.overlay_rgb(doc, markers=False)[45, 17].astype(int)
+    assert filled[0] > filled[1]  # ... drawn in its class colour
+    del doc.markers[4]  # its count removed by hand: the outline stays, not the colour
+    ov = R.overlay_rgb(doc, markers=False)
+    assert tuple(ov[45, 17]) == (220, 220, 220) and tuple(ov[40, 17]) == CLASS_COLORS["rbc"]
+    assert ov[15, 40, 0] > ov[15, 40, 1]  # the counted cell keeps its colour
+
+
 def test_overlay_downscaled():
     ov = R.overlay_rgb(_doc(h=300, w=1000), max_width=300)
     assert ov.shape[1] <= 300 and ov.shape[2] == 3
