@@ -41,25 +41,33 @@ def _set_icon(app) -> None:
     app.setDesktopFileName("cellviewer")  # matches packaging/cellviewer.desktop (Wayland/GNOME app grouping)
 
 
-def create_window(image_path=None, auto_open_sample: bool = True):
-    """The main window, with ``image_path`` (or the bundled sample) opened."""
+def create_window(image_path=None, auto_open_sample: bool = True, opened: bool = True):
+    """The main window, with ``image_path`` (or the bundled sample) opened (``opened=False``: the
+    caller opens it, with :func:`_open_first`)."""
     _prepare_env()
     from PySide6.QtWidgets import QApplication
 
     from cellviewer.gui.main_window import MainWindow
-    from cellviewer.gui.paths import sample_working_copy
 
     win = MainWindow()
     app = QApplication.instance()
     if app is not None:  # a quit that skips closeEvent (app.quit(), logout) still saves and joins the jobs
         app.aboutToQuit.connect(win.shutdown)
+    if opened:
+        _open_first(win, image_path, auto_open_sample)
+    return win
+
+
+def _open_first(win, image_path=None, auto_open_sample: bool = True) -> None:
+    """Open ``image_path`` (a file or folder), else the bundled sample's working copy."""
+    from cellviewer.gui.paths import sample_working_copy
+
     path = image_path if image_path is not None else (sample_working_copy() if auto_open_sample else None)
     if path is not None:
         if os.path.isdir(path):
             win.open_folder(path)
         else:
             win.open_image(path)
-    return win
 
 
 def run_gui(image_path=None) -> int:
@@ -74,15 +82,32 @@ def run_gui(image_path=None) -> int:
 
     notifications.install_excepthooks()
     try:
-        win = create_window(image_path)
+        win = create_window(image_path, opened=False)
         win.show()
-        restore = close_on_signals(win)
+        restore = close_on_signals(win)  # before anything opens: a kill during its dialogs closes the window
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: _open_first(win, image_path))
         try:
             return int(app.exec())
         finally:
             restore()
     finally:
         notifications.uninstall_excepthooks()
+
+
+def _close(win) -> None:
+    """Close ``win``; a modal dialog open on top (an error, a question) is dismissed first and the
+    window closes once its event loop has returned."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    modal = QApplication.activeModalWidget()
+    if modal is not None:
+        modal.reject() if hasattr(modal, "reject") else modal.close()
+        QTimer.singleShot(0, lambda: _close(win))
+        return
+    win.close()
 
 
 def close_on_signals(win, signums=None):
@@ -97,7 +122,7 @@ def close_on_signals(win, signums=None):
     old = {}
     for sig in signums:
         try:
-            old[sig] = signal.signal(sig, lambda *_: QTimer.singleShot(0, win.close))
+            old[sig] = signal.signal(sig, lambda *_: QTimer.singleShot(0, lambda: _close(win)))
         except (ValueError, OSError):  # not the main thread / not supported here
             pass
     # Python runs signal handlers only between bytecodes: wake the interpreter a few times a second

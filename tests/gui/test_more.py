@@ -151,6 +151,27 @@ def test_a_signal_closes_the_window_the_normal_way(make_window, qtbot):
     assert abs(settings.load_dataclass("view", type(win.view_state.value)).opacity - 0.25) < 1e-6
 
 
+def test_a_signal_during_a_modal_dialog_closes_it_then_the_window(make_window, qtbot):
+    """A kill while an error dialog is up (e.g. at start-up, the image could not be read) still closes."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QDialog
+
+    from cellviewer.gui.app import close_on_signals
+
+    win = make_window(auto_run=False)
+    restore = close_on_signals(win, [signal.SIGUSR1])
+    try:
+        dlg = QDialog(win)
+        dlg.setModal(True)
+        QTimer.singleShot(50, lambda: os.kill(os.getpid(), signal.SIGUSR1))
+        assert dlg.exec() == 0  # dismissed by the signal's handler
+        qtbot.waitUntil(lambda: not win.isVisible(), timeout=5000)
+    finally:
+        restore()
+
+
 def test_quit_without_close_still_shuts_down_once(qtbot):
     """app.quit() skips closeEvent; aboutToQuit runs the same shutdown (settings saved, jobs joined)."""
     from cellviewer.gui import settings
