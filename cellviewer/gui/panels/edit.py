@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QButtonGroup, QFormLayout, QGridLayout, QRadioButton, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QFormLayout, QGridLayout, QHBoxLayout, QRadioButton, QSpinBox,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES
 from cellviewer.gui.shortcuts import BY_ACTION
@@ -43,7 +43,7 @@ class EditPanel(QWidget):
         form = QFormLayout()
         self.class_buttons: dict[str, QRadioButton] = {}
         cls_box = QWidget()
-        cls_lay = QVBoxLayout(cls_box)
+        cls_lay = QHBoxLayout(cls_box)  # one row: the whole panel fits a 768-px-high screen
         cls_lay.setContentsMargins(0, 0, 0, 0)
         self.class_group = QButtonGroup(self)
         for i, cls in enumerate(CELL_CLASSES):
