@@ -106,6 +106,9 @@ class TrainConfig:
     lr_floor: float = 0.02
     #: on resume, grow the DO-U-Net to this channel width first, keeping its function (nets.widen)
     widen_base: int | None = None
+    #: keep every BatchNorm layer's statistics as resumed (eval mode while training): a fine-tune on a few
+    #: images otherwise drifts them toward its crops, and that alone changes the counts (core.finetune)
+    freeze_bn: bool = False
     #: splits trained on; ``["train", "val"]``: refit on both (val no longer held out; never "test")
     train_splits: list = field(default_factory=lambda: ["train"])
 
@@ -245,6 +248,10 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
         t_phase = time.perf_counter() - t0
         for epoch in range(start + 1, n_ep + 1):
             net.train(phase == 1)
+            if cfg.freeze_bn:
+                for m in net.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
             losses = []
             for step in range(1, steps + 1):
                 if cancel is not None:
@@ -317,8 +324,9 @@ def _swa_finish(net, window, cfg: TrainConfig, classes, data, val_items, pad, st
     train_items, weights, acfg, rng = data
     last = {k: v.detach().clone() for k, v in net.state_dict().items()}
     n = average_into(net, window)
-    refresh_batchnorm(net, (_batch(train_items, weights, rng, acfg, cfg.batch_size)[0].to(cfg.device)
-                            for _ in range(32)))
+    if not cfg.freeze_bn:
+        refresh_batchnorm(net, (_batch(train_items, weights, rng, acfg, cfg.batch_size)[0].to(cfg.device)
+                                for _ in range(32)))
     net.eval()
     v = validate(net, val_items, classes, cfg.working_scale, cfg.device, pad)
     el = time.perf_counter() - t0

@@ -35,6 +35,7 @@ def test_finetune_starts_from_the_base_and_the_loop_closes(isolated_registry, tm
     net, card = load_checkpoint(res.checkpoint)
     assert card["fine_tuned_from"]["model"] == "tiny-cells" and card["postprocess"]["rbc_measured_to_box"] == 0.97
     assert card["training"]["config"]["datasets"] == ["export"] and card["training"]["config"]["lr"] == 2.5e-4
+    assert card["training"]["config"]["freeze_bn"] and card["training"]["config"]["swa_epochs"] == 0
     base = json.loads((tmp_path / "ft" / "m-base.json").read_text())
     assert base["training"]["state"] == {}  # epoch 9 of the base does not stop the fine-tune
     # resume from the last state: one more epoch, same data, the lineage kept

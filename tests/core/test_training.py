@@ -38,6 +38,22 @@ def test_two_steps_write_a_loadable_checkpoint_and_resume(tmp_path):
     assert json.loads((tmp_path / "r-last.json").read_text())["training"]["state"]["epoch"] == 2
 
 
+def test_freeze_bn_keeps_the_resumed_batchnorm_statistics(tmp_path):
+    from safetensors.numpy import load_file
+
+    run_job(train(_cfg(tmp_path)))
+    start = load_file(str(tmp_path / "tiny-last.safetensors"))
+    for frozen, out in ((True, "f"), (False, "u")):
+        run_job(train(_cfg(tmp_path, epochs=2, resume=str(tmp_path / "tiny-last"), out=str(tmp_path / out),
+                           freeze_bn=frozen, lr=1e-2)))
+        after = load_file(str(tmp_path / f"{out}-last.safetensors"))
+        stats = [k for k in start if "running_" in k]
+        assert stats
+        same = all(np.array_equal(start[k], after[k]) for k in stats)
+        assert same == frozen  # frozen: the statistics as resumed; else they follow the crops
+        assert not all(np.array_equal(start[k], after[k]) for k in start if "running_" not in k and "num_batches" not in k)
+
+
 def test_two_phase_trains_the_edge_head_last(tmp_path):
     res = run_job(train(_cfg(tmp_path, two_phase=True, phase2_epochs=1)))
     assert [h["phase"] for h in res.history] == [1, 2]
