@@ -11,6 +11,9 @@ def _prepare_env() -> None:
     # before pyqtgraph is imported anywhere
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from cellviewer.core.memory import tune_for_batch
+
+    tune_for_batch()  # before the first convolution: re-segmenting large fields must not pile up heap
 
 
 def create_app(argv=None):

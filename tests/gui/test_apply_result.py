@@ -73,3 +73,17 @@ def test_undo_and_redo_of_a_resegmentation_restore_exact_states(segmented, qtbot
     stack.redo()
     _same(_state(doc), after)
     qtbot.waitUntil(lambda: not win.session.dirty and not win.session.saver.is_running, timeout=10000)
+
+
+def test_a_resegmentation_keeps_its_undo_state_packed(segmented, qtbot):
+    from cellviewer.gui.commands import SegmentationCommand
+
+    win = segmented
+    doc = win.session.doc
+    with qtbot.waitSignal(win.segmentation.runner.finished, timeout=30000):
+        win.segmentation.run(confirm=False)
+    cmd = win.session.stack.command(win.session.stack.index() - 1)
+    assert isinstance(cmd, SegmentationCommand)
+    full = sum(a.nbytes for a in doc.labels.values()) + doc.parts.nbytes  # what it kept before: 13 B/px
+    assert cmd.kept_bytes() < full / 10
+    qtbot.waitUntil(lambda: not win.session.dirty and not win.session.saver.is_running, timeout=10000)
