@@ -40,6 +40,7 @@ class ModelSummary:
     split: str = ""
     tta: str = "none"  # the card's test-time augmentation (inference.tta)
     trained_on: str = ""  # the splits the weights saw (training_data.split.trained_on), e.g. "train+val"
+    gate: str = ""  # a stored fine-tune's regression-gate verdict and held-out numbers, one line
 
     @property
     def has_ode_solver(self) -> bool:
@@ -66,9 +67,26 @@ class ModelSummary:
             seen = f" (trained on {self.trained_on.replace('+', ' + ')})" if self.trained_on else ""
             lines.append(f"{self.split or 'test'} split{seen}:")
             lines += [f"  {h}" for h in self.headline]
-        else:
+        elif not self.gate:
             lines.append("no measured metrics in the card")
+        if self.gate:
+            lines.append(self.gate)
         return "\n".join(lines)
+
+
+def gate_line(card: dict) -> str:
+    """A stored fine-tune's verdict: ``"regression gate: REFUSED, stored anyway — held-out (N): score
+    old → new, ..."``; empty for other cards."""
+    g = card.get("gate")
+    if not isinstance(g, dict) or "accepted" not in g:
+        return ""
+    rows = [r for r in g.get("rows") or [] if isinstance(r, dict) and str(r.get("metric", "")).startswith("held-out")]
+    nums = ", ".join(f"{str(r['metric']).split(': ', 1)[-1]} {_pct(r.get('old'))} → {_pct(r.get('new'))}"
+                     for r in rows[:3])
+    verdict = "accepted" if g.get("accepted") else "REFUSED, stored anyway"
+    parent = card.get("parent") or {}
+    vs = f" against {parent.get('model')} v{parent.get('version')}" if parent.get("version") else ""
+    return f"regression gate{vs}: {verdict}" + (f" — held-out images: {nums}" if nums else "")
 
 
 def _pct(v) -> str:
@@ -111,7 +129,8 @@ def summarize_card(card: dict, name: str | None = None) -> ModelSummary:
                         version=str(card.get("version") or "?"), description=str(card.get("description") or ""),
                         headline=headline_metrics(metrics), split=str(metrics.get("split") or ""),
                         tta=str((card.get("inference") or {}).get("tta") or "none"),
-                        trained_on=str((((card.get("training_data") or {}).get("split") or {}).get("trained_on")) or ""))
+                        trained_on=str((((card.get("training_data") or {}).get("split") or {}).get("trained_on")) or ""),
+                        gate=gate_line(card))
 
 
 def model_summaries() -> dict[str, ModelSummary]:

@@ -91,3 +91,20 @@ def test_shared_options_follow_the_datasets_module_and_parse():
         cliopts.train_config_from_args(ap.parse_args(["--net-config", "[1]"]))
     with pytest.raises(OptionError, match="Cannot read --config file"):
         cliopts.train_config_from_args(ap.parse_args(["--config", "/no/such/file.json"]))
+
+
+def test_a_stored_fine_tune_shows_its_gate_verdict():
+    from cellviewer.core.modelcards import summarize_card
+
+    card = {"name": "blood-cells", "architecture": "do-unet", "version": "6", "classes": ["background", "rbc"],
+            "parent": {"model": "blood-cells", "version": "5"},
+            "metrics": {"held_out": {"score": 0.5}, "val_score": 0.98},
+            "gate": {"accepted": False, "rows": [{"metric": "held-out: score", "old": 0.978, "new": 0.501},
+                                                 {"metric": "held-out: rbc F1", "old": 0.97, "new": 0.81}]}}
+    text = summarize_card(card).text()
+    assert "no measured metrics" not in text
+    assert "regression gate against blood-cells v5: REFUSED, stored anyway" in text
+    assert "score 97.80 % → 50.10 %" in text and "rbc F1 97.00 % → 81.00 %" in text
+    card["gate"]["accepted"] = True
+    assert "blood-cells v5: accepted" in summarize_card(card).text()
+    assert summarize_card({"name": "x"}).gate == ""
