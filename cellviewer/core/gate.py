@@ -123,6 +123,9 @@ def score_items(seg, samples: list, cancel: CancelToken | None = None, label: st
     return _box_summary(acc, len(samples))
 
 
+FEW_HELD_OUT = 5  #: under this many held-out images the verdict says how little it rests on
+
+
 def regression_gate(old, new, items, *, reference_items=None, min_gain: float = 0.0, device: str = "cpu",
                     cancel: CancelToken | None = None) -> Job[GateResult]:
     """Long job: score ``old`` and ``new`` (names, checkpoint stems or segmenters) on ``items``
@@ -169,6 +172,9 @@ def regression_gate(old, new, items, *, reference_items=None, min_gain: float = 
         accepted = True
         reason = f"held-out score {100 * gain:+.2f} points" + (
             f", reference {100 * verdict['reference']:+.2f}" if "reference" in verdict else "")
+    if len(held) < FEW_HELD_OUT:
+        reason += (f"; judged on {len(held)} held-out image{'s' if len(held) != 1 else ''} only: review more "
+                   f"images (a fifth of them are held out) before trusting either verdict")
     yield Progress(1.0, ("accepted: " if accepted else "refused: ") + reason)
     name = lambda m, s: Path(m).name if isinstance(m, (str, Path)) else getattr(s, "name", "?")  # noqa: E731
     return GateResult(rows, accepted, reason, name(old, segs["old"]), name(new, segs["new"]),

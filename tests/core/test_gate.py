@@ -55,6 +55,9 @@ def test_better_model_is_accepted_worse_refused(export):
     text = g2.format_table()
     assert "REFUSED" in text and "held-out: rbc F1" in text and "old = perfect, new = blind" in text
     assert g2.as_dict()["rows"][0]["metric"] == "held-out: score"
+    assert "only" not in g2.reason  # six held-out images: no caveat
+    g3 = run_job(regression_gate(perfect, blind, held[:2]))
+    assert "judged on 2 held-out images only" in g3.reason
 
 
 def test_reference_set_and_minimum_gain(export):
