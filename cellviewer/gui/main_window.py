@@ -15,7 +15,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
-from cellviewer.gui.caution import CautionLabel
+from cellviewer.gui.statusbits import CautionLabel, JobProgressBar
 from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
@@ -78,9 +78,10 @@ class MainWindow(QMainWindow):
     # -- construction -------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
-        self.device_label, self.size_label = QLabel(), QLabel()
-        self.cursor_label, self.counts_label, self.caution_label = QLabel(), QLabel(), CautionLabel()
-        for w in (self.caution_label, self.cursor_label, self.counts_label, self.size_label, self.device_label):
+        self.device_label, self.size_label, self.cursor_label, self.counts_label = (QLabel() for _ in range(4))
+        self.caution_label, self.job_bar = CautionLabel(), JobProgressBar()
+        for w in (self.caution_label, self.job_bar, self.cursor_label, self.counts_label, self.size_label,
+                  self.device_label):
             bar.addPermanentWidget(w)
         notifications.set_status_bar(bar)
         notifications.set_parent(self)
@@ -165,6 +166,7 @@ class MainWindow(QMainWindow):
         runner.running_changed.connect(sp.set_running)
         runner.progress.connect(sp.set_progress)
         runner.progress.connect(lambda f, msg: notifications.progress(f"Segmentation {f:.0%}: {msg}"))
+        self.job_bar.attach(runner, self.segmentation.cancel)
         self.segmentation.applied.connect(lambda r: self.device_label.setText(f"Device: {r.device} ({r.model_name})"))
         self.segmentation.applied.connect(lambda _r: self._show_size(self.session.doc))
         self._on_tool_changed(frozenset({"tool"}))

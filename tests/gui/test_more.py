@@ -252,3 +252,21 @@ def test_a_damaged_jpeg_keeps_a_caution_on_the_status_bar(window, tmp_path, qtbo
     cv2.imwrite(str(good), cv2.imread(str(png)))
     assert window.open_image(good)
     assert not label.isVisible()  # the next, whole image: no caution
+
+
+def test_the_status_bar_shows_a_running_segmentation_and_a_click_cancels_it(window, smear_path, qtbot):
+    from PySide6.QtCore import Qt
+
+    bar = window.job_bar
+    assert not bar.isVisible()
+    window.runner_seen = []
+    window.segmentation.runner.progress.connect(lambda f, m: window.runner_seen.append(f))
+    with qtbot.waitSignal(window.segmentation.runner.finished, timeout=30000):
+        assert window.open_image(smear_path)
+        qtbot.waitUntil(bar.isVisible, timeout=5000)  # shown while it runs, whichever panel is in front
+    assert window.runner_seen and not bar.isVisible()
+    window.segmentation.run(confirm=False)
+    qtbot.waitUntil(bar.isVisible, timeout=5000)
+    with qtbot.waitSignal(window.segmentation.runner.running_changed, timeout=30000):
+        qtbot.mouseClick(bar, Qt.MouseButton.LeftButton)  # cancels (or it finished first)
+    assert not bar.isVisible()

@@ -1,16 +1,22 @@
-"""A lasting sign on the status bar while the open image carries a caution.
+"""Permanent status-bar widgets: the open image's caution, and the running job's progress.
+
+:class:`CautionLabel` — a lasting sign while the open image carries a caution.
 
 A caution (``io.CAUTION`` notes: a damaged JPEG, a greyscale or fully transparent image)
 is also a status-bar warning when the image opens, but that line goes after seconds and
 the first segmentation's progress follows it. This label stays while the image is open:
 a short orange "⚠ damaged JPEG", the whole text as its tooltip and, on a click, in a
 dialog. The image's other notes (bit-depth scaling, orientation, ...) are in the tooltip.
+
+:class:`JobProgressBar` — a small progress bar while a segmentation runs, so its progress
+shows whichever panel is in front (the Segmentation panel's own bar and Cancel may be a
+background tab or scrolled away on a small screen); a click on it cancels the run.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QProgressBar
 
 from cellviewer.gui import notifications
 
@@ -62,4 +68,37 @@ class CautionLabel(QLabel):
         if self._texts:
             notifications.info(f"Caution: {self._name}" if self._name else "Caution",
                                "\n\n".join(f"• {t}" for t in self._texts))
+        super().mousePressEvent(event)
+
+
+class JobProgressBar(QProgressBar):
+    """Shown while ``runner`` runs: its fraction done and message (tooltip); a click cancels it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setRange(0, 100)
+        self.setMaximumWidth(140)
+        self.setTextVisible(True)
+        self._cancel = None
+        self.hide()
+
+    def attach(self, runner, cancel) -> None:
+        """Follow ``runner`` (a JobRunner: ``running_changed(bool)``, ``progress(float, str)``); ``cancel()``
+        is called on a click."""
+        self._cancel = cancel
+        runner.running_changed.connect(self._running)
+        runner.progress.connect(self._progress)
+
+    def _running(self, on: bool) -> None:
+        self.setValue(0)
+        self.setVisible(bool(on))
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.setValue(int(round(100 * max(0.0, min(1.0, float(fraction))))))
+        self.setFormat("Segmenting %p%")
+        self.setToolTip(f"{message} — click to cancel")
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._cancel is not None and self.isVisible():
+            self._cancel()
         super().mousePressEvent(event)
