@@ -28,6 +28,7 @@ Exit codes:
        4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit,
        9 no display for the review window (``cellviewer gui`` over ssh without X ...)
   130  interrupted (Ctrl-C or SIGTERM)
+  141  the output's reader closed the pipe (``cellviewer models | head -1``), as a shell reports SIGPIPE
 
 Errors are printed as one line: ``cellviewer: error: <message>``; notes that are not failures (a GPU
 out-of-memory fallback to smaller tiles or the CPU) as ``cellviewer: note: <image>: <what>``.
@@ -48,7 +49,7 @@ from cellviewer import __version__
 from cellviewer.core.errors import CellviewerError
 
 PROG = "cellviewer"
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 EPILOG = """exit codes: 0 all images ok; 1 some images failed (listed on stderr) or internal error;
 2 usage error; 3 image unreadable; 4 sidecar; 5 cannot save; 6 unknown or broken model;
 7 segmentation failed; 8 edit; 9 no display for the GUI; 130 interrupted"""
@@ -196,6 +197,12 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader went away (``cellviewer models | head -1``): not an error of ours
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # noqa: BLE001 - the one place an unexpected error becomes a message
         if args.debug:
             raise

@@ -79,3 +79,18 @@ def test_analyze_with_a_calibration_weighs_red_cell_size_but_keeps_the_counts(tm
     assert len(big) == len(plain) > 5
     assert big.count("macrocyte") > plain.count("macrocyte") and big.count("macrocyte") >= len(big) // 2
     assert cli.main(base + ["--out", str(tmp_path / "bad"), "--um-per-px", "-1"]) == 2
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """``cellviewer models | head -1``: no error message, the shell's SIGPIPE status."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.argv = ['cellviewer', 'models']; from cellviewer.cli import main; "
+            "raise SystemExit(main(['models']))")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**__import__("os").environ, "PYTHONUNBUFFERED": "1"})
+    p.stdout.readline()
+    p.stdout.close()  # the reader goes away after one line
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 141) and "error" not in err
