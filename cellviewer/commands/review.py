@@ -13,7 +13,7 @@ EPILOG = "exit codes: 0 done; 1 some images failed (listed on stderr); 2 usage e
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("review", help="list the most doubtful cells (the review queue) of corrected images",
+    p = sub.add_parser("review", help="list the most doubtful cells (the review queue) of segmented images",
                        description="Order the cells of each image by doubt: low model score, disagreement between "
                                    "counting methods, unusual size or shape for their class.", epilog=EPILOG)
     p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and/or folders")
