@@ -68,6 +68,13 @@ class _Decoded(NamedTuple):
 CAUTION = "caution: "
 
 
+def caution_headline(text: str) -> str:
+    """The short name of a caution (without :data:`CAUTION`): its words before the first ':' or '('."""
+    text = text[len(CAUTION):] if text.startswith(CAUTION) else text
+    cut = min((i for i in (text.find(":"), text.find("(")) if i > 0), default=len(text))
+    return text[:cut].strip()
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True when the name ends in a supported suffix (case-insensitive); for folder browsing."""
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES

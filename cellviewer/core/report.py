@@ -299,6 +299,8 @@ def _summary_page(entries, skipped, title, styles, max_pages) -> list:
     from reportlab.lib.units import cm
     from reportlab.platypus import PageBreak, Spacer
 
+    from cellviewer.core.io import CAUTION, caution_headline
+
     body = styles["BodyText"]
     flow = [_p(title, styles["Title"]),
             _p(f"{len(entries)} image(s) analysed, {len(skipped)} skipped — generated {now_iso()} by {os_user()}", body),
@@ -308,7 +310,9 @@ def _summary_page(entries, skipped, title, styles, max_pages) -> list:
     for i, e in enumerate(entries, 1):
         cc = [e.counts.get(k, 0) for k in CELL_CLASSES]
         tot = [a + b for a, b in zip(tot, cc)]
-        rows.append([i, _p(e.image, body), *cc, e.n_corrections, _p(f"{e.model_name} {e.model_version}", body)])
+        warn = "; ".join(caution_headline(n) for n in e.notes if n.startswith(CAUTION))  # counts to check
+        rows.append([i, _p(e.image + (f" — ⚠ {warn}" if warn else ""), body), *cc, e.n_corrections,
+                     _p(f"{e.model_name} {e.model_version}", body)])
     rows.append(["", "Total", *tot, sum(e.n_corrections for e in entries), ""])
     flow.append(_table(rows, [1.0 * cm, 6.0 * cm, 1.5 * cm, 1.5 * cm, 1.7 * cm, 2.3 * cm, 3.8 * cm]))
     if len(entries) > max_pages:

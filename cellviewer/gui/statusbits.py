@@ -32,8 +32,9 @@ def cautions(doc) -> list[str]:
 
 def headline(text: str) -> str:
     """The short name of a caution: its words before the first ':' or '('."""
-    cut = min((i for i in (text.find(":"), text.find("(")) if i > 0), default=len(text))
-    return text[:cut].strip()
+    from cellviewer.core.io import caution_headline
+
+    return caution_headline(text)
 
 
 class CautionLabel(QLabel):

@@ -277,3 +277,16 @@ def test_pdf_shows_names_in_scripts_helvetica_lacks(tmp_path):
     if shutil.which("pdftotext"):
         text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
         assert "Ольга мазок.png" in text and "Ελληνικά" in text
+
+
+def test_the_summary_page_flags_an_image_with_a_caution(tmp_path):
+    ok = R.ReportEntry.from_document(_doc(), "fine.png", thumbnail=False)
+    bad = R.ReportEntry.from_document(_doc(notes=["caution: damaged JPEG (premature end of data segment): ..."]),
+                                      "cut.jpg", thumbnail=False)
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [ok, bad])
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
+        first = text.split("\f")[0]
+        assert "cut.jpg — ⚠ damaged JPEG" in first and "fine.png —" not in first
+    else:
+        assert pdf.read_bytes().startswith(b"%PDF")
