@@ -60,22 +60,23 @@ def unpack_array(p):
     return flat.reshape(p.shape).astype(np.dtype(p.dtype))
 
 
+def _walk(obj, leaf):
+    """``obj`` with ``leaf`` applied to everything that is not a dict, list or tuple inside it."""
+    if isinstance(obj, dict):
+        return {k: _walk(v, leaf) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_walk(v, leaf) for v in obj)
+    return leaf(obj)
+
+
 def pack(obj):
     """``obj`` with every large numeric array inside (dicts, lists, tuples) packed."""
-    if isinstance(obj, dict):
-        return {k: pack(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(pack(v) for v in obj)
-    return pack_array(obj)
+    return _walk(obj, pack_array)
 
 
 def unpack(obj):
     """The inverse of :func:`pack`."""
-    if isinstance(obj, dict):
-        return {k: unpack(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(unpack(v) for v in obj)
-    return unpack_array(obj)
+    return _walk(obj, unpack_array)
 
 
 def packed_bytes(obj) -> int:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -190,7 +191,9 @@ def test_quit_without_close_still_shuts_down_once(qtbot):
     assert not win.isVisible()
 
 
-def test_status_lines_keep_the_more_important_one(qtbot, monkeypatch):
+@pytest.fixture
+def status_bar(qtbot, monkeypatch):
+    """A status bar the notifications write to, nothing showing yet."""
     from PySide6.QtWidgets import QStatusBar
 
     from cellviewer.gui import notifications
@@ -199,6 +202,13 @@ def test_status_lines_keep_the_more_important_one(qtbot, monkeypatch):
     qtbot.addWidget(bar)
     monkeypatch.setattr(notifications, "_status_bar", bar)
     monkeypatch.setattr(notifications, "_shown", (notifications.NOTE, 0.0))
+    return bar
+
+
+def test_status_lines_keep_the_more_important_one(status_bar, qtbot):
+    from cellviewer.gui import notifications
+
+    bar = status_bar
     notifications.warn("out of memory: used the CPU", 10000)
     notifications.note("Saved a.png.cellviewer")  # routine: does not replace the warning
     notifications.status("Segmentation done")  # nor does a plain status line
@@ -216,15 +226,10 @@ def test_status_lines_keep_the_more_important_one(qtbot, monkeypatch):
     assert bar.currentMessage() == "Saved b.png.cellviewer"
 
 
-def test_a_status_line_held_back_by_a_warning_shows_when_it_ends(qtbot, monkeypatch):
-    from PySide6.QtWidgets import QStatusBar
-
+def test_a_status_line_held_back_by_a_warning_shows_when_it_ends(status_bar, qtbot):
     from cellviewer.gui import notifications
 
-    bar = QStatusBar()
-    qtbot.addWidget(bar)
-    monkeypatch.setattr(notifications, "_status_bar", bar)
-    monkeypatch.setattr(notifications, "_shown", (notifications.NOTE, 0.0))
+    bar = status_bar
     notifications.warn("greyscale image", 150)
     notifications.progress("Segmentation 40%: tiles")  # progress never hides the warning
     notifications.status("Segmentation done: 12 RBC", 5000)
