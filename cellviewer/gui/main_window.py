@@ -15,7 +15,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
-from cellviewer.gui.statusbits import CautionLabel, JobProgressBar
+from cellviewer.gui.statusbits import CautionLabel, JobProgressBar, keep_status_line
 from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
@@ -80,11 +80,11 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.device_label, self.size_label, self.cursor_label, self.counts_label = (QLabel() for _ in range(4))
         self.caution_label, self.job_bar = CautionLabel(), JobProgressBar()
-        for w in (self.caution_label, self.job_bar, self.cursor_label, self.counts_label, self.size_label,
-                  self.device_label):
+        for w in (self.caution_label, self.job_bar, self.cursor_label, self.counts_label, self.size_label, self.device_label):
             bar.addPermanentWidget(w)
         notifications.set_status_bar(bar)
         notifications.set_parent(self)
+        keep_status_line(self)  # an empty status tip (hovering) no longer wipes the last line
 
     def _build_actions(self) -> None:
         A = self.actions_by_id = {}

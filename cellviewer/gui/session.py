@@ -122,8 +122,11 @@ class Session(QObject):
         doc.subscribe(self._on_change)
         from cellviewer.core.io import CAUTION
 
-        for w in list(doc.load_warnings) + [n[len(CAUTION):] for n in doc.image.info.notes if n.startswith(CAUTION)]:
+        for w in doc.load_warnings:
             notifications.warn(w)
+        for n in doc.image.info.notes:  # a caution also stays on the status bar (gui.statusbits.CautionLabel):
+            if n.startswith(CAUTION):  # a plain line, so a segmentation's summary replaces it
+                notifications.status("⚠ " + n[len(CAUTION):], 6000)
         self.document_changed.emit(doc)
         if self.dirty:
             self.timer.start(self.autosave_ms)

@@ -15,7 +15,7 @@ background tab or scrolled away on a small screen); a click on it cancels the ru
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QLabel, QProgressBar
 
 from cellviewer.gui import notifications
@@ -42,7 +42,7 @@ class CautionLabel(QLabel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setStyleSheet("QLabel { color: #b35900; font-weight: bold; }")
+        self.setStyleSheet("QLabel { color: #b35900; font-weight: bold; margin-left: 12px; }")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self._texts: list[str] = []
         self._name = ""
@@ -79,6 +79,7 @@ class JobProgressBar(QProgressBar):
         super().__init__(parent)
         self.setRange(0, 100)
         self.setMaximumWidth(140)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setTextVisible(True)
         self._cancel = None
         self.hide()
@@ -103,3 +104,18 @@ class JobProgressBar(QProgressBar):
         if self._cancel is not None and self.isVisible():
             self._cancel()
         super().mousePressEvent(event)
+
+
+class _KeepStatusLine(QObject):
+    """Hovering a widget or menu entry without a status tip sends an empty status tip, and
+    QMainWindow clears the status bar with it: a segmentation's summary vanished as soon as the
+    mouse moved. Empty tips are dropped; non-empty ones (menu entries) still show."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        return event.type() == QEvent.Type.StatusTip and not event.tip()
+
+
+def keep_status_line(window) -> None:
+    """Install :class:`_KeepStatusLine` on ``window`` (kept alive as its child)."""
+    f = _KeepStatusLine(window)
+    window.installEventFilter(f)

@@ -275,3 +275,16 @@ def test_the_status_bar_shows_a_running_segmentation_and_a_click_cancels_it(wind
     with qtbot.waitSignal(window.segmentation.runner.running_changed, timeout=30000):
         qtbot.mouseClick(bar, Qt.MouseButton.LeftButton)  # cancels (or it finished first)
     assert not bar.isVisible()
+
+
+def test_hovering_without_a_status_tip_keeps_the_last_status_line(window, qtbot):
+    from PySide6.QtGui import QStatusTipEvent
+    from PySide6.QtWidgets import QApplication
+
+    from cellviewer.gui import notifications
+
+    notifications.status("Segmentation done (blood-cells, cpu): rbc 19", 8000)
+    QApplication.sendEvent(window.files_panel, QStatusTipEvent(""))  # the mouse crosses a list without a tip
+    assert window.statusBar().currentMessage().startswith("Segmentation done")
+    QApplication.sendEvent(window.files_panel, QStatusTipEvent("Open an image file"))  # a real tip still shows
+    assert window.statusBar().currentMessage() == "Open an image file"

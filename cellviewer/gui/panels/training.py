@@ -103,7 +103,9 @@ class TrainingPanel(QWidget):
         self.images.setToolTip("Reviewed images of the open folder; untick one to leave it out")
         lay.addWidget(self.images)
         buttons = QHBoxLayout()
-        self.train_button = QPushButton("Train")
+        self.train_button = QPushButton("▶ Start training")
+        self.train_button.setToolTip("Fine-tune the chosen model on the ticked reviewed images, then compare it "
+                                     "with the current one on held-out images (the regression gate)")
         self.cancel_button = QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the last cancelled or finished run from its latest epoch")
