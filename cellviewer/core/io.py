@@ -30,6 +30,7 @@ import tifffile
 from PIL import Image, ImageFile, ImageOps
 
 from cellviewer.core.atomic import share_mode
+from cellviewer.core.cautions import CAUTION, caution_headline  # noqa: F401 - CAUTION: notes that change what results mean
 from cellviewer.core.document import ImageData, ImageInfo
 from cellviewer.core.errors import ImageReadError, SaveError
 from cellviewer.core.jpegcheck import jpeg_damage
@@ -64,15 +65,6 @@ class _Decoded(NamedTuple):
     channels: int  # channels in the file
 
 
-#: notes starting with this change what the results mean: shown at once (GUI status, analyze's stderr)
-CAUTION = "caution: "
-
-
-def caution_headline(text: str) -> str:
-    """The short name of a caution (without :data:`CAUTION`): its words before the first ':' or '('."""
-    text = text[len(CAUTION):] if text.startswith(CAUTION) else text
-    cut = min((i for i in (text.find(":"), text.find("(")) if i > 0), default=len(text))
-    return text[:cut].strip()
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

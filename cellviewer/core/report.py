@@ -299,7 +299,7 @@ def _summary_page(entries, skipped, title, styles, max_pages) -> list:
     from reportlab.lib.units import cm
     from reportlab.platypus import PageBreak, Spacer
 
-    from cellviewer.core.io import CAUTION, caution_headline
+    from cellviewer.core.cautions import CAUTION, caution_headline
 
     body = styles["BodyText"]
     flow = [_p(title, styles["Title"]),

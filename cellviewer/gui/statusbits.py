@@ -23,7 +23,7 @@ from cellviewer.gui import notifications
 
 def cautions(doc) -> list[str]:
     """The caution texts of ``doc``'s image (without the prefix)."""
-    from cellviewer.core.io import CAUTION
+    from cellviewer.core.cautions import CAUTION
 
     if doc is None:
         return []
@@ -32,7 +32,7 @@ def cautions(doc) -> list[str]:
 
 def headline(text: str) -> str:
     """The short name of a caution: its words before the first ':' or '('."""
-    from cellviewer.core.io import caution_headline
+    from cellviewer.core.cautions import caution_headline
 
     return caution_headline(text)
 
