@@ -29,7 +29,7 @@ _PADDING = re.compile(r"(\d+) extraneous bytes before marker 0xd9")
 def jpeg_damage(data: bytes | bytearray | memoryview) -> list[str]:
     """libjpeg's "Corrupt JPEG data" warnings for these bytes (empty when the data is whole or
     the check could not run)."""
-    import cv2  # local: io imports this module for JPEGs only
+    import cv2  # local: OpenCV loads only when a JPEG is checked
 
     buf = np.frombuffer(data, np.uint8)
     with _LOCK:
