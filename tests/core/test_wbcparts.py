@@ -88,7 +88,7 @@ def _parts_result(img):
 
 
 def test_fields_mode_writes_parts_into_the_detected_white_cell():
-    img = np.full((260, 320, 3), 200, np.uint8)
+    img = np.full((260, 340, 3), 200, np.uint8)  # longer than CROP_SIDE_PX: a field
     parts_seg = _Fake(_parts_result, ("background", "nucleus", "cytoplasm"))
     seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {})
     seg._detector = _Fake(_field_result)
@@ -112,14 +112,19 @@ def test_fields_mode_writes_parts_into_the_detected_white_cell():
 def test_crops_go_to_the_parts_model_directly():
     crop = np.full((120, 120, 3), 200, np.uint8)
     parts_seg = _Fake(_parts_result, ("background", "nucleus", "cytoplasm"), diameter_px=44.0)
-    seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {})
+    made = []
+    seg = W.WbcPartsSegmenter(lambda **o: made.append(o) or parts_seg, {})
     seg._detector = _Fake(_field_result)
     res = run_job(seg.segment(crop))  # the diameter is given and the crop is 2.7 diameters: no detector
     assert res.params["wbc_parts"]["mode"] == "crop" and seg._detector.seen == []
-    parts_seg.diameter_px = None  # estimated: the detector decides (its diameter 36 px: 3.3 diameters)
+    parts_seg.diameter_px = None  # not given, and the image is small: a crop at its usual scale, no detector
     res = run_job(seg.segment(crop))
-    assert res.params["wbc_parts"]["mode"] == "crop" and seg._detector.seen == [(120, 120)]
-    assert res.model_name == "parts"
+    assert res.params["wbc_parts"]["mode"] == "crop" and seg._detector.seen == []
+    assert res.params["diameter_source"] == "crop size" and "single-cell crop" in res.params["wbc_parts"]["why"]
+    assert made[-1]["diameter_px"] == round(120 / W.CROP_RBC_ACROSS, 3) and res.model_name == "parts"
+    big = np.full((W.CROP_SIDE_PX + 40, 200, 3), 200, np.uint8)  # larger (e.g. a PBC crop): the detector decides
+    res = run_job(seg.segment(big))
+    assert seg._detector.seen == [big.shape[:2]] and res.params.get("diameter_source") != "crop size"
 
 
 @pytest.mark.skipif(not (REPO / "models" / "wbc-nucleus-cytoplasm.json").exists()
