@@ -82,9 +82,26 @@ def _tmp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` as a CSV cell that a spreadsheet shows as text: a string that starts like a formula
+    (``=``, ``+``, ``-``, ``@``, tab, CR; e.g. an image named ``=HYPERLINK(...).png``) gets a leading
+    ``'`` — unless it is a plain number such as ``-3.5``. Numbers and other values pass unchanged."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 class CsvStream:
     """Write rows to a CSV as they come (flushed per call); the file appears at ``path`` on close.
 
+    Text cells that would start a spreadsheet formula are quoted (:func:`spreadsheet_safe`).
     The rows go to a temporary file beside ``path`` that replaces ``path`` when the
     stream is closed — also after an error or Ctrl-C, so the rows of the images
     processed so far are kept (every row written is complete).
@@ -104,6 +121,7 @@ class CsvStream:
     def write(self, rows) -> None:
         if isinstance(rows, dict):
             rows = [rows]
+        rows = [{k: spreadsheet_safe(v) for k, v in r.items()} for r in rows]
         try:
             self._w.writerows(rows)
             self._f.flush()

@@ -183,6 +183,17 @@ def test_csv_stream_keeps_rows_written_before_an_error(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["counts.csv"]
 
 
+def test_csv_cells_that_would_run_as_spreadsheet_formulas_are_quoted(tmp_path):
+    path = tmp_path / "counts.csv"
+    with R.CsvStream(path, R.COUNT_COLUMNS) as s:
+        s.write({"image": '=HYPERLINK("http://x","y").png', "rbc": -1, "wbc": "-2.5", "platelets": "@SUM(A1)"})
+        s.write({"image": "+cmd.png", "rbc": 1, "wbc": 0, "platelets": "plain"})
+    rows = list(csv.reader(path.open(newline="")))
+    assert rows[1] == ["'=HYPERLINK(\"http://x\",\"y\").png", "-1", "-2.5", "'@SUM(A1)"]  # numbers stay numbers
+    assert rows[2] == ["'+cmd.png", "1", "0", "plain"]
+    assert R.spreadsheet_safe("-x") == "'-x" and R.spreadsheet_safe("\tq") == "'\tq" and R.spreadsheet_safe(3) == 3
+
+
 def test_review_marks_are_not_counted_as_corrections():
     from cellviewer.core import edits, operations
     from cellviewer.core.document import REVIEW_ACTIONS
