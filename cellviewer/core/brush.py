@@ -8,7 +8,12 @@ they touch; ``finish`` turns the whole drag into a single, already applied
 The brush never paints over *another* cell of the same class (touching cells
 stay separate); the eraser clears any cell of the class under it. A stroke that
 starts on empty ground paints a new cell and gives it a marker; an eraser stroke
-that removes a whole cell removes its marker too.
+that removes a whole cell removes its marker too. Painting a white cell that has parts
+(nucleus / cytoplasm) grows its cytoplasm over the new pixels (the nucleus stays), so the parts
+keep covering the cell; erasing clears the parts under the erased pixels.
+
+While a stroke paints it is the document's ``open_stroke``: saves wait until it ends, so a
+half-finished drag is never saved as a state of its own.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class BrushStroke:
         if self._finished:
             raise RuntimeError("stroke already finished")
         self._resolve_value(*pts[0])
+        self.doc.open_stroke = self
         h, w = self._layer.shape
         r = self.radius
         xs = [p[0] for p in pts]
@@ -105,6 +111,8 @@ class BrushStroke:
     def finish(self) -> Edit | None:
         """The whole drag as one applied edit (``None`` when nothing changed)."""
         self._finished = True
+        if self.doc.open_stroke is self:
+            self.doc.open_stroke = None
         if self._box is None:
             return None
         y0, x0, y1, x1 = self._box
@@ -129,9 +137,12 @@ class BrushStroke:
                       if m.cls == self.cls and m.cell in gone]
             if self.cls == "wbc":
                 atoms.append(_parts_clear(doc, self._box, (old != new)))
-        elif self.new_cell and not doc.markers_of_cell(self.cls, self.value):
-            atoms.append(MarkerChange(None, _marker_for_cell(doc, self.cls, self.value, new == self.value,
-                                                             self._box, doc.next_marker_id())))
+        else:
+            if self.cls == "wbc":
+                atoms.append(_grown_cytoplasm(doc, self._box, old, new, self.value))
+            if self.new_cell and not doc.markers_of_cell(self.cls, self.value):
+                atoms.append(MarkerChange(None, _marker_for_cell(doc, self.cls, self.value, new == self.value,
+                                                                 self._box, doc.next_marker_id())))
         name = "Erase" if self.erase else "Brush"
         edit = make_edit(name, atoms, cls=self.cls, detail=f"radius {self.radius:g}")
         # pixels are already painted; apply the rest (markers, parts) and mark applied
@@ -143,3 +154,19 @@ class BrushStroke:
         log_edit(doc, "apply", edit)
         doc.notify(edit.change())
         return edit
+
+
+def _grown_cytoplasm(doc: Document, box: BBox, old: np.ndarray, new: np.ndarray, cell: int) -> LabelPatch | None:
+    """Parts for the pixels a brush added to white cell ``cell`` (``old``/``new``: its label crops of ``box``):
+    cytoplasm where the cell has parts already (its nucleus stays as it is); None when it has none (a cell
+    without parts stays without) or nothing was added."""
+    y0, x0, y1, x1 = box
+    parts = doc.parts[y0:y1, x0:x1]
+    added = (new == cell) & (old != cell) & (parts == 0)
+    if not added.any():
+        return None
+    if not parts[old == cell].any() and not doc.parts[doc.labels["wbc"] == cell].any():  # (the whole cell: once,
+        return None  # only when the stroke's box shows no parts of it)
+    grown = parts.copy()
+    grown[added] = 2  # core.document.PART_NAMES: 2 cytoplasm
+    return LabelPatch.from_arrays("parts", box, parts, grown)

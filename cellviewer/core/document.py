@@ -146,6 +146,7 @@ class Document:
         self.load_warnings: list[str] = []  # what restoring a sidecar had to say
         self.journal = None  # a core.journal.Journal: every edit is logged at once (crash safety)
         self.pending_journal: list = []  # unsaved edits found on open (see core.journal.recover)
+        self.open_stroke = None  # a core.brush.BrushStroke painting live, not yet one edit: saves wait for it
         self._listeners: list[Callable[[Change], None]] = []
 
     # -- shape and lookup ---------------------------------------------------------
@@ -189,9 +190,14 @@ class Document:
         return excluded_markers(self.markers.values(), self.labels, self.border_rule)
 
     def set_border_rule(self, rule: str) -> None:
-        """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule)."""
+        """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule). The change
+        is journaled at once (a crash before the next save keeps it; see :mod:`cellviewer.core.journal`)."""
         if check_rule(rule) != self.border_rule:
+            from cellviewer.core.edits import Edit, FlagChange, log_edit  # edits imports this module
+
+            edit = Edit("Border rule", [FlagChange("border_rule", self.border_rule, rule)], applied=True)
             self.border_rule = rule
+            log_edit(self, "apply", edit)
             self.notify(Change(None, (), True))
 
     def corrections(self) -> list[EditRecord]:

@@ -19,7 +19,9 @@ a hostile or corrupt journal yields the intact prefix, never an exception.
 Edits log through :meth:`Journal.log`, which never raises: when a record cannot be
 written (disk full, read-only) the edit stays applied, ``on_error`` is told once, and
 the journal is suspended until a save holds every edit it skipped (a replay must
-never jump over an edit).
+never jump over an edit). Besides cell edits, document flags are logged (``reviewed``,
+``um_per_px``, the ``border_rule``). Records the user declined to recover are kept aside
+(:meth:`Journal.set_aside`: ``<journal>.declined-<time>``), never deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import math
 import os
 import struct
 import threading
+import time
 import uuid
 import zipfile
 import zlib
@@ -40,6 +43,7 @@ from typing import Callable
 import numpy as np
 
 from cellviewer.core.atomic import atomic_write_bytes
+from cellviewer.core.countframe import BORDER_RULES
 from cellviewer.core.document import CELL_CLASSES, Document, EditRecord, Marker
 from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
 from cellviewer.core.errors import SaveError
@@ -47,7 +51,9 @@ from cellviewer.core.errors import SaveError
 MAGIC = b"CVJ1"
 SUFFIX = ".journal"
 KINDS = ("apply", "revert", "barrier")  # barrier: the document was replaced (see Journal.barrier)
-FLAGS = {"reviewed": (bool,), "um_per_px": (type(None), int, float)}  # FlagChange attributes a record may set
+# FlagChange attributes a record may set (border_rule: also one of core.countframe.BORDER_RULES)
+FLAGS = {"reviewed": (bool,), "um_per_px": (type(None), int, float), "border_rule": (str,)}
+DECLINED = ".declined-"  # a journal whose recovery the user declined is kept as <journal>.declined-<time>
 # what decoding a hostile payload may raise (besides ValueError, which validation raises)
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile,
                   RecursionError, MemoryError, OverflowError, NotImplementedError, RuntimeError)
@@ -149,6 +155,7 @@ def _decode(payload: bytes) -> tuple[str, Edit, str | None]:
                 types = FLAGS.get(a.get("attr"))
                 _need(types is not None and isinstance(a.get("old"), types) and isinstance(a.get("new"), types),
                       "flag")
+                _need(a["attr"] != "border_rule" or {a["old"], a["new"]} <= set(BORDER_RULES), "border rule")
                 atoms.append(FlagChange(a["attr"], a["old"], a["new"]))
             else:
                 _need(False, "atom type")
@@ -329,6 +336,22 @@ class Journal:
             except FileNotFoundError:
                 pass
             self.path = path
+
+    def set_aside(self) -> Path | None:
+        """Keep the records (the user declined to recover them) as ``<journal>.declined-<YYYYmmdd-HHMMSS>``
+        instead of deleting them, and start afresh; where they went (None: no journal, or the rename failed)."""
+        with self._lock:
+            self._last_id, self._checked = None, False
+            base, n = f"{self.path.name}{DECLINED}{time.strftime('%Y%m%d-%H%M%S')}", 1
+            dst = self.path.with_name(base)
+            while dst.exists():
+                n += 1
+                dst = self.path.with_name(f"{base}-{n}")
+            try:
+                os.rename(self.path, dst)  # (a file of that name made since the check: the rename replaces it)
+            except OSError:
+                return None
+            return dst
 
     def clear(self) -> None:
         with self._lock:

@@ -14,7 +14,8 @@
 * Markers are one ``ScatterPlotItem`` per class (on-screen size: 11 px, smaller when the view
   is zoomed out so far that a red cell is under ~30 screen px — at least 4 px — so a zoomed-out
   field of a thousand cells still shows its cells; auto markers ``o``, manual ``+``; hollow when
-  the document's border rule does not count the cell).
+  the document's border rule does not count the cell). A cell that is not counted is also drawn
+  as an outline without its fill tint (``overlay.render``'s ``hollow``); counted cells keep the tint.
 * Mouse input goes to ``canvas.handler`` (the tool controller) in image
   coordinates; with no handler (or the navigate tool) the view pans and zooms.
 """
@@ -107,6 +108,7 @@ class Canvas(pg.GraphicsView):
         self.vb.addItem(self.overlay_group)
         self._rgba: np.ndarray | None = None
         self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
+        self._hollow: dict[str, np.ndarray] = {}  # class -> ids of the cells not counted (drawn untinted)
         self.markers = {c: PassiveScatter(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
         for item in self.markers.values():
             item.setZValue(20)
@@ -142,6 +144,7 @@ class Canvas(pg.GraphicsView):
         self._tiles.clear()
         self._rgba = None
         self._pyramid, self._level = {}, -1
+        self._update_hollow()
         if doc is None:
             self.image_item.clear()
             for item in self.markers.values():
@@ -188,10 +191,25 @@ class Canvas(pg.GraphicsView):
     def on_change(self, change: Change) -> None:
         if self.doc is None:
             return
-        if change.layers:
+        recount = change.markers or change.bbox is None or (change.layers and self._at_edge(change.bbox))
+        if recount and self._update_hollow() and not self.view.outline:
+            self.refresh_overlay()  # which cells count changed (border rule, an edge edit): redraw them
+        elif change.layers:
             self.refresh_overlay(change.bbox)
-        if change.markers or change.bbox is None or (change.layers and self._at_edge(change.bbox)):
+        if recount:
             self.refresh_markers()
+
+    def _update_hollow(self) -> bool:
+        """Recompute which cells are not counted; True when that changed."""
+        cells: dict[str, set] = {}
+        if self.doc is not None:
+            out = self.doc.uncounted()
+            for m in self.doc.markers.values() if out else ():
+                if m.id in out and m.cell:
+                    cells.setdefault(m.cls, set()).add(m.cell)
+        new = {c: np.array(sorted(v), np.int32) for c, v in cells.items()}
+        old, self._hollow = self._hollow, new
+        return old.keys() != new.keys() or any(not np.array_equal(old[k], new[k]) for k in new)
 
     def _at_edge(self, bbox) -> bool:
         """An edit at the image edge may change which cells the border rule counts."""
@@ -212,7 +230,7 @@ class Canvas(pg.GraphicsView):
             return
         y0, x0, y1, x1 = box
         self._rgba[y0:y1, x0:x1] = overlay.render(doc.labels, doc.parts, box, self.view.overlay_visible,
-                                                  self.view.outline)
+                                                  self.view.outline, self._hollow)
         self.stats["overlay_updates"] += 1
         for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
             for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):

@@ -182,6 +182,7 @@ class HumanLoop(QObject):
     def export(self, opts) -> bool:
         """Save the open image, then export the folder (or the open image) with ``opts``."""
         w = self.window
+        w.tools.finish_active()  # a brush stroke in progress is saved whole
         w.session.save_now()
         images = self.folder_images() if opts.whole_folder else [w.session.path]
         return self.exporter.export([p for p in images if p is not None], opts)

@@ -15,7 +15,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
-from cellviewer.gui.statusbits import CautionLabel, JobProgressBar, keep_status_line
+from cellviewer.gui.statusbits import CautionLabel, JobProgressBar, LastingWarning, keep_status_line
 from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
@@ -79,10 +79,10 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.device_label, self.size_label, self.cursor_label, self.counts_label = (QLabel() for _ in range(4))
-        self.caution_label, self.job_bar = CautionLabel(), JobProgressBar()
-        for w in (self.caution_label, self.job_bar, self.cursor_label, self.counts_label, self.size_label, self.device_label):
+        self.caution_label, self.job_bar, self.lasting_warning = CautionLabel(), JobProgressBar(), LastingWarning()
+        for w in (self.lasting_warning, self.caution_label, self.job_bar, self.cursor_label, self.counts_label, self.size_label, self.device_label):
             bar.addPermanentWidget(w)
-        notifications.set_status_bar(bar)
+        notifications.set_status_bar(bar, lasting=self.lasting_warning)
         notifications.set_parent(self)
         keep_status_line(self)  # an empty status tip (hovering) no longer wipes the last line
 
@@ -239,11 +239,11 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         self.tools.finish_active()  # a stroke in progress becomes its own step first
-        self.session.undo_group.undo()
+        self.session.undo()
 
     def redo(self) -> None:
         self.tools.finish_active()
-        self.session.undo_group.redo()
+        self.session.redo()
 
     def save(self) -> bool:
         self.tools.finish_active()

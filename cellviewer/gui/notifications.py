@@ -9,6 +9,12 @@
   replace one of higher rank that is still within its time (warning > status > note), so the
   routine "Saved …" note right after a segmentation does not wipe its summary or an
   out-of-memory warning; every line still goes to the log.
+* A line shown with ``until_edit=True`` (a refused tool's warning, a tool's prompt, "Nothing to
+  undo") speaks of the state before the next edit: :func:`edit_done` (a user's edit went
+  through) clears it.
+* :func:`lasting` — a warning that stays (a status-bar widget, :class:`cellviewer.gui.statusbits.LastingWarning`)
+  until the user dismisses it or makes the next successful edit (:func:`edit_done`); other lines
+  never replace it.
 * :func:`ask` — a yes/no question (the only confirmation helper).
 * :func:`install_excepthooks` — ``sys.excepthook`` and ``threading.excepthook``
   route here (errors from other threads are marshalled to the GUI thread).
@@ -34,11 +40,15 @@ log = logging.getLogger("cellviewer.gui")
 _status_bar = None
 _dialog_open = False
 _parent = None
+_lasting = None  # the window's LastingWarning widget
 
 
-def set_status_bar(bar) -> None:
+def set_status_bar(bar, lasting=None) -> None:
+    """Where status lines go; ``lasting``: where :func:`lasting` warnings go (see :func:`set_lasting_widget`)."""
     global _status_bar
     _status_bar = bar
+    if lasting is not None:
+        set_lasting_widget(lasting)
 
 
 def set_parent(widget) -> None:
@@ -47,22 +57,87 @@ def set_parent(widget) -> None:
     _parent = widget
 
 
+def set_lasting_widget(widget) -> None:
+    """Where :func:`lasting` warnings go (``show_text(str)``, ``dismiss()``, ``text()``)."""
+    global _lasting
+    _lasting = widget
+
+
 def detach(parent, bar) -> None:
-    """A window closes: forget its status bar and parent (if they are the current ones)."""
-    global _status_bar, _parent
+    """A window closes: forget its status bar, parent and lasting-warning widget (if they are the current ones)."""
+    global _status_bar, _parent, _lasting
     if _status_bar is bar:
         _status_bar = None
     if _parent is parent:
         _parent = None
+    try:
+        if _lasting is not None and _lasting.window() is parent:
+            _lasting = None
+    except RuntimeError:  # already deleted
+        _lasting = None
 
 
 NOTE, STATUS, WARNING = 0, 1, 2  # ranks of status-bar lines
 _shown = (NOTE, 0.0)  # rank and monotonic end time of the line on the status bar
 _pending = [0]  # generation of the latest status line waiting for a warning to end
+_seq = [0]  # bumps with every line (and lasting warning) shown: see mark() / edit_done()
+_line = (0, False)  # (seq, until_edit) of the line on the status bar
+_lasting_seq = [0]  # seq of the lasting warning showing
 
 
-def _show(message: str, timeout_ms: int, rank: int) -> None:
-    global _shown
+def mark() -> int:
+    """Taken when an edit begins; :func:`edit_done` clears only what was shown before it."""
+    return _seq[0]
+
+
+def edit_done(since: int) -> None:
+    """A user's edit went through (``since``: :func:`mark` when it began): the status-bar line shown before
+    it with ``until_edit`` (it spoke of the state before the edit) and the lasting warning are cleared."""
+    global _shown, _line
+    if _lasting is not None and _lasting_seq[0] <= since:
+        clear_lasting()
+    if _status_bar is None or not _line[1] or _line[0] > since:
+        return
+    try:
+        if _status_bar.currentMessage():
+            _status_bar.clearMessage()
+    except RuntimeError:
+        return
+    _shown, _line = (NOTE, 0.0), (0, False)
+
+
+def lasting(message: str) -> None:
+    """A warning that stays until dismissed or until the user's next successful edit (:func:`edit_done`)."""
+    log.warning(message)
+    _seq[0] += 1
+    _lasting_seq[0] = _seq[0]
+    try:
+        if _lasting is not None:
+            _lasting.show_text(message)
+            return
+    except RuntimeError:  # the window is gone
+        pass
+    warn(message, 0)
+
+
+def lasting_text() -> str:
+    """The lasting warning showing ('' when none)."""
+    try:
+        return _lasting.text() if _lasting is not None else ""
+    except RuntimeError:
+        return ""
+
+
+def clear_lasting() -> None:
+    try:
+        if _lasting is not None:
+            _lasting.dismiss()
+    except RuntimeError:
+        pass
+
+
+def _show(message: str, timeout_ms: int, rank: int, until_edit: bool = False) -> None:
+    global _shown, _line
     if _status_bar is None:
         return
     now = time.monotonic()
@@ -74,17 +149,19 @@ def _show(message: str, timeout_ms: int, rank: int) -> None:
                 _pending[0] += 1
                 gen = _pending[0]
                 QTimer.singleShot(int((_shown[1] - now) * 1000) + 50,
-                                  lambda: gen == _pending[0] and _show(message, timeout_ms, rank))
+                                  lambda: gen == _pending[0] and _show(message, timeout_ms, rank, until_edit))
             return  # a more important line is still showing
         _status_bar.showMessage(message, timeout_ms)
     except RuntimeError:  # the window is gone (shutdown)
         return
     _shown = (rank, now + timeout_ms / 1000.0 if timeout_ms > 0 else float("inf"))
+    _seq[0] += 1
+    _line = (_seq[0], until_edit)
 
 
-def status(message: str, timeout_ms: int = 5000) -> None:
+def status(message: str, timeout_ms: int = 5000, until_edit: bool = False) -> None:
     log.info(message)
-    _show(message, timeout_ms, STATUS)
+    _show(message, timeout_ms, STATUS, until_edit)
 
 
 def note(message: str, timeout_ms: int = 2000) -> None:
@@ -98,9 +175,9 @@ def progress(message: str, timeout_ms: int = 2000) -> None:
     _show(message, timeout_ms, NOTE)
 
 
-def warn(message: str, timeout_ms: int = 10000) -> None:
+def warn(message: str, timeout_ms: int = 10000, until_edit: bool = False) -> None:
     log.warning(message)
-    _show("⚠ " + message, timeout_ms, WARNING)
+    _show("⚠ " + message, timeout_ms, WARNING, until_edit)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

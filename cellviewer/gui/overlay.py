@@ -6,7 +6,9 @@ pixel, because a cell's outline depends on its neighbours).
 
 Drawing order: RBC, WBC, WBC parts, platelets (smaller cells on top). In fill
 mode a cell is tinted (``FILL_ALPHA``) with an opaque outline; in outline mode
-only the outline is drawn.
+only the outline is drawn. Cells that are not counted (``hollow``: per class, the cell ids the
+document's border rule leaves out) are outlines only in fill mode too — the tint marks what
+counts (a white cell's parts included).
 """
 
 from __future__ import annotations
@@ -81,9 +83,19 @@ def _occupied(lab: np.ndarray, box: BBox) -> BBox | None:
     return r0, x0 + int(cols[0]), r1, x0 + int(cols[-1]) + 1
 
 
+def _not_hollow(crop: np.ndarray, ids) -> np.ndarray:
+    """Labelled pixels of ``crop`` whose cell is not in ``ids`` (the uncounted cells)."""
+    fill = crop != 0
+    if ids is not None and len(ids):
+        fill &= ~np.isin(crop, ids)
+    return fill
+
+
 def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
-           visible, outline: bool) -> np.ndarray:
-    """RGBA ``uint8`` of ``box`` (y0, x0, y1, x1); ``visible(key)`` says which layers to draw."""
+           visible, outline: bool, hollow: dict | None = None) -> np.ndarray:
+    """RGBA ``uint8`` of ``box`` (y0, x0, y1, x1); ``visible(key)`` says which layers to draw; ``hollow``
+    (class -> cell ids) the cells drawn as outlines only."""
+    hollow = hollow or {}
     y0, x0, y1, x1 = box
     code = np.zeros((y1 - y0, x1 - x0), np.uint8)
     for key in ORDER:
@@ -96,10 +108,13 @@ def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
             if not crop.any():
                 continue
             e = edges(parts, box)
+            wbc = labels.get("wbc")
+            tint = (np.ones(crop.shape, bool) if wbc is None or not len(hollow.get("wbc", ()))
+                    else ~np.isin(wbc[y0:y1, x0:x1], hollow["wbc"]))  # an uncounted white cell: no tint
             for j, value in enumerate(sorted(PART_COLORS)):
                 m = crop == value
                 if not outline:
-                    code[m] = 7 + 2 * j
+                    code[m & tint] = 7 + 2 * j
                 code[e & m] = 8 + 2 * j
             continue
         lab = labels.get(key)
@@ -109,6 +124,6 @@ def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
         crop = lab[sub[0]:sub[2], sub[1]:sub[3]]  # sparse classes (white cells, platelets): a small box
         into = code[sub[0] - y0:sub[2] - y0, sub[1] - x0:sub[3] - x0]
         if not outline:
-            into[crop != 0] = _CODE[key]
+            into[_not_hollow(crop, hollow.get(key))] = _CODE[key]
         into[edges(lab, sub)] = _CODE[key] + 1
     return _LUT32[code].view(np.uint8).reshape(code.shape + (4,))

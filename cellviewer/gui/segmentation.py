@@ -4,6 +4,12 @@
 and options for ``core.segment.create_segmenter`` (values, never widgets).
 :func:`device_text` says which device a run will use without importing torch
 when it is not needed (classical models always run on the CPU).
+
+When a result replaces an image that has corrections, the saved sidecar is first copied to
+``<sidecar>.replaced-<time>`` (:meth:`Session.keep_before_replace`; the status line says where).
+When the image was edited while the run was going on, a lasting warning says that those edits
+were replaced and that Undo brings them back (undoing the segmentation restores the maps as
+they were just before it, edits made during the run included).
 """
 
 from __future__ import annotations
@@ -127,6 +133,7 @@ class SegmentationController(QObject):
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Segmentation"))
         self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
         self._target = None
+        self._target_revision = 0  # the document's revision when the run started
         self._queued = False  # a run asked for while a cancelled one was still stopping
         self.classes_runner = JobRunner("red-cell classes", self)
         self.classes_runner.finished.connect(self._on_classes)
@@ -168,7 +175,7 @@ class SegmentationController(QObject):
             return False
         name, opts = self.segmenter_request()
         pixels = doc.image.pixels
-        self._target = doc
+        self._target, self._target_revision = doc, doc.revision
 
         def make_job(token):
             from cellviewer.core.segment import create_segmenter
@@ -265,10 +272,18 @@ class SegmentationController(QObject):
             return
         if self.tools is not None:
             self.tools.finish_active()
+        edited_meanwhile = doc.revision != self._target_revision
+        kept = self.session.keep_before_replace()  # the corrections it replaces: saved, and copied aside
         self.session.stack.push(SegmentationCommand(doc, result, on_replaced=self.session.save_soon))
         counts = doc.counts()
         notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "
-                             + ", ".join(f"{k} {v}" for k, v in counts.items()), 8000)
+                             + ", ".join(f"{k} {v}" for k, v in counts.items())
+                             + (f" — the corrections it replaced are kept in {kept}" if kept else ""),
+                             20000 if kept else 8000)
+        if edited_meanwhile:
+            name = self.session.path.name if self.session.path is not None else "the image"
+            notifications.lasting(f"{name}: the edits made while the segmentation ran were replaced by its "
+                                  "result — Undo (Ctrl+Z) brings them back")
         if result.params.get("fallback"):  # out of memory: smaller tiles / the CPU were used (core.oom)
             notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
         self._warn_calibration(result.params.get("calibration_warning"), result.params.get("um_per_px"))

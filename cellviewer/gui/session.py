@@ -17,7 +17,14 @@
 * When the crash-recovery journal cannot be written (disk full, read-only), the edit is
   kept (in memory and by the autosave) and one dialog per image says so.
 * One ``QUndoStack`` per document, all in one ``QUndoGroup`` (so the Edit menu's
-  undo/redo actions follow the current image).
+  undo/redo actions follow the current image). A closed image's stack is kept
+  (:mod:`cellviewer.gui.undocache`, bounded): opened again in this app session, its undo
+  history is back.
+* A brush stroke still being painted (``doc.open_stroke``) holds the autosave back: one drag is
+  one saved state, never half of one.
+* Declined crash recovery keeps the journal as ``<journal>.declined-<time>`` (and says so).
+* :meth:`Session.keep_before_replace`: before a segmentation replaces corrected masks, the saved
+  sidecar is copied to ``<sidecar>.replaced-<time>``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from cellviewer.core.errors import Cancelled, CellviewerError, SaveError
 from cellviewer.core.jobs import Progress
 from cellviewer.gui import notifications
 from cellviewer.gui.commands import make_stack
+from cellviewer.gui.undocache import UndoCache
 from cellviewer.gui.workers import JobRunner
 
 
@@ -65,6 +73,7 @@ class Session(QObject):
         self.had_sidecar = False
         self.undo_group = QUndoGroup(self)
         self.stack = None
+        self.undo_cache = UndoCache()  # the undo stacks of images closed in this app session
         self._saved_revision = 0
         self._save_failures = 0
         self._failure_dialog_shown = False
@@ -116,7 +125,9 @@ class Session(QObject):
         if other is None:  # others opening it are warned (core.openlock); opened beside another
             openlock.acquire(path)  # window anyway, the lock stays that window's
         self._saved_revision = -1 if recovered else doc.revision
-        self.stack = make_stack(self.undo_group)
+        kept = None if recovered else self.undo_cache.take(path, doc, self._stamp)
+        self.undo_cache.drop(path)  # (recovered: the kept history no longer fits)
+        self.stack = kept or make_stack(self.undo_group)
         self.undo_group.addStack(self.stack)
         self.undo_group.setActiveStack(self.stack)
         doc.subscribe(self._on_change)
@@ -147,8 +158,13 @@ class Session(QObject):
             n = recover(doc, entries)
             notifications.status(f"Recovered {n} unsaved correction(s).")
         else:
-            Journal(jpath).clear()
+            j = Journal(jpath)
+            kept = j.set_aside()  # not deleted: a wrong "No" can still be undone by hand
+            if kept is None:
+                j.clear()  # (never replayed later on top of newer edits)
             n = 0
+            notifications.status("Unsaved corrections not recovered; " + (
+                f"they are kept in {kept}" if kept else "they could not be kept"), 15000)
         doc.pending_journal = []
         return n > 0
 
@@ -157,13 +173,18 @@ class Session(QObject):
         self.timer.stop()
         if self.doc is None:
             return
-        self.save_now()
+        saved = self.save_now()
         if self.path is not None:
             openlock.release(self.path)
         self.doc.unsubscribe(self._on_change)
         if self.stack is not None:
             self.undo_group.removeStack(self.stack)
-            self.stack.deleteLater()
+            if saved and self.path is not None:  # the history fits the sidecar just saved: kept for a reopen
+                from cellviewer.core.sidecar import find_sidecar
+
+                self.undo_cache.put(self.path, self.stack, openlock.stamp(find_sidecar(self.path)))
+            else:
+                self.stack.deleteLater()
         self.doc, self.path, self.stack = None, None, None
         self.document_changed.emit(None)
 
@@ -171,6 +192,9 @@ class Session(QObject):
     def autosave(self) -> None:
         """Timer slot: write a snapshot in the background when there is something new."""
         if not self.dirty:
+            return
+        if self.doc.open_stroke is not None:  # a brush drag is being painted: save it whole, when it ends
+            self.timer.start(self.autosave_ms)
             return
         if self.saver.is_running:
             self.timer.start(self.autosave_ms // 4)
@@ -192,6 +216,36 @@ class Session(QObject):
         if self.doc.journal is not None:
             self.doc.journal.barrier()  # edits from here on apply to the new maps only
         self.timer.start(0)  # autosave(): or, when a save is running, shortly after it
+
+    def undo(self) -> bool:
+        if not self.undo_group.canUndo():
+            notifications.status("Nothing to undo.", 3000, until_edit=True)
+            return False
+        self.undo_group.undo()
+        return True
+
+    def redo(self) -> bool:
+        if not self.undo_group.canRedo():
+            notifications.status("Nothing to redo.", 3000, until_edit=True)
+            return False
+        self.undo_group.redo()
+        return True
+
+    def keep_before_replace(self) -> Path | None:
+        """Before a segmentation replaces an image's corrections: save them, then copy the sidecar to
+        ``<sidecar>.replaced-<YYYYmmdd-HHMMSS>`` so they are never lost; the copy (None: no corrections,
+        no sidecar, or the copy failed — then a warning says so)."""
+        from cellviewer.core.sidecar import find_sidecar
+
+        if self.doc is None or not self.doc.n_manual_edits:
+            return None
+        self.save_now()
+        found = find_sidecar(self.path) if self.path is not None else None
+        kept = keep_copy(found) if found is not None else None
+        if found is not None and kept is None:
+            notifications.warn(f"Could not keep a copy of {found.name} before replacing its corrections "
+                               "(undo brings them back)", 15000)
+        return kept
 
     def _on_saved(self, path) -> None:
         if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
@@ -286,4 +340,23 @@ class Session(QObject):
     def shutdown(self) -> None:
         """Window close: save, stop the autosave thread."""
         self.close_document()
+        self.undo_cache.clear()
         self.saver.shutdown()
+
+
+def keep_copy(path) -> Path | None:
+    """Copy ``path`` to ``<path>.replaced-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3`` ... when that exists); None on failure."""
+    import shutil
+    import time
+
+    path = Path(path)
+    base = f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    dst, n = path.with_name(base), 1
+    while dst.exists():
+        n += 1
+        dst = path.with_name(f"{base}-{n}")
+    try:
+        shutil.copy2(path, dst)
+    except OSError:
+        return None
+    return dst

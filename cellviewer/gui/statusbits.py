@@ -11,12 +11,16 @@ dialog. The image's other notes (bit-depth scaling, orientation, ...) are in the
 :class:`JobProgressBar` — a small progress bar while a segmentation runs, so its progress
 shows whichever panel is in front (the Segmentation panel's own bar and Cancel may be a
 background tab or scrolled away on a small screen); a click on it cancels the run.
+
+:class:`LastingWarning` — ``notifications.lasting``'s warning (e.g. corrections made during a
+segmentation were replaced by its result): an orange line with a ✕ that stays until the user
+dismisses it or makes the next successful edit.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QLabel, QProgressBar
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from cellviewer.gui import notifications
 
@@ -70,6 +74,40 @@ class CautionLabel(QLabel):
             notifications.info(f"Caution: {self._name}" if self._name else "Caution",
                                "\n\n".join(f"• {t}" for t in self._texts))
         super().mousePressEvent(event)
+
+
+class LastingWarning(QWidget):
+    """'⚠ <text>' and a ✕ button; hidden when there is nothing to say."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(6, 0, 0, 0)
+        self.label = QLabel()
+        self.label.setStyleSheet("QLabel { color: #b35900; font-weight: bold; }")
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss this warning")
+        self.close_button.clicked.connect(self.dismiss)
+        lay.addWidget(self.label)
+        lay.addWidget(self.close_button)
+        self._text = ""
+        self.hide()
+
+    def show_text(self, text: str) -> None:
+        self._text = text
+        self.label.setText("⚠ " + (text if len(text) <= 90 else text[:87] + "…"))
+        self.setToolTip(text)
+        self.show()
+
+    def text(self) -> str:
+        return self._text
+
+    def dismiss(self) -> None:
+        self._text = ""
+        self.label.setText("")
+        self.hide()
 
 
 class JobProgressBar(QProgressBar):

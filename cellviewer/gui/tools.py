@@ -7,7 +7,8 @@ coordinates. The same methods are the tool API for scripts and tests.
 
 Every finished action becomes one :class:`~cellviewer.gui.commands.EditCommand`
 (one brush drag = one undo step). A refused edit (``EditError``) is a status
-line with the hint, never a dialog.
+line with the hint, never a dialog. Such warnings and the tools' prompts speak of the state
+before the next edit: an edit that goes through clears them (``notifications.edit_done``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ToolController(QObject):
         self._split_points: list[tuple[float, float]] = []
         self._moving: int | None = None  # marker id being dragged
         self._hover: tuple[float, float] | None = None
+        self._mark = 0  # notifications.mark() when the action now going on began
         tool_state.changed.connect(self._on_state_changed)
 
     @property
@@ -57,6 +59,7 @@ class ToolController(QObject):
         if edit is None or self.stack is None:
             return
         self.stack.push(EditCommand(self.doc, edit))
+        notifications.edit_done(self._mark)  # stale warnings and prompts go (not what the edit itself said)
         self.edited.emit(edit)
 
     def _try(self, build) -> bool:
@@ -64,7 +67,7 @@ class ToolController(QObject):
             self.push(build())
             return True
         except EditError as e:
-            notifications.warn(f"{e.message} — {e.hint}" if e.hint else e.message)
+            notifications.warn(f"{e.message} — {e.hint}" if e.hint else e.message, until_edit=True)
             return False
 
     def pick_cell(self, x: float, y: float) -> tuple[str, int] | None:
@@ -142,6 +145,7 @@ class ToolController(QObject):
     def click(self, x: float, y: float) -> None:
         if self.doc is None:
             return
+        self._mark = notifications.mark()
         tool, cls = self.ts.tool, self.ts.cls
         if tool in BRUSH_TOOLS:
             if self.drag_start(x, y):
@@ -161,7 +165,7 @@ class ToolController(QObject):
         elif tool in ("marker_remove", "marker_reclassify"):
             m = self.pick_marker(x, y)
             if m is None:
-                notifications.warn("No marker here — click closer to a marker.")
+                notifications.warn("No marker here — click closer to a marker.", until_edit=True)
             elif tool == "marker_remove":
                 left = m.cell and len(self.doc.markers_of_cell(m.cls, m.cell)) == 1
                 if self._try(lambda: edits.remove_marker(self.doc, m.id)) and left:
@@ -173,7 +177,7 @@ class ToolController(QObject):
     def _cell_click(self, tool: str, x: float, y: float) -> None:
         picked = self.pick_cell(x, y)
         if picked is None:
-            notifications.warn("No cell here — click inside a cell.")
+            notifications.warn("No cell here — click inside a cell.", until_edit=True)
             return
         pcls, cell = picked
         if tool == "delete":
@@ -185,14 +189,14 @@ class ToolController(QObject):
             if self.canvas is not None:
                 self.canvas.set_highlight([(x, y)])
             notifications.status(f"Merge: {DISPLAY_NAMES[pcls]} #{cell} picked — click the cell to merge with it "
-                                 "(Esc cancels).", 8000)
+                                 "(Esc cancels).", 8000, until_edit=True)
         else:
             acls, a, _, _ = self._merge_first
             self.reset()
             if pcls != acls:
                 picked_b = self.doc.labels[acls][int(y), int(x)]
                 if not picked_b:
-                    notifications.warn(f"Both cells must be {DISPLAY_NAMES[acls]} to merge them.")
+                    notifications.warn(f"Both cells must be {DISPLAY_NAMES[acls]} to merge them.", until_edit=True)
                     return
                 cell = int(picked_b)
             self._try(lambda: edits.merge_cells(self.doc, acls, a, cell))
@@ -200,6 +204,7 @@ class ToolController(QObject):
     def drag_start(self, x: float, y: float) -> bool:
         if self.doc is None:
             return False
+        self._mark = notifications.mark()
         tool = self.ts.tool
         if tool in BRUSH_TOOLS:
             erase = tool == "eraser"
@@ -253,7 +258,8 @@ class ToolController(QObject):
         """Split the cell the polyline crosses most (selected class preferred)."""
         target = self._cell_on_line(points)
         if target is None:
-            notifications.warn("The line crosses no cell — drag a line right across the cell to split.")
+            notifications.warn("The line crosses no cell — drag a line right across the cell to split.",
+                               until_edit=True)
             return False
         cls, cell = target
         return self._try(lambda: edits.split_cell(self.doc, cls, cell, points))

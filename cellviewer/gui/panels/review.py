@@ -370,7 +370,9 @@ class ReviewPanel(QWidget):
         from cellviewer.gui.commands import EditCommand
 
         if self.stack is not None:
+            mark = notifications.mark()
             self.stack.push(EditCommand(self.doc, edit))
+            notifications.edit_done(mark)
         else:
             edit.apply(self.doc)
         self._sync_image_flag()
