@@ -121,10 +121,14 @@ def stamp(path) -> tuple[int, int] | None:
 
 
 def keep_copy(path) -> Path | None:
-    """Copy the file at ``path`` to ``<path>.replaced-<YYYYmmdd-HHMMSS>`` before it is overwritten; the copy,
-    or None when it could not be made."""
+    """Copy the file at ``path`` to ``<path>.replaced-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3`` ... when that
+    exists: never over an earlier copy) before it is overwritten; the copy, or None when it could not be made."""
     path = Path(path)
-    dst = path.with_name(f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    dst, n = path.with_name(base), 1
+    while dst.exists():
+        n += 1
+        dst = path.with_name(f"{base}-{n}")
     try:
         shutil.copy2(path, dst)
     except OSError:

@@ -241,7 +241,7 @@ class Session(QObject):
             return None
         self.save_now()
         found = find_sidecar(self.path) if self.path is not None else None
-        kept = keep_copy(found) if found is not None else None
+        kept = openlock.keep_copy(found) if found is not None else None
         if found is not None and kept is None:
             notifications.warn(f"Could not keep a copy of {found.name} before replacing its corrections "
                                "(undo brings them back)", 15000)
@@ -343,20 +343,3 @@ class Session(QObject):
         self.undo_cache.clear()
         self.saver.shutdown()
 
-
-def keep_copy(path) -> Path | None:
-    """Copy ``path`` to ``<path>.replaced-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3`` ... when that exists); None on failure."""
-    import shutil
-    import time
-
-    path = Path(path)
-    base = f"{path.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-    dst, n = path.with_name(base), 1
-    while dst.exists():
-        n += 1
-        dst = path.with_name(f"{base}-{n}")
-    try:
-        shutil.copy2(path, dst)
-    except OSError:
-        return None
-    return dst
