@@ -23,11 +23,13 @@ Exit codes:
   1    some images failed (each listed on stderr as ``cellviewer: skipped FILE: REASON``),
        or an unexpected internal error; a single image that fails returns its error's code
        (e.g. 3 when it is unreadable)
-  2    usage error (bad arguments, no images found)
+  2    usage error (bad arguments, no images found) or a bad option value: an expected cell diameter
+       out of range, a device that is not there (``--device cuda`` without a GPU), an export tile too small
   3-9  the whole command failed with a cellviewer error: 3 image unreadable,
        4 sidecar, 5 cannot save, 6 unknown/broken model, 7 segmentation, 8 edit,
        9 no display for the review window (``cellviewer gui`` over ssh without X ...)
-  130  interrupted (Ctrl-C or SIGTERM)
+  130  interrupted (Ctrl-C or SIGTERM; ``analyze`` says what it wrote and lists the images left in
+       ``remaining.txt`` for ``--from-list``)
   141  the output's reader closed the pipe (``cellviewer models | head -1``), as a shell reports SIGPIPE
 
 Errors are printed as one line: ``cellviewer: error: <message>``; notes that are not failures (a GPU
@@ -51,8 +53,9 @@ from cellviewer.core.errors import CellviewerError
 PROG = "cellviewer"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 EPILOG = """exit codes: 0 all images ok; 1 some images failed (listed on stderr) or internal error;
-2 usage error; 3 image unreadable; 4 sidecar; 5 cannot save; 6 unknown or broken model;
-7 segmentation failed; 8 edit; 9 no display for the GUI; 130 interrupted"""
+2 usage error or bad option (a diameter out of range, --device cuda without a GPU ...); 3 image unreadable;
+4 sidecar; 5 cannot save; 6 unknown or broken model; 7 segmentation failed; 8 edit; 9 no display for the GUI;
+130 interrupted"""
 
 
 class UsageError(CellviewerError):

@@ -3,8 +3,15 @@
 ``run.json`` records the run: cellviewer version, command, model and version, options, and per output
 image its name (same-named files get ``_2``, ``_3`` ...), source file, mask and the red-cell size used
 (``rbc_diameter_px``, how it was found) and its ``cautions`` (a damaged JPEG, a greyscale image: counts
-to check); the skipped files with the reason; ``status`` complete or
-interrupted (Ctrl-C, SIGTERM), so a reused output folder says which files belong to this run."""
+to check); the skipped files with the reason; ``options.tta`` the test-time augmentation actually used;
+``status`` complete or interrupted (Ctrl-C, SIGTERM) and ``remaining`` (the files not reached), so a
+reused output folder says which files belong to this run.
+
+Each image's mask is written before its CSV rows (a row never names a missing mask). An interrupted run
+(exit 130) keeps the rows and masks done, lists the files left in ``remaining.txt`` and says how to
+finish (``--from-list remaining.txt``). A ``report.pdf`` of an earlier run in the folder is kept as
+``report-earlier-run.pdf``. Entries of the folders given that are not taken as images (sub-folders,
+hidden files, other suffixes) are named in one ``cellviewer: note: passed over ...`` line."""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import os
 import sys
 import time
 
-from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
+from cellviewer.cli import EPILOG, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
 from cellviewer.core.cliopts import positive_float, whole_number
 from cellviewer.core.errors import CellviewerError
 
@@ -75,10 +82,17 @@ def cmd_analyze(args) -> int:
     from cellviewer.core.segment import create_segmenter, default_segmenter_name
 
     t0 = time.perf_counter()
-    images = io.list_images(args.inputs)
+    inputs = list(args.inputs) + (_read_list(args.from_list) if args.from_list else [])
+    if not inputs:
+        raise UsageError("No images given.", hint="give image files or folders, or --from-list FILE")
+    images = io.list_images(inputs)
     if not images:
-        raise UsageError(f"No images found in: {', '.join(args.inputs)}.",
+        raise UsageError(f"No images found in: {', '.join(inputs)}.",
                          hint=f"give image files or folders holding {'/'.join(sorted(io.SUPPORTED_SUFFIXES))} files")
+    if args.device not in ("auto", "cpu"):  # a device that is not there is an option error (2), for any model
+        from cellviewer.core.device import resolve_device
+
+        resolve_device(args.device)
     model = args.model or default_segmenter_name()
     from cellviewer.core.memory import release, tune_for_batch
 
@@ -104,14 +118,25 @@ def cmd_analyze(args) -> int:
 
     entries, skipped, used, failure_code = [], [], set(), EXIT_SOME_FAILED
     reporter, cancel = _Reporter(len(images), args.quiet), CancelToken()
-    if os.path.exists(os.path.join(out, "counts.csv")):
-        reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json, report.pdf and "
-                      "run.json are replaced; masks of images not in this run stay (run.json lists this run's)")
+    from cellviewer.core.folderwalk import passed_over
+
+    passed = passed_over(inputs, io.SUPPORTED_SUFFIXES)
+    if passed:  # one line, so nothing in a folder is dropped silently
+        reporter.note(passed.summary())
+    kept = _keep_earlier_report(out)
+    try:  # an earlier interrupted run's list of images left belongs to that run (its paths are in `inputs` now)
+        os.unlink(os.path.join(out, REMAINING))
+    except OSError:
+        pass
+    if os.path.exists(os.path.join(out, "counts.csv")) or kept:
+        reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json and run.json are "
+                      "replaced" + (f", its report is kept as {EARLIER_REPORT}" if kept else "")
+                      + "; masks of images not in this run stay (run.json lists this run's)")
     run = _run_record(args, seg, model, len(images))
     busy = 0.0  # seconds spent on the analyzed images (not the model load or the report)
     done: list[dict] = []
     counts = CsvStream(os.path.join(out, "counts.csv"), COUNT_COLUMNS)
-    cells = None
+    cells, interrupted = None, False
     try:
         cells = CsvStream(os.path.join(out, "cells.csv"), CELL_COLUMNS)
         for i, path in enumerate(images, 1):
@@ -143,9 +168,9 @@ def cmd_analyze(args) -> int:
             stem = _unique_stem(stem, used)
             name = stem + suffix
             crow = count_row(doc, name)
+            io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))  # first: rows never name a missing mask
             counts.write(crow)
             cells.write(cell_rows(doc, name))
-            io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))
             done.append({"name": name, "file": os.path.abspath(str(path)), "mask": f"masks/{stem}.png",
                          "rbc_diameter_px": doc.provenance.params.get("diameter_px"),
                          "diameter_source": doc.provenance.params.get("diameter_source"),
@@ -156,6 +181,8 @@ def cmd_analyze(args) -> int:
             busy += time.perf_counter() - t_img
             reporter.done(i, f"{name}: {crow['rbc']} RBC, {crow['wbc']} WBC, {crow['platelets']} platelets "
                              f"({time.perf_counter() - t_img:.2f} s)")
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what is done, say what and how to go on
+        interrupted = True
     finally:
         reporter.close()
         try:
@@ -163,12 +190,16 @@ def cmd_analyze(args) -> int:
         finally:  # both temp files go, even when the first close fails (disk full)
             if cells is not None:
                 cells.close()
+            tried = {os.path.abspath(d["file"]) for d in done} | {os.path.abspath(f) for f, _ in skipped}
+            left = [os.path.abspath(str(p)) for p in images if os.path.abspath(str(p)) not in tried]
             run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
-                       status="complete" if len(done) + len(skipped) == len(images) else "interrupted")
+                       status="interrupted" if left else "complete", remaining=left)
             try:
                 _write_json(os.path.join(out, "run.json"), run, json)
             except SaveError as e:  # never hides why the run ended
                 reporter.note(f"run.json not written: {e.message}")
+    if interrupted:
+        return _interrupted(out, done, left, len(images))
 
     _write_json(os.path.join(out, "classes.json"), classes_json(), json)
     n = len(entries)
@@ -184,6 +215,59 @@ def cmd_analyze(args) -> int:
     return EXIT_SOME_FAILED if skipped else EXIT_OK
 
 
+EARLIER_REPORT = "report-earlier-run.pdf"
+REMAINING = "remaining.txt"
+
+
+def _keep_earlier_report(out: str) -> bool:
+    """Move an earlier run's ``report.pdf`` aside as :data:`EARLIER_REPORT` (replacing an older one), so a
+    new run never overwrites it silently; True when there was one."""
+    from cellviewer.core.errors import SaveError
+
+    old = os.path.join(out, "report.pdf")
+    if not os.path.isfile(old):
+        return False
+    try:
+        os.replace(old, os.path.join(out, EARLIER_REPORT))
+    except OSError as e:
+        raise SaveError(f"Cannot keep the earlier report '{old}' as {EARLIER_REPORT}: {e.strerror or e}",
+                        hint="move it away yourself, or choose another folder with --out") from e
+    return True
+
+
+def _interrupted(out: str, done: list[dict], left: list[str], total: int) -> int:
+    """After Ctrl-C / SIGTERM: list the images not analyzed in ``remaining.txt`` and say what was written
+    and how to finish; returns the exit code 130."""
+    import shlex
+
+    rest = os.path.join(out, REMAINING)
+    how = ""
+    if left:
+        try:
+            with open(rest, "w", encoding="utf-8") as f:
+                f.write("".join(p + "\n" for p in left))
+            how = (f" To finish, analyze the {len(left)} image{'s' if len(left) != 1 else ''} left into another "
+                   f"folder: {PROG} analyze --from-list {shlex.quote(rest)} "
+                   f"--out {shlex.quote(out.rstrip(os.sep) + '-rest')}"
+                   " (or run the same command again to redo them all).")
+        except OSError:
+            how = " Run the same command again to finish (run.json lists the images left)."
+    print(f"{PROG}: interrupted: {len(done)} of {total} image{'s' if total != 1 else ''} analyzed; their rows are "
+          f"in {os.path.join(out, 'counts.csv')} and cells.csv, their masks in masks/, and run.json says "
+          f"'interrupted'; report.pdf was not written.{how}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _read_list(path: str) -> list[str]:
+    """The image paths of a ``--from-list`` file: one per line; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [ln.rstrip("\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"Cannot read --from-list '{path}': {getattr(e, 'strerror', None) or e}.",
+                         hint="give a text file with one image path a line") from e
+
+
 def _run_record(args, seg, model: str, n_images: int) -> dict:
     """What ``run.json`` says about a run: the command, the model and options, and (filled in at the end)
     each output name with its source file and red-cell size, the skipped files, and whether it completed."""
@@ -192,7 +276,9 @@ def _run_record(args, seg, model: str, n_images: int) -> dict:
 
     return {"cellviewer": __version__, "command": " ".join([PROG] + sys.argv[1:]), "started": now_iso(),
             "model": model, "model_version": str(getattr(seg, "version", "")),
-            "options": {"device": args.device, "tta": args.tta, "border_cells": args.border_cells,
+            # tta: what the segmenter does (the card's own unless --tta; classical models have none)
+            "options": {"device": args.device, "tta": str(getattr(seg, "tta", None) or "none"),
+                        "tta_given": args.tta, "border_cells": args.border_cells,
                         "morphology": not args.no_morphology, "diameter_px": args.diameter_px,
                         "um_per_px": args.um_per_px},
             "images_given": n_images}
@@ -223,7 +309,11 @@ def add_parser(sub) -> None:
                     "classes.json, report.pdf and run.json (what was run, on which files, with which red-cell "
                     "size) into --out.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIRS", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="*", metavar="IMAGES_OR_DIRS",
+                   help="image files and/or folders of images (a folder's sub-folders are not entered)")
+    p.add_argument("--from-list", metavar="FILE", default=None,
+                   help="also analyze the image paths listed in FILE, one a line (e.g. the remaining.txt an "
+                        "interrupted run leaves)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("-m", "--model", default=None,
                    help="segmenter name (see 'cellviewer models') or the path of a trained model's .json card "

@@ -20,7 +20,9 @@ import shlex
 import sys
 
 EPILOG = ("exit codes: 0 done (and, with --check-card, the card's numbers reproduced); 1 numbers differ "
-          "from the card; 2 usage error; 6 unknown model; 130 interrupted")
+          "from the card; 2 usage error or bad option (e.g. --device cuda without a GPU); 5 cannot write --json "
+          "(checked before the run); 6 unknown model; 130 interrupted. A score that is 0/0 (precision with "
+          "nothing predicted) is shown as — (null in --json)")
 
 
 def add_parser(sub) -> None:
@@ -119,8 +121,8 @@ def _short(v) -> str:
 
 def handler(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
+    from cellviewer.core.atomic import check_writable, write_output
     from cellviewer.core.evaluate import evaluate_args, format_table, json_safe, store_metrics
 
     if (args.check_card or args.write_card) and args.limit:
@@ -128,6 +130,8 @@ def handler(args: argparse.Namespace) -> int:
 
         raise UsageError("--check-card and --write-card need the whole split; --limit scores part of it.",
                          hint="drop --limit")
+    if args.json:  # a bad path fails now, not after the whole split has run
+        check_writable(args.json, "--json")
     bar = _Bar(args.quiet)
     try:
         res = evaluate_args(args, on_image=bar)
@@ -135,8 +139,8 @@ def handler(args: argparse.Namespace) -> int:
         bar.close()
     print(format_table(res))
     rc = 0
-    if args.json:
-        Path(args.json).write_text(json.dumps(json_safe(res), indent=1, allow_nan=False), encoding="utf-8")
+    if args.json:  # atomically: an interrupted write never leaves half a file
+        write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if args.check_card:
         rc = check_card(args, res)
     if args.write_card:

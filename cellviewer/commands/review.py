@@ -24,13 +24,17 @@ def add_parser(sub) -> None:
 
 def handler(args) -> int:
     import csv
+    import io as io_text
 
     from cellviewer.cli import PROG, UsageError
     from cellviewer.core import io
+    from cellviewer.core.atomic import check_writable, write_output
     from cellviewer.core.errors import CellviewerError
     from cellviewer.core.review import doubt_queue, remaining
     from cellviewer.core.sidecar import load_document
 
+    if args.csv:  # a bad path fails before the images are read
+        check_writable(args.csv, "--csv")
     images = io.list_images(args.inputs)
     if not images:
         raise UsageError(f"No images found in: {', '.join(args.inputs)}.", hint="give image files or folders")
@@ -54,9 +58,10 @@ def handler(args) -> int:
         rows += [{"image": path.name, "cls": it.cls, "cell": it.cell, "x": round(it.x, 1), "y": round(it.y, 1),
                   "doubt": round(it.score, 4), "reviewed": int(it.reviewed), "reasons": "; ".join(it.reasons)}
                  for it in q]
-    if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, ["image", "cls", "cell", "x", "y", "doubt", "reviewed", "reasons"])
-            w.writeheader()
-            w.writerows(rows)
+    if args.csv:  # atomically: never half a file
+        buf = io_text.StringIO(newline="")
+        w = csv.DictWriter(buf, ["image", "cls", "cell", "x", "y", "doubt", "reviewed", "reasons"])
+        w.writeheader()
+        w.writerows(rows)
+        write_output(args.csv, buf.getvalue(), "--csv")
     return 1 if failed else 0

@@ -5,7 +5,8 @@ Wraps the core job :func:`cellviewer.core.training.train` (options from
 cellviewer.core.training``). On a terminal a tqdm bar shows phase, epoch, step, loss
 and the validation score; otherwise one line per epoch. The best checkpoint (by the
 validation score) is written to ``--out`` after every improving epoch, the latest
-state to ``<out>-last`` (continue with ``--resume <out>-last``).
+state to ``<out>-last`` (continue with ``--resume <out>-last``: the run's own options, calibration and
+best checkpoint are kept, the options given override them; :mod:`cellviewer.core.trainresume`).
 
 Ctrl-C asks the job to stop at the next training step (a second Ctrl-C aborts at
 once): the best checkpoint written so far is kept and the command exits with 130.
@@ -17,8 +18,9 @@ import argparse
 import sys
 import time
 
-EPILOG = ("exit codes: 0 trained; 2 usage error or bad option (e.g. invalid JSON); 130 interrupted (Ctrl-C; the best checkpoint "
-          "so far is kept)")
+EPILOG = ("exit codes: 0 trained; 2 usage error or bad option (e.g. invalid JSON, a device that is not there, a "
+          "--resume that cannot go on: other classes or datasets, epochs used up); 5 cannot write the checkpoint; "
+          "6 no such checkpoint to resume; 130 interrupted (Ctrl-C; the best checkpoint so far is kept)")
 
 
 def add_parser(sub) -> None:

@@ -63,8 +63,10 @@ def handler(args) -> int:
         print(f"{args.name}: " + (f"version {mv.version} is active" if mv else "the shipped model is used again"))
         return 0
     if args.shipped:
-        store.deactivate(args.name)
-        print(f"{args.name}: the shipped model is used again")
+        if store.deactivate(args.name):
+            print(f"{args.name}: the shipped model is used again")
+        else:  # nothing stored: already the case
+            print(f"{args.name}: no stored version in {store.root}; the shipped model is used already")
         return 0
     names = [args.name] if args.name else store.names()
     if not names or not any(store.versions(n) for n in names):

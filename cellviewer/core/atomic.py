@@ -6,18 +6,21 @@ import os
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` atomically; on failure the old file is kept and the temp file removed.
 
-    Raises the underlying :class:`OSError`; callers turn it into their own error type.
+    ``fsync=False`` skips the flush to the disk (still never a half file after a crash of the process;
+    for the many small files of an export). Raises the underlying :class:`OSError`; callers turn it into
+    their own error type.
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -35,3 +38,40 @@ def share_mode(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
     except OSError:
         mode = 0o644
     os.chmod(tmp, mode)
+
+
+def check_writable(path: str | os.PathLike, flag: str = "--json") -> Path:
+    """Fail now, not after a long run, when the output file ``path`` (given as ``flag FILE``) could not be
+    written: its folder is missing or read-only, or the path is a folder. A probe file is made beside it
+    and removed; nothing else is touched. Raises :class:`~cellviewer.core.errors.SaveError` (exit code 5)."""
+    import tempfile
+
+    from cellviewer.core.errors import SaveError
+
+    p = Path(path)
+    hint = f"give {flag} a file in an existing, writable folder"
+    if p.is_dir():
+        raise SaveError(f"Cannot write {flag} '{p}': it is a folder.", hint=hint)
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise SaveError(f"Cannot write {flag} '{p}': the folder '{folder}' does not exist.", hint=hint)
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SaveError(f"Cannot write {flag} '{p}': {e.strerror or e}.", hint=hint) from e
+    return p
+
+
+def write_output(path: str | os.PathLike, text: str, flag: str = "--json") -> Path:
+    """Write a command's output file (``flag FILE``) atomically: a crash or a full disk leaves the old file
+    (or none), never half of the new one. Raises :class:`~cellviewer.core.errors.SaveError` (exit code 5)."""
+    from cellviewer.core.errors import SaveError
+
+    try:
+        atomic_write_bytes(path, text.encode("utf-8"))
+    except OSError as e:
+        raise SaveError(f"Cannot write {flag} '{path}': {e.strerror or e}.",
+                        hint="free some disk space or choose another file") from e
+    return Path(path)

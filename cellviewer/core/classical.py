@@ -47,9 +47,9 @@ from cellviewer.core.counting import (
     METHODS, edt, inside_points, instances_from_mask, label_max, relabel_sequential, remove_small, shape_scores,
 )
 from cellviewer.core.document import Marker
-from cellviewer.core.errors import SegmentationError
+from cellviewer.core.errors import SegmentationError, SegmentationOptionError
 from cellviewer.core.jobs import CancelToken, Job, Progress
-from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MIN_DIAMETER_PX, count_params, diameter_from
+from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MAX_DIAMETER_PX, MIN_DIAMETER_PX, count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
 
 VERSION = "1"
@@ -177,7 +177,7 @@ def _estimate_scale(fg: np.ndarray, stained: np.ndarray) -> tuple[float, str]:
     cells = fill_small_holes(cells, HOLE_MAX_IMAGE_FRAC * h * w)
     cells = cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, _disk(2)).astype(bool)
     d, how = estimate_diameter(cells)
-    if d is None or d < MIN_DIAMETER_PX:
+    if d is None or not MIN_DIAMETER_PX <= d <= MAX_DIAMETER_PX:  # an estimate is never an option error
         return FALLBACK_DIAMETER_PX, "fallback"
     return d, f"estimated-{how}"
 
@@ -283,7 +283,8 @@ class ClassicalSegmenter:
                  diameter_um: float | None = DEFAULT_RBC_DIAMETER_UM, um_per_px: float | None = None,
                  device: str = "cpu", **count_overrides):
         if method not in METHODS:
-            raise SegmentationError(f"Unknown counting method '{method}'.", hint=f"choose one of: {', '.join(METHODS)}")
+            raise SegmentationOptionError(f"Unknown counting method '{method}'.",
+                                          hint=f"choose one of: {', '.join(METHODS)}")
         self.method = method
         self.name = _NAMES[method]
         self.model_name = f"classical-{method}"

@@ -51,7 +51,8 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     """The training options (shared by ``cellviewer train`` and ``python -m cellviewer.core.training``)."""
     ap.add_argument("--config", help="TrainConfig options as a JSON file or JSON text (flags below override)")
     ap.add_argument("--datasets", nargs="+", metavar="NAME",
-                    help=f"datasets to train on: {', '.join(TRAIN_DATASETS)} (wbc_seg alone: a nucleus/cytoplasm model)")
+                    help=f"datasets to train on: {', '.join(TRAIN_DATASETS)} (wbc_seg alone: a nucleus/cytoplasm "
+                         "model), or export: a folder written by 'cellviewer export' given as --data")
     ap.add_argument("--data", help="data root (default: <repo>/../shared/data)")
     ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
     ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
@@ -63,7 +64,10 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batch-size", type=positive_int)
     ap.add_argument("--lr", type=positive_float)
     ap.add_argument("--two-phase", action="store_true", help="DO-U-Net transfer: mask first, then the edge head")
-    ap.add_argument("--resume", help="checkpoint stem to continue from (e.g. OUT-last)")
+    ap.add_argument("--resume", metavar="STEM",
+                    help="checkpoint stem to continue from (e.g. OUT-last): its run's options, calibration and best "
+                         "checkpoint are kept (options given here override them); other classes or datasets, and "
+                         "epochs already used up, are refused")
     ap.add_argument("--threads", type=positive_int)
     ap.add_argument("--device", help="cpu, cuda, mps")
     ap.add_argument("--name", help="model name in the card")
@@ -83,10 +87,17 @@ def _json_option(text: str, flag: str) -> dict:
 
 def train_config_from_args(args):
     """A :class:`~cellviewer.core.training.TrainConfig` from the options of :func:`add_train_arguments`
-    (flags override ``--config``)."""
+    (flags override ``--config``; with ``--resume``, both override the resumed run's own options)."""
     from cellviewer.core.training import TrainConfig
 
     d: dict = {}
+    if args.resume:  # the run goes on as it was started, unless told otherwise
+        from dataclasses import fields
+
+        from cellviewer.core.trainresume import options_of
+
+        known = {f.name for f in fields(TrainConfig)}
+        d = {k: v for k, v in options_of(args.resume).items() if k in known}
     if args.config:
         text = args.config
         if not text.lstrip().startswith("{"):  # a file
@@ -95,7 +106,7 @@ def train_config_from_args(args):
             except OSError as e:
                 raise OptionError(f"Cannot read --config file '{args.config}': {e.strerror or e}.",
                                       hint="give a JSON file or JSON text such as '{\"patience\": 30}'") from e
-        d = _json_option(text, "--config")
+        d.update(_json_option(text, "--config"))
     flags = {"datasets": args.datasets, "data_root": args.data, "architecture": args.arch,
              "working_scale": args.working_scale, "epochs": args.epochs, "max_minutes": args.minutes,
              "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "lr": args.lr,
@@ -117,7 +128,8 @@ def add_evaluate_arguments(ap: argparse.ArgumentParser) -> None:
                          "all with --data pointing elsewhere)")
     ap.add_argument("--datasets", nargs="+", metavar="NAME",
                     help=f"any of {', '.join(DATASETS)} (default: wbc_seg for nucleus/cytoplasm models, "
-                         "else bccd txl_pbc chula_rbc12; those in the data folder)")
+                         "else bccd txl_pbc chula_rbc12; those in the data folder), or export: a folder written by "
+                         "'cellviewer export' given as --data (its boxes scored like bccd's)")
     ap.add_argument("--diameter", choices=("estimate", "annotation"),
                     help="RBC size: estimated by the model (default; annotation for wbc_seg) or from the labels")
     ap.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images of each dataset")

@@ -9,7 +9,8 @@ Layouts (see ``shared/data/README.md``):
   those samples carry ``weak=True``.
 * **masks** — ``wbc_seg``: 8-bit masks (0 background, 128 cytoplasm, 255 nucleus),
   read with the thresholds <64 / 64–191 / ≥192 into the part map of
-  :mod:`cellviewer.core.document` (0 none, 1 nucleus, 2 cytoplasm).
+  :mod:`cellviewer.core.document` (0 none, 1 nucleus, 2 cytoplasm). Masks are found by stem in any
+  case (``IMG_001.JPG`` → ``img_001_mask.png``, :mod:`cellviewer.core.stemmatch`).
 * **points** — ``chula_rbc12``: one point inside some (not all) red cells; a recall
   check only.
 
@@ -44,6 +45,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError
+from cellviewer.core.stemmatch import FolderIndex
 from cellviewer.core.upsample import NEAREST
 
 DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "chula_rbc12")
@@ -170,6 +172,7 @@ def _load_boxes(root: Path, dataset: str) -> list[Sample]:
         voc = _boxes_by_image(folder / "annotations.csv")
     else:
         txl, voc = _boxes_by_image(folder / "annotations.csv"), {}
+    index = FolderIndex(folder / "images")
     out = []
     for r in sorted(rows, key=lambda r: r["image"]):
         img = r["image"]
@@ -178,8 +181,8 @@ def _load_boxes(root: Path, dataset: str) -> list[Sample]:
         b = src.get(img, {c: [] for c in CLASS_INDEX})
         boxes = {c: np.asarray(b[c], np.float64).reshape(-1, 4) for c in CLASS_INDEX}
         w, h = int(r["width"]), int(r["height"])
-        s = Sample(dataset, img, folder / "images" / img, split_of(img), origin=r.get("origin", dataset),
-                   width=w, height=h, boxes=boxes, weak=weak)
+        s = Sample(dataset, img, index.find(img) or folder / "images" / img, split_of(img),
+                   origin=r.get("origin", dataset), width=w, height=h, boxes=boxes, weak=weak)
         s.rbc_diameter = box_diameter(boxes["rbc"], w, h) or 0.0
         out.append(s)
     # images with too few whole red cells get the median of their origin
@@ -195,11 +198,13 @@ def _load_boxes(root: Path, dataset: str) -> list[Sample]:
 
 def _load_wbc_seg(root: Path) -> list[Sample]:
     folder = root / "wbc_seg"
+    images, masks = FolderIndex(folder / "images"), FolderIndex(folder / "masks")  # names matched in any case
     out = []
     for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
         img = r["image"]
-        out.append(Sample("wbc_seg", img, folder / "images" / img, split_of(img), origin=img[:2],
-                          width=int(r["width"]), height=int(r["height"]), mask_path=folder / "masks" / img,
+        out.append(Sample("wbc_seg", img, images.find(img) or folder / "images" / img, split_of(img),
+                          origin=img[:2], width=int(r["width"]), height=int(r["height"]),
+                          mask_path=masks.mask_for(img) or folder / "masks" / img,
                           meta={"class_name": r.get("class_name", "")}))
     # scale: the subset's median WBC equivalent diameter × RBC_PER_WBC (no red cells are annotated)
     for origin in sorted({s.origin for s in out}):

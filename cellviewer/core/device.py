@@ -6,16 +6,19 @@ torch is imported only when a device must actually be resolved, so start-up and
 
 from __future__ import annotations
 
-from cellviewer.core.errors import SegmentationError
+from cellviewer.core.errors import SegmentationOptionError
 
 CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(preference: str = "auto") -> str:
-    """Return ``"cuda"``, ``"mps"`` or ``"cpu"`` for a preference in :data:`CHOICES`."""
+    """Return ``"cuda"``, ``"mps"`` or ``"cpu"`` for a preference in :data:`CHOICES`.
+
+    An unknown device, or one that is not there (``cuda`` without a CUDA GPU), raises
+    :class:`SegmentationOptionError` (exit code 2: an option to change)."""
     pref = (preference or "auto").lower()
     if pref not in CHOICES and not pref.startswith("cuda:"):
-        raise SegmentationError(f"Unknown device '{preference}'.", hint=f"use one of {', '.join(CHOICES)}")
+        raise SegmentationOptionError(f"Unknown device '{preference}'.", hint=f"use one of {', '.join(CHOICES)}")
     if pref == "cpu":
         return "cpu"
     import torch
@@ -25,9 +28,11 @@ def resolve_device(preference: str = "auto") -> str:
     if pref == "auto":
         return "cuda" if cuda else ("mps" if mps else "cpu")
     if pref.startswith("cuda") and not cuda:
-        raise SegmentationError("CUDA was requested but no CUDA GPU is available.", hint="use --device cpu or auto")
+        raise SegmentationOptionError("CUDA was requested but no CUDA GPU is available on this machine.",
+                                      hint="use --device cpu, or --device auto (the GPU when there is one)")
     if pref == "mps" and not mps:
-        raise SegmentationError("MPS was requested but is not available.", hint="use --device cpu or auto")
+        raise SegmentationOptionError("MPS (Apple GPU) was requested but is not available on this machine.",
+                                      hint="use --device cpu, or --device auto (the GPU when there is one)")
     return pref
 
 

@@ -87,6 +87,12 @@ class OptionError(CellviewerError):
     exit_code = 2
 
 
+class SegmentationOptionError(OptionError, SegmentationError):
+    """A segmentation option has a bad value (an expected cell diameter out of range, a device that is
+    not there, an unknown counting method): exit code 2 like every option error, and still a
+    :class:`SegmentationError` for the callers that catch those."""
+
+
 def script_main(body: Callable[[], int | None]) -> int:
     """Run the body of a ``python -m cellviewer.core.…`` command: its return value (None: 0), or, when
     one of cellviewer's own errors ends it, one ``error: …`` line on stderr and that error's exit code."""

@@ -46,15 +46,17 @@ from pathlib import Path
 import numpy as np
 
 from cellviewer.core import datasets as D
-from cellviewer.core import metrics as M
 from cellviewer.core import morphology as MO
 from cellviewer.core.cliopts import add_evaluate_arguments
 from cellviewer.core.errors import CellviewerError, script_main
 from cellviewer.core.jobs import run_job
 
-from cellviewer.core.evaltable import _SEG_KEYS, CELLS, PARTS, format_table
+from cellviewer.core.evalsummary import add_boxes, box_acc, box_summary, mask_scores, mean_dicts, morph_pairs
+from cellviewer.core.evaltable import _SEG_KEYS, CELLS, PARTS, format_table  # noqa: F401 - re-exported
 
 __all__ = ["CELLS", "PARTS", "evaluate_model", "format_table", "resolve_split", "validate"]
+#: the accumulators under the names :mod:`cellviewer.core.gate` imports (they live in core.evalsummary)
+_box_acc, _add_boxes, _box_summary = box_acc, add_boxes, box_summary
 
 
 def validate(net, items: list[dict], classes: list[str], working_scale: float, device: str = "cpu",
@@ -93,102 +95,6 @@ def validate(net, items: list[dict], classes: list[str], working_scale: float, d
         res["mean_count_accuracy"] = float(np.mean(list(ca.values()))) if ca else 0.0
         res["score"] = 0.5 * (res["mean_dice"] + res["mean_count_accuracy"])
     return res
-
-
-# -- accumulation ------------------------------------------------------------------------------
-def _box_acc():
-    return {c: {"acc": [], "abs": [], "pred": 0, "true": 0, "tp": 0, "fp": 0, "fn": 0, "zero": 0, "zero_pos": 0,
-                "fp_edge": 0, "fn_edge": 0} for c in CELLS}
-
-
-def _add_boxes(acc: dict, res, sample: D.Sample) -> dict:
-    from cellviewer.core.countframe import edge_flags
-
-    row = {}
-    for c in CELLS:
-        marks = [m for m in res.markers if m.cls == c]
-        pts = [(m.x, m.y) for m in marks]
-        true_b = sample.boxes[c]
-        pred, true = len(pts), len(true_b)
-        det = M.detection_f1(np.asarray(pts, float).reshape(-1, 2), true_b)
-        a = acc[c]
-        lab = res.labels.get(c)
-        if lab is not None:  # which errors are cells cut by the image edge (sources box those differently)
-            flags = edge_flags(lab)
-            fp_e, fn_e = M.edge_errors(det, [m.cell in flags for m in marks], true_b, lab.shape)
-            a["fp_edge"] += fp_e
-            a["fn_edge"] += fn_e
-        a["pred"] += pred
-        a["true"] += true
-        a["tp"] += det.tp
-        a["fp"] += det.fp
-        a["fn"] += det.fn
-        if true > 0:
-            a["acc"].append(M.counting_accuracy(pred, true))
-            a["abs"].append(abs(pred - true))
-        else:
-            a["zero"] += 1
-            a["zero_pos"] += int(pred > 0)
-        row[c] = (pred, true)
-    return row
-
-
-def _morph_pairs(markers, cells: np.ndarray, classes) -> list[tuple[int, int]]:
-    """``(true, predicted)`` morphology class indices of the labelled points that lie in a predicted red
-    cell with a morphology class (the point's class must be one of :data:`cellviewer.core.morphology.CLASSES`)."""
-    if classes is None:
-        return []
-    index = {name: k for k, name in enumerate(MO.CLASSES)}
-    morph = {m.cell: index[m.morph] for m in markers if m.cls == "rbc" and m.cell and m.morph in index}
-    out = []
-    for cell, cid in zip(np.asarray(cells).tolist(), np.asarray(classes).tolist()):
-        name = MO.CHULA_CLASSES.get(int(cid))
-        if cell and name in index and cell in morph:
-            out.append((index[name], morph[cell]))
-    return out
-
-
-def _box_summary(acc: dict, n: int) -> dict:
-    out = {"n_images": n}
-    for c in CELLS:
-        a = acc[c]
-        tp, fp, fn = a["tp"], a["fp"], a["fn"]
-        p = tp / (tp + fp) if tp + fp else 0.0
-        r = tp / (tp + fn) if tp + fn else 0.0
-        out[c] = {"count_accuracy": float(np.mean(a["acc"])) if a["acc"] else float("nan"),
-                  "count_accuracy_ci95": list(M.bootstrap_ci(a["acc"])),
-                  "count_accuracy_total": M.counting_accuracy(a["pred"], a["true"]) if a["true"] else float("nan"),
-                  "mae": float(np.mean(a["abs"])) if a["abs"] else float("nan"),
-                  "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-                  "n_pred": a["pred"], "n_true": a["true"], "images_with_cells": len(a["acc"]),
-                  "zero_true_images": a["zero"], "zero_true_false_counts": a["zero_pos"],
-                  "false_positives": fp, "false_negatives": fn, "fp_at_edge": a["fp_edge"], "fn_at_edge": a["fn_edge"]}
-    return out
-
-
-def _mask_scores(pred_parts: np.ndarray, true_parts: np.ndarray) -> dict:
-    out = {}
-    for name, sel in PARTS.items():
-        p, t = sel(pred_parts), sel(true_parts)
-        s = M.segmentation_scores(p, t)
-        s["boundary_f1"] = M.boundary_f1(p, t, tolerance=2.0)
-        out[name] = s
-    out["map"] = {"pixel_accuracy": M.pixel_accuracy(pred_parts, true_parts),
-                  "misclassification_error": M.misclassification_error(pred_parts, true_parts),
-                  "mean_iou": M.mean_iou(pred_parts, true_parts, 3),
-                  "class_pixel_accuracy": [float(v) for v in M.class_pixel_accuracy(pred_parts, true_parts, 3)]}
-    return out
-
-
-def _mean_dicts(rows: list[dict]) -> dict:
-    out: dict = {"n_images": len(rows)}
-    for name in list(PARTS) + ["map"]:
-        keys = rows[0][name].keys()
-        out[name] = {k: (np.nanmean(np.array([r[name][k] for r in rows], float), axis=0).round(6).tolist())
-                     for k in keys}
-        if name in PARTS:
-            out[name]["dice_ci95"] = [round(v, 6) for v in M.bootstrap_ci([r[name]["dice"] for r in rows])]
-    return out
 
 
 # -- the evaluation ----------------------------------------------------------------------------
@@ -264,6 +170,10 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
     present = [d for d in wanted if (root / d / "images.csv").is_file()]
     if not present:
         hint = f"expected one of the folders {', '.join(wanted)} (each with images.csv) in the shared layout"
+        if (root / "images.csv").is_file() and ((root / "labels").is_dir() or (root / "export.json").is_file()):
+            raise CellviewerError(f"'{root}' is a cellviewer export, not a folder of the shared datasets.",
+                                  hint=f"score it with --data {root} --datasets export (every image; add --split "
+                                       "test for the held-out part the regression gate uses)")
         if (root / "images.csv").is_file():  # pointed at one dataset's folder instead of the data root
             hint = (f"'{root.name}' looks like one dataset's folder: pass its parent as --data"
                     f" (with --datasets {root.name} if it has another name); {hint}")
@@ -292,11 +202,11 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
     for ds in datasets:
         samples = D.load_samples(ds, data_dir, None if split == "all" else split)[:limit]
         mode = diameter or ("annotation" if ds == "wbc_seg" else "estimate")
-        box_acc: dict = defaultdict(_box_acc)
+        boxes: dict = defaultdict(box_acc)
         counts: dict = defaultdict(int)
         mask_rows: dict = defaultdict(list)
         pts = defaultdict(lambda: [0, 0])
-        morph_pairs: dict = defaultdict(list)
+        morph: dict = defaultdict(list)
         for k, s in enumerate(samples):
             if on_image is not None:
                 on_image(ds, k, len(samples), s.image_id)
@@ -311,14 +221,14 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
             if s.boxes is not None:
                 groups = [("bccd_voc" if s.weak else "bccd")] if ds == "bccd" else [ds, f"{ds}:{s.origin}"]
                 for g in groups:
-                    r = _add_boxes(box_acc[g], res, s)
+                    r = add_boxes(boxes[g], res, s)
                     counts[g] += 1
                 row.update({f"{c}_pred_true": list(v) for c, v in r.items()})
             elif s.mask_path is not None:
                 pred = res.parts if res.parts is not None else (res.labels["wbc"] > 0).astype(np.uint8) * 2
                 if central_cell:
                     pred = pred * (res.labels["wbc"] == central_label(res.labels["wbc"]))
-                sc = _mask_scores(pred, s.read_parts())
+                sc = mask_scores(pred, s.read_parts())
                 mask_rows[f"{ds}:{s.origin}"].append(sc)
                 mask_rows[ds].append(sc)
                 row["wbc_dice"] = sc["wbc"]["dice"]
@@ -330,19 +240,19 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
                 pts[ds][0] += hit
                 pts[ds][1] += len(xs)
                 row["points_hit"] = [hit, len(xs)]
-                morph_pairs[ds] += _morph_pairs(res.markers, lab[ys, xs], s.meta.get("point_classes"))
+                morph[ds] += morph_pairs(res.markers, lab[ys, xs], s.meta.get("point_classes"))
             images.append(row)
-        for g, acc in box_acc.items():
-            results[g] = {"kind": "boxes", **_box_summary(acc, counts[g])}
+        for g, acc in boxes.items():
+            results[g] = {"kind": "boxes", **box_summary(acc, counts[g])}
         for g, rows in mask_rows.items():
-            results[g] = {"kind": "masks", **_mean_dicts(rows)}
+            results[g] = {"kind": "masks", **mean_dicts(rows)}
         for g, (hit, n) in pts.items():
             results[g] = {"kind": "points", "n_images": len(samples), "points": n, "inside_rbc": hit,
                           "recall": hit / n if n else float("nan")}
-            if morph_pairs[g]:  # end to end: the class of the predicted red cell each labelled point lies in
+            if morph[g]:  # end to end: the class of the predicted red cell each labelled point lies in
                 from cellviewer.core.morphtrain import scores
 
-                t, pr = np.array(morph_pairs[g]).T
+                t, pr = np.array(morph[g]).T
                 sc = scores(t, pr, len(MO.CLASSES))
                 results[g]["morphology"] = {k: sc[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
     name = name_or_segmenter if isinstance(name_or_segmenter, str) else getattr(name_or_segmenter, "name", "?")
@@ -372,6 +282,10 @@ def evaluate_args(args, on_image=None) -> dict:
     """:func:`evaluate_model` with the options of :func:`cellviewer.core.cliopts.add_evaluate_arguments`
     (``args.split`` is resolved in place, so the command and the card check name the split scored)."""
     args.split = resolve_split(args.split, args.data)
+    if args.device not in ("cpu", "auto"):  # a device that is not there: an option error (2), for any model
+        from cellviewer.core.device import resolve_device
+
+        resolve_device(args.device)
     return evaluate_model(args.model, args.data, args.split, args.datasets, args.diameter, args.limit,
                           args.device, on_image=on_image, central_cell=not args.all_cells,
                           calibration=not getattr(args, "no_calibration", False))
@@ -398,10 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     def body() -> None:
+        from cellviewer.core.atomic import check_writable, write_output
+
+        if args.json:
+            check_writable(args.json, "--json")
         res = evaluate_args(args)
         print(format_table(res))
         if args.json:
-            Path(args.json).write_text(json.dumps(json_safe(res), indent=1))
+            write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
         if args.write_card:
             cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])
             print(f"metrics written to {store_metrics(args.model, res, cmd)}")

@@ -55,18 +55,22 @@ def load_exported(root, split: str | None = None):
         for r in csv.DictReader(f):
             by_img.setdefault(r["image"], {c: [] for c in CLASS_INDEX})[inv[r["cls"]]].append(
                 [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+    from cellviewer.core.stemmatch import FolderIndex
+
+    # file names matched in any case (IMG_001.png vs img_001_rbc.png: a copy through another file system)
+    images, labels, ignore = (FolderIndex(root / sub) for sub in ("images", "labels", "ignore"))
     out = []
     for r in rows:
         if split is not None and r["split"] != split:
             continue
         name, stem = r["image"], Path(r["image"]).stem
         b = by_img.get(name, {c: [] for c in CLASS_INDEX})
-        out.append(Sample("export", name, root / "images" / name, r["split"], origin=r.get("origin") or "export",
-                          width=int(r["width"]), height=int(r["height"]),
+        lab = {c: labels.find(f"{stem}_{c}.png") or root / "labels" / f"{stem}_{c}.png" for c in CELL_CLASSES}
+        out.append(Sample("export", name, images.find(name) or root / "images" / name, r["split"],
+                          origin=r.get("origin") or "export", width=int(r["width"]), height=int(r["height"]),
                           boxes={c: np.asarray(b[c], float).reshape(-1, 4) for c in CLASS_INDEX},
                           rbc_diameter=float(r.get("rbc_diameter") or 32.0),
-                          meta={"labels": {c: root / "labels" / f"{stem}_{c}.png" for c in CELL_CLASSES},
-                                "source": r.get("source", "")}))
+                          meta={"labels": lab, "ignore": ignore.find(name), "source": r.get("source", "")}))
     return out
 
 
@@ -85,8 +89,9 @@ def read_labels(sample) -> dict[str, np.ndarray]:
 
 def working_targets(sample, size: tuple[int, int], edge_px: float = EDGE_PX) -> tuple[np.ndarray, np.ndarray]:
     """``(classmap, edge)`` of an exported sample at ``size`` (w, h): labels resized (centre-aligned
-    nearest), classes drawn rbc, wbc, platelet (1, 2, 3), the edge target recomputed at that scale."""
-    from cellviewer.core.datasets import CLASS_INDEX
+    nearest), classes drawn rbc, wbc, platelet (1, 2, 3), the ignore target's pixels set to
+    :data:`~cellviewer.core.datasets.IGNORE`, the edge target recomputed at that scale."""
+    from cellviewer.core.datasets import CLASS_INDEX, IGNORE
     from cellviewer.core.upsample import NEAREST
 
     labels = {c: cv2.resize(a, size, interpolation=NEAREST).astype(np.int32)
@@ -94,4 +99,21 @@ def working_targets(sample, size: tuple[int, int], edge_px: float = EDGE_PX) -> 
     classmap = np.zeros((size[1], size[0]), np.uint8)
     for c in ("rbc", "wbc", "platelet"):
         classmap[labels[c] > 0] = CLASS_INDEX[c]
+    ignore = read_ignore(sample)  # markers without an outline, outlines shared by two cells: not taught
+    if ignore is not None:
+        classmap[cv2.resize(ignore, size, interpolation=NEAREST) > 0] = IGNORE
     return classmap, edge_map(labels, edge_px)
+
+
+def read_ignore(sample) -> np.ndarray | None:
+    """The ignore target (``uint8``, > 0 = not taught) of an exported sample; None for an export made
+    before ignore targets were written."""
+    from cellviewer.core.errors import ImageReadError
+
+    p = sample.meta.get("ignore")
+    if p is None:
+        return None
+    a = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if a is None or a.ndim != 2:
+        raise ImageReadError(p, "it is not a single-channel ignore PNG")
+    return a

@@ -101,9 +101,15 @@ class ModelStore:
         for mv in self.versions(name):
             if mv.version == int(version):
                 return mv
-        have = ", ".join(str(v.version) for v in self.versions(name)) or "none"
-        raise ModelLoadError(f"Model '{name}' has no stored version {version} (stored: {have}).",
-                             hint="pick one of the stored versions")
+        have = [str(v.version) for v in self.versions(name)]
+        if have:
+            raise ModelLoadError(f"Model '{name}' has no stored version {version}; its stored versions: "
+                                 f"{', '.join(have)}.", hint=f"pick one of them, e.g. --activate {have[-1]}")
+        others = [n for n in self.names() if self.versions(n)]
+        raise ModelLoadError(f"Model '{name}' has no stored version {version}: nothing of '{name}' is stored in "
+                             f"{self.root}" + (f" (stored models: {', '.join(others)})." if others else "."),
+                             hint="store a fine-tuned version first (the GUI's Accept, or 'cellviewer "
+                                  "finetune-demo'); 'cellviewer versions' lists what is stored")
 
     def active(self, name: str) -> ModelVersion | None:
         """The active version of ``name``, or None (then a shipped model of that name is used)."""
@@ -193,12 +199,16 @@ class ModelStore:
         _refresh_registry(name)
         return self.active(name)
 
-    def deactivate(self, name: str) -> None:
-        """No stored version active: the shipped model of that name (if any) is used."""
+    def deactivate(self, name: str) -> bool:
+        """No stored version active: the shipped model of that name (if any) is used. False when nothing of
+        ``name`` is stored (nothing to change, nothing written)."""
+        if not (self.root / name / "store.json").is_file():
+            return False
         st = self._state(name)
         st["active"] = None
         _write_json(self.root / name / "store.json", st)
         _refresh_registry(name)
+        return True
 
 
 def _shipped_version(name: str) -> int:

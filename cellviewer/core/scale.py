@@ -15,13 +15,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from cellviewer.core.errors import SegmentationError
+from cellviewer.core.errors import SegmentationOptionError
 
 #: Diameter of a normal red blood cell in micrometres.
 DEFAULT_RBC_DIAMETER_UM = 7.5
 #: Smallest and largest expected RBC diameter (px) accepted anywhere.
 MIN_DIAMETER_PX = 4.0
 MAX_DIAMETER_PX = 2000.0
+_DIAMETER_HINT = (f"give a red-cell diameter between {MIN_DIAMETER_PX:g} and {MAX_DIAMETER_PX:g} px (analyze "
+                  "--diameter-px), a µm-per-pixel that puts a 7.5 µm cell in that range, or neither to have it "
+                  "estimated per image")
 
 
 @dataclass(frozen=True)
@@ -100,23 +103,23 @@ class CountParams:
 
 
 def validate(p: CountParams) -> CountParams:
-    """Check the values of ``p``; raise :class:`SegmentationError` when one is unusable."""
+    """Check the values of ``p``; raise :class:`SegmentationOptionError` (exit code 2) when one is unusable."""
     if not (MIN_DIAMETER_PX <= p.diameter_px <= MAX_DIAMETER_PX) or not math.isfinite(p.diameter_px):
-        raise SegmentationError(
+        raise SegmentationOptionError(
             f"Expected cell diameter {p.diameter_px!r} px is out of range.",
-            hint=f"give a diameter between {MIN_DIAMETER_PX:g} and {MAX_DIAMETER_PX:g} px, or a valid µm-per-pixel",
+            hint=_DIAMETER_HINT,
         )
     if not (0 <= p.min_area_frac < p.max_area_frac) or not (0 <= p.min_area_border_frac < p.max_area_frac):
-        raise SegmentationError(
+        raise SegmentationOptionError(
             f"min_area_frac={p.min_area_frac} / max_area_frac={p.max_area_frac} are inconsistent.",
             hint="use 0 <= min_area_frac < max_area_frac (e.g. 0.2 and 2.5)",
         )
     for name in ("peak_min_distance_frac", "peak_min_height_frac", "h_frac", "hough_min_dist_frac"):
         v = getattr(p, name)
         if not (0 <= v <= 2):
-            raise SegmentationError(f"{name}={v} is out of range.", hint="use a fraction between 0 and 2")
+            raise SegmentationOptionError(f"{name}={v} is out of range.", hint="use a fraction between 0 and 2")
     if not (0 < p.hough_radius_tol < 1) or not (0 < p.hough_votes <= 1):
-        raise SegmentationError(
+        raise SegmentationOptionError(
             f"hough_radius_tol={p.hough_radius_tol}, hough_votes={p.hough_votes} are out of range.",
             hint="use 0 < hough_radius_tol < 1 and 0 < hough_votes <= 1",
         )
@@ -131,25 +134,25 @@ def diameter_from(
     """The expected RBC diameter in pixels, or ``None`` when it must be estimated.
 
     ``diameter_px`` wins; otherwise ``diameter_um / um_per_px`` when the pixel
-    pitch is known. Raises :class:`SegmentationError` on non-positive values.
+    pitch is known. Raises :class:`SegmentationOptionError` on non-positive or out-of-range values.
     """
     if diameter_px is not None:
         d = float(diameter_px)
     elif um_per_px is not None:
         if not um_per_px or um_per_px <= 0 or not math.isfinite(um_per_px):
-            raise SegmentationError(f"µm per pixel must be positive, got {um_per_px!r}.",
+            raise SegmentationOptionError(f"µm per pixel must be positive, got {um_per_px!r}.",
                                     hint="give the pixel pitch of the scanner, e.g. 0.1")
         dum = DEFAULT_RBC_DIAMETER_UM if diameter_um is None else float(diameter_um)
         if dum <= 0:
-            raise SegmentationError(f"Cell diameter must be positive, got {diameter_um!r} µm.",
+            raise SegmentationOptionError(f"Cell diameter must be positive, got {diameter_um!r} µm.",
                                     hint=f"a normal red cell is {DEFAULT_RBC_DIAMETER_UM} µm")
         d = dum / float(um_per_px)
     else:
         return None
     if not (MIN_DIAMETER_PX <= d <= MAX_DIAMETER_PX) or not math.isfinite(d):
-        raise SegmentationError(
+        raise SegmentationOptionError(
             f"Expected cell diameter {d:.3g} px is out of range.",
-            hint=f"give a diameter between {MIN_DIAMETER_PX:g} and {MAX_DIAMETER_PX:g} px",
+            hint=_DIAMETER_HINT,
         )
     return d
 
@@ -168,10 +171,10 @@ def count_params(
     """
     d = diameter_from(diameter_px, diameter_um, um_per_px)
     if d is None:
-        raise SegmentationError("No cell diameter given.", hint="pass diameter_px, or diameter_um and um_per_px")
+        raise SegmentationOptionError("No cell diameter given.", hint="pass diameter_px, or diameter_um and um_per_px")
     known = {f.name for f in fields(CountParams)} - {"diameter_px"}
     bad = sorted(set(overrides) - known)
     if bad:
-        raise SegmentationError(f"Unknown counting parameter(s): {', '.join(bad)}.",
+        raise SegmentationOptionError(f"Unknown counting parameter(s): {', '.join(bad)}.",
                                 hint=f"valid names: {', '.join(sorted(known))}")
     return validate(CountParams(diameter_px=d, **overrides))

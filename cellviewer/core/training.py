@@ -30,7 +30,9 @@
   the start, more capacity to train.
 * **Checkpoints** (:func:`cellviewer.nets.checkpoint.save_checkpoint`, float16): the
   best epoch to ``config.out``, the latest to ``<out>-last`` (its card holds the
-  training state, so ``resume`` continues from there).
+  training state, so ``resume`` continues from there). A resume keeps the run's best
+  checkpoint until an epoch beats it, and refuses other classes, datasets or splits and
+  used-up epochs (:mod:`cellviewer.core.trainresume`).
 * **Budgets.** ``epochs`` and ``max_minutes`` (wall time, both phases), early stopping
   after ``patience`` epochs without improvement, fixed ``seed``.
 * **Two-phase transfer** (DO-U-Net paper, ``two_phase``): phase 1 trains the net on the
@@ -49,18 +51,20 @@ import math
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from cellviewer.core import datasets as D
-from cellviewer.core.augment import AugmentConfig, augment
+from cellviewer.core.augment import AugmentConfig
 from cellviewer.core.errors import CellviewerError, script_main
 from cellviewer.core.evaluate import validate
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
 from cellviewer.core.swa import WeightWindow, average_into, refresh_batchnorm
+from cellviewer.core.trainparts import batch as _batch
 from cellviewer.core.trainparts import border_pad_of, card_for, load_items, loss_for, preprocess_steps
+from cellviewer.core.trainresume import best_so_far, check_resume, export_images
 
 
 @dataclass
@@ -156,26 +160,10 @@ def classes_of(cfg: TrainConfig) -> list[str]:
     return list(D.PART_CLASSES if kinds == {"parts"} else D.BOX_CLASSES)
 
 
-def _batch(items, weights, rng, acfg: AugmentConfig, n: int):
-    import torch
-
-    imgs, cms, edges = [], [], []
-    for _ in range(n):
-        it = items[int(rng.choice(len(items), p=weights))]
-        labels = {"classmap": (it["classmap"], D.IGNORE)}
-        if it["edge"] is not None:
-            labels["edge"] = (it["edge"], 0)
-        img, labs = augment(it["image"], labels, rng, acfg)
-        imgs.append(img)
-        cms.append(labs["classmap"])
-        edges.append(labs.get("edge", np.zeros_like(labs["classmap"])))
-    x = torch.from_numpy(np.stack(imgs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
-    return x, torch.from_numpy(np.stack(cms).astype(np.int64)), torch.from_numpy(np.stack(edges).astype(np.float32))
-
-
 # -- the job -------------------------------------------------------------------------------------
-def _card(cfg: TrainConfig, classes, n_train, n_val, state: dict, command: str) -> dict:
-    return card_for(cfg, classes, n_train, n_val, state, command, preprocess_steps(cfg), border_pad_of(cfg))
+def _card(cfg: TrainConfig, classes, n_train, n_val, state: dict, command: str, extra: dict | None = None) -> dict:
+    return card_for(cfg, classes, n_train, n_val, state, command, preprocess_steps(cfg), border_pad_of(cfg),
+                    **(extra or {}))
 
 
 def train(config: TrainConfig, cancel: CancelToken | None = None, command: str = "") -> Job[TrainResult]:
@@ -186,15 +174,27 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     from cellviewer.nets.registry import create_net
     from cellviewer.nets.widen import widen_do_unet
 
+    from cellviewer.core.device import resolve_device
+    from cellviewer.nets.checkpoint import read_card
+
     cfg = config
     t0 = time.perf_counter()
+    classes = classes_of(cfg)
+    resumed = read_card(cfg.resume) if cfg.resume else None
+    if resumed is not None:  # before any data is read: classes, datasets, splits and epochs left
+        check_resume(cfg, resumed, classes)
+    if cfg.device != "cpu":  # a device that is not there is an option error (exit 2), not a torch one
+        cfg = replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    classes = classes_of(cfg)
     yield TrainProgress(0.0, "loading data")
     train_items, val_items = load_items(cfg, "train"), load_items(cfg, "val")
+    extra = {"resumed": resumed, "export_images": export_images({"train": train_items, "val": val_items})}
+
+    def card(st: dict) -> dict:
+        return _card(cfg, classes, len(train_items), len(val_items), dict(st), command, extra)
     key = (lambda it: (it["dataset"], it["origin"])) if cfg.balance == "origin" else (
         (lambda it: it["dataset"]) if cfg.balance == "dataset" else (lambda it: 0))
     by_ds: dict = {}
@@ -229,11 +229,17 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     window = WeightWindow(cfg.swa_epochs) if cfg.swa_epochs else None
     stopped, done_epochs = "epochs", 0
     command = command or f"python -m cellviewer.core.training --config '{json.dumps(asdict(cfg))}'"
-    if cfg.resume:  # the resumed weights are the score to beat, measured the same way as the new epochs
+    best = best_so_far(cfg, resumed) if resumed is not None else None
+    if best is not None:  # the run's best so far stays the best until an epoch beats it
+        state["best_score"] = best[0]
+        if best[1]:  # it lies at the run's own --out: copied to this one
+            bnet, bcard = load_checkpoint(best[1], "cpu")
+            save_checkpoint(bnet, out, bcard, half=True)
+        yield TrainProgress(0.0, f"keeping the best checkpoint so far (score {best[0]:.4f}) in {out}")
+    elif cfg.resume:  # the resumed weights are the start: the score to beat, measured as the new epochs will be
         yield TrainProgress(0.0, "scoring the resumed checkpoint")
         state["best_score"] = validate(net.eval(), val_items, classes, cfg.working_scale, cfg.device, pad)["score"]
-        save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
-                        half=True)
+        save_checkpoint(net, out, card(state), half=True)
     for phase, n_ep in phases:
         if phase < state["phase"]:
             done_epochs += n_ep
@@ -288,13 +294,11 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
             # phase 2 only trains the edge: keep its best by the same score
             if v["score"] > state["best_score"]:
                 state.update(best_score=v["score"], best_epoch=epoch, best_phase=phase)
-                save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state),
-                                                command), half=True)
+                save_checkpoint(net, out, card(state), half=True)
                 bad = 0
             else:
                 bad += 1
-            save_checkpoint(net, f"{out}-last", _card(cfg, classes, len(train_items), len(val_items), dict(state),
-                                                      command), half=True)
+            save_checkpoint(net, f"{out}-last", card(state), half=True)
             yield TrainProgress(min(0.999, (done_epochs + epoch) / total_epochs),
                                 f"phase {phase} epoch {epoch}: loss {np.mean(losses):.4f} val {v['score']:.4f}"
                                 f" (best {state['best_score']:.4f} @ {state['best_epoch']})", phase, epoch, steps,
@@ -309,14 +313,14 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
         state["epoch"] = 0
         if window is not None and phase == 1 and len(window) > 1:
             yield from _swa_finish(net, window, cfg, classes, (train_items, weights, acfg, rng), val_items, pad,
-                                   state, out, command, t0)
+                                   state, out, card, t0)
     minutes = (time.perf_counter() - t0) / 60.0
     yield TrainProgress(1.0, f"done ({stopped}); best {state['best_score']:.4f} at epoch {state['best_epoch']}")
     return TrainResult(str(out), float(state["best_score"]), int(state["best_epoch"]),
                        len(state["history"]), minutes, stopped, list(state["history"]))
 
 
-def _swa_finish(net, window, cfg: TrainConfig, classes, data, val_items, pad, state, out, command, t0):
+def _swa_finish(net, window, cfg: TrainConfig, classes, data, val_items, pad, state, out, card, t0):
     """Average the window into ``net`` (BatchNorm re-estimated on 32 training batches), save it as
     ``OUT-swa``, and as the best checkpoint when it validates better."""
     from cellviewer.nets.checkpoint import save_checkpoint
@@ -337,10 +341,8 @@ def _swa_finish(net, window, cfg: TrainConfig, classes, data, val_items, pad, st
     better = v["score"] > state["best_score"]
     if better:
         state.update(best_score=v["score"], best_epoch=epoch, best_phase=1, best_swa=n)
-        save_checkpoint(net, out, _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
-                        half=True)
-    save_checkpoint(net, f"{out}-swa", _card(cfg, classes, len(train_items), len(val_items), dict(state), command),
-                    half=True)
+        save_checkpoint(net, out, card(state), half=True)
+    save_checkpoint(net, f"{out}-swa", card(state), half=True)
     yield TrainProgress(0.999, f"SWA of the last {n} epochs: val {v['score']:.4f} "
                         f"({'new best' if better else 'not better'}; best {state['best_score']:.4f})",
                         1, state["epoch"], 0, float("nan"), v["score"], state["best_score"], el)

@@ -31,6 +31,27 @@ def load_items(cfg, split: str) -> list[dict]:
     return [dict(it, image=apply_steps(it["image"], steps)) for it in items] if steps else items
 
 
+def batch(items, weights, rng, acfg, n: int):
+    """``n`` augmented crops of training items drawn by ``weights``: images N×3×H×W, class maps, edge maps."""
+    import numpy as np
+    import torch
+
+    from cellviewer.core.augment import augment
+
+    imgs, cms, edges = [], [], []
+    for _ in range(n):
+        it = items[int(rng.choice(len(items), p=weights))]
+        labels = {"classmap": (it["classmap"], D.IGNORE)}
+        if it["edge"] is not None:
+            labels["edge"] = (it["edge"], 0)
+        img, labs = augment(it["image"], labels, rng, acfg)
+        imgs.append(img)
+        cms.append(labs["classmap"])
+        edges.append(labs.get("edge", np.zeros_like(labs["classmap"])))
+    x = torch.from_numpy(np.stack(imgs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    return x, torch.from_numpy(np.stack(cms).astype(np.int64)), torch.from_numpy(np.stack(edges).astype(np.float32))
+
+
 def preprocess_steps(cfg) -> list[dict]:
     """The run's image steps (:func:`cellviewer.nets.preprocess.steps_for`), recorded in the card."""
     from cellviewer.nets.checkpoint import read_card
@@ -53,17 +74,30 @@ def border_pad_of(cfg) -> float:
     return 0.0
 
 
-def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: list, pad: float) -> dict:
-    """The model card of a training run's checkpoint (``cfg``: a :class:`~cellviewer.core.training.TrainConfig`)."""
-    return {
+def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: list, pad: float,
+             resumed: dict | None = None, export_images: dict | None = None) -> dict:
+    """The model card of a training run's checkpoint (``cfg``: a :class:`~cellviewer.core.training.TrainConfig`).
+
+    ``resumed``: the card of the checkpoint resumed — its calibration (``postprocess``, ``inference``) is
+    the net's and goes on into the new card. ``export_images``: the exported images trained and selected
+    on (:func:`cellviewer.core.trainresume.export_images`), compared on the next resume."""
+    post = {"method": "edge-watershed" if classes[1] == "rbc" else "components"}
+    inference = {}
+    if resumed is not None and list(resumed.get("classes") or []) == list(classes):
+        post = dict(resumed.get("postprocess") or post)
+        inference = dict(resumed.get("inference") or {})
+    inference.pop("border_pad", None)
+    if pad:
+        inference["border_pad"] = pad
+    card = {
         "name": cfg.name, "version": "1", "description": cfg.description or f"{cfg.architecture} trained on "
         + ", ".join(cfg.datasets), "classes": classes, "outputs": ["mask", "edge"] if classes[1] == "rbc" else ["mask"],
         "working_scale": cfg.working_scale,
         "preprocessing": {"input": "RGB float32 0..1, N×3×H×W",
                           "rescale": "image resized so that the expected RBC diameter is working_scale px",
                           "steps": steps},
-        "postprocess": {"method": "edge-watershed" if classes[1] == "rbc" else "components"},
-        **({"inference": {"border_pad": pad}} if pad else {}),
+        "postprocess": post,
+        **({"inference": inference} if inference else {}),
         "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
                           "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
                                     "fractions": list(D.SPLIT_FRACTIONS),
@@ -78,6 +112,9 @@ def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: lis
         "metrics": {}, "command": command,
         "licence": "weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data",
     }
+    if export_images:
+        card["training_data"]["export_images"] = export_images
+    return card
 
 
 def loss_for(cfg):

@@ -88,7 +88,8 @@ def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, mo
         # the detection errors are split into those at the image edge (cut cells) and the rest
         for c in ("rbc", "wbc", "platelet"):
             s = res["datasets"][dataset][c]
-            assert s["false_positives"] == s["n_pred"] - round(s["precision"] * s["n_pred"])
+            assert s["false_positives"] == s["n_pred"] - round((s["precision"] or 0.0) * s["n_pred"])
+            assert (s["precision"] is None) == (s["n_pred"] == 0)  # nothing predicted: undefined (null)
             assert 0 <= s["fp_at_edge"] <= s["false_positives"] and 0 <= s["fn_at_edge"] <= s["false_negatives"]
         assert "errors at the image edge (cut cells): rbc FP " in out
 
@@ -168,3 +169,62 @@ def test_no_calibration_is_part_of_the_reproducing_command():
     args.split = "test"
     assert command_of(args).endswith("--datasets chula_rbc12 --no-calibration")
     assert not ap.parse_args(["--model", "x"]).no_calibration
+
+
+def test_undefined_scores_are_nan_and_shown_as_a_dash():
+    """0/0 is neither 0 nor 100 %: precision with nothing predicted, recall with nothing true, a region both
+    leave empty."""
+    import math
+
+    import numpy as np
+
+    from cellviewer.core.evalsummary import box_acc, box_summary, mask_scores
+    from cellviewer.core.evaltable import format_table
+
+    acc = box_acc()
+    acc["rbc"].update(tp=3, fp=1, fn=0, pred=4, true=3, acc=[0.67])
+    acc["wbc"].update(tp=0, fp=0, fn=2, pred=0, true=2, acc=[0.0])  # nothing predicted: precision 0/0
+    # platelets: nothing predicted, nothing true: precision, recall and F1 all 0/0
+    s = box_summary(acc, 1)
+    assert s["rbc"]["precision"] == 0.75 and s["rbc"]["recall"] == 1.0
+    assert math.isnan(s["wbc"]["precision"]) and s["wbc"]["recall"] == 0.0 and s["wbc"]["f1"] == 0.0
+    assert all(math.isnan(s["platelet"][k]) for k in ("precision", "recall", "f1"))
+    table = format_table({"model": "m", "split": "test", "n_images": 1, "seconds_per_image": 0.1,
+                          "diameter": "estimate", "datasets": {"x": {"kind": "boxes", **s}}})
+    row = next(ln for ln in table.splitlines() if ln.startswith("platelet"))
+    assert row.count("—") >= 5 and "100.00" not in row and " 0.00" not in row
+    empty = np.zeros((8, 8), np.uint8)
+    truth = empty.copy()
+    truth[2:5, 2:5] = 1  # a nucleus, no cytoplasm; nothing predicted
+    m = mask_scores(empty, truth)
+    assert math.isnan(m["nucleus"]["precision"]) and m["nucleus"]["recall"] == 0.0 and m["nucleus"]["dice"] == 0.0
+    assert all(math.isnan(m["cytoplasm"][k]) for k in ("dice", "iou", "precision", "recall", "boundary_f1"))
+    assert m["cytoplasm"]["specificity"] == 1.0  # background everywhere, all of it right
+
+
+def test_an_export_folder_given_as_data_says_how_to_score_it(tmp_path, capsys):
+    from cellviewer.core.export_dataset import export_training_set
+    from cellviewer.core.jobs import run_job
+    from tests.synthdocs import random_doc
+
+    run_job(export_training_set([random_doc(i) for i in range(3)], tmp_path / "x"))
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "x"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "is a cellviewer export" in err and "--datasets export" in err
+    # ... and what it says works
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "x"), "--datasets", "export",
+                     "-q", "--json", str(tmp_path / "r.json")]) == 0
+    assert "[export] 3 images (boxes)" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--help"]) == 0
+    assert "cellviewer export" in capsys.readouterr().out
+
+
+def test_a_bad_json_path_fails_before_the_run(tmp_path, capsys, monkeypatch):
+    from cellviewer.core import evaluate
+
+    ran = []
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: ran.append(1))
+    assert cli.main(["evaluate", "--model", "classical", "--json", str(tmp_path / "no" / "r.json"), "-q"]) == 5
+    assert "does not exist" in capsys.readouterr().err and not ran
+    assert cli.main(["evaluate", "--model", "classical", "--json", str(tmp_path), "-q"]) == 5
+    assert "it is a folder" in capsys.readouterr().err and not ran

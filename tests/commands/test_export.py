@@ -45,3 +45,21 @@ def test_nothing_reviewed_and_usage_errors(tmp_path, capsys):
     assert cli.main(["export", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 3
     assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--holdout", "0.9", "--val", "0.2"]) == 2
     assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--format", "yolo"]) == 2
+
+
+def test_export_into_an_earlier_export_merges_and_bad_tiles_are_usage_errors(tmp_path, capsys):
+    folder = _images(tmp_path, [True, True, True])
+    out = tmp_path / "out"
+    assert cli.main(["export", str(folder / "img0.png"), str(folder / "img1.png"), "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    assert cli.main(["export", str(folder), "--out", str(out), "-q"]) == 0  # img0, img1 again + img2
+    assert "1 new, 2 exported again (replaced), 0 kept; 3 images in all" in capsys.readouterr().out
+    assert len(json.loads((out / "coco.json").read_text())["images"]) == 3
+    assert len((out / "images.csv").read_text().splitlines()) == 1 + 3
+    # a tile too small, or other options than the earlier export's: exit 2, saying what to give
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "t"), "--tile", "8"]) == 2
+    assert "--tile 16 px or more" in capsys.readouterr().err
+    assert cli.main(["export", str(folder), "--out", str(out), "--tile", "48", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "holds an export made with --format both" in err and "another folder" in err
+    assert len(err.strip().splitlines()) == 1

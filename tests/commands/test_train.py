@@ -70,3 +70,26 @@ def test_nonsense_budgets_are_usage_errors_and_an_unwritable_out_fails_before_tr
     assert cli.main(["train", "--datasets", "synthetic", "--out", str(blocker / "sub" / "m"), "--epochs", "1"]) == 5
     err = capsys.readouterr().err
     assert "Cannot write the checkpoint" in err and "unexpected" not in err
+
+
+def test_resume_goes_on_with_the_run_s_own_options_and_says_when_epochs_are_used_up(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    assert cli.main(TINY + ["--epochs", "1", "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    # nothing but --resume and a larger budget: datasets, net, scale, name and --out are the run's own
+    assert cli.main(["train", "--resume", f"{out}-last", "--epochs", "2", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["checkpoint"] == str(out) and summary["epochs_run"] == 2  # the history goes on
+    card = json.loads((tmp_path / "tiny-last.json").read_text())
+    assert card["name"] == "tiny" and card["working_scale"] == 16 and card["training"]["state"]["epoch"] == 2
+    assert card["training"]["config"]["datasets"] == ["synthetic"] and card["config"]["base"] == 4
+    # the budget is used up: a usage error that says what to give
+    assert cli.main(["train", "--resume", f"{out}-last", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "already run 2 of the 2 epochs" in err and "--epochs 12" in err and len(err.strip().splitlines()) == 1
+    # other data than the run's: refused before any epoch
+    assert cli.main(["train", "--resume", f"{out}-last", "--epochs", "3", "--datasets", "wbc_seg", "-q"]) == 2
+    assert "segments rbc, wbc, platelet" in capsys.readouterr().err
+    # a device that is not there is an option error too
+    assert cli.main(["train", "--resume", f"{out}-last", "--epochs", "3", "--device", "no-such", "-q"]) == 2
+    assert "Unknown device" in capsys.readouterr().err

@@ -43,3 +43,23 @@ def test_errors_are_one_line_with_a_code(isolated_registry, capsys):  # noqa: F8
     assert "no stored version 3" in err and "Traceback" not in err
     assert main(["versions", "nothing", "--rollback"]) == 6  # nothing to roll back: a documented code
     assert "no active stored version" in capsys.readouterr().err
+
+
+def test_missing_version_lists_the_stored_ones_shipped_with_nothing_stored_is_ok(isolated_registry,  # noqa: F811
+                                                                                  capsys):
+    save_tiny_base("tiny-cells")
+    from cellviewer.core.netsegment import find_models
+
+    store = ModelStore()
+    assert main(["versions", "tiny-cells", "--shipped"]) == 0  # nothing stored: already the shipped model
+    assert "the shipped model is used already" in capsys.readouterr().out
+    assert not (store.root / "tiny-cells").exists()  # and nothing was written
+    stem = find_models()["tiny-cells"][0].with_suffix("")
+    store.add(stem, "lab", parent="tiny-cells", data_hashes=[], metrics={})
+    store.add(stem, "lab", parent="lab@1", data_hashes=[], metrics={})
+    assert main(["versions", "lab", "--activate", "7"]) == 6
+    err = capsys.readouterr().err
+    assert "no stored version 7; its stored versions: 1, 2" in err and "--activate 2" in err
+    assert main(["versions", "other", "--activate", "1"]) == 6
+    assert "stored models: lab" in capsys.readouterr().err
+    assert main(["versions", "lab", "--shipped"]) == 0 and store.active("lab") is None

@@ -8,7 +8,7 @@ import pytest
 from cellviewer.core import segment as segment_mod
 from cellviewer.core.classical import ClassicalSegmenter, estimate_diameter, fill_small_holes
 from cellviewer.core.document import Marker
-from cellviewer.core.errors import Cancelled, SegmentationError
+from cellviewer.core.errors import Cancelled, OptionError, SegmentationError, SegmentationOptionError
 from cellviewer.core.jobs import CancelToken, Progress, run_job
 from cellviewer.core.segment import SegmentationResult
 
@@ -109,14 +109,20 @@ def test_progress_and_cancel(smear):
 
 
 def test_bad_parameters():
-    with pytest.raises(SegmentationError) as e:
+    # options the user gives are option errors (exit code 2, saying what to give instead) -- and still
+    # SegmentationErrors for the callers that catch those
+    with pytest.raises(SegmentationOptionError) as e:
         ClassicalSegmenter("nope")
-    assert "watershed" in str(e.value)
-    with pytest.raises(SegmentationError):
+    assert "watershed" in str(e.value) and e.value.exit_code == 2
+    with pytest.raises(SegmentationOptionError) as e:
         ClassicalSegmenter(diameter_px=-3)
-    with pytest.raises(SegmentationError):
+    assert e.value.exit_code == 2 and "between 4 and 2000 px" in str(e.value) and "--diameter-px" in str(e.value)
+    assert isinstance(e.value, SegmentationError) and isinstance(e.value, OptionError)
+    with pytest.raises(SegmentationOptionError):
+        ClassicalSegmenter(diameter_px=5000)
+    with pytest.raises(SegmentationOptionError):
         ClassicalSegmenter(um_per_px=0)
-    with pytest.raises(SegmentationError):
+    with pytest.raises(SegmentationOptionError):
         ClassicalSegmenter(min_area_frac="x" and 5.0)
     seg = ClassicalSegmenter(diameter_px=40)
     for bad in (np.zeros((50, 50), np.uint8), np.zeros((4, 4, 3), np.uint8), np.zeros((50, 50, 3), np.float32)):

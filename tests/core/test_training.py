@@ -187,3 +187,97 @@ def test_the_valid_convolution_do_unet_trains_on_its_output_centre(tmp_path):
     logits[:, 1] = 20.0  # a confident "class 1" everywhere in the 4×4 output: right for the centre
     assert float(loss({"mask": logits}, cm, torch.zeros(1, 8, 8), 1)) < 1e-3
     assert float(loss({"mask": -logits}, cm, torch.zeros(1, 8, 8), 1)) > 10
+
+
+def _scores(monkeypatch, values):
+    """``validate`` answers these scores in turn (the last one from then on)."""
+    from cellviewer.core import training
+
+    it = iter(values)
+    last = [values[-1]]
+
+    def fake(*a, **k):
+        last[0] = next(it, last[0])
+        return {"score": last[0], "mean_dice": last[0], "dice": {}}
+
+    monkeypatch.setattr(training, "validate", fake)
+
+
+def test_a_resumed_run_whose_epochs_are_worse_keeps_the_best(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    _scores(monkeypatch, [0.5, 0.1])  # epoch 1 is the best, epoch 2 (the -last state) worse
+    run_job(train(_cfg(tmp_path, epochs=2)))
+    best = (tmp_path / "tiny.safetensors").read_bytes()
+    assert json.loads((tmp_path / "tiny.json").read_text())["training"]["state"]["best_epoch"] == 1
+    _scores(monkeypatch, [0.05])  # every resumed epoch (and the resumed weights) scores lower
+    seen = []
+    res = run_job(train(_cfg(tmp_path, epochs=4, resume=str(tmp_path / "tiny-last"))), seen.append)
+    assert any("keeping the best checkpoint so far (score 0.5000)" in p.message for p in seen)
+    assert not any("scoring the resumed checkpoint" in p.message for p in seen)
+    assert (tmp_path / "tiny.safetensors").read_bytes() == best and res.best_score == 0.5 and res.best_epoch == 1
+    assert json.loads((tmp_path / "tiny-last.json").read_text())["training"]["state"]["epoch"] == 4
+    # resumed into another --out, the best so far comes along (not the -last weights)
+    _scores(monkeypatch, [0.05])
+    run_job(train(_cfg(tmp_path, epochs=5, resume=str(tmp_path / "tiny-last"), out=str(tmp_path / "r"))))
+    a, b = load_file(str(tmp_path / "tiny.safetensors")), load_file(str(tmp_path / "r.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_classes_datasets_and_used_up_epochs(tmp_path):
+    from cellviewer.core.errors import OptionError
+
+    run_job(train(_cfg(tmp_path, epochs=2)))
+    last = str(tmp_path / "tiny-last")
+    cases = [({"datasets": ["wbc_seg"]}, "segments rbc, wbc, platelet"),
+             ({"datasets": ["synthetic", "bccd"]}, "was trained on synthetic"),
+             ({"train_splits": ["train", "val"]}, "split"),
+             ({"epochs": 2}, "already run 2 of the 2 epochs")]
+    for change, msg in cases:
+        with pytest.raises(OptionError, match=msg) as e:
+            run_job(train(_cfg(tmp_path, resume=last, **{"epochs": 3, **change})))
+        assert e.value.exit_code == 2 and e.value.hint
+    with pytest.raises(OptionError, match="--epochs 12"):
+        run_job(train(_cfg(tmp_path, resume=last, epochs=2)))
+
+
+def test_resume_keeps_the_calibration_of_the_card(tmp_path):
+    run_job(train(_cfg(tmp_path)))
+    p = tmp_path / "tiny-last.json"
+    card = json.loads(p.read_text())
+    card["postprocess"] = {"method": "edge-watershed", "rbc_measured_to_box": 0.93}
+    card["inference"] = {"tta": "flips", "border_pad": 0.5}
+    p.write_text(json.dumps(card))  # the weights' sha256 is unchanged
+    run_job(train(_cfg(tmp_path, epochs=2, resume=str(tmp_path / "tiny-last"), out=str(tmp_path / "c"))))
+    new = json.loads((tmp_path / "c-last.json").read_text())
+    assert new["postprocess"]["rbc_measured_to_box"] == 0.93
+    assert new["inference"] == {"tta": "flips", "border_pad": 0.5}
+
+
+def test_resume_refuses_an_export_whose_split_moved(tmp_path):
+    import csv
+    from types import SimpleNamespace
+
+    from cellviewer.core.errors import OptionError
+    from cellviewer.core.export_dataset import export_training_set
+    from cellviewer.core.trainresume import check_resume
+    from tests.synthdocs import random_doc
+
+    run_job(export_training_set([random_doc(i) for i in range(4)], tmp_path / "x", formats=("shared",)))
+    with open(tmp_path / "x" / "images.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    trained = [r["image"] for r in rows if r["split"] == "train"]
+    cfg = SimpleNamespace(resume="run-last", datasets=["export"], train_splits=["train"], epochs=5, phase2_epochs=0,
+                          two_phase=False, data_root=str(tmp_path / "x"))
+    card = {"classes": ["background", "rbc", "wbc", "platelet"], "training_data": {"export_images": {
+        "train": trained, "val": []}}, "training": {"config": {"datasets": ["export"]}, "state": {"epoch": 2}}}
+    check_resume(cfg, card, card["classes"])  # unchanged: fine
+    for r in rows:
+        if r["image"] == trained[0]:
+            r["split"] = "test"
+    with open(tmp_path / "x" / "images.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(OptionError, match=f"{trained[0]}: train → test"):
+        check_resume(cfg, card, card["classes"])

@@ -109,7 +109,8 @@ def test_whole_folder_batch_lists_every_bad_file_and_writes_the_good_ones(corpus
 
 
 def test_odd_files_in_a_folder_are_listed_not_hidden(tmp_path, capsys):
-    """A symlink loop, a dangling link and a FIFO named *.png are reported; a sub-folder is not an image."""
+    """A symlink loop, a dangling link and a FIFO named *.png are reported; a sub-folder, a hidden file and a
+    text file are not images, and one note line names them (the parsing keeps the two kinds of line apart)."""
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "good.png").write_bytes(encode(smear(), "PNG"))
@@ -117,12 +118,21 @@ def test_odd_files_in_a_folder_are_listed_not_hidden(tmp_path, capsys):
     os.symlink("nowhere.png", folder / "dangling.png")
     os.mkfifo(folder / "fifo.png")
     (folder / "sub.png").mkdir()
+    (folder / ".hidden.png").write_bytes(encode(smear(), "PNG"))
+    (folder / "notes.txt").write_text("not an image")
     rc = cli.main(["analyze", str(folder), "--out", str(tmp_path / "out"), *ARGS])
     cap = capsys.readouterr()
     assert rc == 1 and "Traceback" not in cap.err
     lines = _cv_lines(cap.err)
-    assert sorted(Path(ln.split(" ", 2)[2].split(":")[0]).name for ln in lines) == \
+    skipped = [ln for ln in lines if ln.startswith("cellviewer: skipped ")]
+    notes = [ln for ln in lines if ln.startswith("cellviewer: note: ")]
+    assert len(skipped) + len(notes) == len(lines), cap.err  # nothing but skipped files and notes
+    # every bad file is named on its own line ...
+    assert sorted(Path(ln[len("cellviewer: skipped "):].split(":")[0]).name for ln in skipped) == \
         ["dangling.png", "fifo.png", "loop.png"], cap.err
+    # ... and what the walk passed over (a sub-folder, a hidden file, a text file) in one note naming each
+    passed = [ln for ln in notes if "passed over" in ln]
+    assert len(passed) == 1 and all(n in passed[0] for n in ("sub.png/", ".hidden.png", "notes.txt")), cap.err
     assert _rows(tmp_path / "out" / "counts.csv")[1][0] == "good.png"
 
 

@@ -1,0 +1,133 @@
+"""``cellviewer analyze``: Ctrl-C says what was written and how to finish, an earlier report is kept, masks
+before rows, the tta used in run.json, what a folder walk passes over, and option errors (exit 2)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from cellviewer import cli
+from tests.test_cli import _FakeSegmenter, _read_csv, _smear, _write_inputs, fakes  # noqa: F401
+
+
+def test_ctrl_c_says_what_was_written_and_how_to_finish(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    calls = []
+    real = _FakeSegmenter.segment
+
+    def segment(self, image, cancel=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return (yield from real(self, image, cancel))
+
+    monkeypatch.setattr(_FakeSegmenter, "segment", segment)
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs), "--out", str(out), "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    line = next(ln for ln in err.splitlines() if ln.startswith("cellviewer: interrupted"))
+    assert "1 of 3 images analyzed" in line and "counts.csv" in line and "report.pdf was not written" in line
+    assert f"--from-list {out / 'remaining.txt'}" in line
+    assert (out / "remaining.txt").read_text().splitlines() == [str(inputs / "two.png")]
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "interrupted" and run["remaining"] == [str(inputs / "two.png")]
+    assert [r[0] for r in _read_csv(out / "counts.csv")[1:]] == ["one.png"] and not (out / "report.pdf").exists()
+    # the command it names finishes the job
+    monkeypatch.setattr(_FakeSegmenter, "segment", real)
+    assert cli.main(["analyze", "--from-list", str(out / "remaining.txt"), "--out", str(tmp_path / "rest"), "-q"]) == 0
+    assert [r[0] for r in _read_csv(tmp_path / "rest" / "counts.csv")[1:]] == ["two.png"]
+    assert json.loads((tmp_path / "rest" / "run.json").read_text())["remaining"] == []
+    # a later complete run into the first folder drops the stale list
+    assert cli.main(["analyze", str(inputs), "--out", str(out), "-q"]) == 1  # broken.png is still broken
+    assert not (out / "remaining.txt").exists() and json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_an_earlier_report_is_kept_not_overwritten(fakes, tmp_path, capsys):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "-q"]) == 0
+    first = (out / "report.pdf").read_bytes()
+    assert cli.main(["analyze", str(inputs / "two.png"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "holds an earlier run" in err and "kept as report-earlier-run.pdf" in err
+    assert (out / "report-earlier-run.pdf").read_bytes() == first and (out / "report.pdf").read_bytes() != first
+
+
+def test_a_mask_is_written_before_its_rows(fakes, tmp_path, capsys):  # noqa: F811
+    """Writing the second mask fails (disk full): the CSVs name only images whose mask is there."""
+    inputs = _write_inputs(tmp_path / "in")
+    real = fakes.write_png
+
+    def write_png(path, arr):
+        if "two" in str(path):
+            raise OSError(28, "No space left on device")
+        real(path, arr)
+
+    fakes.write_png = write_png
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs), "--out", str(out), "-q"]) != 0
+    capsys.readouterr()
+    for table in ("counts.csv", "cells.csv"):
+        names = {r[0] for r in _read_csv(out / table)[1:]}
+        assert names == {"one.png"} and all((out / "masks" / n).is_file() for n in names)
+
+
+def test_run_json_records_the_tta_used(fakes, tmp_path, monkeypatch):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "-q"]) == 0
+    opts = json.loads((out / "run.json").read_text())["options"]
+    assert opts["tta"] == "none" and opts["tta_given"] is None  # no test-time augmentation in this model
+    monkeypatch.setattr(_FakeSegmenter, "tta", "d4", raising=False)  # e.g. the card's own choice
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "-q"]) == 0
+    assert json.loads((out / "run.json").read_text())["options"]["tta"] == "d4"
+
+
+def test_what_a_folder_walk_passes_over_is_one_note(fakes, tmp_path, capsys):  # noqa: F811
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(_smear(seed=1)).save(folder / "one.png")
+    (folder / "raw").mkdir()
+    (folder / ".one.png").write_bytes((folder / "one.png").read_bytes())
+    (folder / "notes.txt").write_text("x")
+    assert cli.main(["analyze", str(folder), "--out", str(tmp_path / "out")]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("cellviewer: note:")]
+    assert len(notes) == 1 and "passed over 3 entries" in notes[0]
+    assert all(n in notes[0] for n in ("raw/", ".one.png", "notes.txt", "sub-folder"))
+
+
+def test_passed_over_summary_names_a_few_and_counts_the_rest(tmp_path):
+    from cellviewer.core.folderwalk import passed_over
+
+    for i in range(9):
+        (tmp_path / f"f{i}.txt").write_text("x")
+    (tmp_path / "a.png").write_text("x")
+    p = passed_over([tmp_path, tmp_path / "a.png"], (".png",))
+    assert len(p) == 9 and not p.folders and not p.hidden
+    assert "9 files without an image suffix: f0.txt" in p.summary() and "and 3 more" in p.summary()
+    assert len(passed_over([tmp_path / "a.png"], (".png",))) == 0  # a file named directly is taken
+
+
+def test_options_out_of_range_are_usage_errors_with_what_to_give(tmp_path, capsys, monkeypatch):
+    import torch
+
+    img = tmp_path / "one.png"
+    Image.fromarray(_smear(seed=1)).save(img)
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(img), "--out", str(out), "--model", "classical", "--diameter-px", "3000"]) == 2
+    err = capsys.readouterr().err
+    assert "out of range" in err and "between 4 and 2000 px" in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["analyze", str(img), "--out", str(out), "--model", "classical", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "--device cpu" in err
+    assert not out.exists()  # refused before anything was written
+
+
+def test_an_estimated_size_out_of_range_falls_back_instead_of_failing():
+    from cellviewer.core import classical
+
+    fg = np.zeros((64, 64), bool)
+    d, how = classical._estimate_scale(fg, fg)
+    assert how == "fallback" and classical.MIN_DIAMETER_PX <= d <= classical.MAX_DIAMETER_PX
