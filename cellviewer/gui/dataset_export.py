@@ -107,8 +107,8 @@ def export_job(items: list, opts: DatasetExportOptions):
     def make(token):
         from cellviewer.core.export_dataset import export_training_set
 
-        return export_training_set(items, opts.out_dir, formats=formats, tile=tile,
-                                   reviewed_only=opts.reviewed_only, cancel=token)
+        return export_training_set(items, opts.out_dir, formats=formats, tile=tile,  # into an earlier
+                                   reviewed_only=opts.reviewed_only, merge=True, cancel=token)  # export: adds
 
     return make
 
