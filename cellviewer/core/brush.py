@@ -13,7 +13,8 @@ that removes a whole cell removes its marker too. Painting a white cell that has
 keep covering the cell; erasing clears the parts under the erased pixels.
 
 While a stroke paints it is the document's ``open_stroke``: saves wait until it ends, so a
-half-finished drag is never saved as a state of its own.
+half-finished drag is never saved as a state of its own. :func:`stamp` and :class:`Tiles` are shared
+with the parts brush (:mod:`cellviewer.core.partsbrush`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,57 @@ from cellviewer.core.operations import _check_cls, _marker_for_cell, _parts_clea
 TILE = 64
 
 
+def stamp(pts, radius: float, shape: tuple[int, int]) -> tuple[BBox, np.ndarray] | None:
+    """The pixels a brush of ``radius`` covers at one point or along a segment of two ``(x, y)`` points:
+    (box clipped to ``shape``, boolean mask of the box); None when it lies wholly outside."""
+    h, w = shape
+    r = radius
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    box = (max(0, int(np.floor(min(ys) - r))), max(0, int(np.floor(min(xs) - r))),
+           min(h, int(np.ceil(max(ys) + r)) + 1), min(w, int(np.ceil(max(xs) + r)) + 1))
+    if box[0] >= box[2] or box[1] >= box[3]:
+        return None
+    y0, x0, y1, x1 = box
+    out = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    sp = np.round((np.asarray(pts, float) - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
+    thickness = max(1, int(round(2 * r)))
+    if len(sp) == 1 or (sp[0] == sp[-1]).all():
+        cv2.circle(out, tuple(int(v) for v in sp[0]), int(round(r * 16)), 1, -1, cv2.LINE_8, 4)
+    else:
+        cv2.line(out, tuple(int(v) for v in sp[0]), tuple(int(v) for v in sp[1]), 1, thickness, cv2.LINE_8, 4)
+    return box, out.astype(bool)
+
+
+class Tiles:
+    """The original values of the ``TILE``-square tiles of ``layer`` a live stroke touched (saved before it
+    paints them), so that its end can build one patch of the whole drag."""
+
+    def __init__(self, layer: np.ndarray):
+        self.layer = layer
+        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+
+    def save(self, box: BBox) -> None:
+        for ty in range(box[0] // TILE, (box[2] - 1) // TILE + 1):
+            for tx in range(box[1] // TILE, (box[3] - 1) // TILE + 1):
+                if (ty, tx) not in self._tiles:
+                    self._tiles[(ty, tx)] = self.layer[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE].copy()
+
+    def before(self, box: BBox) -> np.ndarray:
+        """The crop ``box`` of the layer as it was before the stroke (every painted pixel must lie in a saved
+        tile); forgets the tiles."""
+        y0, x0, y1, x1 = box
+        old = self.layer[y0:y1, x0:x1].copy()
+        for (ty, tx), orig in self._tiles.items():
+            ty0, tx0 = ty * TILE, tx * TILE
+            oy0, ox0 = max(ty0, y0), max(tx0, x0)
+            oy1, ox1 = min(ty0 + orig.shape[0], y1), min(tx0 + orig.shape[1], x1)
+            if oy0 < oy1 and ox0 < ox1:
+                old[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = orig[oy0 - ty0 : oy1 - ty0, ox0 - tx0 : ox1 - tx0]
+        self._tiles.clear()
+        return old
+
+
 class BrushStroke:
     def __init__(self, doc: Document, cls: str, radius: float, erase: bool = False, value: int | None = None):
         _check_cls(cls)
@@ -36,7 +88,7 @@ class BrushStroke:
         self.value = 0 if erase else value
         self.new_cell = False
         self._layer = doc.labels[cls]
-        self._tiles: dict[tuple[int, int], np.ndarray] = {}
+        self._tiles = Tiles(self._layer)
         self._box: BBox | None = None
         self._last: tuple[float, float] | None = None
         self._finished = False
@@ -72,25 +124,13 @@ class BrushStroke:
             raise RuntimeError("stroke already finished")
         self._resolve_value(*pts[0])
         self.doc.open_stroke = self
-        h, w = self._layer.shape
-        r = self.radius
-        xs = [p[0] for p in pts]
-        ys = [p[1] for p in pts]
-        box = (max(0, int(np.floor(min(ys) - r))), max(0, int(np.floor(min(xs) - r))),
-               min(h, int(np.ceil(max(ys) + r)) + 1), min(w, int(np.ceil(max(xs) + r)) + 1))
-        if box[0] >= box[2] or box[1] >= box[3]:
+        stamped = stamp(pts, self.radius, self._layer.shape)
+        if stamped is None:
             return None
-        self._save_tiles(box)
+        box, hit = stamped
+        self._tiles.save(box)
         y0, x0, y1, x1 = box
-        stamp = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        sp = np.round((np.asarray(pts, float) - [x0, y0]) * 16).astype(np.int32)  # 4 fractional bits
-        thickness = max(1, int(round(2 * r)))
-        if len(sp) == 1 or (sp[0] == sp[-1]).all():
-            cv2.circle(stamp, tuple(int(v) for v in sp[0]), int(round(r * 16)), 1, -1, cv2.LINE_8, 4)
-        else:
-            cv2.line(stamp, tuple(int(v) for v in sp[0]), tuple(int(v) for v in sp[1]), 1, thickness, cv2.LINE_8, 4)
         region = self._layer[y0:y1, x0:x1]
-        hit = stamp.astype(bool)
         if self.erase:
             hit &= region != 0
             region[hit] = 0
@@ -100,12 +140,6 @@ class BrushStroke:
         self._box = union_bbox(self._box, box)
         self.doc.notify(Change(box, (self.cls,), False))
         return box
-
-    def _save_tiles(self, box: BBox) -> None:
-        for ty in range(box[0] // TILE, (box[2] - 1) // TILE + 1):
-            for tx in range(box[1] // TILE, (box[3] - 1) // TILE + 1):
-                if (ty, tx) not in self._tiles:
-                    self._tiles[(ty, tx)] = self._layer[ty * TILE : (ty + 1) * TILE, tx * TILE : (tx + 1) * TILE].copy()
 
     # -- end of drag ------------------------------------------------------------------
     def finish(self) -> Edit | None:
@@ -117,14 +151,7 @@ class BrushStroke:
             return None
         y0, x0, y1, x1 = self._box
         new = self._layer[y0:y1, x0:x1].copy()
-        old = new.copy()
-        for (ty, tx), orig in self._tiles.items():
-            ty0, tx0 = ty * TILE, tx * TILE
-            oy0, ox0 = max(ty0, y0), max(tx0, x0)
-            oy1, ox1 = min(ty0 + orig.shape[0], y1), min(tx0 + orig.shape[1], x1)
-            if oy0 < oy1 and ox0 < ox1:
-                old[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0] = orig[oy0 - ty0 : oy1 - ty0, ox0 - tx0 : ox1 - tx0]
-        self._tiles.clear()
+        old = self._tiles.before(self._box)
         patch = LabelPatch.from_arrays(self.cls, self._box, old, new)
         if patch is None:
             return None

@@ -99,10 +99,8 @@ class MainWindow(QMainWindow):
         add("file.quit", self.close)
         for tool in TOOLS:
             add(f"tool.{tool}", lambda _=False, t=tool: self.tools.set_tool(t), checkable=True)
-        for cls in CELL_CLASSES:
-            add(f"class.{cls}", lambda _=False, c=cls: self.tools.set_class(c))
-        add("brush.smaller", lambda: self.tools.resize_brush(0.8))
-        add("brush.larger", lambda: self.tools.resize_brush(1.25))
+        for aid, slot in self.tools.key_slots().items():  # class, brush size, nucleus / cytoplasm
+            add(aid, slot)
         add("cancel", self.escape)
         add("view.outline", lambda on: self.view_state.update(outline=on), checkable=True)
         add("view.hide_overlays", lambda on: self.view_state.update(hide_overlays=on), checkable=True)
@@ -136,7 +134,8 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([A[f"tool.{t}"] for t in TOOLS])
         m.addSeparator()
-        m.addActions([A[f"class.{c}"] for c in CELL_CLASSES] + [A["brush.smaller"], A["brush.larger"], A["cancel"]])
+        m.addActions([A[f"class.{c}"] for c in CELL_CLASSES]
+                     + [A[k] for k in ("parts.switch", "brush.smaller", "brush.larger", "cancel")])
         m = mb.addMenu("&View")
         m.addActions([A["view.outline"], A["view.hide_overlays"], A["view.fit"]])
         m.addSeparator()

@@ -18,6 +18,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("tool.navigate", ("V",), "Navigate (pan/zoom) / move marker", "Tools"),
     Shortcut("tool.brush", ("B",), "Brush", "Tools"),
     Shortcut("tool.eraser", ("E",), "Eraser", "Tools"),
+    Shortcut("tool.parts", ("W",), "Parts brush (paint a white cell's nucleus / cytoplasm)", "Tools"),
+    Shortcut("parts.switch", ("X",), "Parts brush: switch nucleus / cytoplasm", "Tools"),
     Shortcut("tool.fill", ("F",), "Fill", "Tools"),
     Shortcut("tool.delete", ("D",), "Delete cell (click)", "Tools"),
     Shortcut("tool.merge", ("M",), "Merge cells (click A, then B)", "Tools"),

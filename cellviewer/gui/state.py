@@ -12,10 +12,10 @@ from PySide6.QtCore import QObject, Signal
 
 from cellviewer.core.document import CELL_CLASSES
 
-TOOLS = ("navigate", "brush", "eraser", "fill", "delete", "merge", "split", "reclassify",
+TOOLS = ("navigate", "brush", "eraser", "parts", "fill", "delete", "merge", "split", "reclassify",
          "marker_add", "marker_remove", "marker_reclassify")
 TOOL_NAMES = {
-    "navigate": "Navigate / move marker", "brush": "Brush", "eraser": "Eraser", "fill": "Fill",
+    "navigate": "Navigate / move marker", "brush": "Brush", "eraser": "Eraser", "parts": "Parts brush", "fill": "Fill",
     "delete": "Delete cell", "merge": "Merge cells", "split": "Split cell", "reclassify": "Reclassify cell",
     "marker_add": "Add marker", "marker_remove": "Remove marker", "marker_reclassify": "Reclassify marker",
 }
@@ -42,7 +42,8 @@ class ViewState:
 class ToolState:
     tool: str = "navigate"
     cls: str = "rbc"
-    brush_radius: int = 8
+    brush_radius: int = 8  # shared by the brush, the eraser and the parts brush
+    part: str = "nucleus"  # what the parts brush paints: "nucleus" or "cytoplasm" (core.partsbrush.PART_VALUES)
 
 
 @dataclass

@@ -19,12 +19,13 @@ from PySide6.QtCore import QObject, Signal
 from cellviewer.core import edits
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document
 from cellviewer.core.errors import EditError
+from cellviewer.core.partsbrush import PART_VALUES, PartsStroke
 from cellviewer.gui import notifications
 from cellviewer.gui.commands import EditCommand
 from cellviewer.gui.state import TOOL_NAMES, Observable, ToolState
 
 MARKER_PICK_PX = 12  # screen pixels around a marker that count as "on it"
-BRUSH_TOOLS = ("brush", "eraser")
+BRUSH_TOOLS = ("brush", "eraser", "parts")  # drag tools that paint with the shared brush radius
 MIN_RADIUS, MAX_RADIUS = 1, 200
 
 
@@ -37,7 +38,7 @@ class ToolController(QObject):
         self.canvas = canvas
         self.doc: Document | None = None
         self.stack = None  # QUndoStack of the document
-        self._stroke: edits.BrushStroke | None = None
+        self._stroke: edits.BrushStroke | PartsStroke | None = None
         self._merge_first: tuple[str, int, float, float] | None = None
         self._split_points: list[tuple[float, float]] = []
         self._moving: int | None = None  # marker id being dragged
@@ -95,9 +96,10 @@ class ToolController(QObject):
             self.canvas.hide_brush()
 
     def _on_state_changed(self, names) -> None:
-        if "tool" in names:
+        if "tool" in names or ("part" in names and self.ts.tool == "parts"):
             self.reset()
-            notifications.status(f"Tool: {TOOL_NAMES.get(self.ts.tool, self.ts.tool)}", 3000)
+            what = f" — paints {self.part} (X switches)" if self.ts.tool == "parts" else ""
+            notifications.status(f"Tool: {TOOL_NAMES.get(self.ts.tool, self.ts.tool)}{what}", 3000)
         self._show_brush()
 
     # -- state changes from shortcuts -------------------------------------------------------
@@ -107,6 +109,22 @@ class ToolController(QObject):
 
     def set_class(self, cls: str) -> None:
         self.state.update(cls=cls)
+
+    @property
+    def part(self) -> str:
+        """What the parts brush paints ("nucleus" / "cytoplasm"; a settings file's odd value reads as nucleus)."""
+        return self.ts.part if self.ts.part in PART_VALUES else "nucleus"
+
+    def switch_part(self) -> None:
+        """X: the parts brush paints the other part (and is the tool)."""
+        self.finish_active()
+        self.state.update(part="cytoplasm" if self.part == "nucleus" else "nucleus", tool="parts")
+
+    def key_slots(self) -> dict:
+        """The shortcut table's actions (gui.shortcuts) that set the tools' options, with their slots."""
+        slots = {f"class.{c}": (lambda _=False, c=c: self.set_class(c)) for c in CELL_CLASSES}
+        return {**slots, "brush.smaller": lambda: self.resize_brush(0.8),
+                "brush.larger": lambda: self.resize_brush(1.25), "parts.switch": self.switch_part}
 
     def resize_brush(self, factor: float) -> None:
         r = self.ts.brush_radius
@@ -136,6 +154,9 @@ class ToolController(QObject):
         if self._stroke is not None:
             stroke, self._stroke = self._stroke, None
             self.push(stroke.finish())
+            if isinstance(stroke, PartsStroke) and stroke.cell is None:
+                notifications.warn("The parts brush paints inside white cells — start the stroke on a white cell.",
+                                   until_edit=True)
 
     # -- canvas protocol --------------------------------------------------------------------
     def hover(self, x: float, y: float) -> None:
@@ -206,6 +227,10 @@ class ToolController(QObject):
             return False
         self._mark = notifications.mark()
         tool = self.ts.tool
+        if tool == "parts":  # nucleus / cytoplasm inside the white cell under the stroke; masks stay
+            self._stroke = PartsStroke(self.doc, self.part, self.ts.brush_radius)
+            self._stroke.dab(x, y)
+            return True
         if tool in BRUSH_TOOLS:
             erase = tool == "eraser"
             cls = self.ts.cls
@@ -284,6 +309,14 @@ class ToolController(QObject):
     def stroke(self, points, erase: bool = False) -> None:
         """Paint a whole drag through ``points`` with the brush (or eraser): one undo step."""
         self.state.update(tool="eraser" if erase else "brush")
+        self._drag_through(points)
+
+    def paint_parts(self, points, part: str | None = None) -> None:
+        """Paint a whole drag through ``points`` with the parts brush (``part``: else the chosen one): one undo step."""
+        self.state.update(tool="parts", **({"part": part} if part else {}))
+        self._drag_through(points)
+
+    def _drag_through(self, points) -> None:
         self.drag_start(*points[0])
         for p in points[1:]:
             self.drag_move(*p)

@@ -7,7 +7,8 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QFormLayout, QGridLayout, QHBoxLayout, QRadioButton, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
-from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES
+from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, DISPLAY_NAMES, PART_COLORS
+from cellviewer.core.partsbrush import PART_VALUES
 from cellviewer.gui.shortcuts import BY_ACTION
 from cellviewer.gui.state import TOOL_NAMES, TOOLS, Observable
 
@@ -54,10 +55,24 @@ class EditPanel(QWidget):
             cls_lay.addWidget(r)
             r.toggled.connect(lambda on, c=cls: on and self.state.update(cls=c))
         form.addRow("Class", cls_box)
+        self.part_buttons: dict[str, QRadioButton] = {}
+        part_box = QWidget()
+        part_lay = QHBoxLayout(part_box)
+        part_lay.setContentsMargins(0, 0, 0, 0)
+        self.part_group = QButtonGroup(self)
+        for part, value in PART_VALUES.items():
+            r = QRadioButton(part.capitalize())
+            r.setIcon(swatch(PART_COLORS[value]))
+            r.setToolTip("What the parts brush (W) paints inside a white cell (X switches)")
+            self.part_group.addButton(r, value)
+            self.part_buttons[part] = r
+            part_lay.addWidget(r)
+            r.toggled.connect(lambda on, p=part: on and self.state.update(part=p))
+        form.addRow("Parts brush", part_box)
         self.radius = QSpinBox()
         self.radius.setRange(1, 200)
         self.radius.setSuffix(" px")
-        self.radius.setToolTip("Brush radius in image pixels ([ and ] change it)")
+        self.radius.setToolTip("Radius of the brush, eraser and parts brush in image pixels ([ and ] change it)")
         self.radius.valueChanged.connect(lambda v: self.state.update(brush_radius=int(v)))
         form.addRow("Brush radius", self.radius)
         lay.addLayout(form)
@@ -73,5 +88,8 @@ class EditPanel(QWidget):
         for cls, r in self.class_buttons.items():
             with QSignalBlocker(r):
                 r.setChecked(cls == v.cls)
+        for part, r in self.part_buttons.items():
+            with QSignalBlocker(r):
+                r.setChecked(part == v.part)
         with QSignalBlocker(self.radius):
             self.radius.setValue(int(v.brush_radius))
