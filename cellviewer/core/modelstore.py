@@ -4,7 +4,7 @@ Layout (default root ``$CELLVIEWER_HOME/models``, else ``~/.local/share/cellview
 the folder :func:`cellviewer.core.netsegment.model_dirs` searches)::
 
     <root>/<name>/v<N>.safetensors   the weights of version N (never reused; a shipped model's
-                                     fine-tuned versions go on from its number: shipped v5 -> v6)
+                                     fine-tuned versions go on from its number: shipped v6 -> v7)
     <root>/<name>/v<N>.json          its card: the trained card plus ``name``, ``version`` (N),
                                      ``parent`` {model, version}, ``data_hashes`` (sha256 of the
                                      training images), ``metrics``, ``gate`` (the regression
