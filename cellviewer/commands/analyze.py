@@ -9,8 +9,10 @@ reused output folder says which files belong to this run.
 
 Each image's mask is written before its CSV rows (a row never names a missing mask). An interrupted run
 (exit 130) keeps the rows and masks done, lists the files left in ``remaining.txt`` and says how to
-finish (``--from-list remaining.txt``). A ``report.pdf`` of an earlier run in the folder is kept as
-``report-earlier-run.pdf``. Entries of the folders given that are not taken as images (sub-folders,
+finish (``--from-list remaining.txt`` with the run's options). ``run.json`` is written with ``"status":
+"running"`` when the run starts (a run killed hard keeps saying so). A ``report.pdf`` of an earlier run in the
+folder is kept as ``report-earlier-run.pdf`` (then ``-2``, ``-3`` ...); a run that analyses no image leaves the
+earlier run's CSVs, report and run.json as they were (see :mod:`cellviewer.commands.analyze_run`). Entries of the folders given that are not taken as images (sub-folders,
 hidden files, other suffixes) are named in one ``cellviewer: note: passed over ...`` line."""
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import os
 import sys
 import time
 
-from cellviewer.cli import EPILOG, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
+from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
+from cellviewer.commands.analyze_run import (REMAINING, interrupted as _interrupted, keep_earlier_report, read_list,
+                                             run_record, sweep_stale_temps, unique_stem, write_json)
 from cellviewer.core.cliopts import positive_float, whole_number
 from cellviewer.core.errors import CellviewerError
 
@@ -62,17 +66,7 @@ class _Reporter:
             self.bar.close()
 
 
-def _unique_stem(stem: str, used: set[str]) -> str:
-    name, k = stem, 2
-    while name in used:
-        name, k = f"{stem}_{k}", k + 1
-    used.add(name)
-    return name
-
-
 def cmd_analyze(args) -> int:
-    import json
-
     from cellviewer.core import io
     from cellviewer.core.document import Document
     from cellviewer.core.errors import Cancelled, SaveError
@@ -82,7 +76,7 @@ def cmd_analyze(args) -> int:
     from cellviewer.core.segment import create_segmenter, default_segmenter_name
 
     t0 = time.perf_counter()
-    inputs = list(args.inputs) + (_read_list(args.from_list) if args.from_list else [])
+    inputs = list(args.inputs) + (read_list(args.from_list) if args.from_list else [])
     if not inputs:
         raise UsageError("No images given.", hint="give image files or folders, or --from-list FILE")
     images = io.list_images(inputs)
@@ -123,22 +117,16 @@ def cmd_analyze(args) -> int:
     passed = passed_over(inputs, io.SUPPORTED_SUFFIXES)
     if passed:  # one line, so nothing in a folder is dropped silently
         reporter.note(passed.summary())
-    kept = _keep_earlier_report(out)
-    try:  # an earlier interrupted run's list of images left belongs to that run (its paths are in `inputs` now)
-        os.unlink(os.path.join(out, REMAINING))
-    except OSError:
-        pass
-    if os.path.exists(os.path.join(out, "counts.csv")) or kept:
-        reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json and run.json are "
-                      "replaced" + (f", its report is kept as {EARLIER_REPORT}" if kept else "")
-                      + "; masks of images not in this run stay (run.json lists this run's)")
-    run = _run_record(args, seg, model, len(images))
+    if args.tta not in (None, "none") and getattr(seg, "tta", None) is None:
+        reporter.note(f"--tta {args.tta} does not apply to classical segmenters ('{model}'): it is ignored")
+    earlier = _Earlier(out, reporter)
+    run = run_record(args, seg, model, len(images))
+    write_json(os.path.join(out, "run.json"), run)  # "running": a run killed hard is recognisable
     busy = 0.0  # seconds spent on the analyzed images (not the model load or the report)
     done: list[dict] = []
-    counts = CsvStream(os.path.join(out, "counts.csv"), COUNT_COLUMNS)
-    cells, interrupted = None, False
+    counts = _LazyCsv(os.path.join(out, "counts.csv"), COUNT_COLUMNS, CsvStream)
+    cells, interrupted = _LazyCsv(os.path.join(out, "cells.csv"), CELL_COLUMNS, CsvStream), False
     try:
-        cells = CsvStream(os.path.join(out, "cells.csv"), CELL_COLUMNS)
         for i, path in enumerate(images, 1):
             t_img = time.perf_counter()
             try:  # reading and segmenting may fail for one image: list it, go on
@@ -163,9 +151,9 @@ def cmd_analyze(args) -> int:
                 failure_code = e.exit_code if isinstance(e, CellviewerError) else EXIT_SOME_FAILED
                 reporter.skipped(path, reason)
                 continue
-            # writing failures (disk full ...) end the command; same-named files get "_2", "_3" ...
+            # writing failures (disk full ...) end the command; names equal up to letter case get "_2", "_3" ...
             stem, suffix = os.path.splitext(os.path.basename(str(path)))
-            stem = _unique_stem(stem, used)
+            stem = unique_stem(stem, used)
             name = stem + suffix
             crow = count_row(doc, name)
             io.write_png(os.path.join(masks, stem + ".png"), class_map(doc))  # first: rows never name a missing mask
@@ -185,27 +173,34 @@ def cmd_analyze(args) -> int:
         interrupted = True
     finally:
         reporter.close()
+        untouched = not done and earlier.had_csv  # nothing analysed: the earlier run's CSVs stay as they were
         try:
-            counts.close()
+            counts.close(create=not untouched)
         finally:  # both temp files go, even when the first close fails (disk full)
-            if cells is not None:
-                cells.close()
+            cells.close(create=not untouched)
             tried = {os.path.abspath(d["file"]) for d in done} | {os.path.abspath(f) for f, _ in skipped}
             left = [os.path.abspath(str(p)) for p in images if os.path.abspath(str(p)) not in tried]
             run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
                        status="interrupted" if left else "complete", remaining=left)
             try:
-                _write_json(os.path.join(out, "run.json"), run, json)
+                if untouched and not left:
+                    earlier.restore(run)
+                else:
+                    write_json(os.path.join(out, "run.json"), run)
             except SaveError as e:  # never hides why the run ended
                 reporter.note(f"run.json not written: {e.message}")
     if interrupted:
-        return _interrupted(out, done, left, len(images))
-
-    _write_json(os.path.join(out, "classes.json"), classes_json(), json)
+        return _interrupted(args, model, out, done, left, len(images))
+    if untouched:
+        reporter.note(f"no image was analysed: the earlier run's counts.csv, cells.csv, report.pdf and run.json "
+                      f"in {out} are left as they were")
+    else:
+        write_json(os.path.join(out, "classes.json"), classes_json())
+        n = len(entries)
+        title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
+        write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
+                         max_pages=args.report_pages)
     n = len(entries)
-    title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
-    write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
-                     max_pages=args.report_pages)
     dt = time.perf_counter() - t0
     per = f"{busy / n:.2f} s/image analyzed" if n else "no image analyzed"
     extra = f", {len(skipped)} skipped" if skipped else ""
@@ -215,85 +210,65 @@ def cmd_analyze(args) -> int:
     return EXIT_SOME_FAILED if skipped else EXIT_OK
 
 
-EARLIER_REPORT = "report-earlier-run.pdf"
-REMAINING = "remaining.txt"
+class _LazyCsv:
+    """A :class:`~cellviewer.core.report.CsvStream` opened at its first row, so a run that analyses nothing
+    need not replace an earlier run's CSV (``close(create=False)``)."""
+
+    def __init__(self, path: str, columns, stream):
+        self.path, self.columns, self._make, self._s = path, columns, stream, None
+
+    def write(self, rows) -> None:
+        if self._s is None:
+            self._s = self._make(self.path, self.columns)
+        self._s.write(rows)
+
+    def close(self, create: bool = True) -> None:
+        if self._s is None and create:
+            self._s = self._make(self.path, self.columns)
+        if self._s is not None:
+            self._s.close()
 
 
-def _keep_earlier_report(out: str) -> bool:
-    """Move an earlier run's ``report.pdf`` aside as :data:`EARLIER_REPORT` (replacing an older one), so a
-    new run never overwrites it silently; True when there was one."""
-    from cellviewer.core.errors import SaveError
+class _Earlier:
+    """What an earlier run left in the output folder when this one starts: its dead temp files are swept,
+    its ``remaining.txt`` removed, its ``report.pdf`` kept under a numbered name and its ``run.json``
+    remembered (put back by :meth:`restore` when this run analyses nothing)."""
 
-    old = os.path.join(out, "report.pdf")
-    if not os.path.isfile(old):
-        return False
-    try:
-        os.replace(old, os.path.join(out, EARLIER_REPORT))
-    except OSError as e:
-        raise SaveError(f"Cannot keep the earlier report '{old}' as {EARLIER_REPORT}: {e.strerror or e}",
-                        hint="move it away yourself, or choose another folder with --out") from e
-    return True
-
-
-def _interrupted(out: str, done: list[dict], left: list[str], total: int) -> int:
-    """After Ctrl-C / SIGTERM: list the images not analyzed in ``remaining.txt`` and say what was written
-    and how to finish; returns the exit code 130."""
-    import shlex
-
-    rest = os.path.join(out, REMAINING)
-    how = ""
-    if left:
+    def __init__(self, out: str, reporter):
+        self.out = out
+        for name in sweep_stale_temps(out):
+            reporter.note(f"removed {name}, a temporary file of an earlier run that was killed")
+        self.had_csv = os.path.exists(os.path.join(out, "counts.csv"))
         try:
-            with open(rest, "w", encoding="utf-8") as f:
-                f.write("".join(p + "\n" for p in left))
-            how = (f" To finish, analyze the {len(left)} image{'s' if len(left) != 1 else ''} left into another "
-                   f"folder: {PROG} analyze --from-list {shlex.quote(rest)} "
-                   f"--out {shlex.quote(out.rstrip(os.sep) + '-rest')}"
-                   " (or run the same command again to redo them all).")
+            with open(os.path.join(out, "run.json"), "rb") as f:
+                self.run_json = f.read()
         except OSError:
-            how = " Run the same command again to finish (run.json lists the images left)."
-    print(f"{PROG}: interrupted: {len(done)} of {total} image{'s' if total != 1 else ''} analyzed; their rows are "
-          f"in {os.path.join(out, 'counts.csv')} and cells.csv, their masks in masks/, and run.json says "
-          f"'interrupted'; report.pdf was not written.{how}", file=sys.stderr, flush=True)
-    return EXIT_INTERRUPTED
+            self.run_json = None
+        self.report = keep_earlier_report(out)
+        try:  # an earlier interrupted run's list of images left belongs to that run (its paths are in `inputs`)
+            os.unlink(os.path.join(out, REMAINING))
+        except OSError:
+            pass
+        if self.had_csv or self.report:
+            reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json and run.json are "
+                          "replaced" + (f", its report is kept as {self.report}" if self.report else "")
+                          + "; masks of images not in this run stay (run.json lists this run's)")
 
+    def restore(self, run: dict) -> None:
+        """Put the earlier ``run.json`` and ``report.pdf`` back (this run analysed nothing)."""
+        from cellviewer.core.atomic import atomic_write_bytes
 
-def _read_list(path: str) -> list[str]:
-    """The image paths of a ``--from-list`` file: one per line; blank lines and ``#`` comments skipped."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [ln.rstrip("\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-    except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"Cannot read --from-list '{path}': {getattr(e, 'strerror', None) or e}.",
-                         hint="give a text file with one image path a line") from e
-
-
-def _run_record(args, seg, model: str, n_images: int) -> dict:
-    """What ``run.json`` says about a run: the command, the model and options, and (filled in at the end)
-    each output name with its source file and red-cell size, the skipped files, and whether it completed."""
-    from cellviewer import __version__
-    from cellviewer.core.document import now_iso
-
-    return {"cellviewer": __version__, "command": " ".join([PROG] + sys.argv[1:]), "started": now_iso(),
-            "model": model, "model_version": str(getattr(seg, "version", "")),
-            # tta: what the segmenter does (the card's own unless --tta; classical models have none)
-            "options": {"device": args.device, "tta": str(getattr(seg, "tta", None) or "none"),
-                        "tta_given": args.tta, "border_cells": args.border_cells,
-                        "morphology": not args.no_morphology, "diameter_px": args.diameter_px,
-                        "um_per_px": args.um_per_px},
-            "images_given": n_images}
-
-
-def _write_json(path: str, data, json) -> None:
-    from cellviewer.core.errors import SaveError
-
-    from cellviewer.core.atomic import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-    except OSError as e:
-        raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
-                        hint="free some disk space or choose another folder with --out") from e
+        path = os.path.join(self.out, "run.json")
+        try:
+            if self.run_json is not None:
+                atomic_write_bytes(path, self.run_json)
+            else:
+                write_json(path, run)
+            if self.report:
+                os.replace(os.path.join(self.out, self.report), os.path.join(self.out, "report.pdf"))
+        except OSError as e:
+            raise SaveError(f"Cannot put back the earlier run's files in '{self.out}': {e.strerror or e}",
+                            hint="check the folder is writable") from e
 
 
 def _count(text: str) -> int:

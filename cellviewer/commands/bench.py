@@ -74,7 +74,7 @@ def handler(args) -> int:
     if args.threads:  # this process, and the GUI / batch subprocesses (they read OMP_NUM_THREADS)
         torch.set_num_threads(int(args.threads))
         os.environ["OMP_NUM_THREADS"] = str(int(args.threads))
-    if args.json:  # a bad path fails now, not after minutes of measuring
+    if args.json is not None:  # a bad path fails now, not after minutes of measuring
         from cellviewer.core.atomic import check_writable
 
         check_writable(args.json, "--json")
@@ -122,7 +122,7 @@ def handler(args) -> int:
     rows.append(B.Row("run", "bench wall time", time.perf_counter() - t_start, "s", "",
                       f"torch {torch.__version__}, {torch.get_num_threads()} threads{load}" + (", --quick" if quick else "")))
     print(B.format_table(rows))
-    if args.json:  # atomically: never half a file
+    if args.json is not None:  # atomically: never half a file
         from cellviewer.core.atomic import write_output
 
         write_output(args.json, json.dumps([r.as_dict() for r in rows], indent=1) + "\n", "--json")

@@ -130,7 +130,7 @@ def handler(args: argparse.Namespace) -> int:
 
         raise UsageError("--check-card and --write-card need the whole split; --limit scores part of it.",
                          hint="drop --limit")
-    if args.json:  # a bad path fails now, not after the whole split has run
+    if args.json is not None:  # a bad path fails now, not after the whole split has run
         check_writable(args.json, "--json")
     bar = _Bar(args.quiet)
     try:
@@ -139,7 +139,7 @@ def handler(args: argparse.Namespace) -> int:
         bar.close()
     print(format_table(res))
     rc = 0
-    if args.json:  # atomically: an interrupted write never leaves half a file
+    if args.json is not None:  # atomically: an interrupted write never leaves half a file
         write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if args.check_card:
         rc = check_card(args, res)

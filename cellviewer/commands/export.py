@@ -72,6 +72,8 @@ def handler(args) -> int:
     if res.merged and res.n_images:
         print(f"{PROG}: added to the earlier export there: {res.added} new, {res.replaced} exported again "
               f"(replaced), {res.kept} kept; {res.added + res.replaced + res.kept} images in all (export.json)")
+    for note in res.notes:  # e.g. no test image: the gate has nothing held out
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     if res.ignored_px:
         print(f"{PROG}: note: markers without an outline, or two on one outline, are marked 'not taught' in "
               f"ignore/ ({res.ignored_px} px)", file=sys.stderr)

@@ -30,10 +30,11 @@ def handler(args) -> int:
     from cellviewer.core import io
     from cellviewer.core.atomic import check_writable, write_output
     from cellviewer.core.errors import CellviewerError
+    from cellviewer.core.report import spreadsheet_safe
     from cellviewer.core.review import doubt_queue, remaining
     from cellviewer.core.sidecar import load_document
 
-    if args.csv:  # a bad path fails before the images are read
+    if args.csv is not None:  # a bad path (or an empty name) fails before the images are read
         check_writable(args.csv, "--csv")
     images = io.list_images(args.inputs)
     if not images:
@@ -58,10 +59,10 @@ def handler(args) -> int:
         rows += [{"image": path.name, "cls": it.cls, "cell": it.cell, "x": round(it.x, 1), "y": round(it.y, 1),
                   "doubt": round(it.score, 4), "reviewed": int(it.reviewed), "reasons": "; ".join(it.reasons)}
                  for it in q]
-    if args.csv:  # atomically: never half a file
+    if args.csv is not None:  # atomically: never half a file
         buf = io_text.StringIO(newline="")
         w = csv.DictWriter(buf, ["image", "cls", "cell", "x", "y", "doubt", "reviewed", "reasons"])
         w.writeheader()
-        w.writerows(rows)
+        w.writerows([{k: spreadsheet_safe(v) for k, v in r.items()} for r in rows])  # '=1+1.jpg' stays text
         write_output(args.csv, buf.getvalue(), "--csv")
     return 1 if failed else 0

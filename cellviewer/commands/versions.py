@@ -25,11 +25,22 @@ def add_parser(sub) -> None:
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="a model name (default: list every stored model)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--activate", type=int, metavar="V", help="make version V active")
+    g.add_argument("--activate", type=_version, metavar="V", help="make version V active (6 or v6, as listed)")
     g.add_argument("--rollback", action="store_true", help="re-activate the previously active version")
     g.add_argument("--shipped", action="store_true", help="deactivate every stored version (use the shipped model)")
     p.add_argument("--store", metavar="DIR", help="the model store folder (default $CELLVIEWER_HOME/models)")
     p.set_defaults(func=handler)
+
+
+def _version(text: str) -> int:
+    """An argparse type: a version number as listed (``v6``) or bare (``6``)."""
+    import argparse
+
+    t = text.strip()
+    t = t[1:] if t[:1] in ("v", "V") else t
+    if not t.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a version number such as 6 or v6, got '{text}'")
+    return int(t)
 
 
 def _line(mv) -> str:

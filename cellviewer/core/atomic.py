@@ -43,16 +43,25 @@ def share_mode(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
 def check_writable(path: str | os.PathLike, flag: str = "--json") -> Path:
     """Fail now, not after a long run, when the output file ``path`` (given as ``flag FILE``) could not be
     written: its folder is missing or read-only, or the path is a folder. A probe file is made beside it
-    and removed; nothing else is touched. Raises :class:`~cellviewer.core.errors.SaveError` (exit code 5)."""
+    and removed; nothing else is touched. Raises :class:`~cellviewer.core.errors.SaveError` (exit code 5), or
+    :class:`~cellviewer.core.errors.OptionError` (exit code 2) for an empty file name."""
     import tempfile
 
     from cellviewer.core.errors import SaveError
 
-    p = Path(path)
+    from cellviewer.core.errors import OptionError
+
     hint = f"give {flag} a file in an existing, writable folder"
+    if not str(path).strip():  # --json "": an empty name is a usage error (exit 2), not a file to write
+        ext = "csv" if "csv" in flag else "json"
+        raise OptionError(f"{flag} was given an empty file name.", hint=f"give {flag} a file name, e.g. {flag} out.{ext}")
+    p = Path(path)
     if p.is_dir():
         raise SaveError(f"Cannot write {flag} '{p}': it is a folder.", hint=hint)
     folder = p.parent if str(p.parent) else Path(".")
+    above = next((a for a in [folder, *folder.parents] if a.exists()), None)
+    if above is not None and not above.is_dir():  # 'afile/e.json' where afile is a regular file
+        raise SaveError(f"Cannot write {flag} '{p}': '{above}' is a file, not a folder.", hint=hint)
     if not folder.is_dir():
         raise SaveError(f"Cannot write {flag} '{p}': the folder '{folder}' does not exist.", hint=hint)
     try:

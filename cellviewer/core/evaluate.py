@@ -48,7 +48,7 @@ import numpy as np
 from cellviewer.core import datasets as D
 from cellviewer.core import morphology as MO
 from cellviewer.core.cliopts import add_evaluate_arguments
-from cellviewer.core.errors import CellviewerError, script_main
+from cellviewer.core.errors import CellviewerError, OptionError, script_main
 from cellviewer.core.jobs import run_job
 
 from cellviewer.core.evalsummary import add_boxes, box_acc, box_summary, mask_scores, mean_dicts, morph_pairs
@@ -171,7 +171,7 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
     if not present:
         hint = f"expected one of the folders {', '.join(wanted)} (each with images.csv) in the shared layout"
         if (root / "images.csv").is_file() and ((root / "labels").is_dir() or (root / "export.json").is_file()):
-            raise CellviewerError(f"'{root}' is a cellviewer export, not a folder of the shared datasets.",
+            raise OptionError(f"'{root}' is a cellviewer export, not a folder of the shared datasets.",
                                   hint=f"score it with --data {root} --datasets export (every image; add --split "
                                        "test for the held-out part the regression gate uses)")
         if (root / "images.csv").is_file():  # pointed at one dataset's folder instead of the data root
@@ -314,11 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         from cellviewer.core.atomic import check_writable, write_output
 
-        if args.json:
+        if args.json is not None:
             check_writable(args.json, "--json")
         res = evaluate_args(args)
         print(format_table(res))
-        if args.json:
+        if args.json is not None:
             write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
         if args.write_card:
             cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])

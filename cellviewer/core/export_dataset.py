@@ -43,7 +43,9 @@ atomically.
 
 **Split.** Every exported source image gets ``train`` / ``val`` / ``test``: images are ordered
 by ``sha256("cellviewer-export-v1:" + source name)`` and the first ``round(n·f_test)`` go to
-``test``, the next ``round(n·f_val)`` to ``val`` (at least one each once there are 3 images);
+``test``, the next ``round(n·f_val)`` to ``val``, the rest ``train`` (at least one in each split with a share
+once there are 3 images; merging, a split the earlier images leave empty takes images of this export,
+:func:`~cellviewer.core.export_merge.fill_empty_splits`, else :attr:`ExportResult.notes` says so);
 tiles follow their source image, so no image leaks across splits. ``test`` is the held-out
 part the regression gate (:mod:`cellviewer.core.gate`) scores on.
 
@@ -91,17 +93,26 @@ class ExportResult:
     added: int = 0  # images (tiles) new to the folder
     replaced: int = 0  # images (tiles) of the earlier export written again
     kept: int = 0  # images (tiles) of the earlier export left as they were
+    notes: list[str] = field(default_factory=list)  # e.g. a split left without an image (and what that means)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _rank(name: str, seed: str = SPLIT_SEED) -> str:
+    return hashlib.sha256(f"{seed}:{name}".encode()).hexdigest()
+
+
 def split_for(names: list[str], fractions=SPLIT_FRACTIONS, seed: str = SPLIT_SEED) -> dict[str, str]:
     """Source name -> split, rank-based on a hash of the name (see the module docstring)."""
-    order = sorted(set(names), key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).hexdigest())
+    order = sorted(set(names), key=lambda n: _rank(n, seed))
     n = len(order)
     k = [int(round(n * f)) for f in fractions]
-    if n >= 3:
+    if n >= 3:  # at least one image in each split that has a share, train included
         k = [k[0]] + [max(1, v) if f > 0 else 0 for v, f in zip(k[1:], fractions[1:])]
-    n_test, n_val = min(k[2], n), min(k[1], max(0, n - k[2]))
+        keep = 1 if fractions[0] > 0 else 0
+        n_test = min(k[2], n - keep - (1 if fractions[1] > 0 else 0))
+        n_val = min(k[1], n - keep - n_test)
+    else:
+        n_test, n_val = min(k[2], n), min(k[1], max(0, n - k[2]))
     return {name: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, name in enumerate(order)}
 
 
@@ -236,7 +247,7 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
 
 def _finish(out: Path, formats, tile, fractions, acc: Collected, prior, replaced: set, res: ExportResult):
     """Split, merge with the earlier export (if any) and write the lists, COCO JSON and manifest."""
-    from cellviewer.core.export_merge import merge, write_manifest
+    from cellviewer.core.export_merge import fill_empty_splits, merge, write_manifest
 
     earlier, known, history = {}, {}, []
     merged = acc
@@ -248,6 +259,10 @@ def _finish(out: Path, formats, tile, fractions, acc: Collected, prior, replaced
     splits = split_for([r["source"] for r in merged.rows], fractions)
     for r in acc.rows:  # images already exported keep their split (no leak from train into val / test)
         r["split"] = known.get(r["source"]) or splits[r["source"]]
+    # a split left empty by the earlier images' splits gets images of this export (never earlier ones)
+    res.notes += fill_empty_splits(merged.rows, {r["source"] for r in acc.rows if not known.get(r["source"])},
+                                   fractions, _rank)
+    for r in acc.rows:
         res.splits[r["split"]] = res.splits.get(r["split"], 0) + 1
     if "shared" in formats:
         res.files += [write_csv(out / "images.csv", IMAGE_COLUMNS, merged.rows),

@@ -13,7 +13,8 @@ image the same way. :func:`merge` then gives the rows of the merged export:
 
 Splits: images already exported keep theirs (a model trained on the earlier export never finds its
 training images in ``val`` / ``test``); a new image of a known source takes that source's split, the
-others the rank split of :func:`~cellviewer.core.export_dataset.split_for` over every source.
+others the rank split of :func:`~cellviewer.core.export_dataset.split_for` over every source; a split left
+empty that way takes new images of this export (:func:`fill_empty_splits`; earlier ones never move).
 
 The manifest ``export.json`` (written by every export) records: ``formats``, ``tile``, ``fractions``,
 per image its ``stem``, ``source``, ``sha256``, ``split``, ``rbc_diameter`` (the one training uses)
@@ -95,8 +96,16 @@ def read_prior(out, formats, tile: int | None) -> Prior | None:
     if set(had) != set(formats) or (had_tile == "?" and not tile) or (had_tile != "?" and had_tile != tile):
         made = f"--format {_formats_text(had)}" + (f" --tile {had_tile}" if had_tile not in (None, "?") else
                                                      " with --tile" if had_tile == "?" else "")
+        fix = []  # what to change: only the options that differ
+        if set(had) != set(formats):
+            fix.append(f"--format {_formats_text(had)}")
+        if had_tile == "?" and not tile:
+            fix.append("--tile N (the earlier export is tiled; N the side of its tiles)")
+        elif had_tile != "?" and had_tile != tile:
+            fix.append(f"--tile {had_tile}" if had_tile else "without --tile")
+        how = " and ".join(f if f.startswith("without") else f"with {f}" for f in fix)
         raise OptionError(f"'{out}' holds an export made with {made}; this one asks for {asked}, and one folder "
-                          "cannot mix them.", hint=f"export with {made} to add to it, or into another folder")
+                          "cannot mix them.", hint=f"export {how} to add to it, or into another folder")
     coco_images, coco_anns = list(coco.get("images") or []), list(coco.get("annotations") or [])
     if not rows:  # a COCO-only export: its image entries are the rows
         rows = [{"image": im["file_name"], "width": im.get("width", ""), "height": im.get("height", ""),
@@ -170,6 +179,36 @@ def merge(prior: Prior, new: Collected, replaced: set[str]) -> tuple[Collected, 
                        [m for m in old.markers if keep(m)] + new.markers, coco_images, coco_anns)
     known = {m["source"]: m["split"] for m in prior.meta.values() if m.get("split")}
     return merged, {n: prior.meta[n] for n in kept}, known
+
+
+_SPLIT_USE = {"test": "the regression gate has no held-out image to test on",
+              "val": "training has no val image to choose its epoch by (train refuses such an export)",
+              "train": "there is nothing to train on"}
+
+
+def fill_empty_splits(rows: list[dict], movable: set[str], fractions, rank) -> list[str]:
+    """Give every split with a share (``fractions``: train, val, test) at least one source image once there
+    are three: a split left empty (e.g. by the earlier images, which keep theirs) takes images of the sources
+    in ``movable`` (this export's new images, never earlier ones) in ``rank`` order, from a split that keeps
+    one (test comes first: a val image may become the only test image, the gate's held-out part). Updates
+    ``rows`` (tiles follow their image); returns a note for each split still empty."""
+    split_of = {r["source"]: r["split"] for r in rows}
+    wanted = [s for s, f in zip(("train", "val", "test"), fractions) if f > 0]
+    if len(split_of) >= 3:
+        for empty in ("test", "val", "train"):
+            if empty not in wanted or empty in split_of.values():
+                continue
+            sizes = {s: list(split_of.values()).count(s) for s in wanted}
+            pick = next((src for src in sorted(movable, key=rank) if src in split_of
+                         and (sizes.get(split_of[src], 0) > 1 or (split_of[src], empty) == ("val", "test"))), None)
+            if pick is not None:
+                split_of[pick] = empty
+                for r in rows:
+                    if r["source"] == pick:
+                        r["split"] = empty
+    return [f"the export has no {s} image: {_SPLIT_USE[s]} — export more images into it"
+            + (" (images exported earlier keep their split)" if len(split_of) >= 3 else "")
+            for s in ("test", "val", "train") if s in wanted and s not in split_of.values()]
 
 
 def write_manifest(out: Path, formats, tile, fractions, rows: list[dict], earlier: dict, history: list,

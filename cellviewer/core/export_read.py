@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from cellviewer.core.document import CELL_CLASSES
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import OptionError
 
 #: edge ring width (px) at 32 px per red cell; scaled with each image's red-cell size
 EDGE_PX = 2.0
@@ -45,8 +45,9 @@ def load_exported(root, split: str | None = None):
 
     root = Path(root)
     if not (root / "images.csv").is_file() or not (root / "labels").is_dir():
-        raise CellviewerError(f"'{root}' is not a cellviewer export (images.csv / labels/ missing).",
-                              hint="export with 'cellviewer export IMAGES --out DIR --format shared'")
+        raise OptionError(f"'{root}' is not a cellviewer export (images.csv / labels/ missing).",
+                          hint="give the export folder as --data DIR with --datasets export; make one with "
+                               "'cellviewer export IMAGES --out DIR --format shared'")
     with open(root / "images.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     by_img: dict[str, dict[str, list]] = {}

@@ -52,6 +52,8 @@ def passed_over(paths: Iterable[str | os.PathLike], suffixes: Iterable[str] | No
         suffixes = io.SUPPORTED_SUFFIXES
     known = {s.lower() for s in suffixes}
     out = PassedOver()
+    paths = list(paths)
+    named = {_key(p) for p in paths}  # a sub-folder given by name is taken, not passed over
     for item in paths:
         p = Path(item)
         if not p.is_dir():
@@ -63,6 +65,8 @@ def passed_over(paths: Iterable[str | os.PathLike], suffixes: Iterable[str] | No
         for c in entries:
             if c.name.startswith("."):
                 out.hidden.append(c)
+            elif _key(c) in named:
+                continue
             elif c.suffix.lower() not in known:
                 (out.folders if _is_dir(c) else out.other).append(c)
             elif _is_dir(c):  # a folder named *.png: not entered
@@ -75,3 +79,10 @@ def _is_dir(p: Path) -> bool:
         return p.is_dir()
     except OSError:
         return False
+
+
+def _key(p) -> str:
+    try:
+        return os.path.normcase(os.path.realpath(p))
+    except (OSError, ValueError):
+        return os.path.normcase(os.path.abspath(p))

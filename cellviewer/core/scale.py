@@ -151,10 +151,17 @@ def diameter_from(
         return None
     if not (MIN_DIAMETER_PX <= d <= MAX_DIAMETER_PX) or not math.isfinite(d):
         raise SegmentationOptionError(
-            f"Expected cell diameter {d:.3g} px is out of range.",
+            f"Expected cell diameter {plain_number(d)} px is out of range.",
             hint=_DIAMETER_HINT,
         )
     return d
+
+
+def plain_number(x: float) -> str:
+    """``x`` to 3 significant digits as a plain number: ``5000``, ``0.0021``, ``31.5`` (never ``5e+03``)."""
+    from decimal import Decimal
+
+    return format(Decimal(f"{x:.3g}"), "f") if math.isfinite(x) else str(x)
 
 
 def count_params(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from cellviewer.core import datasets as D
-from cellviewer.core.errors import CellviewerError
+from cellviewer.core.errors import CellviewerError, OptionError
 
 
 def load_items(cfg, split: str) -> list[dict]:
@@ -23,8 +23,12 @@ def load_items(cfg, split: str) -> list[dict]:
         if split != "train" and cfg.val_limit:
             samples = samples[: cfg.val_limit]
         items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
-    if not items:
-        raise CellviewerError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
+    if not items:  # the data given holds no such image: a usage error (exit 2)
+        if "export" in cfg.datasets and split == "val":
+            raise OptionError(f"No val images in the export '{cfg.data_root}': training chooses its epoch on them.",
+                              hint="export more images into it (each split gets one once there are 3), or export "
+                                   "again into a new folder with a larger --val share")
+        raise OptionError(f"No {split} images in {cfg.datasets}.", hint="check --data and --datasets")
     from cellviewer.nets.preprocess import apply_steps
 
     steps = preprocess_steps(cfg)

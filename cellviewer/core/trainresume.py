@@ -9,7 +9,9 @@ to give instead) a resume that cannot continue the run:
   ``train_splits`` differ, or — for a cellviewer export — an image the run trained or selected on has
   moved to another split since: its best score was measured on other validation images, or the new
   ones would score it on images it trained on;
-* the **epochs** asked for are used up (the epoch budget counts on from the state's epoch).
+* the **epochs** asked for are used up (the epoch budget counts on from the state's epoch);
+* ``STEM`` is a run's best checkpoint (not ``STEM-last``) and the run would write to its own ``--out``:
+  that would overwrite the later epochs in ``STEM-last`` (resume from ``STEM-last``, or give another ``--out``).
 
 A checkpoint whose training state is empty (a shipped or fine-tune base, ``core.finetune``) starts a
 new run from its weights: only the classes are checked.
@@ -65,6 +67,7 @@ def check_resume(cfg, card: dict, classes: list[str]) -> None:
     old, state = _training(card)
     if not progressed(state):
         return
+    _refuse_the_best_over_its_last(cfg, state)
     if old.get("datasets") and sorted(old["datasets"]) != sorted(cfg.datasets):
         raise OptionError(f"'{stem}' was trained on {', '.join(old['datasets'])}, not {', '.join(cfg.datasets)}: "
                           f"its best score ({float(state.get('best_score', -1)):.4f}) was measured on other "
@@ -85,6 +88,26 @@ def check_resume(cfg, card: dict, classes: list[str]) -> None:
                 else "a larger phase2_epochs in --config")
         raise OptionError(f"'{stem}' has already run {epoch} of the {n} epochs asked for in phase {phase}: "
                           "nothing is left to train.", hint=f"ask for more epochs, e.g. {more}")
+
+
+def _norm(stem) -> Path:
+    p = Path(str(stem))
+    return (p.with_suffix("") if p.suffix in (".json", ".safetensors") else p).resolve()
+
+
+def _refuse_the_best_over_its_last(cfg, state: dict) -> None:
+    """``--resume RUN`` (the best checkpoint) writing to ``--out RUN`` would go on from the best epoch and
+    overwrite ``RUN-last``, the later epochs: refuse, naming ``RUN-last``."""
+    stem = _norm(cfg.resume)
+    if stem.name.endswith("-last"):
+        return
+    last = stem.with_name(stem.name + "-last")
+    if not last.with_suffix(".json").is_file() or _norm(cfg.out) != stem:
+        return
+    raise OptionError(f"'{cfg.resume}' is the run's best checkpoint (epoch {state.get('best_epoch', '?')}); going "
+                      f"on from it would overwrite the later epochs in '{last}'.",
+                      hint=f"resume with --resume {last} (it goes on from the last epoch and keeps the best "
+                           "checkpoint until beaten), or give another --out to branch off from the best one")
 
 
 def _check_export_splits(cfg, card: dict) -> None:

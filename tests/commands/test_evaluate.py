@@ -208,7 +208,7 @@ def test_an_export_folder_given_as_data_says_how_to_score_it(tmp_path, capsys):
     from tests.synthdocs import random_doc
 
     run_job(export_training_set([random_doc(i) for i in range(3)], tmp_path / "x"))
-    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "x"), "-q"]) == 1
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "x"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "is a cellviewer export" in err and "--datasets export" in err
     # ... and what it says works

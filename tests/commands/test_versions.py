@@ -29,7 +29,9 @@ def test_list_activate_rollback_shipped(isolated_registry, capsys):  # noqa: F81
     assert out[0].startswith("  lab v1") and "from tiny-cells" in out[0] and "gate: accepted" in out[0]
     assert out[1].startswith("● lab v2") and "from lab v1" in out[1]
 
-    assert main(["versions", "lab", "--activate", "1"]) == 0
+    assert main(["versions", "lab", "--activate", "v1"]) == 0  # as the list writes it
+    assert store.active("lab").version == 1
+    assert main(["versions", "lab", "--activate", "vx"]) == 2
     assert main(["versions", "lab", "--rollback"]) == 0
     assert "version 2 is active" in capsys.readouterr().out.splitlines()[-1]
     assert main(["versions", "lab", "--shipped"]) == 0

@@ -281,3 +281,17 @@ def test_resume_refuses_an_export_whose_split_moved(tmp_path):
         w.writerows(rows)
     with pytest.raises(OptionError, match=f"{trained[0]}: train → test"):
         check_resume(cfg, card, card["classes"])
+
+
+def test_resume_from_the_best_checkpoint_into_its_own_run_is_refused_naming_the_last(tmp_path):
+    from cellviewer.core.errors import OptionError
+
+    run_job(train(_cfg(tmp_path, epochs=1)))
+    last_before = (tmp_path / "tiny-last.safetensors").read_bytes()
+    with pytest.raises(OptionError, match="best checkpoint") as e:
+        run_job(train(_cfg(tmp_path, resume=str(tmp_path / "tiny"), epochs=3)))
+    assert e.value.exit_code == 2 and f"--resume {tmp_path / 'tiny-last'}" in e.value.hint
+    assert (tmp_path / "tiny-last.safetensors").read_bytes() == last_before  # the later epochs are untouched
+    # into another --out it branches off from the best weights
+    res = run_job(train(_cfg(tmp_path, resume=str(tmp_path / "tiny.json"), epochs=2, out=str(tmp_path / "b"))))
+    assert res.epochs_run >= 1

@@ -1,0 +1,177 @@
+"""The output folder of ``cellviewer analyze``: its run record and what a run leaves behind.
+
+* :func:`run_record` / :func:`write_json`: ``run.json`` (written with ``"status": "running"`` when a run
+  starts, so a run killed hard — SIGKILL, a power cut — is recognisable, and with its final status at the end);
+* :func:`keep_earlier_report`: an earlier ``report.pdf`` is kept as ``report-earlier-run.pdf`` (then
+  ``report-earlier-run-2.pdf``, ``-3`` ...: no earlier report is ever lost);
+* :func:`sweep_stale_temps`: the CSV temp files of a run that died (its process is gone) are removed;
+* :func:`finish_command`: after Ctrl-C, the command that analyses the images left with the same options;
+* :func:`unique_stem`: output names that differ in letter case only get ``_2``, ``_3`` ... (masks stay
+  distinct on case-insensitive file systems);
+* :func:`read_list`: a ``--from-list`` file (UTF-8, a byte-order mark allowed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+
+from cellviewer.cli import PROG, UsageError
+from cellviewer.core.errors import SaveError
+
+EARLIER_REPORT = "report-earlier-run.pdf"
+REMAINING = "remaining.txt"
+_CSV_TEMP = re.compile(r"^\.(counts|cells)\.csv\.(\d+)\.[0-9a-f]+\.tmp$")
+
+
+def unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem_2``, ``stem_3`` ... when one that differs at most in letter case is taken
+    (``used`` holds casefolded names)."""
+    name, k = stem, 2
+    while name.casefold() in used:
+        name, k = f"{stem}_{k}", k + 1
+    used.add(name.casefold())
+    return name
+
+
+def _earlier_report_name(out: str) -> str:
+    name, k = EARLIER_REPORT, 2
+    while os.path.lexists(os.path.join(out, name)):
+        name, k = f"report-earlier-run-{k}.pdf", k + 1
+    return name
+
+
+def keep_earlier_report(out: str) -> str | None:
+    """Move an earlier run's ``report.pdf`` aside under the first free name of ``report-earlier-run.pdf``,
+    ``report-earlier-run-2.pdf`` ...; that name, or None when there was no report."""
+    old = os.path.join(out, "report.pdf")
+    if not os.path.isfile(old):
+        return None
+    name = _earlier_report_name(out)
+    try:
+        os.replace(old, os.path.join(out, name))
+    except OSError as e:
+        raise SaveError(f"Cannot keep the earlier report '{old}' as {name}: {e.strerror or e}",
+                        hint="move it away yourself, or choose another folder with --out") from e
+    return name
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process (or no way to tell): leave its files
+        return True
+    return True
+
+
+def sweep_stale_temps(out: str) -> list[str]:
+    """Remove the ``.counts.csv.PID.*.tmp`` / ``.cells.csv.PID.*.tmp`` files of runs whose process is
+    gone (killed hard before it could clean up); the names removed."""
+    removed = []
+    try:
+        names = os.listdir(out)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        hit = _CSV_TEMP.match(name)
+        if hit and not _pid_alive(int(hit.group(2))):
+            try:
+                os.unlink(os.path.join(out, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def finish_command(args, model: str, rest_list: str, rest_out: str) -> str:
+    """``cellviewer analyze --from-list REST_LIST --out REST_OUT`` with every option of the run ``args``
+    (the model actually used included), shell-quoted: the images left are analysed as the others were."""
+    words = [PROG, "analyze", "--from-list", rest_list, "--out", rest_out, "--model", model,
+             "--device", args.device]
+    if args.tta is not None:
+        words += ["--tta", args.tta]
+    words += ["--border-cells", args.border_cells]
+    if args.diameter_px is not None:
+        words += ["--diameter-px", _num(args.diameter_px)]
+    if args.um_per_px is not None:
+        words += ["--um-per-px", _num(args.um_per_px)]
+    if args.no_morphology:
+        words.append("--no-morphology")
+    words += ["--report-pages", str(args.report_pages)]
+    if args.quiet:
+        words.append("-q")
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def interrupted(args, model: str, out: str, done: list[dict], left: list[str], total: int) -> int:
+    """After Ctrl-C / SIGTERM: list the images not analyzed in ``remaining.txt`` and say what was written
+    and how to finish (:func:`finish_command`); returns the exit code 130."""
+    from cellviewer.cli import EXIT_INTERRUPTED
+
+    rest = os.path.join(out, REMAINING)
+    how = ""
+    if left:
+        try:
+            with open(rest, "w", encoding="utf-8") as f:
+                f.write("".join(p + "\n" for p in left))
+            how = (f" To finish, analyze the {len(left)} image{'s' if len(left) != 1 else ''} left into another "
+                   f"folder: {finish_command(args, model, rest, out.rstrip(os.sep) + '-rest')}"
+                   " (or run the same command again to redo them all).")
+        except OSError:
+            how = " Run the same command again to finish (run.json lists the images left)."
+    print(f"{PROG}: interrupted: {len(done)} of {total} image{'s' if total != 1 else ''} analyzed; their rows are "
+          f"in {os.path.join(out, 'counts.csv')} and cells.csv, their masks in masks/, and run.json says "
+          f"'interrupted'; report.pdf was not written.{how}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def read_list(path: str) -> list[str]:
+    """The image paths of a ``--from-list`` file: one per line; blank lines and ``#`` comments skipped; a
+    UTF-8 byte-order mark (Windows Notepad) is not part of the first path."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [ln.rstrip("\r\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"Cannot read --from-list '{path}': {getattr(e, 'strerror', None) or e}.",
+                         hint="give a text file with one image path a line") from e
+
+
+def run_record(args, seg, model: str, n_images: int) -> dict:
+    """What ``run.json`` says about a run: the command, the model and options, and (filled in at the end)
+    each output name with its source file and red-cell size, the skipped files, and its status."""
+    from cellviewer import __version__
+    from cellviewer.core.document import now_iso
+
+    return {"cellviewer": __version__, "command": " ".join([PROG] + sys.argv[1:]), "started": now_iso(),
+            "model": model, "model_version": str(getattr(seg, "version", "")),
+            # tta: what the segmenter does (the card's own unless --tta; classical models have none);
+            # morphology: whether red cells get a morphology class (never with a classical model)
+            "options": {"device": args.device, "tta": str(getattr(seg, "tta", None) or "none"),
+                        "tta_given": args.tta, "border_cells": args.border_cells,
+                        "morphology": bool(getattr(seg, "morphology", False)) and not args.no_morphology,
+                        "diameter_px": args.diameter_px, "um_per_px": args.um_per_px},
+            "images_given": n_images, "status": "running"}
+
+
+def write_json(path: str, data) -> None:
+    """Write ``data`` as JSON atomically (never half a file); :class:`SaveError` (exit 5) when it fails."""
+    import json
+
+    from cellviewer.core.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    except OSError as e:
+        raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
+                        hint="free some disk space or choose another folder with --out") from e
