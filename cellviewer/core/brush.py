@@ -80,7 +80,30 @@ class Tiles:
         return old
 
 
-class BrushStroke:
+class StrokePath:
+    """A drag's geometry: ``dab`` paints one disc, ``line_to`` a thick segment from the previous point;
+    the subclass's ``_paint(points)`` does the painting and returns the box it changed (or None)."""
+
+    _last: tuple[float, float] | None = None
+
+    def dab(self, x: float, y: float) -> BBox | None:
+        """Paint one disc at (x, y) (image pixel coordinates); the box it changed, or None."""
+        self._last = (x, y)
+        return self._paint([(x, y)])
+
+    def line_to(self, x: float, y: float) -> BBox | None:
+        """Paint a thick segment from the previous point to (x, y)."""
+        if self._last is None:
+            return self.dab(x, y)
+        pts = [self._last, (x, y)]
+        self._last = (x, y)
+        return self._paint(pts)
+
+    def _paint(self, pts) -> BBox | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class BrushStroke(StrokePath):
     def __init__(self, doc: Document, cls: str, radius: float, erase: bool = False, value: int | None = None):
         _check_cls(cls)
         self.doc, self.cls, self.erase = doc, cls, erase
@@ -93,19 +116,7 @@ class BrushStroke:
         self._last: tuple[float, float] | None = None
         self._finished = False
 
-    # -- painting -----------------------------------------------------------------
-    def dab(self, x: float, y: float) -> BBox | None:
-        """Paint one disc at (x, y) (image pixel coordinates)."""
-        self._last = (x, y)
-        return self._paint([(x, y)])
-
-    def line_to(self, x: float, y: float) -> BBox | None:
-        """Paint a thick segment from the previous point to (x, y)."""
-        if self._last is None:
-            return self.dab(x, y)
-        pts = [self._last, (x, y)]
-        self._last = (x, y)
-        return self._paint(pts)
+    # -- painting: dab / line_to from StrokePath -----------------------------------
 
     def _resolve_value(self, x: float, y: float) -> None:
         if self.value is not None:

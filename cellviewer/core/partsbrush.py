@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cellviewer.core.brush import Tiles, stamp
+from cellviewer.core.brush import StrokePath, Tiles, stamp
 from cellviewer.core.document import PART_NAMES, BBox, Change, Document, union_bbox
 from cellviewer.core.edits import Edit, LabelPatch, log_edit, make_edit
 from cellviewer.core.errors import EditError
@@ -36,7 +36,7 @@ def part_value(part: str | int) -> int:
     raise EditError(f"Unknown white-cell part {part!r}.", hint=f"use one of {', '.join(PART_VALUES)}")
 
 
-class PartsStroke:
+class PartsStroke(StrokePath):
     def __init__(self, doc: Document, part: str | int, radius: float):
         self.doc = doc
         self.value = part_value(part)
@@ -53,20 +53,7 @@ class PartsStroke:
     def part(self) -> str:
         return PART_NAMES[self.value]
 
-    # -- painting -----------------------------------------------------------------
-    def dab(self, x: float, y: float) -> BBox | None:
-        """Paint one disc at (x, y) (image pixel coordinates); the box it changed, or None."""
-        self._last = (x, y)
-        return self._paint([(x, y)])
-
-    def line_to(self, x: float, y: float) -> BBox | None:
-        """Paint a thick segment from the previous point to (x, y)."""
-        if self._last is None:
-            return self.dab(x, y)
-        pts = [self._last, (x, y)]
-        self._last = (x, y)
-        return self._paint(pts)
-
+    # -- painting: dab / line_to from StrokePath -----------------------------------
     def _paint(self, pts) -> BBox | None:
         if self._finished:
             raise RuntimeError("stroke already finished")

@@ -32,6 +32,7 @@ import numpy as np
 from cellviewer.core.countframe import rule_note
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_iso, os_user
 from cellviewer.core.errors import SaveError
+from cellviewer.core.partshares import wbc_part_shares
 from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
 from cellviewer.core.sizeprior import calibration_warning
 
@@ -179,13 +180,7 @@ def differential(doc: Document, sizes: dict[str, str] | None = None) -> dict[str
         out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
     out.update(morphology_differential(doc))
     out.update(rbc_size_summary(doc) if sizes is None else sizes)
-    wmask = doc.labels["wbc"] > 0 if doc.parts is not None and doc.parts.any() else None  # no parts: skip 5 MP
-    if wmask is not None and wmask.any():
-        nuc, cyt = int(np.count_nonzero(doc.parts[wmask] == 1)), int(np.count_nonzero(doc.parts[wmask] == 2))
-        if nuc + cyt:
-            area = int(np.count_nonzero(wmask))
-            out.update({"WBC area: nucleus": _pct(nuc, area), "WBC area: cytoplasm": _pct(cyt, area),
-                        "Nucleus : cytoplasm (area)": f"{nuc / cyt:.2f}" if cyt else "–"})
+    out.update(wbc_part_shares(doc, _pct))
     return out
 
 

@@ -1,8 +1,10 @@
 """The review queue: cells ordered by how doubtful they are, so the annotator looks at those first.
 
 :func:`doubt_queue` scores every counted cell that has a mask (markers placed by hand without
-a mask are the annotator's own, and an outline whose count marker was removed is no longer a
-cell: neither is queued). A cell's doubt in [0, 1] combines its signs,
+a mask are the annotator's own, an outline whose count marker was removed is no longer a
+cell, and a cell cut by the image edge that the document's border rule does not count
+(:mod:`cellviewer.core.countframe`) is in no count: none of them is queued, so "left to
+review" counts counted cells only). A cell's doubt in [0, 1] combines its signs,
 as a noisy-or ``1 − Π(1 − dᵢ)``:
 
 * **low model score** — ``d = (0.9 − score) / 0.5`` clipped to [0, 1] (scores ≥ 0.9 are not
@@ -123,9 +125,10 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
     from cellviewer.core.counting import areas, inside_points
 
     d_rbc = _rbc_diameter(doc, diameter)
+    uncounted = doc.uncounted()  # cells the border rule does not count: nothing a count rests on, not queued
     by_cell: dict[tuple[str, int], list] = {}
     for m in doc.markers.values():
-        if m.cell:
+        if m.cell and m.id not in uncounted:
             by_cell.setdefault((m.cls, m.cell), []).append(m)
     queue: list[DoubtItem] = []
     for cls in classes:
@@ -146,8 +149,8 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
         slices = ndi.find_objects(lab)
         for k, cid in enumerate(ids.tolist()):
             ms = by_cell.get((cls, cid), [])
-            if not ms:  # an outline whose count marker the annotator removed: not a cell to review
-                continue
+            if not ms:  # an outline whose count marker the annotator removed, or a cell the border rule does
+                continue  # not count: not a cell to review
             auto = [m.score for m in ms if m.origin == "auto"]
             signs = {"model": float(np.clip((0.9 - min(auto)) / 0.5, 0, 1)) if auto else 0.0}
             seen = [int(c[cid]) for c in counts.values()]

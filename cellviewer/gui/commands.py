@@ -112,6 +112,7 @@ class SegmentationCommand(QUndoCommand):
         self._old = _Packed(detach_state(doc))  # set_result replaces these arrays: no copy needed
         self._new: _Packed | None = None
         self._on_replaced = on_replaced
+        self.after_undo: Callable[[], None] | None = None  # e.g. clear the warning that spoke of what it replaced
 
     def redo(self) -> None:
         if self._result is not None:
@@ -127,6 +128,8 @@ class SegmentationCommand(QUndoCommand):
         restore_state(self.doc, self._old.get())
         if self._on_replaced:
             self._on_replaced()
+        if self.after_undo is not None:
+            self.after_undo()
 
     def kept_bytes(self) -> int:
         """Memory the command keeps for undo/redo (after packing)."""

@@ -246,7 +246,7 @@ class MainWindow(QMainWindow):
 
     def save(self) -> bool:
         self.tools.finish_active()
-        return self.session.save_now()
+        return self.session.save_by_user()
 
     def export_report(self, pdf_path) -> bool:
         self.tools.finish_active()

@@ -13,8 +13,8 @@
   undo") speaks of the state before the next edit: :func:`edit_done` (a user's edit went
   through) clears it.
 * :func:`lasting` — a warning that stays (a status-bar widget, :class:`cellviewer.gui.statusbits.LastingWarning`)
-  until the user dismisses it or makes the next successful edit (:func:`edit_done`); other lines
-  never replace it.
+  until the user dismisses it or makes the next successful edit (:func:`edit_done`), or its caller
+  clears it (:func:`clear_lasting` with the token ``lasting`` returned); other lines never replace it.
 * :func:`ask` — a yes/no question (the only confirmation helper).
 * :func:`install_excepthooks` — ``sys.excepthook`` and ``threading.excepthook``
   route here (errors from other threads are marshalled to the GUI thread).
@@ -106,18 +106,20 @@ def edit_done(since: int) -> None:
     _shown, _line = (NOTE, 0.0), (0, False)
 
 
-def lasting(message: str) -> None:
-    """A warning that stays until dismissed or until the user's next successful edit (:func:`edit_done`)."""
-    log.warning(message)
+def lasting(message: str, tooltip: str = "") -> int:
+    """A warning that stays until dismissed or until the user's next successful edit (:func:`edit_done`);
+    ``tooltip``: the details (default: the message). Returns a token for :func:`clear_lasting`."""
+    log.warning(message + (f" ({tooltip})" if tooltip else ""))
     _seq[0] += 1
     _lasting_seq[0] = _seq[0]
     try:
         if _lasting is not None:
-            _lasting.show_text(message)
-            return
+            _lasting.show_text(message, tooltip)
+            return _seq[0]
     except RuntimeError:  # the window is gone
         pass
     warn(message, 0)
+    return _seq[0]
 
 
 def lasting_text() -> str:
@@ -128,7 +130,10 @@ def lasting_text() -> str:
         return ""
 
 
-def clear_lasting() -> None:
+def clear_lasting(token: int | None = None) -> None:
+    """Clear the lasting warning; with ``token`` (from :func:`lasting`) only if that warning is still the one shown."""
+    if token is not None and token != _lasting_seq[0]:
+        return
     try:
         if _lasting is not None:
             _lasting.dismiss()

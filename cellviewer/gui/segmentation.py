@@ -6,15 +6,18 @@ and options for ``core.segment.create_segmenter`` (values, never widgets).
 when it is not needed (classical models always run on the CPU).
 
 When a result replaces an image that has corrections, the saved sidecar is first copied to
-``<sidecar>.replaced-<time>`` (:meth:`Session.keep_before_replace`; the status line says where).
+``<sidecar>.replaced-<time>`` (:meth:`Session.keep_before_replace`; a lasting warning says where:
+the copy's name and folder, the full path in its tooltip).
 When the image was edited while the run was going on, a lasting warning says that those edits
-were replaced and that Undo brings them back (undoing the segmentation restores the maps as
-they were just before it, edits made during the run included).
+were replaced and that Ctrl+Z brings them back (undoing the segmentation restores the maps as
+they were just before it, edits made during the run included, and clears that warning).
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -24,7 +27,11 @@ from cellviewer.gui import notifications
 from cellviewer.gui.notifications import describe
 from cellviewer.gui.commands import SegmentationCommand
 from cellviewer.gui.state import Observable, SegmentParams
+from cellviewer.gui.statusbits import where_kept
 from cellviewer.gui.workers import JobRunner
+
+#: a run started this soon (s) after one was cancelled (the next image's) says both in its start line
+CANCEL_NOTE_S = 5.0
 
 #: counting method -> registered classical segmenter name
 CLASSICAL_BY_METHOD = {"watershed": "classical", "components": "classical-components",
@@ -131,7 +138,8 @@ class SegmentationController(QObject):
         self.runner = JobRunner("segmentation", self)
         self.runner.finished.connect(self._on_result)
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Segmentation"))
-        self.runner.cancelled.connect(lambda: notifications.status("Segmentation cancelled."))
+        self.runner.cancelled.connect(self._on_cancelled)
+        self._cancel_note = None  # (text, when): a cancelled run, said again with the next run's start line
         self._target = None
         self._target_revision = 0  # the document's revision when the run started
         self._queued = False  # a run asked for while a cancelled one was still stopping
@@ -183,9 +191,22 @@ class SegmentationController(QObject):
             return create_segmenter(name, **opts).segment(pixels, token)
 
         started = self.runner.start(make_job, "segmentation")
+        note, self._cancel_note = self._cancel_note, None
+        note = note[0] if note is not None and time.monotonic() - note[1] < CANCEL_NOTE_S else ""
         if started:
-            notifications.status(f"Segmenting with {name}…", 3000)
+            this = Path(doc.image.info.path).name if doc.image.info.path else "this image"
+            notifications.status(f"{note} — segmenting {this} with {name}…" if note else f"Segmenting with {name}…",
+                                 8000 if note else 3000)
         return started
+
+    def _on_cancelled(self) -> None:
+        """A run stopped on Cancel, or because another image was opened: the status bar says so; when a run
+        starts right after (the next image's), its start line says both (:data:`CANCEL_NOTE_S`)."""
+        info = getattr(getattr(self._target, "image", None), "info", None)
+        name = Path(info.path).name if info is not None and info.path else ""
+        text = f"Segmentation of {name} cancelled" if name else "Segmentation cancelled"
+        self._cancel_note = (text, time.monotonic())
+        notifications.status(text + ".", 8000)
 
     def segmenter_request(self) -> tuple[str, dict]:
         return segmenter_request(self.params.value)
@@ -274,16 +295,23 @@ class SegmentationController(QObject):
             self.tools.finish_active()
         edited_meanwhile = doc.revision != self._target_revision
         kept = self.session.keep_before_replace()  # the corrections it replaces: saved, and copied aside
-        self.session.stack.push(SegmentationCommand(doc, result, on_replaced=self.session.save_soon))
+        cmd = SegmentationCommand(doc, result, on_replaced=self.session.save_soon)
+        self.session.stack.push(cmd)
         counts = doc.counts()
         notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "
                              + ", ".join(f"{k} {v}" for k, v in counts.items())
-                             + (f" — the corrections it replaced are kept in {kept}" if kept else ""),
+                             + (f" — replaced corrections kept as {kept.name}" if kept else ""),
                              20000 if kept else 8000)
+        kept_tip = f"The corrections it replaced were saved and kept as:\n{kept}" if kept else ""
         if edited_meanwhile:
             name = self.session.path.name if self.session.path is not None else "the image"
-            notifications.lasting(f"{name}: the edits made while the segmentation ran were replaced by its "
-                                  "result — Undo (Ctrl+Z) brings them back")
+            token = notifications.lasting(
+                "Edits made during the run were replaced — Ctrl+Z brings them back",
+                f"{name}: the edits made while the segmentation ran were replaced by its result — "
+                "Undo (Ctrl+Z) brings them back." + ("\n\n" + kept_tip if kept_tip else ""))
+            cmd.after_undo = lambda: notifications.clear_lasting(token)  # the undo that brings them back
+        elif kept:
+            notifications.lasting("Old corrections kept as " + where_kept(kept), kept_tip)
         if result.params.get("fallback"):  # out of memory: smaller tiles / the CPU were used (core.oom)
             notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
         self._warn_calibration(result.params.get("calibration_warning"), result.params.get("um_per_px"))

@@ -281,6 +281,23 @@ class Session(QObject):
         self._save_ok(path)
         return True
 
+    def save_by_user(self) -> bool:
+        """Ctrl+S: :meth:`save_now`, and a status line that says so (the autosave's note is routine and
+        gives way to other lines; this one answers the user, also when nothing was left to save)."""
+        if self.doc is None:
+            notifications.status("No image open: nothing to save.", 3000)
+            return False
+        from cellviewer.core.sidecar import find_sidecar, in_user_store
+
+        was_dirty = self.dirty
+        if not self.save_now():
+            return False
+        found = find_sidecar(self.path) if self.path is not None else None
+        if found is not None and not (was_dirty and in_user_store(found)):  # (that save's line says where)
+            where = str(found) if in_user_store(found) else found.name
+            notifications.status(f"Saved {where}" + ("" if was_dirty else " (no changes since the last save)"), 4000)
+        return True
+
     def _written(self, path) -> None:
         """This window wrote the sidecar at ``path`` (any thread): that version is ours, not someone else's."""
         self._stamp = openlock.stamp(path)

@@ -13,8 +13,9 @@ shows whichever panel is in front (the Segmentation panel's own bar and Cancel m
 background tab or scrolled away on a small screen); a click on it cancels the run.
 
 :class:`LastingWarning` — ``notifications.lasting``'s warning (e.g. corrections made during a
-segmentation were replaced by its result): an orange line with a ✕ that stays until the user
-dismisses it or makes the next successful edit.
+segmentation were replaced by its result; where the corrections a re-segmentation replaced were
+kept): a short orange line (details in its tooltip) with a ✕ that stays until the user dismisses
+it, makes the next successful edit, or its caller clears it (undoing that segmentation).
 """
 
 from __future__ import annotations
@@ -23,6 +24,26 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
 from cellviewer.gui import notifications
+
+
+MAX_CHARS = 100  # the most a lasting warning shows; longer texts are elided in the middle
+
+
+def elide_middle(text: str, n: int) -> str:
+    """``text`` if it has at most ``n`` characters, else its start and end around '…' (``n`` in all)."""
+    if len(text) <= n:
+        return text
+    head = (n - 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head):]
+
+
+def where_kept(path, n: int = 72) -> str:
+    """A file's name and its folder, the folder elided in the middle so that both fit ``n`` characters
+    where the name allows (a line that must fit the status bar)."""
+    from pathlib import Path
+
+    p = Path(path)
+    return f"{p.name} in {elide_middle(str(p.parent), max(12, n - len(p.name) - 4))}"
 
 
 def cautions(doc) -> list[str]:
@@ -95,10 +116,12 @@ class LastingWarning(QWidget):
         self._text = ""
         self.hide()
 
-    def show_text(self, text: str) -> None:
+    def show_text(self, text: str, tooltip: str = "") -> None:
+        """Show '⚠ ``text``' (keep it short: the status bar's other fields clip a long one); ``tooltip``:
+        the details (default: ``text``)."""
         self._text = text
-        self.label.setText("⚠ " + (text if len(text) <= 90 else text[:87] + "…"))
-        self.setToolTip(text)
+        self.label.setText("⚠ " + elide_middle(text, MAX_CHARS))
+        self.setToolTip(tooltip or text)
         self.show()
 
     def text(self) -> str:

@@ -147,3 +147,19 @@ def test_an_edited_nucleus_shows_in_the_class_maps_of_reports_and_exports(tmp_pa
     mask = cv2.imread(str(tmp_path / "out" / "masks" / "smear.png"), cv2.IMREAD_GRAYSCALE)
     np.testing.assert_array_equal(mask, cmap)
     assert mask[80, 120] == CLASS_MAP_VALUES["nucleus"] and mask[80, 103] == CLASS_MAP_VALUES["cytoplasm"]
+
+
+def test_part_shares_count_only_white_cells_with_parts_and_add_up_to_100():
+    from tests.core.test_edits import disc
+
+    doc = seeded_doc()
+    _paint(doc, "nucleus", [(120, 80)], radius=8)  # white cell 1: nucleus and cytoplasm
+    d = differential(doc)
+    assert "WBC parts from" not in d  # all white cells have parts
+    disc(doc, "wbc", 2, 40, 95, 12)  # a white cell brushed as a whole: no parts
+    d = differential(doc)
+    nuc, cyt = (float(d[f"WBC area: {p}"].rstrip(" %")) for p in ("nucleus", "cytoplasm"))
+    assert nuc + cyt == pytest.approx(100.0, abs=0.11)
+    cell1 = doc.labels["wbc"] == 1
+    assert d["WBC area: nucleus"] == f"{100.0 * (doc.parts[cell1] == 1).sum() / cell1.sum():.1f} %"
+    assert d["WBC parts from"] == "1 of 2 white cells with parts"

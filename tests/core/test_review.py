@@ -101,6 +101,20 @@ def test_an_outline_whose_marker_was_removed_is_not_queued_and_settles_the_queue
         mark_reviewed(doc, "rbc", 1)
 
 
+def test_cells_the_border_rule_does_not_count_are_not_queued():
+    from cellviewer.core.document import Marker
+
+    doc = _doc()
+    yy, xx = np.mgrid[:100, :280]
+    doc.labels["rbc"][((yy - 50) ** 2 + (xx - 276) ** 2) <= R * R] = 20  # cut by the right edge
+    doc.markers[120] = Marker(120, "rbc", 274.0, 50.0, "auto", 20, 0.3)  # and doubtful: it would come first
+    assert ("rbc", 20) in {(it.cls, it.cell) for it in doubt_queue(doc, diameter=2 * R)}  # "all" counts it
+    doc.border_rule = "frame"  # cells cut by the bottom or right edge are not counted
+    q = doubt_queue(doc, diameter=2 * R)
+    assert ("rbc", 20) not in {(it.cls, it.cell) for it in q}
+    assert remaining(q) == len(q) == sum(doc.counts().values())  # "left to review" counts counted cells only
+
+
 def test_empty_document_gives_an_empty_queue(blank_doc):
     assert doubt_queue(blank_doc) == [] and remaining([]) == 0 and next_doubtful([], None) is None
 

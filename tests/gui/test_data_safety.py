@@ -13,7 +13,7 @@ import pytest
 from cellviewer.core import journal, segment
 from cellviewer.core.jobs import Progress, run_job
 from cellviewer.core.sidecar import find_sidecar, load_document, read_sidecar, save_sidecar
-from cellviewer.gui import notifications
+from cellviewer.gui import notifications, statusbits
 
 
 def _copy(smear_path, name):
@@ -110,6 +110,10 @@ def test_rerun_over_saved_corrections_keeps_a_copy_first(segmented, smear_path, 
     assert [e["action"] for e in meta["provenance"]["edits"]] == ["Brush"]
     assert arrays["labels/rbc.npy"][15, 110] > 0
     assert kept[0].name in win.statusBar().currentMessage()
+    # the backup's place lasts, readable in the status bar: its name and folder, the full path in the tooltip
+    lasting = win.lasting_warning
+    assert lasting.isVisible() and kept[0].name in lasting.label.text()
+    assert len(lasting.label.text()) <= 2 + statusbits.MAX_CHARS and str(kept[0]) in lasting.toolTip()
     qtbot.waitUntil(lambda: not win.session.dirty, timeout=5000)
     assert load_document(smear_path).labels["rbc"][15, 110] == 0  # the sidecar itself holds the new result
 
@@ -188,18 +192,45 @@ def test_edits_during_a_run_are_replaced_with_a_lasting_warning_and_undo_brings_
     qtbot.waitUntil(lambda: win.session.stack.undoText().startswith("Segmentation"), timeout=5000)
     assert doc.labels["rbc"][15, 110] == 0  # replaced by the result
     lasting = win.lasting_warning
-    assert lasting.isVisible() and "replaced" in lasting.text() and "Undo" in lasting.text()
-    assert smear_path.name in lasting.text()
+    assert lasting.isVisible() and "replaced" in lasting.text() and "Ctrl+Z brings them back" in lasting.text()
+    assert lasting.label.text() == "⚠ " + lasting.text()  # shown whole, not cut
+    assert smear_path.name in lasting.toolTip() and "Undo" in lasting.toolTip()
     notifications.warn("something else")  # other lines come and go; the lasting warning stays
     notifications.status("and more", 100)
     qtbot.wait(200)
     assert lasting.isVisible()
     win.undo()  # Undo really brings the edit back
     assert doc.labels["rbc"][15, 110] > 0
-    assert lasting.isVisible()  # undo is no new edit
+    assert not lasting.isVisible() and notifications.lasting_text() == ""  # what it spoke of is undone
+
+
+def test_the_edits_replaced_warning_also_clears_on_the_next_edit(segmented, qtbot, monkeypatch):
+    win = segmented
+    doc = win.session.doc
+    result = run_job(segment.create_segmenter("classical").segment(doc.image.pixels))
+    gate = threading.Event()
+    monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: GatedSegmenter(result, gate))
+    with qtbot.waitSignal(win.segmentation.runner.progress, timeout=5000):
+        assert win.segmentation.run()
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    with qtbot.waitSignal(win.segmentation.runner.finished, timeout=10000):
+        gate.set()
+    qtbot.waitUntil(lambda: win.lasting_warning.isVisible(), timeout=5000)
     win.tools.set_tool("marker_add")
     win.tools.click(200, 20)  # the user's next successful edit clears it
-    assert not lasting.isVisible() and notifications.lasting_text() == ""
+    assert not win.lasting_warning.isVisible() and notifications.lasting_text() == ""
+    notifications.lasting("another warning")
+    win.undo()  # undoing the marker: not the segmentation, the other warning stays
+    win.undo()  # undoing the segmentation does not clear a later, unrelated warning
+    assert notifications.lasting_text() == "another warning"
+
+
+def test_elide_middle_and_where_kept():
+    assert statusbits.elide_middle("short", 10) == "short"
+    e = statusbits.elide_middle("abcdefghijklmnopqrstuvwxyz", 9)
+    assert len(e) == 9 and e.startswith("abcd") and e.endswith("wxyz") and "…" in e
+    w = statusbits.where_kept("/very/long/folder/" + "x" * 60 + "/img.png.cellviewer.replaced-20260101-120000")
+    assert w.startswith("img.png.cellviewer.replaced-20260101-120000 in /very") and len(w) < 80
 
 
 def test_a_lasting_warning_is_dismissed_with_its_button(window, qtbot):
@@ -305,3 +336,48 @@ def test_render_leaves_hollow_cells_and_their_parts_untinted():
 def _no_lasting_left():
     yield
     notifications.clear_lasting()
+
+
+def test_ctrl_s_says_saved_with_the_sidecar_name(segmented, smear_path, qtbot):
+    win = segmented
+    notifications.status("Segmentation done: a line of the same rank that is still showing", 20000)
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    win.actions_by_id["file.save"].trigger()
+    found = find_sidecar(smear_path)
+    assert win.statusBar().currentMessage() == f"Saved {found.name}"
+    notifications.status("something else", 20000)
+    win.actions_by_id["file.save"].trigger()  # nothing new: it still answers
+    assert win.statusBar().currentMessage().startswith(f"Saved {found.name}")
+
+
+@pytest.mark.parametrize("auto_run", [False, True])
+def test_switching_images_during_a_run_says_it_was_cancelled(make_window, smear_path, qtbot, monkeypatch, auto_run):
+    from tests.gui.conftest import write_smear
+
+    win = make_window(auto_run=False)
+    assert win.open_image(smear_path)
+    doc = win.session.doc
+    result = run_job(segment.create_segmenter("classical").segment(doc.image.pixels))
+    gate = threading.Event()
+    monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: GatedSegmenter(result, gate))
+    with qtbot.waitSignal(win.segmentation.runner.progress, timeout=5000):
+        assert win.segmentation.run()
+    win.seg_params.update(auto_run=auto_run)
+    other = write_smear(smear_path.parent / "other.png")
+    with qtbot.waitSignal(win.segmentation.runner.cancelled, timeout=10000):
+        assert win.open_image(other)
+    qtbot.wait(100)  # the queued run (auto_run) starts meanwhile
+    msg = win.statusBar().currentMessage()
+    assert "Segmentation of smear.png cancelled" in msg, msg
+    if auto_run:
+        assert "segmenting other.png" in msg
+        gate.set()
+        qtbot.waitUntil(lambda: not win.segmentation.runner.is_running, timeout=10000)
+
+
+def test_the_review_panels_queue_copy_keeps_the_border_rule(segmented):
+    from cellviewer.gui.panels.review import document_copy
+
+    doc = segmented.session.doc
+    doc.set_border_rule("inside")
+    assert document_copy(doc).border_rule == "inside"  # the queue leaves out what the rule does not count

@@ -40,7 +40,7 @@ def document_copy(doc: Document) -> Document:
     copy.labels = {c: a.copy() for c, a in doc.labels.items()}
     copy.parts = doc.parts.copy()
     copy.markers = {k: replace(m) for k, m in doc.markers.items()}
-    copy.um_per_px, copy.reviewed = doc.um_per_px, doc.reviewed
+    copy.um_per_px, copy.reviewed, copy.border_rule = doc.um_per_px, doc.reviewed, doc.border_rule
     copy.provenance = replace(doc.provenance, edits=list(doc.provenance.edits))
     return copy
 
