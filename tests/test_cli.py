@@ -322,22 +322,30 @@ def test_analyze_gives_red_cells_a_morphology_unless_told_not_to(tmp_path):
             assert all(r[col] in CLASSES and 0 < float(r[col + 1]) <= 1 for r in named)
 
 
+def interrupt_on_image(monkeypatch, n: int, interrupt) -> None:
+    """Make the fake segmenter call ``interrupt()`` as it starts its ``n``-th image (a Ctrl-C, a SIGTERM ...)."""
+    calls, real = [], _FakeSegmenter.segment
+
+    def segment(self, image, cancel=None):
+        calls.append(1)
+        if len(calls) == n:
+            interrupt()
+        return (yield from real(self, image, cancel))
+
+    monkeypatch.setattr(_FakeSegmenter, "segment", segment)
+
+
+def ctrl_c():
+    raise KeyboardInterrupt
+
+
 def test_sigterm_ends_a_batch_like_ctrl_c(fakes, tmp_path, monkeypatch, capsys):
     """``kill`` (or a scheduler's time limit) mid-batch: exit 130, the CSVs hold the images done, no temp files."""
     import os
     import signal
 
     inputs = _write_inputs(tmp_path / "in")
-    calls = []
-    real = _FakeSegmenter.segment
-
-    def segment(self, image, cancel=None):
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return (yield from real(self, image, cancel))
-
-    monkeypatch.setattr(_FakeSegmenter, "segment", segment)
+    interrupt_on_image(monkeypatch, 2, lambda: os.kill(os.getpid(), signal.SIGTERM))
     before = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "out"
     assert cli.main(["analyze", str(inputs), "--out", str(out), "--device", "cpu"]) == 130

@@ -7,21 +7,14 @@ import numpy as np
 from PIL import Image
 
 from cellviewer import cli
-from tests.test_cli import _FakeSegmenter, _read_csv, _smear, _write_inputs, fakes  # noqa: F401
+from tests.test_cli import (_FakeSegmenter, _read_csv, _smear, _write_inputs, ctrl_c, fakes,  # noqa: F401
+                            interrupt_on_image)
 
 
 def test_ctrl_c_says_what_was_written_and_how_to_finish(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
     inputs = _write_inputs(tmp_path / "in")
-    calls = []
     real = _FakeSegmenter.segment
-
-    def segment(self, image, cancel=None):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return (yield from real(self, image, cancel))
-
-    monkeypatch.setattr(_FakeSegmenter, "segment", segment)
+    interrupt_on_image(monkeypatch, 2, ctrl_c)
     out = tmp_path / "out"
     assert cli.main(["analyze", str(inputs), "--out", str(out), "--device", "cpu"]) == 130
     err = capsys.readouterr().err

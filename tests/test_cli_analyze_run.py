@@ -11,7 +11,8 @@ from PIL import Image
 
 from cellviewer import cli
 from cellviewer.commands.analyze_run import finish_command, unique_stem
-from tests.test_cli import _FakeSegmenter, _read_csv, _smear, _write_inputs, fakes  # noqa: F401
+from tests.test_cli import (_FakeSegmenter, _read_csv, _smear, _write_inputs, ctrl_c, fakes,  # noqa: F401
+                            interrupt_on_image)
 
 
 def _any_options(monkeypatch):
@@ -24,15 +25,8 @@ def _any_options(monkeypatch):
 def test_the_finish_command_repeats_every_option_of_the_run(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
     _any_options(monkeypatch)
     inputs = _write_inputs(tmp_path / "in")
-    calls, real = [], _FakeSegmenter.segment
-
-    def segment(self, image, cancel=None):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return (yield from real(self, image, cancel))
-
-    monkeypatch.setattr(_FakeSegmenter, "segment", segment)
+    real = _FakeSegmenter.segment
+    interrupt_on_image(monkeypatch, 2, ctrl_c)
     out = tmp_path / "out dir"
     argv = ["analyze", str(inputs), "--out", str(out), "--tta", "d4", "--border-cells", "inside",
             "--no-morphology", "--diameter-px", "31.5", "--um-per-px", "0.1", "--device", "cpu",

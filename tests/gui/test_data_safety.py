@@ -176,15 +176,21 @@ class GatedSegmenter:
         return self.result
 
 
-def test_edits_during_a_run_are_replaced_with_a_lasting_warning_and_undo_brings_them_back(
-        segmented, smear_path, qtbot, monkeypatch):
-    win = segmented
-    doc = win.session.doc
-    result = run_job(segment.create_segmenter("classical").segment(doc.image.pixels))
+def start_gated_run(win, qtbot, monkeypatch) -> threading.Event:
+    """Start a segmentation of the open image that holds its (classical) result until the returned gate is set."""
+    result = run_job(segment.create_segmenter("classical").segment(win.session.doc.image.pixels))
     gate = threading.Event()
     monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: GatedSegmenter(result, gate))
     with qtbot.waitSignal(win.segmentation.runner.progress, timeout=5000):
         assert win.segmentation.run()
+    return gate
+
+
+def test_edits_during_a_run_are_replaced_with_a_lasting_warning_and_undo_brings_them_back(
+        segmented, smear_path, qtbot, monkeypatch):
+    win = segmented
+    doc = win.session.doc
+    gate = start_gated_run(win, qtbot, monkeypatch)
     win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])  # an edit while it runs
     assert doc.labels["rbc"][15, 110] > 0
     with qtbot.waitSignal(win.segmentation.runner.finished, timeout=10000):
@@ -206,12 +212,7 @@ def test_edits_during_a_run_are_replaced_with_a_lasting_warning_and_undo_brings_
 
 def test_the_edits_replaced_warning_also_clears_on_the_next_edit(segmented, qtbot, monkeypatch):
     win = segmented
-    doc = win.session.doc
-    result = run_job(segment.create_segmenter("classical").segment(doc.image.pixels))
-    gate = threading.Event()
-    monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: GatedSegmenter(result, gate))
-    with qtbot.waitSignal(win.segmentation.runner.progress, timeout=5000):
-        assert win.segmentation.run()
+    gate = start_gated_run(win, qtbot, monkeypatch)
     win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
     with qtbot.waitSignal(win.segmentation.runner.finished, timeout=10000):
         gate.set()
@@ -356,12 +357,7 @@ def test_switching_images_during_a_run_says_it_was_cancelled(make_window, smear_
 
     win = make_window(auto_run=False)
     assert win.open_image(smear_path)
-    doc = win.session.doc
-    result = run_job(segment.create_segmenter("classical").segment(doc.image.pixels))
-    gate = threading.Event()
-    monkeypatch.setattr(segment, "create_segmenter", lambda name=None, **opts: GatedSegmenter(result, gate))
-    with qtbot.waitSignal(win.segmentation.runner.progress, timeout=5000):
-        assert win.segmentation.run()
+    gate = start_gated_run(win, qtbot, monkeypatch)
     win.seg_params.update(auto_run=auto_run)
     other = write_smear(smear_path.parent / "other.png")
     with qtbot.waitSignal(win.segmentation.runner.cancelled, timeout=10000):
