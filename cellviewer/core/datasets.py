@@ -1,4 +1,4 @@
-"""Readers for the shared annotated data (``shared/data``) and weak labels from boxes.
+"""Readers for the shared annotated data (``shared/data``) and its items at the working scale.
 
 Layouts (see ``shared/data/README.md``):
 
@@ -19,17 +19,9 @@ Layouts (see ``shared/data/README.md``):
 in [0, 1): fixed, identical for everyone, independent of which other images exist.
 The ``test`` split is what the model cards report on.
 
-**Weak labels from boxes** (:func:`weak_labels`). A cell's mask is the ellipse
-inscribed in its box — blood cells are round to oval, so this is close to the true
-outline for tight boxes. The class map holds 1 rbc, 2 wbc, 3 platelet (drawn in that
-order: a WBC covers the red cells its loose box overlaps, a platelet lying on a red
-cell stays visible). The **edge** target, as in DO-U-Net, is a ring of ``edge_px``
-pixels just inside every ellipse plus every pixel covered by two or more ellipses,
-so that ``mask − edge`` separates touching cells into one seed each. Colour
-refinement of the ellipses was not used: it punched holes at the pale centres of the
-red cells and did not improve counting. For ``weak`` samples (original BCCD boxes)
-stained pixels that no box explains are set to :data:`IGNORE` so that unboxed cells
-are not taught as background (:func:`ignore_unlabelled`).
+**Weak labels from boxes** (:func:`weak_labels`, :func:`ignore_unlabelled`, the class map's
+:data:`CLASS_INDEX` and :data:`IGNORE`) are in :mod:`cellviewer.core.weaklabels` (re-exported
+here); :func:`working_item` puts a sample at the working scale with its targets.
 """
 
 from __future__ import annotations
@@ -42,24 +34,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError
 from cellviewer.core.stemmatch import FolderIndex
-from cellviewer.core.upsample import NEAREST
+from cellviewer.core.weaklabels import (CLASS_INDEX, IGNORE, _DRAW_ORDER,  # noqa: F401 - part of this API
+                                        ignore_unlabelled, resize_classmap, stained_foreground, weak_labels)
 
 DATASETS: tuple[str, ...] = ("bccd", "txl_pbc", "wbc_seg", "chula_rbc12")
 BOX_DATASETS: tuple[str, ...] = ("bccd", "txl_pbc")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_SEED = "cellviewer-split-v1"
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
-#: class index of each cell class in the class map of box datasets
-CLASS_INDEX = {"rbc": 1, "wbc": 2, "platelet": 3}
 BOX_CLASSES: tuple[str, ...] = ("background", "rbc", "wbc", "platelet")
 PART_CLASSES: tuple[str, ...] = ("background", "nucleus", "cytoplasm")
-IGNORE = 255
 _CSV_CLASS = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
-_DRAW_ORDER = ("rbc", "wbc", "platelet")
 #: a normal red cell (7.5 µm) over a typical white cell (≈ 12.5 µm): used to put the
 #: WBC crops of ``wbc_seg`` (no red cells annotated) on the RBC-diameter scale
 RBC_PER_WBC = 0.6
@@ -253,97 +241,7 @@ def load_samples(dataset: str, root: str | Path | None = None, split: str | None
     return out if split is None else [s for s in out if s.split == split]
 
 
-# -- weak labels ---------------------------------------------------------------------------
-def weak_labels(shape: tuple[int, int], boxes: dict[str, np.ndarray], scale: float = 1.0,
-                edge_px: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(classmap, edge)`` uint8 maps of ``shape`` from boxes given in native pixels.
-
-    ``scale`` maps native box coordinates to ``shape``'s pixels (so labels can be drawn
-    directly at the working scale). See the module docstring for the design.
-    """
-    h, w = shape
-    classmap = np.zeros((h, w), np.uint8)
-    cover = np.zeros((h, w), np.uint8)
-    ring = np.zeros((h, w), np.uint8)
-    sh = 4  # cv2 sub-pixel bits
-    k = 2**sh
-    t = max(1, int(round(edge_px)))
-    for cls in _DRAW_ORDER:
-        for x0, y0, x1, y1 in np.asarray(boxes.get(cls, np.zeros((0, 4))), float).reshape(-1, 4) * scale:
-            c = (int(round((x0 + x1) / 2 * k)), int(round((y0 + y1) / 2 * k)))
-            ax = (max(1, int(round((x1 - x0) / 2 * k))), max(1, int(round((y1 - y0) / 2 * k))))
-            one = np.zeros((h, w), np.uint8)
-            cv2.ellipse(one, c, ax, 0, 0, 360, 1, -1, cv2.LINE_8, sh)
-            if not one.any():
-                continue
-            classmap[one > 0] = CLASS_INDEX[cls]
-            cover += one
-            inner = cv2.erode(one, np.ones((2 * t + 1, 2 * t + 1), np.uint8), borderValue=1)
-            ring |= one & (inner == 0)
-    edge = ((ring > 0) | (cover >= 2)).astype(np.uint8)
-    return classmap, edge
-
-
-def resize_classmap(classmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A class map resized to ``size`` (w, h), aligned with an image resized by ``cv2.resize``.
-
-    Shrinking gives each output pixel the class covering most of its footprint (per-class
-    ``INTER_AREA`` fractions); enlarging uses centre-aligned nearest neighbours. Both keep
-    the map registered with the image to a fraction of a pixel (plain ``INTER_NEAREST`` put
-    training targets half a working-scale pixel off their cells).
-    """
-    h, w = classmap.shape[:2]
-    if (w, h) == tuple(size):
-        return classmap.copy()
-    if size[0] * size[1] >= w * h:
-        return cv2.resize(classmap, size, interpolation=NEAREST)
-    classes = np.unique(classmap)
-    frac = np.stack([cv2.resize((classmap == c).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-                     for c in classes])
-    return classes[frac.argmax(0)].astype(classmap.dtype)
-
-
-def stained_foreground(image: np.ndarray) -> np.ndarray | None:
-    """Stained pixels (cells of any class) of an RGB image, pale cell centres filled; None if flat.
-
-    ``255 − green`` (every stain absorbs green), lightly blurred, above its Otsu threshold
-    computed on values capped at the 85th percentile (so dark nuclei do not pull it up)
-    and at least 12 grey levels above the background.
-    """
-    from skimage.filters import threshold_otsu
-
-    dark = 255.0 - cv2.GaussianBlur(np.ascontiguousarray(image[..., 1]).astype(np.float32), (0, 0), 1.0)
-    cap = float(np.percentile(dark, 85))
-    try:
-        thr = float(threshold_otsu(np.minimum(dark, cap)))
-    except ValueError:
-        return None
-    fg = dark > max(thr, float(np.percentile(dark, 5)) + 12.0)
-    holes = ndi.binary_fill_holes(fg) & ~fg
-    lab, n = ndi.label(holes)
-    if n:
-        small = np.bincount(lab.ravel()) <= 0.02 * fg.size
-        small[0] = False
-        fg |= small[lab]
-    return fg
-
-
-def ignore_unlabelled(image: np.ndarray, classmap: np.ndarray, margin_px: float = 2.0) -> np.ndarray:
-    """``classmap`` with stained pixels that no box explains set to :data:`IGNORE`.
-
-    Used for the incomplete original BCCD boxes: :func:`stained_foreground` minus every
-    labelled cell grown by ``margin_px``.
-    """
-    fg = stained_foreground(image)
-    if fg is None:
-        return classmap.copy()
-    r = max(1, int(round(margin_px)))
-    labelled = cv2.dilate((classmap > 0).astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
-    out = classmap.copy()
-    out[fg & ~labelled] = IGNORE
-    return out
-
-
+# -- working-scale items -------------------------------------------------------------------
 def working_item(sample: Sample, working_scale: float, edge_px: float = 2.0) -> dict:
     """A sample resized to the working scale with its targets, ready for training/validation.
 

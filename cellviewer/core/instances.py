@@ -47,8 +47,8 @@ def _fill_small_holes(mask: np.ndarray, max_area: float) -> np.ndarray:
 
 
 def _edge_watershed(fg: np.ndarray, edge_p: np.ndarray, min_seed: int, min_cell: int,
-                    min_border: int | None = None) -> np.ndarray:
-    seeds, _ = ndi.label(fg & (edge_p < 0.5))
+                    min_border: int | None = None, threshold: float = 0.5) -> np.ndarray:
+    seeds, _ = ndi.label(fg & (edge_p < threshold))
     seeds = remove_small(seeds.astype(np.int32), max(1, min_seed), min_border)
     lab = watershed(edge_p, seeds, mask=fg) if seeds.max() else np.zeros(fg.shape, np.int32)
     rest, _ = ndi.label(fg & (lab == 0))  # blobs without a seed
@@ -103,7 +103,8 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
                          method: str = "edge-watershed", fracs: dict | None = None,
                          border_fracs: dict | None = None,
                          nucleus_split: dict | None = None,
-                         merge: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
+                         merge: dict | None = None,
+                         edge_threshold: dict | None = None) -> tuple[dict, np.ndarray | None, dict]:
     """``(labels, parts, scores)`` at the working scale from class probabilities (C×H×W).
 
     ``classes`` names the channels (``background, rbc, wbc, platelet`` or
@@ -114,6 +115,8 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
     arguments of :func:`split_by_nuclei`) splits a parts model's white cells by their nuclei.
     ``merge[cls] = (max area, min contact)`` merges small pieces of that class into the
     neighbour they lie against (:func:`merge_fragments`; area as a fraction of an RBC's).
+    ``edge_threshold[cls]`` is the edge probability at and above which a pixel is no seed
+    (default 0.5): averaging the net over flips (``inference.tta``) softens the edge map.
     """
     a0 = np.pi * (diameter / 2.0) ** 2
     fracs = {**MIN_FRACS, **(fracs or {})}
@@ -140,7 +143,8 @@ def instances_from_probs(probs: np.ndarray, edge_p: np.ndarray | None, classes: 
         min_seed, min_cell = (int(f * a0) for f in fracs[cls])
         min_border = max(1, int(border_fracs[cls] * a0)) if cls in border_fracs else None
         if edge_p is not None and method == "edge-watershed" and cls in SEPARATE:
-            lab = _edge_watershed(fg, edge_p, min_seed, min_cell, min_border)
+            lab = _edge_watershed(fg, edge_p, min_seed, min_cell, min_border,
+                                  float((edge_threshold or {}).get(cls, 0.5)))
         elif cls == "rbc" and method not in ("edge-watershed", "components"):
             lab = instances_from_mask(fg, method, count_params(diameter, min_area_frac=MIN_FRACS["rbc"][1]))
         else:

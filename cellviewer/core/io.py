@@ -1,19 +1,18 @@
 """Read images as display-ready ``uint8`` RGB; list image files; write 8-bit PNG maps.
 
 :func:`read_image` never guesses silently: the format comes from the magic bytes, the
-size is checked from the header *before* decoding (decompression bombs), and whatever
-is done to the pixels (bit-depth scaling, alpha, orientation, palette/CMYK, page) is
-recorded in ``ImageInfo.notes``. Failures raise :class:`ImageReadError`. Decoding holds a
-module lock because Pillow's size limit and truncation flag are process-global.
+size is checked from the header *before* decoding (decompression bombs; these checks are in
+:mod:`cellviewer.core.imagehead`), and whatever is done to the pixels (bit-depth scaling,
+alpha, orientation, palette/CMYK, page) is recorded in ``ImageInfo.notes``. Failures raise
+:class:`ImageReadError`. Decoding holds a module lock because Pillow's size limit and
+truncation flag are process-global.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import stat
 import struct
 import tempfile
 import threading
@@ -33,6 +32,8 @@ from cellviewer.core.atomic import share_mode
 from cellviewer.core.cautions import CAUTION, caution_headline  # noqa: F401 - CAUTION: notes that change what results mean
 from cellviewer.core.document import ImageData, ImageInfo
 from cellviewer.core.errors import ImageReadError, SaveError
+from cellviewer.core.imagehead import (_MAGIC, _PIL_FORMATS, _check_png_chunks,  # noqa: F401 - header checks, moved
+                                       _check_size, _read_head, _sniff)
 from cellviewer.core.jpegcheck import jpeg_damage
 from cellviewer.core.tone import alpha_unit, to_uint8
 
@@ -41,15 +42,11 @@ MAX_SIDE = 100_000  #: largest width or height accepted
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 _SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-_PIL_FORMATS = {"JPEG": ["JPEG", "MPO"], "PNG": ["PNG"], "BMP": ["BMP"], "TIFF": ["TIFF"]}
 # Pillow mode -> (mode to convert to, has alpha); P and I/F modes are handled apart.
 _PIL_MODES = {"1": ("1", False), "L": ("L", False), "LA": ("LA", True), "La": ("LA", True),
               "RGB": ("RGB", False), "RGBX": ("RGB", False), "RGBA": ("RGBA", True), "RGBa": ("RGBA", True),
               "CMYK": ("RGB", False), "YCbCr": ("RGB", False), "LAB": ("RGB", False), "HSV": ("RGB", False)}
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # PNG colour type -> channels in the file
-_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
-          (b"MM\x00*", "TIFF"), (b"II+\x00", "TIFF"), (b"MM\x00+", "TIFF"), (b"GIF8", "GIF"), (b"%PDF", "PDF"),
-          (b"\xffO\xffQ", "JPEG 2000"), (b"\x00\x00\x00\x0cjP", "JPEG 2000"))
 _LOCK = threading.RLock()
 # What decoders raise on malformed input: PIL (OSError incl. "truncated", SyntaxError, EOFError,
 # struct/zlib errors, KeyError), tifffile (TiffFileError, ValueError, KeyError, IndexError, and
@@ -63,8 +60,6 @@ class _Decoded(NamedTuple):
     alpha: bool  # the last channel is alpha
     dtype: str  # dtype of the file's samples
     channels: int  # channels in the file
-
-
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
@@ -155,60 +150,11 @@ def write_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     return p
 
 
-def _read_head(p: Path) -> tuple[bytes, str]:
-    """The first 32 bytes and the sha256 of a non-empty regular file."""
-    try:
-        st = p.stat()
-    except OSError as exc:
-        missing = isinstance(exc, FileNotFoundError)
-        raise ImageReadError(p, "file not found" if missing else f"cannot access the file ({exc.strerror})",
-                             hint="check the path: the file may have been moved, renamed or deleted" if missing
-                             else "check that you may read the file and that its drive is still connected") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageReadError(p, "this is a folder, not an image file", hint="open an image inside it")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageReadError(p, "not a regular file")
-    if st.st_size == 0:
-        raise ImageReadError(p, "file is empty (0 bytes)", hint="the copy or download probably failed")
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(32)
-            h = hashlib.sha256(head)
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise ImageReadError(p, f"cannot read the file ({exc.strerror or exc})") from exc
-    return head, h.hexdigest()
-
-
-def _sniff(p: Path, head: bytes) -> str:
-    """The format by magic bytes (JPEG, PNG, BMP, TIFF/BigTIFF); anything else raises."""
-    fmt = next((f for m, f in _MAGIC if head.startswith(m)), None)
-    fmt = "WebP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else fmt
-    if fmt in ("PNG", "BMP") and len(head) < 26:
-        raise ImageReadError(p, f"file is truncated (incomplete {fmt} header)")
-    if fmt is None:
-        raise ImageReadError(p, f"unknown file format, not a JPG/PNG/BMP/TIFF image (file starts with {head[:8]!r})")
-    if fmt not in _PIL_FORMATS:
-        raise ImageReadError(p, f"{fmt} files are not supported (only JPG/PNG/BMP/TIFF)")
-    return fmt
-
-
 def _failure_reason(fmt: str, exc: BaseException) -> str:
     msg = str(exc) or type(exc).__name__
     if "truncated" in msg.lower() or isinstance(exc, EOFError):
         return f"file is truncated or corrupt ({msg})"
     return f"corrupt or unsupported {fmt} data ({type(exc).__name__}: {msg})"
-
-
-def _check_size(p: Path, w: int, h: int, limits: tuple[int, int], depth: int = 1) -> None:
-    """Refuse empty or too large images from header values, before any decoding."""
-    max_pixels, max_side = limits
-    if w < 1 or h < 1:
-        raise ImageReadError(p, f"image has no pixels ({w}×{h})")
-    if w > max_side or h > max_side or w * h * depth > max_pixels:
-        raise ImageReadError(p, f"image too large ({w}×{h} = {w * h:,} pixels; limits: {max_side:,} px "
-                             f"per side, {max_pixels:,} pixels)", hint="crop or tile the image first")
 
 
 class _LogToWarnings(logging.Handler):
@@ -309,19 +255,6 @@ def _read_png16(p: Path, head: bytes, limits: tuple[int, int]) -> _Decoded:
         arr = arr[..., [0, 3] if head[25] == 4 else [2, 1, 0, 3][: arr.shape[2]]]
     alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
     return _Decoded(arr, alpha, arr.dtype.name, _PNG_CHANNELS.get(head[25], 1))
-
-
-def _check_png_chunks(p: Path, data: memoryview) -> None:
-    """Every chunk must fit in the file: OpenCV allocates what a chunk's length field claims
-    (a 400-byte file claiming a 4 GB chunk took 9 s and 4 GB of memory)."""
-    pos = 8
-    while pos + 8 <= len(data):
-        n, cid = struct.unpack_from(">I4s", data, pos)
-        if n > len(data) - pos - 12:
-            raise ImageReadError(p, f"file is truncated or corrupt (PNG chunk {cid!r} claims {n:,} bytes)")
-        pos += n + 12
-        if cid == b"IEND":
-            return
 
 
 def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:

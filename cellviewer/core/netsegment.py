@@ -40,15 +40,14 @@ Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
 ``~/.local/share/cellviewer/models``) is registered under the card's ``name`` (later
 folders win). Nets are loaded lazily and cached per (file, device). A nucleus/cytoplasm
 card is registered as :class:`cellviewer.core.wbcparts.WbcPartsSegmenter` (the detector on
-whole fields, the parts model on each white cell's window; WBC crops directly).
+whole fields, the parts model on each white cell's window; WBC crops directly). The search
+and the factories live in :mod:`cellviewer.core.modelfind`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -60,14 +59,14 @@ from cellviewer.core.cellsize import (ESTIMATE_TO_BOX, FALLBACK_DIAMETER_PX,  # 
                                      estimate_rbc_diameter, measured_rbc_diameter)
 from cellviewer.core.counting import inside_points
 from cellviewer.core.document import Marker
-from cellviewer.core.errors import ModelLoadError, SegmentationError
+from cellviewer.core.errors import SegmentationError
 from cellviewer.core.instances import (MIN_FRACS, SEPARATE, instances_from_probs,  # noqa: F401 (re-exported)
                                        softmax_np)
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.modelcards import apply_solver
 from cellviewer.core.oom import FallbackLog
 from cellviewer.core.scale import diameter_from
-from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
+from cellviewer.core.segment import SegmentationResult, check_rgb
 from cellviewer.core.tta import averaged as tta_averaged, transforms as tta_transforms
 from cellviewer.core.upsample import NEAREST, class_margin, resize_labels
 
@@ -148,6 +147,7 @@ class NetSegmenter:
         self.nucleus_split = post.get("split_by_nuclei")
         #: small pieces lying against other cells merged into them, per class (core.instances.merge_fragments)
         self.merge = {c: tuple(v) for c, v in (post.get("merge_fragments") or {}).items()}
+        self.edge_threshold = {c: float(v) for c, v in (post.get("edge_threshold") or {}).items()}  # seeds: edge_p below
         self.solver = dict(solver or {}) if hasattr(self.net, "set_solver") else {}  # set per run, then restored
         #: reflect-pad the input by this many RBC diameters (its edge then looks as in training crops)
         self.border_pad = float((self.card.get("inference") or {}).get("border_pad", 0.0) if border_pad is None
@@ -244,7 +244,7 @@ class NetSegmenter:
             else:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
                                                              self.method, self.fracs, self.border_fracs,
-                                                             merge=self.merge)
+                                                             merge=self.merge, edge_threshold=self.edge_threshold)
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
             m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
                                                          and source != "given") else None
@@ -315,92 +315,8 @@ class NetSegmenter:
         return f"{model[1].get('name')} {model[1].get('version', '1')}{sized}", time.perf_counter() - t
 
 
-# -- the registry of model cards ------------------------------------------------------------------
-def model_dirs() -> list[Path]:
-    """Folders searched for model cards, lowest priority first."""
-    dirs = []
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        dirs.append(Path(frozen) / "models")
-    dirs.append(Path(__file__).resolve().parents[2] / "models")
-    home = os.environ.get("CELLVIEWER_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "cellviewer")
-    dirs.append(Path(home) / "models")
-    return dirs
-
-
-def find_models() -> dict[str, tuple[Path, dict]]:
-    """``name -> (card path, card)`` of every readable card (no weights are read)."""
-    found: dict[str, tuple[Path, dict]] = {}
-    for d in model_dirs():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.json")):
-            try:
-                card = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if (isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file()
-                    and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
-                found[str(card.get("name") or p.stem)] = (p, card)
-    from cellviewer.core.modelstore import active_cards
-
-    # the user store's active fine-tuned versions win (core.modelstore); a stored morphology model is not a segmenter
-    found.update({k: v for k, v in active_cards().items() if v[1].get("task") in (None, "segment")})
-    return found
-
-
-def card_at(path: str | os.PathLike) -> Path | None:
-    """The card of a checkpoint given by path (``x.json``, ``x.safetensors`` or the stem ``x``) when both
-    files are there, else None: a model just trained (``cellviewer train --out x``) is usable by path."""
-    p = Path(path)
-    for card in (p, p.with_suffix(".json"), Path(str(p) + ".json")):
-        if card.suffix == ".json" and card.is_file() and card.with_suffix(".safetensors").is_file():
-            return card
-    return None
-
-
-def segmenter_at(path: str | os.PathLike, **options):
-    """A segmenter for the checkpoint at ``path`` (see :func:`card_at`); ModelLoadError when it is none."""
-    card_path = card_at(path)
-    if card_path is None:
-        raise ModelLoadError(f"No model checkpoint at '{path}'",
-                             hint="give a model card .json with its .safetensors beside it")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Cannot read the model card '{card_path}': {exc}", hint="check the file") from exc
-    if not isinstance(card, dict) or card.get("task") not in (None, "segment"):
-        raise ModelLoadError(f"'{card_path}' is not a segmentation model",
-                             hint="a red-cell morphology model is used by every trained segmenter, not on its own")
-    return _factory(card_path)(**options)
-
-
-def _factory(card_path: Path):
-    def load(**options) -> NetSegmenter:
-        try:
-            return NetSegmenter(card_path.with_suffix(""), **options)
-        except ModelLoadError:
-            raise
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"Cannot load model '{card_path.stem}': {exc}",
-                                 hint="reinstall the model files (.json + .safetensors)") from exc
-
-    def make(**options):
-        from cellviewer.core.wbcparts import wrap_if_parts_model  # nucleus/cytoplasm: detector + crops on fields
-
-        return wrap_if_parts_model(load(**options), lambda **o: load(**{**options, **o}), options)
-
-    return make
-
-
-def register_models() -> list[str]:
-    """Register every model card found by :func:`find_models`; returns the names."""
-    names = []
-    for name, (path, card) in find_models().items():
-        desc = card.get("description") or f"trained {card.get('architecture')} network ({path.name})"
-        register_segmenter(name, _factory(path), desc)
-        names.append(name)
-    return names
-
+# -- the registry of model cards (core.modelfind; re-exported here) -----------------------------
+from cellviewer.core.modelfind import (card_at, find_models, model_dirs, register_models,  # noqa: E402,F401
+                                       segmenter_at)
 
 register_models()

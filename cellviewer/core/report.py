@@ -9,7 +9,8 @@ Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
   :mod:`cellviewer.core.countframe`). ``area_px`` and the bounding box come from the cell's mask when the marker is
   linked to one (``marker.cell > 0``); a mask-less manual marker has area 0 and
   a bounding box equal to its point. ``xmin..ymax`` are *inclusive* pixel indices.
-* ``counts.csv`` columns :data:`COUNT_COLUMNS`.
+* ``counts.csv`` columns :data:`COUNT_COLUMNS`. Both are written by :mod:`cellviewer.core.reportcsv`
+  (:class:`CsvStream`, :func:`write_csvs`; re-exported here).
 * class map (:mod:`cellviewer.core.render`): ``uint8`` with ``CLASS_MAP_VALUES`` (WBC pixels with a part are
   4 nucleus / 5 cytoplasm instead of 2; platelets drawn over WBC over RBC).
 * PDF: one page per image (overview, counts, details); more than one image (or
@@ -18,10 +19,8 @@ Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
 
 from __future__ import annotations
 
-import csv
 import io as _io
 import os
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +33,10 @@ from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_
 from cellviewer.core.errors import SaveError
 from cellviewer.core.partshares import wbc_part_shares
 from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
+from cellviewer.core.reportcsv import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream,  # noqa: F401 - part of this API
+                                       _tmp_beside, spreadsheet_safe, write_csvs)
 from cellviewer.core.sizeprior import calibration_warning
 
-CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
-                "morphology", "morphology_p")
-COUNT_COLUMNS = ("image", "rbc", "wbc", "platelets")
 THUMB_WIDTH = 800
 
 
@@ -75,90 +73,6 @@ def cell_rows(doc: Document, image_name: str) -> list[dict]:
 def count_row(doc: Document, image_name: str) -> dict:
     c = doc.counts()
     return {"image": image_name, "rbc": c.get("rbc", 0), "wbc": c.get("wbc", 0), "platelets": c.get("platelet", 0)}
-
-
-# -- CSV --------------------------------------------------------------------------------
-def _tmp_beside(path: Path) -> Path:
-    """A fresh temporary name in the same folder (same file system, so ``os.replace`` is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value):
-    """``value`` as a CSV cell that a spreadsheet shows as text: a string that starts like a formula
-    (``=``, ``+``, ``-``, ``@``, tab, CR; e.g. an image named ``=HYPERLINK(...).png``) gets a leading
-    ``'`` — unless it is a plain number such as ``-3.5``. Numbers and other values pass unchanged."""
-    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
-        return value
-    try:
-        float(value)
-        return value
-    except ValueError:
-        return "'" + value
-
-
-class CsvStream:
-    """Write rows to a CSV as they come (flushed per call); the file appears at ``path`` on close.
-
-    Text cells that would start a spreadsheet formula are quoted (:func:`spreadsheet_safe`).
-    The rows go to a temporary file beside ``path`` that replaces ``path`` when the
-    stream is closed — also after an error or Ctrl-C, so the rows of the images
-    processed so far are kept (every row written is complete).
-    """
-
-    def __init__(self, path, columns=CELL_COLUMNS):
-        self.path = Path(path)
-        self.columns = tuple(columns)
-        self._tmp = _tmp_beside(self.path)
-        try:
-            self._f = open(self._tmp, "x", newline="", encoding="utf-8")
-        except OSError as e:
-            raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}", hint="choose a writable folder") from e
-        self._w = csv.DictWriter(self._f, fieldnames=self.columns, extrasaction="ignore")
-        self._w.writeheader()
-
-    def write(self, rows) -> None:
-        if isinstance(rows, dict):
-            rows = [rows]
-        rows = [{k: spreadsheet_safe(v) for k, v in r.items()} for r in rows]
-        try:
-            self._w.writerows(rows)
-            self._f.flush()
-        except OSError as e:  # disk full ...
-            raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}",
-                            hint="free some disk space or choose another folder") from e
-
-    def close(self) -> Path:
-        if not self._f.closed:
-            try:
-                try:
-                    self._f.close()
-                finally:
-                    os.replace(self._tmp, self.path)
-            except OSError as e:
-                try:
-                    os.unlink(self._tmp)
-                except OSError:
-                    pass
-                raise SaveError(f"Cannot write '{self.path}': {e.strerror or e}",
-                                hint="free some disk space or choose another folder") from e
-        return self.path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def write_csvs(out_dir, count_rows, cell_rows_) -> tuple[Path, Path]:
-    """Write ``counts.csv`` and ``cells.csv`` (rows as dicts) in ``out_dir``, atomically."""
-    for name, columns, rows in (("counts.csv", COUNT_COLUMNS, count_rows), ("cells.csv", CELL_COLUMNS, cell_rows_)):
-        with CsvStream(Path(out_dir) / name, columns) as s:
-            s.write(list(rows))
-    return Path(out_dir) / "counts.csv", Path(out_dir) / "cells.csv"
 
 
 # -- report entries ---------------------------------------------------------------------

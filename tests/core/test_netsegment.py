@@ -1,6 +1,5 @@
 """NetSegmenter: structure of the result with a tiny untrained checkpoint; the shipped model."""
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -141,13 +140,9 @@ def test_shipped_model_counts_the_sample():
 
     img = read_rgb(REPO / "resources" / "sample" / "BloodImage_00095.jpg")
     seg = create_segmenter("blood-cells", device="cpu")
-    run_job(seg.segment(img))  # warm-up
-    t = time.perf_counter()
-    res = run_job(seg.segment(img))
-    dt = time.perf_counter() - t
+    res = run_job(seg.segment(img))  # speed is measured by `cellviewer bench`, not here
     counts = {c: sum(m.cls == c for m in res.markers) for c in ("rbc", "wbc", "platelet")}
     assert 10 <= counts["rbc"] <= 40 and 1 <= counts["wbc"] <= 2 and counts["platelet"] <= 5
-    assert dt < 3.0  # generous: the CI machine is shared
 
 
 def test_a_checkpoint_is_usable_by_its_path(tiny_checkpoint):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -78,20 +77,16 @@ def test_layer_toggles_and_outline(canvas):
     assert not canvas.markers["rbc"].isVisible()
 
 
-def test_brush_dab_is_fast_on_a_5_megapixel_image(canvas, qtbot):
+def test_brush_dab_uploads_only_the_tiles_it_touches_on_a_5_megapixel_image(canvas, qtbot):
     doc = grid_doc(1944, 2592)
     canvas.set_document(doc)
     qtbot.wait(10)
     s = BrushStroke(doc, "rbc", 10)
     s.dab(1000, 1000)
-    times = []
     for i in range(30):
-        t = time.perf_counter()
         s.line_to(1000 + 4 * i, 1000 + 2 * i)  # paint + notify + overlay rectangle + tile upload
-        times.append(time.perf_counter() - t)
     s.finish()
-    assert canvas.overlay_rgba().shape == (1944, 2592, 4)
-    assert np.median(times) < 0.02, times
+    assert canvas.overlay_rgba().shape == (1944, 2592, 4)  # speed: `cellviewer bench` (GUI part)
     assert canvas.stats["tile_uploads"] < 31 * 4 + (1944 // TILE + 1) * (2592 // TILE + 1)
 
 

@@ -1,0 +1,109 @@
+"""The registry of model cards: where cards are looked for, which are segmenters, and a
+segmenter factory per card (:class:`cellviewer.core.netsegment.NetSegmenter`, or a
+nucleus/cytoplasm model wrapped by :mod:`cellviewer.core.wbcparts`).
+
+Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
+``<repo>/models`` and ``$CELLVIEWER_HOME/models`` (user store; default
+``~/.local/share/cellviewer/models``) is registered under the card's ``name`` (later
+folders win; the user store's active fine-tuned versions win over all,
+:mod:`cellviewer.core.modelstore`). :mod:`cellviewer.core.netsegment` registers them on import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from cellviewer.core.errors import ModelLoadError
+from cellviewer.core.segment import register_segmenter
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for model cards, lowest priority first."""
+    dirs = []
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        dirs.append(Path(frozen) / "models")
+    dirs.append(Path(__file__).resolve().parents[2] / "models")
+    home = os.environ.get("CELLVIEWER_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share", "cellviewer")
+    dirs.append(Path(home) / "models")
+    return dirs
+
+
+def find_models() -> dict[str, tuple[Path, dict]]:
+    """``name -> (card path, card)`` of every readable card (no weights are read)."""
+    found: dict[str, tuple[Path, dict]] = {}
+    for d in model_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.json")):
+            try:
+                card = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if (isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file()
+                    and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
+                found[str(card.get("name") or p.stem)] = (p, card)
+    from cellviewer.core.modelstore import active_cards
+
+    # the user store's active fine-tuned versions win (core.modelstore); a stored morphology model is not a segmenter
+    found.update({k: v for k, v in active_cards().items() if v[1].get("task") in (None, "segment")})
+    return found
+
+
+def card_at(path: str | os.PathLike) -> Path | None:
+    """The card of a checkpoint given by path (``x.json``, ``x.safetensors`` or the stem ``x``) when both
+    files are there, else None: a model just trained (``cellviewer train --out x``) is usable by path."""
+    p = Path(path)
+    for card in (p, p.with_suffix(".json"), Path(str(p) + ".json")):
+        if card.suffix == ".json" and card.is_file() and card.with_suffix(".safetensors").is_file():
+            return card
+    return None
+
+
+def segmenter_at(path: str | os.PathLike, **options):
+    """A segmenter for the checkpoint at ``path`` (see :func:`card_at`); ModelLoadError when it is none."""
+    card_path = card_at(path)
+    if card_path is None:
+        raise ModelLoadError(f"No model checkpoint at '{path}'",
+                             hint="give a model card .json with its .safetensors beside it")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Cannot read the model card '{card_path}': {exc}", hint="check the file") from exc
+    if not isinstance(card, dict) or card.get("task") not in (None, "segment"):
+        raise ModelLoadError(f"'{card_path}' is not a segmentation model",
+                             hint="a red-cell morphology model is used by every trained segmenter, not on its own")
+    return _factory(card_path)(**options)
+
+
+def _factory(card_path: Path):
+    def load(**options):
+        from cellviewer.core.netsegment import NetSegmenter
+
+        try:
+            return NetSegmenter(card_path.with_suffix(""), **options)
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Cannot load model '{card_path.stem}': {exc}",
+                                 hint="reinstall the model files (.json + .safetensors)") from exc
+
+    def make(**options):
+        from cellviewer.core.wbcparts import wrap_if_parts_model  # nucleus/cytoplasm: detector + crops on fields
+
+        return wrap_if_parts_model(load(**options), lambda **o: load(**{**options, **o}), options)
+
+    return make
+
+
+def register_models() -> list[str]:
+    """Register every model card found by :func:`find_models`; returns the names."""
+    names = []
+    for name, (path, card) in find_models().items():
+        desc = card.get("description") or f"trained {card.get('architecture')} network ({path.name})"
+        register_segmenter(name, _factory(path), desc)
+        names.append(name)
+    return names
