@@ -3,7 +3,11 @@ a crash between two autosaves loses nothing.
 
 The journal lives beside the sidecar (``<sidecar>.journal``). Saving the
 sidecar empties it. On the next open, :func:`pending_entries` finds what was
-not saved and :func:`recover` replays it onto the restored document.
+not saved and :func:`recover` replays it onto the restored document. :func:`replay` does the same
+and also rebuilds the undo history the records describe (``apply`` = a new edit or a redo,
+``revert`` = an undo), so a GUI can put each recovered edit back on its undo stack as one step,
+done or undone as it was (settings changed outside the undo history, the border rule, are replayed
+but are no step).
 
 The record format (magic, length, ``.npz`` payload, CRC32) and its validation live in
 :mod:`cellviewer.core.journalcodec`. A torn last record (the process died while writing it)
@@ -29,18 +33,22 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from cellviewer.core.atomic import atomic_write_bytes
 from cellviewer.core.document import Document
-from cellviewer.core.edits import Edit, LabelPatch, MarkerChange
+from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
 from cellviewer.core.errors import SaveError
 # the record format lives in journalcodec; re-exported here (callers and tests use journal.encode / _parse)
 from cellviewer.core.journalcodec import (FLAGS, KINDS, MAGIC, _decode, _parse, decode,  # noqa: F401
                                           encode)
 
 SUFFIX = ".journal"
+OUTSIDE_HISTORY = {"border_rule"}  # flags journaled but set outside the undo history (Document.set_border_rule)
 DECLINED = ".declined-"  # a journal whose recovery the user declined is kept as <journal>.declined-<time>
 
 
@@ -253,9 +261,44 @@ def _fits(doc: Document, edit: Edit) -> bool:
     return True
 
 
-def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
-    """Replay journal entries onto ``doc``; returns how many were replayed."""
-    n = 0
+@dataclass
+class Recovered:
+    """What :func:`replay` replayed: ``n`` records, and the undo history they describe. ``done``: the
+    edits now applied, oldest first (undo steps); ``undone``: the edits now undone, the last one the
+    next redo (redo steps; an undo of an edit the sidecar already held is one too)."""
+
+    n: int = 0
+    done: list[Edit] = field(default_factory=list)
+    undone: list[Edit] = field(default_factory=list)
+
+
+def _same_atom(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, LabelPatch):
+        return a.layer == b.layer and a.bbox == b.bbox and all(
+            np.array_equal(getattr(a, k), getattr(b, k)) for k in ("rows", "cols", "old", "new"))
+    return a == b  # MarkerChange, FlagChange: plain values
+
+
+def same_edit(a: Edit, b: Edit) -> bool:
+    """``a`` and ``b`` are records of the same edit (its apply and its undo, or a redo): same name,
+    audit record (with its time) and atoms."""
+    return (a.name == b.name and a.record == b.record and len(a.atoms) == len(b.atoms)
+            and all(_same_atom(x, y) for x, y in zip(a.atoms, b.atoms)))
+
+
+def _outside_history(edit: Edit) -> bool:
+    return bool(edit.atoms) and all(isinstance(a, FlagChange) and a.attr in OUTSIDE_HISTORY for a in edit.atoms)
+
+
+def replay(doc: Document, entries: list[tuple[str, Edit]]) -> Recovered:
+    """Replay journal entries onto ``doc`` (as :func:`recover`) and rebuild the undo history they
+    record: an ``apply`` pushes an edit (or redoes the next undone one, when it is that edit: the
+    redo steps above stay), a ``revert`` undoes the last applied edit (or, with none left, an edit
+    the sidecar holds: it becomes redoable). Records that do not follow one history (never written
+    so by the GUI) keep the state they replay but start the history afresh after them."""
+    out = Recovered()
     for kind, edit in entries:
         if kind == "barrier" or not _fits(doc, edit):
             break  # recorded on another image size: stop before changing anything
@@ -267,5 +310,26 @@ def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
                 edit.revert(doc)
         except (IndexError, KeyError, ValueError, TypeError):
             break  # the document does not match the journal any more: stop, keep what fits
-        n += 1
-    return n
+        out.n += 1
+        if _outside_history(edit):
+            continue
+        if kind == "apply":
+            if out.undone and same_edit(out.undone[-1], edit):
+                out.undone.pop()  # a redo
+            else:
+                out.undone.clear()  # a new edit: what was undone cannot be redone any more
+            out.done.append(edit)
+        elif out.done and same_edit(out.done[-1], edit):
+            out.done.pop()
+            out.undone.append(edit)
+        elif not out.done:
+            out.undone.append(edit)
+        else:
+            out.done.clear()
+            out.undone.clear()
+    return out
+
+
+def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
+    """Replay journal entries onto ``doc``; returns how many were replayed."""
+    return replay(doc, entries).n

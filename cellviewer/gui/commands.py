@@ -11,9 +11,10 @@
   (:func:`detach_state`); the state after it is taken the same way when it is undone
   (the stack is linear: every later edit has been undone by then).
 
-One ``QUndoStack`` per document, unlimited (``make_stack``). The maps a segmentation command
-keeps are packed in a background thread (:mod:`cellviewer.core.packstate`: smallest integer
-type + zlib), so running the model again on a large field costs a few MB of undo memory, not
+One ``QUndoStack`` per document, unlimited (``make_stack``); :func:`push_recovered` puts the edits a
+crash recovery replayed back on it, one step per edit, done or undone as they were. The maps a
+segmentation command keeps are packed in a background thread (:mod:`cellviewer.core.packstate`:
+smallest integer type + zlib), so running the model again on a large field costs a few MB of undo memory, not
 13 bytes per pixel each time.
 """
 
@@ -49,6 +50,22 @@ class EditCommand(QUndoCommand):
 
     def undo(self) -> None:
         self.edit.revert(self.doc)
+
+
+def push_recovered(stack: QUndoStack, doc: Document, done: list[Edit], undone: list[Edit]) -> None:
+    """Put the edits a crash recovery replayed (:func:`cellviewer.core.journal.replay`) on ``stack`` as
+    they were: ``done`` (applied, oldest first) as undo steps, ``undone`` (reverted, the last one the
+    next redo) as redo steps. The document shows them already: nothing is applied, reverted or
+    journaled again here (``Edit.apply`` / ``revert`` are no-ops on an edit in that state)."""
+    for edit in done:
+        stack.push(EditCommand(doc, edit))  # applied already: the push's redo does nothing
+    redo_steps = undone[::-1]
+    for edit in redo_steps:
+        edit.applied = True  # so the push's redo does nothing either ...
+        stack.push(EditCommand(doc, edit))
+        edit.applied = False  # ... it is undone in the document
+    for _ in redo_steps:
+        stack.undo()  # reverting an undone edit does nothing: only the stack's index moves back
 
 
 def detach_state(doc: Document) -> dict:

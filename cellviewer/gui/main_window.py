@@ -50,7 +50,7 @@ class MainWindow(QMainWindow):
         self.canvas = Canvas()
         self.canvas.set_view_state(self.view_state.value)
         self.setCentralWidget(self.canvas)
-        self.tools = ToolController(self.tool_state, self.canvas, self)
+        self.tools = ToolController(self.tool_state, self.canvas, self, view_state=self.view_state)
         self.canvas.handler = self.tools
         self.segmentation = SegmentationController(self.session, self.seg_params, self.tools, self)
         self.exporter = Exporter(self)

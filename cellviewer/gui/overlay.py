@@ -6,7 +6,9 @@ pixel, because a cell's outline depends on its neighbours).
 
 Drawing order: RBC, WBC, WBC parts, platelets (smaller cells on top). In fill
 mode a cell is tinted (``FILL_ALPHA``) with an opaque outline; in outline mode
-only the outline is drawn. Cells that are not counted (``hollow``: per class, the cell ids the
+only the outline is drawn. The parts are drawn over their white cell, so their outlines also follow
+the boundary between two white cells (the cut a Split makes stays visible with the parts layer shown,
+whether the white-cell layer is shown or not). Cells that are not counted (``hollow``: per class, the cell ids the
 document's border rule leaves out) are outlines only in fill mode too — the tint marks what
 counts (a white cell's parts included).
 """
@@ -109,6 +111,9 @@ def render(labels: dict[str, np.ndarray], parts: np.ndarray | None, box: BBox,
                 continue
             e = edges(parts, box)
             wbc = labels.get("wbc")
+            if wbc is not None:  # where two white cells meet (a Split's cut): outlined by the parts on top too
+                sy0, sx0, sy1, sx1 = sub = _occupied(parts, box)
+                e[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] |= edges(wbc, sub) & (parts[sy0:sy1, sx0:sx1] != 0)
             tint = (np.ones(crop.shape, bool) if wbc is None or not len(hollow.get("wbc", ()))
                     else ~np.isin(wbc[y0:y1, x0:x1], hollow["wbc"]))  # an uncounted white cell: no tint
             for j, value in enumerate(sorted(PART_COLORS)):

@@ -3,7 +3,8 @@
 * ``open(path)`` asks first when another window or computer has the image open
   (``core.openlock``; raises ``Cancelled`` when the user says no), reads the image and its
   sidecar (``core.sidecar.load_document``),
-  offers to replay journaled edits that were not saved (a crash), then attaches
+  offers to replay journaled edits that were not saved (a crash) — each lands on the undo stack as
+  the step it was (:func:`cellviewer.gui.commands.push_recovered`) — then attaches
   a fresh journal so every edit is logged at once.
 * Autosave: every document change (re)starts a single-shot timer
   (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread and
@@ -39,7 +40,7 @@ from cellviewer.core.document import Document
 from cellviewer.core.errors import Cancelled, CellviewerError, SaveError
 from cellviewer.core.jobs import Progress
 from cellviewer.gui import notifications
-from cellviewer.gui.commands import make_stack
+from cellviewer.gui.commands import make_stack, push_recovered
 from cellviewer.gui.undocache import UndoCache
 from cellviewer.gui.workers import JobRunner
 
@@ -128,6 +129,8 @@ class Session(QObject):
         kept = None if recovered else self.undo_cache.take(path, doc, self._stamp)
         self.undo_cache.drop(path)  # (recovered: the kept history no longer fits)
         self.stack = kept or make_stack(self.undo_group)
+        if recovered:  # Ctrl+Z walks back through the recovered edits, Ctrl+Shift+Z redoes them
+            push_recovered(self.stack, doc, recovered.done, recovered.undone)
         self.undo_group.addStack(self.stack)
         self.undo_group.setActiveStack(self.stack)
         doc.subscribe(self._on_change)
@@ -143,30 +146,33 @@ class Session(QObject):
             self.timer.start(self.autosave_ms)
         return doc
 
-    def _recover(self, doc: Document) -> bool:
-        from cellviewer.core.journal import Journal, journal_path, recover
+    def _recover(self, doc: Document):
+        """Offer to replay the unsaved journaled edits; the :class:`~cellviewer.core.journal.Recovered`
+        history when some were replayed, else None."""
+        from cellviewer.core.journal import Journal, journal_path, replay
         from cellviewer.core.sidecar import find_sidecar, sidecar_path
 
         entries = doc.pending_journal
         if not entries:
-            return False
+            return None
         p = Path(doc.image.info.path)
         jpath = journal_path(find_sidecar(p) or sidecar_path(p))
         if notifications.ask("Recover unsaved corrections?",
                              f"{len(entries)} correction(s) of {p.name} were not saved (cellviewer was closed "
                              "unexpectedly). Recover them?", default_yes=True):
-            n = recover(doc, entries)
-            notifications.status(f"Recovered {n} unsaved correction(s).")
+            rec = replay(doc, entries)
+            notifications.status(f"Recovered {rec.n} unsaved correction(s)"
+                                 + (" (Ctrl+Z undoes them one by one)." if rec.done else "."))
         else:
             j = Journal(jpath)
             kept = j.set_aside()  # not deleted: a wrong "No" can still be undone by hand
             if kept is None:
                 j.clear()  # (never replayed later on top of newer edits)
-            n = 0
+            rec = None
             notifications.status("Unsaved corrections not recovered; " + (
                 f"they are kept in {kept}" if kept else "they could not be kept"), 15000)
         doc.pending_journal = []
-        return n > 0
+        return rec if rec is not None and rec.n else None
 
     def close_document(self) -> None:
         """Save (synchronously) and forget the current document."""

@@ -7,7 +7,9 @@ coordinates. The same methods are the tool API for scripts and tests.
 
 Every finished action becomes one :class:`~cellviewer.gui.commands.EditCommand`
 (one brush drag = one undo step). A refused edit (``EditError``) is a status
-line with the hint, never a dialog. Such warnings and the tools' prompts speak of the state
+line with the hint, never a dialog. The parts brush paints a layer that may be hidden: picking it (or
+starting a stroke with it) shows that layer through the layers' :class:`~cellviewer.gui.state.ViewState`
+(``view_state``), and the status bar says so. Such warnings and the tools' prompts speak of the state
 before the next edit: an edit that goes through clears them (``notifications.edit_done``).
 """
 
@@ -32,9 +34,10 @@ MIN_RADIUS, MAX_RADIUS = 1, 200
 class ToolController(QObject):
     edited = Signal(object)  # the Edit just pushed
 
-    def __init__(self, tool_state: Observable, canvas=None, parent=None):
+    def __init__(self, tool_state: Observable, canvas=None, parent=None, view_state: Observable | None = None):
         super().__init__(parent)
         self.state = tool_state
+        self.view_state = view_state  # the layers' ViewState: the parts brush shows the layer it paints
         self.canvas = canvas
         self.doc: Document | None = None
         self.stack = None  # QUndoStack of the document
@@ -99,8 +102,21 @@ class ToolController(QObject):
         if "tool" in names or ("part" in names and self.ts.tool == "parts"):
             self.reset()
             what = f" — paints {self.part} (X switches)" if self.ts.tool == "parts" else ""
-            notifications.status(f"Tool: {TOOL_NAMES.get(self.ts.tool, self.ts.tool)}{what}", 3000)
+            shown = self._show_parts_layer() if self.ts.tool == "parts" else ""
+            notifications.status(f"Tool: {TOOL_NAMES.get(self.ts.tool, self.ts.tool)}{what}"
+                                 + (f"; {shown}" if shown else ""), 6000 if shown else 3000)
         self._show_brush()
+
+    def _show_parts_layer(self) -> str:
+        """Show the nucleus / cytoplasm layer when it is hidden (its own toggle or H, hide all overlays),
+        in the view state the Layers panel and the canvas follow; what was shown, for the status bar
+        ("" when it was visible already)."""
+        vs = self.view_state
+        if vs is None or vs.value.overlay_visible("parts"):
+            return ""
+        all_hidden = vs.value.hide_overlays
+        vs.update(show_parts=True, hide_overlays=False)
+        return "overlays shown (H had hidden them)" if all_hidden else "nucleus / cytoplasm layer shown (it was hidden)"
 
     # -- state changes from shortcuts -------------------------------------------------------
     def set_tool(self, tool: str) -> None:
@@ -228,6 +244,9 @@ class ToolController(QObject):
         self._mark = notifications.mark()
         tool = self.ts.tool
         if tool == "parts":  # nucleus / cytoplasm inside the white cell under the stroke; masks stay
+            shown = self._show_parts_layer()  # (hidden since the tool was picked)
+            if shown:
+                notifications.status(f"{shown[0].upper()}{shown[1:]}: the parts brush paints it", 6000)
             self._stroke = PartsStroke(self.doc, self.part, self.ts.brush_radius)
             self._stroke.dab(x, y)
             return True

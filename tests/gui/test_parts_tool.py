@@ -66,3 +66,55 @@ def test_a_parts_stroke_off_white_cells_says_so_and_adds_no_step(segmented):
     win.tools.paint_parts([(100.0, 15.0), (120.0, 15.0)], "nucleus")  # background
     assert win.session.stack.count() == n and win.session.doc.open_stroke is None
     assert "white cell" in win.statusBar().currentMessage()
+
+
+def test_picking_the_parts_brush_shows_the_hidden_parts_layer_and_says_so(segmented, qtbot):
+    from cellviewer.core.document import PART_COLORS
+
+    win = segmented
+    cx, cy = WBC_CENTRE
+    win.layers_panel.parts.setChecked(False)  # the user hides the layer (Layers panel)
+    assert not win.view_state.value.show_parts
+    assert tuple(win.canvas.overlay_rgba()[cy, cx, :3]) != PART_COLORS[1]  # the nucleus is not drawn
+    win.activateWindow()
+    win.canvas.setFocus()
+    QTest.keyClick(win.canvas, Qt.Key.Key_W)
+    assert win.tool_state.value.tool == "parts"
+    assert win.view_state.value.show_parts and win.layers_panel.parts.isChecked()  # the state, the panel follows
+    assert tuple(win.canvas.overlay_rgba()[cy, cx, :3]) == PART_COLORS[1]  # and the canvas draws it again
+    msg = win.statusBar().currentMessage()
+    assert "Parts brush" in msg and "layer shown" in msg
+
+
+def test_a_parts_stroke_shows_the_layer_hidden_since_the_tool_was_picked(segmented, qtbot):
+    from cellviewer.core.document import PART_COLORS
+
+    win = segmented
+    doc = win.session.doc
+    cx, cy = WBC_CENTRE
+    x = cx - 15  # cytoplasm, between the nucleus (radius 11) and the cell's edge (radius 18)
+    assert doc.parts[cy, x] == 2
+    win.actions_by_id["tool.parts"].trigger()
+    win.tool_state.update(brush_radius=2)
+    win.view_state.update(show_parts=False)  # hidden after picking the tool
+    n = win.session.stack.count()
+    win.tools.paint_parts([(x - 1.0, cy), (x + 1.0, cy)], "nucleus")
+    assert win.session.stack.count() == n + 1 and doc.parts[cy, x] == 1
+    assert win.view_state.value.show_parts and win.layers_panel.parts.isChecked()
+    assert "layer shown" in win.statusBar().currentMessage()
+    assert tuple(win.canvas.overlay_rgba()[cy, x, :3]) == PART_COLORS[1]  # the painted nucleus is on screen
+
+
+def test_the_parts_brush_undoes_hide_all_overlays_and_leaves_a_visible_layer_alone(segmented, qtbot):
+    win = segmented
+    win.actions_by_id["view.hide_overlays"].trigger()  # H
+    assert win.view_state.value.hide_overlays
+    win.actions_by_id["tool.parts"].trigger()
+    assert not win.view_state.value.hide_overlays and win.view_state.value.show_parts
+    assert not win.actions_by_id["view.hide_overlays"].isChecked() and not win.layers_panel.hide_all.isChecked()
+    assert "overlays shown" in win.statusBar().currentMessage()
+    win.actions_by_id["tool.brush"].trigger()
+    seen = []
+    win.view_state.changed.connect(seen.append)
+    win.actions_by_id["tool.parts"].trigger()  # already visible: nothing changes, no note
+    assert seen == [] and "shown" not in win.statusBar().currentMessage()

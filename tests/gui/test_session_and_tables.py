@@ -23,6 +23,75 @@ def test_unsaved_edits_are_recovered_after_a_crash(make_window, smear_path, dial
     win.session.doc.unsubscribe(win.session._on_change)
 
 
+def _state(doc):
+    return {k: v.copy() for k, v in doc.labels.items()}, sorted((m.cls, m.x, m.y) for m in doc.markers.values())
+
+
+def _same(doc, state) -> bool:
+    labels, markers = _state(doc)
+    return all((labels[k] == state[0][k]).all() for k in labels) and markers == state[1]
+
+
+def _crashed_window(make_window, smear_path):
+    """A window that opens the image after the last one "crashed" (never saved; its autosave off too)."""
+    win = make_window(auto_run=False)
+    win.session.autosave_ms = 10 ** 6
+    assert win.open_image(smear_path)
+    return win
+
+
+def _forget(win):
+    win.session.timer.stop()
+    win.session.doc.unsubscribe(win.session._on_change)
+
+
+def test_recovered_edits_are_undone_and_redone_one_original_edit_at_a_time(make_window, smear_path, dialogs):
+    win = _crashed_window(make_window, smear_path)  # (nothing saved yet: no sidecar, no segmentation)
+    empty = _state(win.session.doc)
+    win.tools.stroke([(20.0, 120.0), (60.0, 120.0)])
+    one = _state(win.session.doc)
+    win.tools.stroke([(100.0, 20.0), (130.0, 20.0)])
+    two = _state(win.session.doc)
+    win.tools.set_tool("marker_add")
+    win.tools.click(200.0, 170.0)
+    three = _state(win.session.doc)
+    win.actions_by_id["edit.undo"].trigger()  # the marker is undone: a redo step when the app "crashes"
+    _forget(win)
+    win2 = _crashed_window(make_window, smear_path)
+    doc, stack = win2.session.doc, win2.session.stack
+    assert len(dialogs.questions) == 1 and "Recover" in dialogs.questions[0][0]
+    assert _same(doc, two)
+    assert (stack.count(), stack.index(), stack.undoText(), stack.redoText()) == (3, 2, "Brush", "Add marker")
+    assert "Ctrl+Z" in win2.statusBar().currentMessage()
+    undo, redo = win2.actions_by_id["edit.undo"], win2.actions_by_id["edit.redo"]
+    assert undo.isEnabled() and redo.isEnabled()
+    undo.trigger()
+    assert _same(doc, one)
+    undo.trigger()
+    assert _same(doc, empty) and not undo.isEnabled()  # the history starts where the recovered edits do
+    for state in (one, two, three):  # Ctrl+Shift+Z: each original edit again, in order
+        redo.trigger()
+        assert _same(doc, state)
+    assert not redo.isEnabled()
+    for _ in range(3):
+        undo.trigger()
+    redo.trigger()  # state "one", with "Brush" and "Add marker" to redo
+    assert _same(doc, one)
+    _forget(win2)
+    # the undos and redos after the recovery are journaled as well: a second crash brings back just that
+    win3 = _crashed_window(make_window, smear_path)
+    stack = win3.session.stack
+    assert _same(win3.session.doc, one)
+    assert (stack.count(), stack.index(), stack.redoText()) == (3, 1, "Brush")
+    win3.actions_by_id["edit.redo"].trigger()
+    win3.actions_by_id["edit.redo"].trigger()
+    assert _same(win3.session.doc, three)
+    assert win3.save()
+    from cellviewer.core.sidecar import load_document
+
+    assert _same(load_document(smear_path), three)  # and saved as every other edit
+
+
 def test_shortcut_table_has_no_duplicates_and_every_action_exists(window):
     assert check_unique() == []
     for s in SHORTCUTS:
