@@ -48,6 +48,7 @@ from cellviewer.core.errors import EditError
 CLASS_SIZE = {"rbc": 1.0, "wbc": 1.6, "platelet": 0.35}
 METHODS: tuple[str, ...] = ("watershed", "hough", "distance_peaks")
 REASON_AT = 0.3
+ARTICLE = {"rbc": "an RBC", "wbc": "a WBC", "platelet": "a platelet"}
 #: the doubt of an automatic red-cell morphology class other than "normal", at least
 ABNORMAL_DOUBT = 0.35
 #: the counting methods are run on cells off the typical area by more than this factor, or less round
@@ -112,6 +113,17 @@ def _shape(lab: np.ndarray, ids: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.minimum(q, 1.0 / q)
 
 
+def _reasons(signs: dict, texts: dict, score: float) -> list[str]:
+    """The signs at or above :data:`REASON_AT`, in a fixed order; when none is but the combined doubt
+    is, the (up to two) strongest signs, marked as mild, so a queued cell always says why."""
+    order = ("model", "methods", "size", "shape", "morphology")
+    strong = [texts[k] for k in order if signs.get(k, 0.0) >= REASON_AT and texts.get(k)]
+    if strong or score < REASON_AT:
+        return strong
+    mild = sorted((k for k in order if signs.get(k, 0.0) > 0.05 and texts.get(k)), key=lambda k: -signs[k])[:2]
+    return [f"mildly {texts[k]}" if k in ("size", "shape") else f"{texts[k]} (mild)" for k in mild]
+
+
 def _box(sl) -> tuple[int, int, int, int] | None:
     return None if sl is None else (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop))
 
@@ -167,19 +179,16 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
                 signs["morphology"] = max(float(np.clip((0.6 - morph.morph_p) / 0.4, 0, 1)),
                                           ABNORMAL_DOUBT if morph.morph != "normal" else 0.0)
             score = 1.0 - float(np.prod([1.0 - v for v in signs.values()]))
-            reasons = []
-            if signs["model"] >= REASON_AT:
-                reasons.append(f"low model score ({min(auto):.2f})")
-            if signs.get("methods", 0) >= REASON_AT:
-                reasons.append("counting methods disagree (" + ", ".join(
-                    f"{m.replace('_', ' ')} {n}" for m, n in zip(counts, seen)) + ")")
-            if signs["size"] >= REASON_AT:
-                reasons.append(f"{'large' if a[k] > typical else 'small'} for a {cls} ({a[k] / typical:.1f}× typical)")
-            if signs["shape"] >= REASON_AT:
-                reasons.append(f"irregular shape (roundness {roundness[k]:.2f})")
-            if signs.get("morphology", 0) >= REASON_AT:
+            texts = {"model": f"low model score ({min(auto):.2f})" if auto else "",
+                     "size": f"{'large' if a[k] > typical else 'small'} for {ARTICLE[cls]} ({a[k] / typical:.1f}× typical)",
+                     "shape": f"irregular shape (roundness {roundness[k]:.2f})"}
+            if seen:
+                texts["methods"] = "counting methods disagree (" + ", ".join(
+                    f"{m.replace('_', ' ')} {n}" for m, n in zip(counts, seen)) + ")"
+            if morph is not None:
                 unsure = "unsure " if morph.morph_p < 0.6 else ""
-                reasons.append(f"{unsure}morphology: {morph.morph.replace('_', ' ')} ({morph.morph_p:.2f})")
+                texts["morphology"] = f"{unsure}morphology: {morph.morph.replace('_', ' ')} ({morph.morph_p:.2f})"
+            reasons = _reasons(signs, texts, score)
             m0 = ms[0] if ms else None
             queue.append(DoubtItem(cls, cid, float(m0.x if m0 else xs[k]), float(m0.y if m0 else ys[k]), score,
                                    reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs,

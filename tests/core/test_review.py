@@ -39,7 +39,7 @@ def test_doubtful_cells_come_first_with_their_reasons():
     assert top == {("rbc", 6), ("rbc", 7), ("rbc", 8)}
     assert max(p.score for p in plain) < 0.3 < min(low.score, small.score, pair.score)
     assert any("low model score" in r for r in low.reasons)
-    assert any(r.startswith("small for a rbc") for r in small.reasons)
+    assert any(r.startswith("small for an RBC") for r in small.reasons)
     assert any("counting methods disagree" in r for r in pair.reasons), pair.reasons
     assert all(not p.reasons for p in plain)
     assert all(doc.labels[it.cls][int(it.y), int(it.x)] == it.cell for it in q)
@@ -135,3 +135,17 @@ def test_image_reviewed_reads_only_the_saved_flag(tmp_path):
     assert image_reviewed(img) is True
     sidecar_path(img).write_bytes(b"not a zip")
     assert image_reviewed(img) is False  # unreadable: not reviewed (opening it says why)
+
+
+def test_a_queued_cell_always_says_why():
+    from cellviewer.core.review import REASON_AT, _reasons
+
+    texts = {"model": "low model score (0.80)", "size": "large for an RBC (1.3× typical)",
+             "shape": "irregular shape (roundness 0.70)"}
+    strong = {"model": 0.5, "size": 0.1, "shape": 0.0}
+    assert _reasons(strong, texts, 0.55) == ["low model score (0.80)"]
+    weak = {"model": 0.2, "size": 0.25, "shape": 0.1}  # none a reason alone, together a doubt ≥ REASON_AT
+    score = 1 - (1 - 0.2) * (1 - 0.25) * (1 - 0.1)
+    assert score >= REASON_AT
+    assert _reasons(weak, texts, score) == ["mildly large for an RBC (1.3× typical)", "low model score (0.80) (mild)"]
+    assert _reasons({"model": 0.1, "size": 0.1}, texts, 0.19) == []  # not doubtful: nothing to explain
