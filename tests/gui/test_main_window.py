@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
 
 from cellviewer.core.sidecar import find_sidecar
+from tests.gui.mouse import _mouse, mouse_drag  # noqa: F401 (mouse_drag: also imported from here)
 from tests.gui.smear import RBC_CENTRES, RBC_R, WBC_CENTRE
-
-
-def _mouse(widget, kind, pos, button, buttons):
-    ev = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons,
-                     Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, ev)
-
-
-def mouse_drag(qtbot, canvas, points):
-    """A real left-button drag over image points (press, moves, release) on the canvas viewport."""
-    vp = canvas.viewport()
-    pos = [canvas.map_to_view(x, y) for x, y in points]
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    _mouse(vp, QEvent.Type.MouseMove, pos[0], none, none)
-    qtbot.wait(20)
-    _mouse(vp, QEvent.Type.MouseButtonPress, pos[0], left, left)
-    for p in pos[1:]:
-        qtbot.wait(20)  # pyqtgraph drops moves closer than 10 ms
-        _mouse(vp, QEvent.Type.MouseMove, p, none, left)
-    qtbot.wait(20)
-    _mouse(vp, QEvent.Type.MouseButtonRelease, pos[-1], left, none)
-    qtbot.wait(20)
 
 
 def test_open_segments_automatically_and_counts(segmented):

@@ -9,7 +9,7 @@ from PySide6.QtTest import QTest
 from cellviewer.core.sidecar import load_document
 from cellviewer.gui.shortcuts import check_unique
 from tests.gui.smear import WBC_CENTRE
-from tests.gui.test_main_window import mouse_drag
+from tests.gui.mouse import mouse_drag
 
 
 def test_keys_panel_and_menu_choose_the_parts_brush_and_its_part(segmented):

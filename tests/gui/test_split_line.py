@@ -4,11 +4,11 @@ cell's nucleus / cytoplasm while dragging, and the cut it makes stays outlined a
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtCore import QRectF
 
 from cellviewer.gui.overlay import EDGE_ALPHA
 from tests.gui.smear import WBC_CENTRE, WBC_R
-from tests.gui.test_main_window import _mouse
+from tests.gui.mouse import mouse_drag
 
 
 def _white_pixels_on_row(canvas, y: float, x0: float, x1: float) -> int:
@@ -32,21 +32,14 @@ def test_the_split_line_shows_over_the_parts_and_its_cut_stays_outlined(segmente
     win.canvas.vb.setRange(QRectF(cx - 30, cy - 30, 60, 60), padding=0)
     qtbot.wait(50)
     win.actions_by_id["tool.split"].trigger()
-    vp, y = win.canvas.viewport(), cy + 0.5
-    pts = [win.canvas.map_to_view(x, y) for x in (cx - 28.0, cx - 10.0, cx + 10.0, cx + 28.0)]
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    _mouse(vp, QEvent.Type.MouseMove, pts[0], none, none)
-    qtbot.wait(20)
-    _mouse(vp, QEvent.Type.MouseButtonPress, pts[0], left, left)
-    for p in pts[1:]:
-        qtbot.wait(20)  # pyqtgraph drops moves closer than 10 ms
-        _mouse(vp, QEvent.Type.MouseMove, p, none, left)
-    qtbot.wait(50)
-    # mid-drag: the dashed white line is on screen across the nucleus and the cytoplasm
-    assert _white_pixels_on_row(win.canvas, y, cx - 8, cx + 8) > 10  # nucleus
-    assert _white_pixels_on_row(win.canvas, y, cx - WBC_R + 1, cx - 12) > 3  # cytoplasm
+    y = cy + 0.5
     n = win.session.stack.count()
-    _mouse(vp, QEvent.Type.MouseButtonRelease, pts[-1], left, none)
+
+    def mid_drag():  # the dashed white line is on screen across the nucleus and the cytoplasm
+        assert _white_pixels_on_row(win.canvas, y, cx - 8, cx + 8) > 10  # nucleus
+        assert _white_pixels_on_row(win.canvas, y, cx - WBC_R + 1, cx - 12) > 3  # cytoplasm
+
+    mouse_drag(qtbot, win.canvas, [(x, y) for x in (cx - 28.0, cx - 10.0, cx + 10.0, cx + 28.0)], mid_drag)
     qtbot.wait(20)
     assert win.session.stack.count() == n + 1 and win.session.stack.undoText().startswith("Split")
     wbc = doc.labels["wbc"]
