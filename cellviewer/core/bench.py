@@ -133,6 +133,13 @@ def measure_net(net, size: int, repeats: int, peak_conv: float) -> dict:
             "gflops": achieved, "of_peak": achieved / peak_conv if peak_conv else None, "size": size}
 
 
+def _stored_params(card_path) -> int:
+    """How many parameters a checkpoint stores (batch-norm scales and shifts included)."""
+    from cellviewer.nets.checkpoint import load_checkpoint
+
+    return sum(p.numel() for p in load_checkpoint(str(card_path.with_suffix("")), "cpu")[0].parameters())
+
+
 def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]:
     """Rows per model; the conv peak is measured again beside every model (``peak`` keeps the
     best seen, so a burst of load from other processes does not make the ratio exceed 1)."""
@@ -141,8 +148,10 @@ def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]
 
     size, reps = (256, 2) if quick else (512, 6)
     rows: list[Row] = []
+    # the shipped models as inference runs them (batch norms folded, nets.fuse); parameters as stored
     nets = [(f"model {name}", lambda p=path: _load(str(p.with_suffix("")), "cpu")[0]) for name, (path, _)
             in sorted(find_models().items())]
+    stored = {f"model {name}": path for name, (path, _) in find_models().items()}
     if archs:
         nets += [(f"arch {a}", lambda a=a: create_net(a, **ARCH_CONFIGS.get(a, {}))) for a in list_nets()]
     measured = []
@@ -150,6 +159,8 @@ def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]
         try:
             peak["conv3x3"] = max(peak["conv3x3"], conv_peak(3))
             measured.append((label, measure_net(make(), size, reps, 0.0)))
+            if label in stored:
+                measured[-1][1]["params"] = _stored_params(stored[label])
         except Exception as e:  # noqa: BLE001 - one architecture failing must not end the table
             rows.append(Row("models", label, None, "", "", f"failed: {type(e).__name__}: {e}"))
     for label, m in measured:

@@ -295,3 +295,12 @@ def test_classifying_again_with_a_calibration_keeps_hand_set_classes_and_is_one_
 
     with pytest.raises(EditError, match="No red-cell class changes"):
         edits.set_morphologies(doc, {})
+
+
+def test_white_balance_equals_the_plain_formula_pixel_by_pixel():
+    rng = np.random.default_rng(3)
+    for img in (rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), np.full((9, 7, 3), 2, np.uint8)):
+        lum = img.astype(np.float32).mean(axis=2)
+        bg = np.maximum(np.median(img[lum >= np.percentile(lum, 90)].reshape(-1, 3), axis=0).astype(np.float32), 1.0)
+        plain = np.clip(img.astype(np.float32) * (235.0 / bg), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(MO.white_balance(img), plain)

@@ -124,6 +124,29 @@ def test_checkpoint_round_trip(built, tmp_path):
 
 # --- registry -------------------------------------------------------------------------
 
+def test_folded_batch_norms_give_the_same_outputs(built):
+    """The inference form (nets.fuse, used by NetSegmenter) of a copy: same outputs to rounding."""
+    import copy
+
+    from cellviewer.nets.fuse import fold_batch_norms
+
+    name, net, sizes, _, _ = built
+    net = copy.deepcopy(net)
+    net.train()
+    with torch.no_grad():  # running statistics away from their init, so the fold has work to do
+        net(torch.rand(2, 3, *sizes[0]))
+    net.eval()
+    x = torch.rand(1, 3, *sizes[-1])
+    had_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with torch.no_grad():
+        before = _tensors(net(x))
+        n = fold_batch_norms(net)
+        after = _tensors(net(x))
+    assert n > 0 or not had_bn, f"{name}: batch norms but none folded"
+    for a, b in zip(before, after):
+        assert torch.allclose(a, b, atol=1e-4 * (1 + float(a.abs().max()))), name
+
+
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ModelLoadError) as err:
         create_net("no-such-net")
