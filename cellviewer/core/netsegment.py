@@ -319,7 +319,7 @@ class NetSegmenter:
 
 
 # -- the registry of model cards (core.modelfind; re-exported here) -----------------------------
-from cellviewer.core.modelfind import (card_at, find_models, model_dirs, register_models,  # noqa: E402,F401
-                                       segmenter_at)
+from cellviewer.core.modelfind import (_factory, card_at, find_models, model_dirs,  # noqa: E402,F401
+                                       register_models, segmenter_at)
 
 register_models()
