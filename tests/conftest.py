@@ -32,6 +32,17 @@ def _fingerprint(path: Path):
     return path.read_bytes() if path.is_file() else None
 
 
+@pytest.fixture(autouse=True)
+def _collect_in_the_main_thread():
+    """Once a GUI test has moved garbage collection to the GUI thread (cellviewer.gui.gcguard), it
+    runs only while an event loop does: collect after every test so no test inherits cycles."""
+    import gc
+
+    yield
+    if not gc.isenabled():
+        gc.collect()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _user_settings_untouched():
     """The suite must leave the user's own GUI settings exactly as it found them: a test that

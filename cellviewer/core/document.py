@@ -146,6 +146,7 @@ class Document:
         self.load_warnings: list[str] = []  # what restoring a sidecar had to say
         self.journal = None  # a core.journal.Journal: every edit is logged at once (crash safety)
         self.pending_journal: list = []  # unsaved edits found on open (see core.journal.recover)
+        self.left_over = None  # the journals they came from (core.journalfiles.LeftOver; see attach_journal)
         self.open_stroke = None  # a core.brush.BrushStroke painting live, not yet one edit: saves wait for it
         self._listeners: list[Callable[[Change], None]] = []
 

@@ -16,6 +16,7 @@ action in the document's provenance (audit trail) and notify the document.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -127,6 +128,9 @@ class Edit:
     atoms: list = field(default_factory=list)
     record: EditRecord | None = None
     applied: bool = False
+    # which edit this is: journaled with every apply and undo of it, so a recovery tells a redo from an
+    # identical new edit (None: read from a journal written before edits had one)
+    uid: str | None = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
 
     def change(self) -> Change:
         box, layers, markers = None, set(), False

@@ -69,8 +69,11 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
             if find_sidecar(path) is not None:
                 doc, done = load_document(path), out.from_sidecar
                 if doc.pending_journal:
-                    doc.load_warnings.append(f"{len(doc.pending_journal)} unsaved correction(s) from a crash "
-                                             "are not included (open the image to recover them)")
+                    from cellviewer.core.journal import history
+
+                    lost = history(doc.pending_journal).describe()
+                    doc.load_warnings.append(f"Unsaved changes from a crash ({lost}) are not included "
+                                             "(open the image to recover them)")
             else:
                 doc, done = Document(read_image(path)), out.segmented
                 segmenter = segmenter or make_segmenter()

@@ -1,13 +1,12 @@
 """Edit journal: every applied/undone edit is appended (and fsync'ed) at once, so
 a crash between two autosaves loses nothing.
 
-The journal lives beside the sidecar (``<sidecar>.journal``). Saving the
-sidecar empties it. On the next open, :func:`pending_entries` finds what was
-not saved and :func:`recover` replays it onto the restored document. :func:`replay` does the same
-and also rebuilds the undo history the records describe (``apply`` = a new edit or a redo,
-``revert`` = an undo), so a GUI can put each recovered edit back on its undo stack as one step,
-done or undone as it was (settings changed outside the undo history, the border rule, are replayed
-but are no step).
+The journal lives beside the sidecar. Saving the sidecar empties it. On the next open,
+``load_document`` finds what was not saved and :func:`recover` replays it onto the restored document.
+:func:`replay` does the same and also rebuilds the undo history the records describe, so a GUI can put
+each recovered edit back on its undo stack as one step, done or undone as it was (settings changed
+outside the undo history, the border rule, are replayed but are no step); both live in
+:mod:`cellviewer.core.journalreplay`.
 
 The record format (magic, length, ``.npz`` payload, CRC32) and its validation live in
 :mod:`cellviewer.core.journalcodec`. A torn last record (the process died while writing it)
@@ -24,7 +23,19 @@ written (disk full, read-only) the edit stays applied, ``on_error`` is told once
 the journal is suspended until a save holds every edit it skipped (a replay must
 never jump over an edit). Besides cell edits, document flags are logged (``reviewed``,
 ``um_per_px``, the ``border_rule``). Records the user declined to recover are kept aside
-(:meth:`Journal.set_aside`: ``<journal>.declined-<time>``), never deleted.
+(:func:`set_aside`: ``<journal>.declined-<time>``), never deleted.
+
+One journal per open copy (:mod:`cellviewer.core.journalfiles`): the copy that opens an image first
+journals to ``<sidecar>.journal``, a copy opened beside it (another window or process) to
+``<sidecar>.journal-<id>``; each names its writer in ``<journal>.lock`` (process id and host, as
+:mod:`cellviewer.core.openlock` records them), removed when the copy closes. A save trims only its own
+copy's journal. Opening offers only the journals whose writer is gone (a crash, or a close whose save
+failed; a journal without a lock, as older versions wrote, counts as such); the journal of a copy still
+open is never read, renamed or trimmed by another. The records offered move into the opener's own
+journal (recovered) or are set aside (declined) before their file goes, so nothing journaled is lost.
+
+Every edit carries a unique id (:attr:`Edit.uid`), journaled with each apply and undo of it: a recovery
+tells a redo from a new, identical edit by it (records written before edits had one: by their content).
 """
 
 from __future__ import annotations
@@ -33,22 +44,20 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from cellviewer.core.atomic import atomic_write_bytes
-from cellviewer.core.document import Document
-from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
+from cellviewer.core.edits import Edit
 from cellviewer.core.errors import SaveError
 # the record format lives in journalcodec; re-exported here (callers and tests use journal.encode / _parse)
 from cellviewer.core.journalcodec import (FLAGS, KINDS, MAGIC, _decode, _parse, decode,  # noqa: F401
                                           encode)
+# replaying records lives in journalreplay; re-exported here
+from cellviewer.core.journalreplay import (OUTSIDE_HISTORY, Recovered, history, recover, replay,  # noqa: F401
+                                           same_edit)
 
 SUFFIX = ".journal"
-OUTSIDE_HISTORY = {"border_rule"}  # flags journaled but set outside the undo history (Document.set_border_rule)
 DECLINED = ".declined-"  # a journal whose recovery the user declined is kept as <journal>.declined-<time>
 
 
@@ -58,10 +67,14 @@ def journal_path(sidecar_file) -> Path:
 
 
 class Journal:
-    """Append-only log attached to a document (``doc.journal``)."""
+    """Append-only log attached to a document (``doc.journal``). ``owner``: its lock file, this copy's
+    (see :func:`cellviewer.core.journalfiles.claim`; None: a journal nobody claimed, e.g. in a test);
+    ``suffix``: what its name adds to ``<sidecar>.journal`` (``""`` or ``"-<id>"``), kept when it moves."""
 
-    def __init__(self, path):
+    def __init__(self, path, owner=None, suffix: str = ""):
         self.path = Path(path)
+        self.owner: Path | None = Path(owner) if owner is not None else None
+        self.suffix = suffix
         self._lock = threading.Lock()
         self._checked = False  # the file's tail was checked (torn records cut) and _last_id read
         self._last_id: str | None = None  # id of the last record in the file
@@ -92,30 +105,52 @@ class Journal:
         rid = uuid.uuid4().hex
         data = encode(kind, edit, rid)
         with self._lock:
-            try:
-                self._check()
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            except OSError as e:
-                raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
-                                hint="free some disk space or check the folder's permissions; save soon") from e
-            try:
-                start = os.lseek(fd, 0, os.SEEK_END)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-                    os.fsync(fd)
-                except OSError as e:
-                    try:  # no torn record: later records must stay readable
-                        os.ftruncate(fd, start)
-                    except OSError:
-                        pass
-                    raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
-                                    hint="free some disk space; the edit is kept in memory, save soon") from e
-            finally:
-                os.close(fd)
+            self._append(data)
             self._last_id = rid
+
+    def append(self, data: bytes) -> None:
+        """Append whole records (``data``, e.g. recovered from a left-over journal) and fsync them.
+        Raises :class:`SaveError` (the file is left as it was)."""
+        with self._lock:
+            self._append(data)
+            self._checked = False  # (the last record's id: read again when asked)
+
+    def replace(self, data: bytes) -> None:
+        """Make ``data`` (whole records) the journal's content, atomically (none: no file). Raises OSError."""
+        with self._lock:
+            if data:
+                atomic_write_bytes(self.path, data)
+            else:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+            self._checked = False
+
+    def _append(self, data: bytes) -> None:
+        try:
+            self._check()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as e:
+            raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
+                            hint="free some disk space or check the folder's permissions; save soon") from e
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as e:
+                try:  # no torn record: later records must stay readable
+                    os.ftruncate(fd, start)
+                except OSError:
+                    pass
+                raise SaveError(f"Cannot log the edit to '{self.path}': {e.strerror or e}",
+                                hint="free some disk space; the edit is kept in memory, save soon") from e
+        finally:
+            os.close(fd)
 
     def log(self, kind: str, edit: Edit) -> None:
         """:meth:`record` that never raises: the edit stays applied in memory (the autosave keeps
@@ -183,17 +218,23 @@ class Journal:
             os.replace(tmp, self.path)
 
     def move_to(self, path) -> None:
-        """Continue in ``path`` (beside a sidecar that was saved elsewhere, e.g. in the user store):
-        the records not yet saved move along, replacing whatever stale journal was there."""
+        """Continue beside a sidecar that was saved elsewhere (e.g. in the user store): ``path`` is that
+        sidecar's ``<sidecar>.journal``; this copy's name (its suffix) and lock move along with the records
+        not yet saved, replacing a journal there that nobody holds (a stale one)."""
+        from cellviewer.core import journalfiles, openlock
+
         path = Path(path)
         with self._lock:
-            if path == self.path:
+            if path.with_name(path.name + self.suffix) == self.path:
                 return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            owner = None
+            if self.owner is not None:
+                path, self.suffix, owner = journalfiles.free_name(path, self.suffix)
             try:
                 data = self.path.read_bytes()
             except FileNotFoundError:
                 data = b""
-            path.parent.mkdir(parents=True, exist_ok=True)
             if data:
                 atomic_write_bytes(path, data)
             else:
@@ -205,23 +246,26 @@ class Journal:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-            self.path = path
+            if self.owner is not None:
+                openlock.drop(self.owner)
+            self.path, self.owner = path, owner
 
     def set_aside(self) -> Path | None:
         """Keep the records (the user declined to recover them) as ``<journal>.declined-<YYYYmmdd-HHMMSS>``
         instead of deleting them, and start afresh; where they went (None: no journal, or the rename failed)."""
         with self._lock:
             self._last_id, self._checked = None, False
-            base, n = f"{self.path.name}{DECLINED}{time.strftime('%Y%m%d-%H%M%S')}", 1
-            dst = self.path.with_name(base)
-            while dst.exists():
-                n += 1
-                dst = self.path.with_name(f"{base}-{n}")
-            try:
-                os.rename(self.path, dst)  # (a file of that name made since the check: the rename replaces it)
-            except OSError:
-                return None
-            return dst
+            return set_aside(self.path)
+
+    def close(self) -> None:
+        """This copy is closed: its journal is nobody's any more (what a failed last save left in it is
+        offered at the next open)."""
+        from cellviewer.core import openlock
+
+        with self._lock:
+            if self.owner is not None:
+                openlock.drop(self.owner)
+                self.owner = None
 
     def clear(self) -> None:
         with self._lock:
@@ -232,9 +276,26 @@ class Journal:
                 pass
 
 
-def read_entries(path, after: str | None = None) -> list[tuple[str, Edit]]:
-    """Every complete, intact record; stops at the first torn or corrupt one. With ``after``
-    (a sidecar's ``journal_last``), only the records written after that one (when present)."""
+def set_aside(path) -> Path | None:
+    """Rename the journal ``path`` to ``<journal>.declined-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3`` ... when that
+    exists); where it went (None: no journal, or the rename failed)."""
+    path = Path(path)
+    base, n = f"{path.name}{DECLINED}{time.strftime('%Y%m%d-%H%M%S')}", 1
+    dst = path.with_name(base)
+    while dst.exists():
+        n += 1
+        dst = path.with_name(f"{base}-{n}")
+    try:
+        os.rename(path, dst)  # (a file of that name made since the check: the rename replaces it)
+    except OSError:
+        return None
+    return dst
+
+
+def read_records(path, after: str | None = None) -> list[tuple[str, Edit, str | None]]:
+    """Every complete, intact record as ``(kind, edit, record id)``; stops at the first torn or corrupt
+    one. With ``after`` (a sidecar's ``journal_last``), only the records written after that one (when
+    present); none from a barrier on (see :meth:`Journal.barrier`)."""
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -246,90 +307,9 @@ def read_entries(path, after: str | None = None) -> list[tuple[str, Edit]]:
     kinds = [kind for kind, _, _ in entries]
     if "barrier" in kinds:  # the save that held the replaced document never landed: nothing after applies
         entries = entries[: kinds.index("barrier")]
-    return [(kind, edit) for kind, edit, _ in entries]
+    return entries
 
 
-def _fits(doc: Document, edit: Edit) -> bool:
-    """Every patch and every new marker lies inside ``doc``'s image."""
-    h, w = doc.shape
-    for a in edit.atoms:
-        if isinstance(a, LabelPatch) and not (a.bbox[2] <= h and a.bbox[3] <= w):
-            return False
-        if isinstance(a, MarkerChange) and any(m is not None and not (0 <= m.x < w and 0 <= m.y < h)
-                                               for m in (a.old, a.new)):
-            return False
-    return True
-
-
-@dataclass
-class Recovered:
-    """What :func:`replay` replayed: ``n`` records, and the undo history they describe. ``done``: the
-    edits now applied, oldest first (undo steps); ``undone``: the edits now undone, the last one the
-    next redo (redo steps; an undo of an edit the sidecar already held is one too)."""
-
-    n: int = 0
-    done: list[Edit] = field(default_factory=list)
-    undone: list[Edit] = field(default_factory=list)
-
-
-def _same_atom(a, b) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, LabelPatch):
-        return a.layer == b.layer and a.bbox == b.bbox and all(
-            np.array_equal(getattr(a, k), getattr(b, k)) for k in ("rows", "cols", "old", "new"))
-    return a == b  # MarkerChange, FlagChange: plain values
-
-
-def same_edit(a: Edit, b: Edit) -> bool:
-    """``a`` and ``b`` are records of the same edit (its apply and its undo, or a redo): same name,
-    audit record (with its time) and atoms."""
-    return (a.name == b.name and a.record == b.record and len(a.atoms) == len(b.atoms)
-            and all(_same_atom(x, y) for x, y in zip(a.atoms, b.atoms)))
-
-
-def _outside_history(edit: Edit) -> bool:
-    return bool(edit.atoms) and all(isinstance(a, FlagChange) and a.attr in OUTSIDE_HISTORY for a in edit.atoms)
-
-
-def replay(doc: Document, entries: list[tuple[str, Edit]]) -> Recovered:
-    """Replay journal entries onto ``doc`` (as :func:`recover`) and rebuild the undo history they
-    record: an ``apply`` pushes an edit (or redoes the next undone one, when it is that edit: the
-    redo steps above stay), a ``revert`` undoes the last applied edit (or, with none left, an edit
-    the sidecar holds: it becomes redoable). Records that do not follow one history (never written
-    so by the GUI) keep the state they replay but start the history afresh after them."""
-    out = Recovered()
-    for kind, edit in entries:
-        if kind == "barrier" or not _fits(doc, edit):
-            break  # recorded on another image size: stop before changing anything
-        try:
-            if kind == "apply":
-                edit.apply(doc)
-            else:
-                edit.applied = True
-                edit.revert(doc)
-        except (IndexError, KeyError, ValueError, TypeError):
-            break  # the document does not match the journal any more: stop, keep what fits
-        out.n += 1
-        if _outside_history(edit):
-            continue
-        if kind == "apply":
-            if out.undone and same_edit(out.undone[-1], edit):
-                out.undone.pop()  # a redo
-            else:
-                out.undone.clear()  # a new edit: what was undone cannot be redone any more
-            out.done.append(edit)
-        elif out.done and same_edit(out.done[-1], edit):
-            out.done.pop()
-            out.undone.append(edit)
-        elif not out.done:
-            out.undone.append(edit)
-        else:
-            out.done.clear()
-            out.undone.clear()
-    return out
-
-
-def recover(doc: Document, entries: list[tuple[str, Edit]]) -> int:
-    """Replay journal entries onto ``doc``; returns how many were replayed."""
-    return replay(doc, entries).n
+def read_entries(path, after: str | None = None) -> list[tuple[str, Edit]]:
+    """:func:`read_records` without the record ids."""
+    return [(kind, edit) for kind, edit, _ in read_records(path, after)]

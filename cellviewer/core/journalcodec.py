@@ -2,7 +2,8 @@
 
 Record layout: ``b"CVJ1"`` + 8-byte little-endian length + payload + CRC32.
 The payload is an ``.npz`` (read with ``allow_pickle=False``) holding a JSON
-header (as ``uint8``) and the arrays of the edit's label patches. Records are
+header (as ``uint8``: kind, edit name, audit record, atoms, the record's ``id`` and the
+edit's ``edit`` id — absent in older journals) and the arrays of the edit's label patches. Records are
 validated on read: :func:`_parse` of a hostile or corrupt journal yields the
 intact prefix, never an exception.
 """
@@ -44,7 +45,7 @@ def encode(kind: str, edit: Edit, rid: str | None = None) -> bytes:
         elif isinstance(a, FlagChange):
             atoms.append({"t": "flag", "attr": a.attr, "old": a.old, "new": a.new})
     head = {"kind": kind, "name": edit.name, "record": edit.record and asdict(edit.record), "atoms": atoms,
-            "id": rid}
+            "id": rid, "edit": edit.uid}
     arrays["head"] = np.frombuffer(json.dumps(head).encode(), np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -104,8 +105,8 @@ def _decode(payload: bytes) -> tuple[str, Edit, str | None]:
         head = json.loads(bytes(z["head"]).decode())
         _need(isinstance(head, dict) and head.get("kind") in KINDS and isinstance(head.get("name"), str)
               and isinstance(head.get("atoms"), list), "head")
-        rid = head.get("id")
-        _need(rid is None or isinstance(rid, str), "id")
+        rid, uid = head.get("id"), head.get("edit")
+        _need((rid is None or isinstance(rid, str)) and (uid is None or isinstance(uid, str)), "id")
         atoms = []
         for i, a in enumerate(head["atoms"]):
             _need(isinstance(a, dict), "atom")
@@ -127,7 +128,7 @@ def _decode(payload: bytes) -> tuple[str, Edit, str | None]:
                 atoms.append(FlagChange(a["attr"], a["old"], a["new"]))
             else:
                 _need(False, "atom type")
-        return head["kind"], Edit(head["name"], atoms, _record(head.get("record"))), rid
+        return head["kind"], Edit(head["name"], atoms, _record(head.get("record")), uid=uid), rid
 
 
 def decode(payload: bytes) -> tuple[str, Edit]:

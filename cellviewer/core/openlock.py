@@ -13,6 +13,10 @@ When the user opens the image anyway, a second line of defence: :func:`stamp` re
 this window last read or wrote it; before saving over a sidecar that changed since (another window or
 user saved), :func:`keep_copy` puts that version aside (``<sidecar>.replaced-<time>``), so neither
 side's corrections are lost.
+
+The same record names the writer of each crash-recovery journal (``<journal>.lock``; see
+:mod:`cellviewer.core.journalfiles`): :func:`take` creates one only where there is none,
+:func:`live` tells whether its process still runs, :func:`drop` removes it.
 """
 
 from __future__ import annotations
@@ -83,11 +87,57 @@ def holder(image_path) -> Holder | None:
     return h
 
 
+def _record() -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "user": os_user(), "since": now_iso()})
+
+
+def live(path) -> bool:
+    """The lock file at ``path`` names a process that runs: this one, a running one on this host, or one
+    on another host (that cannot be checked: it counts as running). False: no file, an unreadable one
+    (older than a few seconds), or the lock of a process that is gone (a crash)."""
+    h = _read(Path(path))
+    if h is None:  # (unreadable: one being written right now by :func:`take` is someone's)
+        try:
+            return time.time() - os.stat(path).st_mtime < 10
+        except OSError:
+            return False
+    return h.host != socket.gethostname() or _alive(h.pid)
+
+
+def take(path) -> bool:
+    """Create the lock file ``path`` for this process where there is none (never over another one, live
+    or stale: two processes can never both take it); whether it is ours now. Raises :class:`OSError`
+    when it cannot be written (a read-only folder, a name too long)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, _record().encode("utf-8"))
+    except OSError:
+        os.close(fd)
+        Path(path).unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return True
+
+
+def drop(path, stale: bool = False) -> None:
+    """Remove the lock file ``path`` if it is this process's (``stale``: only if its process is gone)."""
+    path = Path(path)
+    h = _read(path)
+    if (not live(path)) if stale else (h is not None and _mine(h)):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
 def acquire(image_path) -> Path | None:
     """Write this process's lock for ``image_path``; the lock file, or None when it cannot be written
     (a read-only folder and store: editing still works, only without the warning to others)."""
     path = lock_path(image_path)
-    data = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "user": os_user(), "since": now_iso()})
+    data = _record()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -8,8 +8,10 @@ next to the image (or, when that folder is read-only, in the per-user store
   "app_version", "saved_at", "image": {name, width, height, sha256},
   "um_per_px", "reviewed", "border_rule", "markers": [{id, cls, x, y, origin, cell, score,
   reviewed, morph, morph_p}], "provenance": {model_name, model_version, params, segmented_at,
-  device, edits: [{action, cls, bbox, time, user, detail}]}, "journal_last"}``
-  (``journal_last``: id of the last journal record the save covers, or null);
+  device, edits: [{action, cls, bbox, time, user, detail}]}, "journal_last", "journal_suffix"}``
+  (``journal_last``: id of the last journal record the save covers, or null; ``journal_suffix``:
+  which open copy's journal that is — ``""`` for ``<sidecar>.journal``, ``"-<id>"``; see
+  :mod:`cellviewer.core.journalfiles`);
 * ``labels/<class>.npy`` — instance labels per class (``uint16`` or ``int32``);
 * ``parts.npy`` — WBC parts (``uint8``: 0 none, 1 nucleus, 2 cytoplasm).
 
@@ -20,8 +22,9 @@ moment leaves either the old or the new sidecar, never a broken one.
 
 Crash safety between saves (GUI integration): ``doc = load_document(path)``;
 if ``doc.pending_journal`` is non-empty, ask the user and call
-``core.journal.recover(doc, doc.pending_journal)`` (then save); then
-``attach_journal(doc)`` so every edit is logged at once. To save without
+``core.journal.recover(doc, doc.pending_journal)`` (then save; declined:
+``core.journalfiles.set_aside(doc.left_over)``); then
+``attach_journal(doc)`` so every edit is logged at once (``doc.journal.close()`` when done). To save without
 blocking the GUI, take ``snap = snapshot(doc)`` on the GUI thread and run
 ``write_snapshot(snap, sidecar_path(image))`` in a worker thread.
 """
@@ -124,6 +127,7 @@ def snapshot(doc: Document) -> Snapshot:
         "markers": [asdict(m) for m in doc.markers.values()],
         "provenance": asdict(doc.provenance),
         "journal_last": last,  # id of the last journal record this save covers (see core.journal)
+        "journal_suffix": j.suffix if j is not None else None,  # whose journal (see core.journalfiles)
     }
     arrays = {}
     for c in CELL_CLASSES:
@@ -315,22 +319,28 @@ def load_document(image_path) -> Document:
     """
     from cellviewer.core.io import read_image  # local: io pulls in Pillow/tifffile
 
-    from cellviewer.core.journal import journal_path, read_entries
+    from cellviewer.core.journalfiles import left_over
 
     doc = Document(read_image(image_path))
-    found, last = find_sidecar(image_path), None
+    found, last, by = find_sidecar(image_path), None, None
     if found is not None:
         meta, arrays = read_sidecar(found)
         doc.load_warnings = apply_sidecar(doc, meta, arrays, found)
         last = meta.get("journal_last") if isinstance(meta.get("journal_last"), str) else None
-    # records the sidecar already holds (a crash between its rename and the journal trim) are skipped
-    doc.pending_journal = read_entries(journal_path(found or sidecar_path(image_path)), after=last)
+        by = meta.get("journal_suffix") if isinstance(meta.get("journal_suffix"), str) else None
+    # the journals of copies no longer open (a crash); records the sidecar already holds (a crash between
+    # its rename and the journal trim) are skipped
+    doc.left_over = left_over(found or sidecar_path(image_path), after=last, saved_by=by)
+    doc.pending_journal = doc.left_over.entries
     return doc
 
 
 def attach_journal(doc: Document) -> None:
-    """Start logging every edit of ``doc`` beside its sidecar (call after any recovery)."""
-    from cellviewer.core.journal import Journal, journal_path
+    """Start logging every edit of ``doc`` beside its sidecar, in a journal of its own (call after any
+    recovery; :func:`cellviewer.core.journalfiles.claim`): the left-over journals found at open
+    (``doc.left_over``, unless declined and set aside) move into it."""
+    from cellviewer.core.journalfiles import claim
 
     if doc.image.info.path:
-        doc.journal = Journal(journal_path(find_sidecar(doc.image.info.path) or sidecar_path(doc.image.info.path)))
+        doc.journal = claim(find_sidecar(doc.image.info.path) or sidecar_path(doc.image.info.path), doc.left_over)
+    doc.left_over = None

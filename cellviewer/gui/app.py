@@ -29,6 +29,9 @@ def create_app(argv=None):
     app.setApplicationName(APP)
     app.setApplicationVersion(__version__)
     _set_icon(app)
+    from cellviewer.gui import gcguard
+
+    gcguard.install()
     return app
 
 

@@ -174,7 +174,7 @@ class MainWindow(QMainWindow):
 
     # -- documents ---------------------------------------------------------------------------
     def open_image(self, path) -> bool:
-        """Open one image (saving the current one first); auto-segments when it has no sidecar."""
+        """Open one image (saving the current one first); auto-segments when it has no sidecar nor recovered edits."""
         self.tools.finish_active()
         if self.segmentation.runner.is_running:
             self.segmentation.cancel()
@@ -194,8 +194,10 @@ class MainWindow(QMainWindow):
             self.files_panel.set_current(path)
         settings.add_recent_file(str(path))
         settings.put("last_folder", str(path.parent))
-        if not self.session.had_sidecar and self.seg_params.value.auto_run:
+        if not self.session.had_sidecar and self.seg_params.value.auto_run and self.session.recovered is None:
             self.segmentation.run(confirm=False)
+        elif not self.session.had_sidecar and self.seg_params.value.auto_run:  # a crash before the first save
+            notifications.status("Not segmented automatically: it would replace the recovered corrections.", 15000)
         return True
 
     def open_folder(self, folder) -> bool:
@@ -211,8 +213,8 @@ class MainWindow(QMainWindow):
         return self.open_image(self.files_panel.paths[0])
 
     def _on_document(self, doc) -> None:
-        if doc is not None and not self.session.had_sidecar:  # the user's rule for new images
-            doc.border_rule = self.count_settings.value.border_rule
+        if doc is not None and not self.session.had_sidecar and "border_rule" not in self.session.recovered_settings:
+            doc.border_rule = self.count_settings.value.border_rule  # the user's rule for new images
         self.canvas.set_document(doc)
         self.tools.set_document(doc, self.session.stack)
         self.counts_panel.set_document(doc)

@@ -23,7 +23,9 @@
   history is back.
 * A brush stroke still being painted (``doc.open_stroke``) holds the autosave back: one drag is
   one saved state, never half of one.
-* Declined crash recovery keeps the journal as ``<journal>.declined-<time>`` (and says so).
+* Declined crash recovery keeps the journal as ``<journal>.declined-<time>`` (and says so). Only the
+  journals of copies no longer open are offered: the same image open in another window or process
+  journals to its own file, never read, renamed or trimmed here (:mod:`cellviewer.core.journalfiles`).
 * :meth:`Session.keep_before_replace`: before a segmentation replaces corrected masks, the saved
   sidecar is copied to ``<sidecar>.replaced-<time>``.
 """
@@ -69,6 +71,9 @@ class Session(QObject):
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        from cellviewer.gui import gcguard
+
+        gcguard.install()  # autosave writers and undo packing run in threads: collect in this one only
         self.doc: Document | None = None
         self.path: Path | None = None
         self.had_sidecar = False
@@ -89,11 +94,17 @@ class Session(QObject):
         self._pending_doc: Document | None = None
         self._journal_notified = False
         self._stamp = None  # core.openlock.stamp of the sidecar as this window last read or wrote it
+        self.recovered = None  # the open image's core.journal.Recovered history, when a crash recovery replayed edits
 
     # -- state ----------------------------------------------------------------------------
     @property
     def dirty(self) -> bool:
         return self.doc is not None and self.doc.revision != self._saved_revision
+
+    @property
+    def recovered_settings(self) -> list[str]:
+        """The settings the crash recovery of the open image restored (e.g. ``"border_rule"``)."""
+        return self.recovered.settings if self.recovered is not None else []
 
     def _on_change(self, _change) -> None:
         if self.dirty:
@@ -107,6 +118,8 @@ class Session(QObject):
 
         path = Path(path)
         self.save_now()  # first: reopening the same image must read what is on screen
+        if self.path is not None and path == self.path:
+            self.close_document()  # (its journal is nobody's then: what a failed save left in it is offered)
         other = openlock.holder(path)
         if other is not None and not notifications.ask(
                 "Image open elsewhere",
@@ -116,13 +129,16 @@ class Session(QObject):
         doc = load_document(path)  # raises before the current document is closed
         self.close_document()
         self.had_sidecar = find_sidecar(path) is not None
-        recovered = self._recover(doc)
+        foreign = doc.left_over is not None and doc.left_over.foreign  # (made on a version another copy saved)
+        recovered = self.recovered = self._recover(doc)
         attach_journal(doc)
         self._journal_notified = False
         if doc.journal is not None:
             doc.journal.on_error = self._journal_failed
         self.doc, self.path = doc, path
         self._stamp = openlock.stamp(find_sidecar(path))  # the sidecar as read: was it saved by others since?
+        if recovered and foreign:
+            self._stamp = None  # the next save keeps the version it replaces, as when another window saved it
         if other is None:  # others opening it are warned (core.openlock); opened beside another
             openlock.acquire(path)  # window anyway, the lock stays that window's
         self._saved_revision = -1 if recovered else doc.revision
@@ -147,30 +163,28 @@ class Session(QObject):
         return doc
 
     def _recover(self, doc: Document):
-        """Offer to replay the unsaved journaled edits; the :class:`~cellviewer.core.journal.Recovered`
-        history when some were replayed, else None."""
-        from cellviewer.core.journal import Journal, journal_path, replay
-        from cellviewer.core.sidecar import find_sidecar, sidecar_path
+        """Offer to replay the unsaved journaled edits (of copies no longer open: see
+        :mod:`cellviewer.core.journalfiles`); the :class:`~cellviewer.core.journal.Recovered` history when
+        some were replayed, else None."""
+        from cellviewer.core import journalfiles
+        from cellviewer.core.journal import history, replay
 
         entries = doc.pending_journal
         if not entries:
             return None
-        p = Path(doc.image.info.path)
-        jpath = journal_path(find_sidecar(p) or sidecar_path(p))
+        name = Path(doc.image.info.path).name
         if notifications.ask("Recover unsaved corrections?",
-                             f"{len(entries)} correction(s) of {p.name} were not saved (cellviewer was closed "
-                             "unexpectedly). Recover them?", default_yes=True):
-            rec = replay(doc, entries)
-            notifications.status(f"Recovered {rec.n} unsaved correction(s)"
+                             f"Unsaved changes of {name} were found (cellviewer was closed unexpectedly): "
+                             f"{history(entries).describe()}. Recover them?", default_yes=True):
+            rec = replay(doc, entries)  # (attach_journal moves the records into this window's journal)
+            notifications.status(f"Recovered {rec.describe()}"
                                  + (" (Ctrl+Z undoes them one by one)." if rec.done else "."))
         else:
-            j = Journal(jpath)
-            kept = j.set_aside()  # not deleted: a wrong "No" can still be undone by hand
-            if kept is None:
-                j.clear()  # (never replayed later on top of newer edits)
+            kept = journalfiles.set_aside(doc.left_over) if doc.left_over is not None else []
+            doc.left_over = None  # not deleted: a wrong "No" can still be undone by hand
             rec = None
             notifications.status("Unsaved corrections not recovered; " + (
-                f"they are kept in {kept}" if kept else "they could not be kept"), 15000)
+                f"they are kept in {', '.join(map(str, kept))}" if kept else "they could not be kept"), 15000)
         doc.pending_journal = []
         return rec if rec is not None and rec.n else None
 
@@ -180,6 +194,8 @@ class Session(QObject):
         if self.doc is None:
             return
         saved = self.save_now()
+        if self.doc.journal is not None:
+            self.doc.journal.close()  # nobody's now: what a failed save left in it is offered at the next open
         if self.path is not None:
             openlock.release(self.path)
         self.doc.unsubscribe(self._on_change)
@@ -191,7 +207,7 @@ class Session(QObject):
                 self.undo_cache.put(self.path, self.stack, openlock.stamp(find_sidecar(self.path)))
             else:
                 self.stack.deleteLater()
-        self.doc, self.path, self.stack = None, None, None
+        self.doc, self.path, self.stack, self.recovered = None, None, None, None
         self.document_changed.emit(None)
 
     # -- saving ----------------------------------------------------------------------------

@@ -74,6 +74,9 @@ class JobRunner(QObject):
 
     def __init__(self, name: str = "job", parent=None):
         super().__init__(parent)
+        from cellviewer.gui import gcguard
+
+        gcguard.install()  # no garbage collection in the worker thread (it can deadlock with Qt)
         self.name = name
         self._thread: _JobThread | None = None
         self._token: CancelToken | None = None

@@ -47,3 +47,27 @@ def test_a_crashed_process_or_a_broken_file_is_no_holder_but_another_host_is(tmp
     _write_lock(img, 4242, host="another-lab-pc")  # cannot be checked from here: held
     assert openlock.holder(img).host == "another-lab-pc"
     assert openlock.acquire(img) is not None and openlock.holder(img) is None  # taken over when the user agrees
+
+
+def test_take_never_writes_over_a_lock_and_live_tells_whose_process_runs(tmp_path):
+    """The same record names the writer of a crash-recovery journal (core.journalfiles)."""
+    lock = tmp_path / "x.journal.lock"
+    assert not openlock.live(lock)
+    assert openlock.take(lock) and openlock.live(lock)  # ours: this process runs
+    assert not openlock.take(lock)  # a second claim (another window of this process) fails
+    openlock.drop(lock, stale=True)
+    assert lock.exists()  # not stale: kept
+    openlock.drop(lock)
+    assert not lock.exists()
+    for pid, host, alive in ((2 ** 22 + 12345, None, False), (os.getppid(), None, True), (4242, "another-pc", True)):
+        lock.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "user": "ann", "since": ""}))
+        assert openlock.live(lock) is alive
+        assert not openlock.take(lock)  # a stale lock is not taken over either
+        openlock.drop(lock)  # not ours: stays
+        assert lock.exists()
+        openlock.drop(lock, stale=True)
+        assert lock.exists() is alive
+    lock.write_text("{half a lo")
+    assert openlock.live(lock)  # (being written this very moment)
+    os.utime(lock, (0, 0))
+    assert not openlock.live(lock)  # garbage

@@ -100,6 +100,22 @@ def make_window(qtbot):
 
 
 @pytest.fixture
+def crash():
+    """``crash(win)``: the window "crashes" — its autosave stops and its journal is nobody's any more, as
+    when its process dies (a journal another window still writes is never offered for recovery)."""
+
+    def do(win):
+        s = win.session
+        s.timer.stop()
+        s.doc.unsubscribe(s._on_change)
+        j, s.doc.journal = s.doc.journal, None
+        if j is not None:
+            j.close()
+
+    return do
+
+
+@pytest.fixture
 def window(make_window):
     return make_window()
 

@@ -119,13 +119,14 @@ def test_rerun_over_saved_corrections_keeps_a_copy_first(segmented, smear_path, 
 
 
 # -- 3. declined crash recovery keeps the journal ------------------------------------------------------
-def test_declined_recovery_keeps_the_journal_aside(make_window, smear_path, dialogs):
+def test_declined_recovery_keeps_the_journal_aside(make_window, smear_path, dialogs, crash):
     win = make_window(auto_run=False)
     win.session.autosave_ms = 10 ** 6  # no autosave: a "crash" before it
     win.open_image(smear_path)
     win.tools.stroke([(20.0, 120.0), (60.0, 120.0)])
     jpath = win.session.doc.journal.path
     data = jpath.read_bytes()
+    crash(win)
     win2 = make_window(auto_run=False)
     dialogs.answer_yes = False
     assert win2.open_image(smear_path)
@@ -135,8 +136,6 @@ def test_declined_recovery_keeps_the_journal_aside(make_window, smear_path, dial
     assert len(kept) == 1 and kept[0].read_bytes() == data
     assert [k for k, _ in journal.read_entries(kept[0])] == ["apply"]  # still readable by hand
     assert str(kept[0]) in win2.statusBar().currentMessage()
-    win.session.timer.stop()
-    win.session.doc.unsubscribe(win.session._on_change)
 
 
 # -- 4. no autosave in the middle of a brush drag -------------------------------------------------------
@@ -242,7 +241,8 @@ def test_a_lasting_warning_is_dismissed_with_its_button(window, qtbot):
 
 
 # -- 6. border rule journaled -----------------------------------------------------------------------
-def test_the_border_rule_chosen_in_the_panel_survives_a_crash(segmented, smear_path, make_window, qtbot, dialogs):
+def test_the_border_rule_chosen_in_the_panel_survives_a_crash(segmented, smear_path, make_window, qtbot, dialogs,
+                                                               crash):
     win = segmented
     qtbot.waitUntil(lambda: find_sidecar(smear_path) is not None and not win.session.dirty, timeout=5000)
     win.session.saver.wait()
@@ -251,13 +251,12 @@ def test_the_border_rule_chosen_in_the_panel_survives_a_crash(segmented, smear_p
     box.setCurrentIndex(box.findData("inside"))
     assert win.session.doc.border_rule == "inside"
     assert [e.name for _, e in journal.read_entries(win.session.doc.journal.path)] == ["Border rule"]
+    crash(win)
     win2 = make_window(auto_run=False)
     dialogs.answer_yes = True
     assert win2.open_image(smear_path)
     assert win2.session.doc.border_rule == "inside"
     assert win2.counts_panel.border.currentData() == "inside"
-    win.session.timer.stop()
-    win.session.doc.unsubscribe(win.session._on_change)
 
 
 # -- 7. a successful edit clears stale lines --------------------------------------------------------------

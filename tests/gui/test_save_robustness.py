@@ -109,7 +109,8 @@ def test_disk_full_autosave_warns_then_one_dialog_and_loses_nothing(make_window,
     assert doc.labels["rbc"][120, 40] > 0 and win.session.dirty  # the edit is kept ...
     expected = state_hash(doc)
     reopened = sidecar.load_document(smear_path)  # ... and a crash now would recover it from the journal
-    journal.recover(reopened, reopened.pending_journal)
+    assert reopened.pending_journal == []  # (offered only once this window is gone)
+    journal.recover(reopened, journal.read_entries(doc.journal.path))
     assert state_hash(reopened) == expected
     monkeypatch.undo()  # space again
     qtbot.waitUntil(lambda: not win.session.dirty, timeout=5000)

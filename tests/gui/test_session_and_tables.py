@@ -7,20 +7,19 @@ from cellviewer.gui.shortcuts import SHORTCUTS, check_unique
 from cellviewer.gui.state import Observable, ToolState
 
 
-def test_unsaved_edits_are_recovered_after_a_crash(make_window, smear_path, dialogs, qtbot):
+def test_unsaved_edits_are_recovered_after_a_crash(make_window, smear_path, dialogs, qtbot, crash):
     win = make_window(auto_run=False)
     win.session.autosave_ms = 10 ** 6  # no autosave: simulate a crash before it
     win.open_image(smear_path)
     win.tools.stroke([(20.0, 120.0), (60.0, 120.0)])
     assert win.session.dirty
-    # "crash": a second window opens the image while the first never saved
+    crash(win)  # the first window never saved
     win2 = make_window(auto_run=False)
     assert win2.open_image(smear_path)
     assert len(dialogs.questions) == 1 and "Recover" in dialogs.questions[0][0]
+    assert "1 correction." in dialogs.questions[0][1]
     assert win2.session.doc.labels["rbc"][120, 40] > 0
     qtbot.waitUntil(lambda: not win2.session.dirty, timeout=3000)  # recovered edits are saved soon
-    win.session.timer.stop()
-    win.session.doc.unsubscribe(win.session._on_change)
 
 
 def _state(doc):
@@ -41,8 +40,11 @@ def _crashed_window(make_window, smear_path):
 
 
 def _forget(win):
+    """The window "crashes" (see the ``crash`` fixture)."""
     win.session.timer.stop()
     win.session.doc.unsubscribe(win.session._on_change)
+    j, win.session.doc.journal = win.session.doc.journal, None
+    j.close()
 
 
 def test_recovered_edits_are_undone_and_redone_one_original_edit_at_a_time(make_window, smear_path, dialogs):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellviewer.core import edits, journal, sidecar
+from cellviewer.core import edits, journal, journalfiles, openlock, sidecar
 from cellviewer.core.errors import SaveError, SidecarError
 from cellviewer.core.robustness import CRASH, OK, REFUSED, check_sidecar, document_problems, state_hash
 from tests.hostile.corpus import SIDE_H, SIDE_W, cases_of, encode, smear
@@ -105,7 +105,17 @@ def _edited(image: Path):
     return doc, h
 
 
+def _crash(image: Path) -> None:
+    """This process "crashes": the journals it writes for ``image`` are nobody's any more (a journal
+    whose writer still runs is not recovered by another copy)."""
+    for side in {sidecar.find_sidecar(image), sidecar.sidecar_path(image)} - {None}:
+        for j in journalfiles.journals(side):
+            openlock.drop(journalfiles.owner_path(j))
+
+
 def _reopen(image: Path):
+    """``image`` opened by a fresh process after this one crashed."""
+    _crash(image)
     doc = sidecar.load_document(image)
     journal.recover(doc, doc.pending_journal)
     return doc
@@ -116,6 +126,7 @@ def test_torn_journal_tail_is_cut_so_new_records_stay_reachable(tmp_path):
     doc, h = _edited(image)
     jp = doc.journal.path
     jp.write_bytes(jp.read_bytes()[:-5])  # the process died inside the last record
+    _crash(image)
     doc2 = sidecar.load_document(image)
     assert len(doc2.pending_journal) == 2
     journal.recover(doc2, doc2.pending_journal)
@@ -260,6 +271,7 @@ def test_records_already_in_the_sidecar_are_not_replayed_twice(tmp_path, monkeyp
     monkeypatch.undo()
     assert len(journal.read_entries(doc.journal.path)) == 3
     h.push(edits.add_marker(doc, "wbc", 9.0, 9.0))  # one more, after the save
+    _crash(image)
     again = sidecar.load_document(image)
     assert len(again.pending_journal) == 1
     journal.recover(again, again.pending_journal)
