@@ -44,6 +44,20 @@ def random_doc(seed: int, d: float = 16.0, size=(96, 96), reviewed=True) -> Docu
     return disc_doc(discs, size, f"synth_{seed}.png", reviewed, seed)
 
 
+def saved_doc(path, src: Document, reviewed: bool | None = None) -> Document:
+    """``src``'s image written to ``path`` and its labels and markers saved in the image's sidecar
+    (``reviewed``: set the document's flag; None: leave it as loading gives it)."""
+    from cellviewer.core.sidecar import load_document, save_sidecar
+
+    cv2.imwrite(str(path), src.image.pixels[..., ::-1])
+    doc = load_document(path)
+    doc.labels, doc.markers = src.labels, src.markers
+    if reviewed is not None:
+        doc.reviewed = reviewed
+    save_sidecar(doc)
+    return doc
+
+
 def save_tiny_base(name: str = "tiny-cells") -> None:
     """An untrained tiny DO-U-Net (rbc/wbc/platelet + edge, 16 px per red cell) in the user's
     model folder, with a training config in its card like the shipped model."""

@@ -2,24 +2,15 @@
 
 import json
 
-import cv2
-
 from cellviewer import cli
-from tests.synthdocs import random_doc
+from tests.synthdocs import random_doc, saved_doc
 
 
 def _images(tmp_path, reviewed):
-    from cellviewer.core.sidecar import load_document, save_sidecar
-
     folder = tmp_path / "imgs"
     folder.mkdir()
     for k, rev in enumerate(reviewed):
-        src = random_doc(k)
-        p = folder / f"img{k}.png"
-        cv2.imwrite(str(p), src.image.pixels[..., ::-1])
-        doc = load_document(p)
-        doc.labels, doc.markers, doc.reviewed = src.labels, src.markers, rev
-        save_sidecar(doc)
+        saved_doc(folder / f"img{k}.png", random_doc(k), reviewed=rev)
     return folder
 
 

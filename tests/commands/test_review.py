@@ -2,23 +2,15 @@
 
 import csv
 
-import cv2
-
 from cellviewer import cli
-from tests.synthdocs import random_doc
+from tests.synthdocs import random_doc, saved_doc
 
 
 def test_review_lists_doubtful_cells_and_writes_csv(tmp_path, capsys):
-    from cellviewer.core.sidecar import load_document, save_sidecar
-
     src = random_doc(4)
     p = tmp_path / "img.png"
-    cv2.imwrite(str(p), src.image.pixels[..., ::-1])
-    doc = load_document(p)
-    doc.labels, doc.markers = src.labels, src.markers
-    first = next(iter(doc.markers.values()))
-    first.reviewed = True
-    save_sidecar(doc)
+    next(iter(src.markers.values())).reviewed = True
+    saved_doc(p, src)
     assert cli.main(["review", str(p), "--top", "3", "--csv", str(tmp_path / "q.csv")]) == 0
     out = capsys.readouterr().out
     n = len({(m.cls, m.cell) for m in src.markers.values()})

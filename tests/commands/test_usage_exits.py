@@ -4,11 +4,10 @@
 
 import csv
 
-import cv2
 import pytest
 
 from cellviewer import cli
-from tests.synthdocs import random_doc
+from tests.synthdocs import random_doc, saved_doc
 
 
 def _export(tmp_path, n):
@@ -56,14 +55,8 @@ def test_a_file_where_the_folder_should_be_is_named_as_a_file(tmp_path, capsys):
 
 
 def test_review_csv_quotes_names_a_spreadsheet_would_run(tmp_path, capsys):
-    from cellviewer.core.sidecar import load_document, save_sidecar
-
-    src = random_doc(4)
     p = tmp_path / "=1+1.png"
-    cv2.imwrite(str(p), src.image.pixels[..., ::-1])
-    doc = load_document(p)
-    doc.labels, doc.markers = src.labels, src.markers
-    save_sidecar(doc)
+    saved_doc(p, random_doc(4))
     assert cli.main(["review", str(p), "--csv", str(tmp_path / "q.csv")]) == 0
     with open(tmp_path / "q.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -99,15 +92,8 @@ def test_a_sub_folder_given_by_name_is_not_passed_over(tmp_path):
 def test_an_export_in_two_steps_notes_the_empty_split(tmp_path, capsys):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
-    from cellviewer.core.sidecar import load_document, save_sidecar
-
     for k in range(2):
-        src = random_doc(k)
-        p = imgs / f"img{k}.png"
-        cv2.imwrite(str(p), src.image.pixels[..., ::-1])
-        doc = load_document(p)
-        doc.labels, doc.markers, doc.reviewed = src.labels, src.markers, True
-        save_sidecar(doc)
+        saved_doc(imgs / f"img{k}.png", random_doc(k), reviewed=True)
     assert cli.main(["export", str(imgs), "--out", str(tmp_path / "o"), "-q"]) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("cellviewer: note:")]
     assert any("no test image" in n and "gate" in n for n in notes)
