@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError
 from cellviewer.core.stemmatch import FolderIndex
 from cellviewer.core.weaklabels import (CLASS_INDEX, IGNORE, _DRAW_ORDER,  # noqa: F401 - part of this API
@@ -129,7 +130,7 @@ def _rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise CellviewerError(f"Missing annotation file '{path}'.", hint="point --data at shared/data")
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return list(unquote_rows(csv.DictReader(f)))
 
 
 def _boxes_by_image(path: Path) -> dict[str, dict[str, list]]:

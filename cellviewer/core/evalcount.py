@@ -30,6 +30,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.errors import CellviewerError, ImageReadError, script_main
 from cellviewer.core.jobs import run_job
 
@@ -50,10 +51,10 @@ def load_dataset(data_root: str | Path, dataset: str = "bccd") -> list[dict]:
     if not (folder / "images.csv").is_file():
         raise CellviewerError(f"No dataset at '{folder}'.", hint="point --data at the shared/data folder")
     with open(folder / "images.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if dataset != "bccd" or r.get("has_txl") == "1"]
+        rows = [r for r in unquote_rows(csv.DictReader(f)) if dataset != "bccd" or r.get("has_txl") == "1"]
     boxes: dict[str, dict[str, list]] = defaultdict(lambda: {c: [] for c in CLASSES})
     with open(folder / ann_name, newline="") as f:
-        for r in csv.DictReader(f):
+        for r in unquote_rows(csv.DictReader(f)):
             cls = _CSV_CLASS.get(r["cls"])
             if cls is not None:
                 boxes[r["image"]][cls].append([int(r["xmin"]), int(r["ymin"]), int(r["xmax"]), int(r["ymax"])])

@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.errors import CellviewerError, OptionError
 from cellviewer.core.export_unit import Collected, unit_files
 
@@ -71,7 +72,7 @@ def _read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return list(unquote_rows(csv.DictReader(f)))
 
 
 def read_prior(out, formats, tile: int | None) -> Prior | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.document import CELL_CLASSES
 from cellviewer.core.errors import OptionError
 
@@ -49,11 +50,11 @@ def load_exported(root, split: str | None = None):
                           hint="give the export folder as --data DIR with --datasets export; make one with "
                                "'cellviewer export IMAGES --out DIR --format shared'")
     with open(root / "images.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        rows = list(unquote_rows(csv.DictReader(f)))
     by_img: dict[str, dict[str, list]] = {}
     with open(root / "annotations.csv", newline="", encoding="utf-8") as f:
         inv = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
-        for r in csv.DictReader(f):
+        for r in unquote_rows(csv.DictReader(f)):
             by_img.setdefault(r["image"], {c: [] for c in CLASS_INDEX})[inv[r["cls"]]].append(
                 [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
     from cellviewer.core.stemmatch import FolderIndex

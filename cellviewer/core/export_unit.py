@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from cellviewer.core.csvtext import quote_row
 from cellviewer.core.atomic import atomic_write_bytes
 from cellviewer.core.document import CELL_CLASSES, Document
 from cellviewer.core.errors import SaveError
@@ -230,7 +231,7 @@ def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     buf = io.StringIO(newline="")
     wr = csv.DictWriter(buf, columns, extrasaction="ignore", restval="")
     wr.writeheader()
-    wr.writerows(rows)
+    wr.writerows(quote_row(r) for r in rows)  # '=x.png' stays text in a spreadsheet
     try:
         atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
     except OSError as e:

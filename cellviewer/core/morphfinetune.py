@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core import morphology as MO
 from cellviewer.core.errors import CellviewerError, ModelLoadError, SaveError
 from cellviewer.core.jobs import CancelToken, Job, Progress
@@ -67,9 +68,9 @@ def export_cells(data_dir, split: str | None, card: dict, *, margin: float = 1.0
     root = Path(data_dir)
     try:
         with open(root / "images.csv", newline="", encoding="utf-8") as f:
-            images = {r["image"]: r for r in csv.DictReader(f)}
+            images = {r["image"]: r for r in unquote_rows(csv.DictReader(f))}
         with open(root / "markers.csv", newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+            rows = list(unquote_rows(csv.DictReader(f)))
     except (OSError, KeyError) as e:
         raise CellviewerError(f"'{root}' is not a cellviewer export with markers ({e}).",
                               hint="export reviewed images with 'cellviewer export IMAGES --out DIR'") from e
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         data = args.data[0] if len(args.data) == 1 and (Path(args.data[0]) / "images.csv").is_file() else args.data
         if isinstance(data, str):  # an export: it needs held-out images for the gate (checked before training)
             with open(Path(data) / "images.csv", newline="", encoding="utf-8") as f:
-                if not any(r.get("split") == "test" for r in csv.DictReader(f)):
+                if not any(r.get("split") == "test" for r in unquote_rows(csv.DictReader(f))):
                     raise CellviewerError(f"The export '{data}' has no held-out (test) images for the gate.",
                                           hint="export it again with a test part (cellviewer export --holdout 0.2)")
         say = lambda p: print(p.message, file=sys.stderr, flush=True)  # noqa: E731

@@ -15,6 +15,7 @@ import os
 import uuid
 from pathlib import Path
 
+from cellviewer.core.csvtext import quote_cell
 from cellviewer.core.errors import SaveError
 
 CELL_COLUMNS = ("image", "cell_id", "cls", "x", "y", "area_px", "xmin", "ymin", "xmax", "ymax", "score",
@@ -27,20 +28,12 @@ def _tmp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def spreadsheet_safe(value):
-    """``value`` as a CSV cell that a spreadsheet shows as text: a string that starts like a formula
-    (``=``, ``+``, ``-``, ``@``, tab, CR; e.g. an image named ``=HYPERLINK(...).png``) gets a leading
-    ``'`` — unless it is a plain number such as ``-3.5``. Numbers and other values pass unchanged."""
-    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
-        return value
-    try:
-        float(value)
-        return value
-    except ValueError:
-        return "'" + value
+    """``value`` as a CSV cell that a spreadsheet shows as text (:func:`cellviewer.core.csvtext.quote_cell`):
+    a string that starts like a formula (``=``, ``+``, ``-``, ``@``, tab, CR; e.g. an image named
+    ``=HYPERLINK(...).png``) or with ``'`` gets a leading ``'`` — unless it is a plain number such as
+    ``-3.5``. Numbers and other values pass unchanged."""
+    return quote_cell(value)
 
 
 class CsvStream:
