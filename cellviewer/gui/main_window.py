@@ -10,12 +10,13 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from cellviewer import __version__
 from cellviewer.core.countframe import rule_or_default
-from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
+from cellviewer.core.document import CELL_CLASSES
 from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.gui import notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
-from cellviewer.gui.statusbits import CautionLabel, JobProgressBar, LastingWarning, keep_status_line
+from cellviewer.gui.statusbits import (CautionLabel, JobProgressBar, LastingWarning, counts_text, cursor_text,
+                                      keep_status_line, size_text)
 from cellviewer.gui.docks import add_dock, first_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
@@ -228,15 +229,9 @@ class MainWindow(QMainWindow):
 
     def _show_size(self, doc) -> None:
         """Image size, and the red-cell size the last segmentation used (so a wrong estimate is seen)."""
-        if doc is None:
-            self.size_label.setText("")
-            return
-        params = doc.provenance.params or {}
-        d, how = params.get("diameter_px"), str(params.get("diameter_source", ""))
-        cell = f" · red cell {float(d):.0f} px ({how.split('-')[0].split('+')[0] or 'given'})" if d else ""
-        self.size_label.setText(f"{doc.shape[1]} × {doc.shape[0]} px{cell}")
-        self.size_label.setToolTip("The red-cell diameter the segmentation worked with; if it is wrong, "
-                                   "set 'Cell diameter' in the Segmentation panel and run again" if d else "")
+        text, tip = size_text(doc)
+        self.size_label.setText(text)
+        self.size_label.setToolTip(tip)
 
     def undo(self) -> None:
         self.tools.finish_active()  # a stroke in progress becomes its own step first
@@ -335,18 +330,11 @@ class MainWindow(QMainWindow):
         doc = self.session.doc
         if doc is None or getattr(self, "_hover", None) is None:
             return
-        x, y = self._hover
-        ix, iy = int(x), int(y)
-        if not (0 <= ix < doc.shape[1] and 0 <= iy < doc.shape[0]):
-            self.cursor_label.setText("")
-            return
-        cell = doc.cell_at(ix, iy)
-        what = f" — {DISPLAY_NAMES[cell[0]]} #{cell[1]}" if cell else ""
-        self.cursor_label.setText(f"x {ix}, y {iy}{what}")
+        self.cursor_label.setText(cursor_text(doc, *self._hover))
 
     def _on_counts(self, counts) -> None:
         self._show_cursor()
-        self.counts_label.setText("  ".join(f"{DISPLAY_NAMES[c]} {counts.get(c, 0)}" for c in CELL_CLASSES))
+        self.counts_label.setText(counts_text(counts))
 
     # -- drag and drop -------------------------------------------------------------------------
     def dragEnterEvent(self, ev) -> None:

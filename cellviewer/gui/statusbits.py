@@ -23,6 +23,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QToolButton, QWidget
 
+from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES
 from cellviewer.gui import notifications
 
 
@@ -53,6 +54,34 @@ def cautions(doc) -> list[str]:
     if doc is None:
         return []
     return [n[len(CAUTION):] for n in doc.image.info.notes if n.startswith(CAUTION)]
+
+
+def size_text(doc) -> tuple[str, str]:
+    """The status bar's image size and the red-cell size the last segmentation used, and its tooltip."""
+    if doc is None:
+        return "", ""
+    params = doc.provenance.params or {}
+    d, how = params.get("diameter_px"), str(params.get("diameter_source", ""))
+    if not d:
+        return f"{doc.shape[1]} × {doc.shape[0]} px", ""
+    cell = f" · red cell {float(d):.0f} px ({how.split('-')[0].split('+')[0] or 'given'})"
+    return (f"{doc.shape[1]} × {doc.shape[0]} px{cell}",
+            "The red-cell diameter the segmentation worked with; if it is wrong, "
+            "set 'Cell diameter' in the Segmentation panel and run again")
+
+
+def cursor_text(doc, x: float, y: float) -> str:
+    """Position and cell under the mouse: ``x 12, y 40 — Red cell #3`` ("" outside the image)."""
+    ix, iy = int(x), int(y)
+    if not (0 <= ix < doc.shape[1] and 0 <= iy < doc.shape[0]):
+        return ""
+    cell = doc.cell_at(ix, iy)
+    what = f" — {DISPLAY_NAMES[cell[0]]} #{cell[1]}" if cell else ""
+    return f"x {ix}, y {iy}{what}"
+
+
+def counts_text(counts: dict) -> str:
+    return "  ".join(f"{DISPLAY_NAMES[c]} {counts.get(c, 0)}" for c in CELL_CLASSES)
 
 
 def headline(text: str) -> str:
