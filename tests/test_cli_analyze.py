@@ -77,6 +77,24 @@ def test_run_json_records_the_tta_used(fakes, tmp_path, monkeypatch):  # noqa: F
     assert json.loads((out / "run.json").read_text())["options"]["tta"] == "d4"
 
 
+def test_a_jobs_note_is_said_when_the_image_starts(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    from cellviewer.core.jobs import Progress
+
+    inner = _FakeSegmenter.segment
+
+    def noting(self, image, cancel=None):
+        yield Progress(0.05, "enlarged", note="red cells of 4.0 px are enlarged 8.0×")
+        return (yield from inner(self, image, cancel))
+
+    monkeypatch.setattr(_FakeSegmenter, "segment", noting)
+    inputs = _write_inputs(tmp_path / "in")
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    notes = [ln for ln in err if ln.startswith("cellviewer: note:")]
+    assert notes == [f"cellviewer: note: {inputs / 'one.png'}: red cells of 4.0 px are enlarged 8.0×"]
+    assert err.index(notes[0]) < next(i for i, ln in enumerate(err) if ln.startswith("[1/1]"))  # before its result
+
+
 def test_what_a_folder_walk_passes_over_is_one_note(fakes, tmp_path, capsys):  # noqa: F811
     folder = tmp_path / "in"
     folder.mkdir()

@@ -39,7 +39,9 @@ class _Reporter:
 
             self.bar = tqdm(total=total, file=sys.stderr, unit="img", dynamic_ncols=True)
 
-    def progress(self, p) -> None:
+    def progress(self, p, path=None) -> None:
+        if p.note:  # e.g. a tiny red-cell size: said when the work starts, not after minutes
+            self.note(f"{path}: {p.note}" if path is not None else p.note)
         if self.bar is not None and p.message:
             self.bar.set_postfix_str(p.message[:40], refresh=False)
 
@@ -132,7 +134,8 @@ def cmd_analyze(args) -> int:
             try:  # reading and segmenting may fail for one image: list it, go on
                 img = io.read_image(path)
                 doc = Document(img)
-                doc.set_result(run_job(seg.segment(img.pixels, cancel), reporter.progress))
+                on_progress = lambda p, path=path: reporter.progress(p, path)  # noqa: E731
+                doc.set_result(run_job(seg.segment(img.pixels, cancel), on_progress))
                 doc.border_rule = args.border_cells
                 doc.um_per_px = args.um_per_px
                 for note in doc.provenance.params.get("fallback", ()):  # out of memory: smaller tiles / CPU

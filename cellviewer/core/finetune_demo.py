@@ -128,7 +128,7 @@ def _run(job, lo: float, hi: float, label: str):
         except StopIteration as stop:
             return stop.value
         top = max(top, min(1.0, p.fraction))
-        yield Progress(lo + (hi - lo) * top, f"{label}: {p.message}")
+        yield Progress(lo + (hi - lo) * top, f"{label}: {p.message}", note=p.note)
 
 
 def run_demo(out, *, minutes: float = 10.0, shuffled_minutes: float | None = None, images: int = 80,

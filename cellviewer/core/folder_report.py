@@ -84,7 +84,7 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
                     except StopIteration as stop:
                         result = stop.value
                         break
-                    yield Progress((i + 0.9 * p.fraction) / n, f"{path.name}: {p.message}")
+                    yield Progress((i + 0.9 * p.fraction) / n, f"{path.name}: {p.message}", note=p.note)
                 doc.set_result(result)
                 doc.border_rule = border_rule
                 doc.load_warnings.append(f"segmented for this report by {result.model_name} (not reviewed)")

@@ -151,7 +151,7 @@ def regression_gate(old, new, items, *, reference_items=None, min_gain: float = 
                 except StopIteration as stop:
                     details[(set_name, which)] = stop.value
                     break
-                yield Progress((done + p.fraction * len(samples)) / total, p.message)
+                yield Progress((done + p.fraction * len(samples)) / total, p.message, note=p.note)
             done += len(samples)
     rows, verdict = [], {}
     for set_name, _ in sets:

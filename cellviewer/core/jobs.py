@@ -22,6 +22,7 @@ T = TypeVar("T")
 class Progress:
     fraction: float  # 0..1
     message: str = ""
+    note: str = ""  # said once, now: something the user should know while the job runs (CLI note, GUI warning)
 
 
 class CancelToken:

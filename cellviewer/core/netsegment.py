@@ -72,6 +72,8 @@ from cellviewer.core.upsample import NEAREST, class_margin, resize_labels
 
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1
+#: an image whose red cells are enlarged this much or more for the net gets a note (slow, approximate outlines)
+ENLARGE_NOTE_AT = 2.5
 #: images up to this many pixels at the working scale are predicted as one tile
 SINGLE_TILE_MAX_PX = 4_000_000
 _CACHE: dict[tuple[str, str], tuple[object, dict]] = {}
@@ -95,6 +97,16 @@ def _load(stem: str, device: str):
                 net = net.to(memory_format=torch.channels_last)
             _CACHE[key] = net, card
         return _CACHE[key]
+
+
+def enlarge_note(d: float, s: float, size: tuple[int, int], working_scale: float, views: int) -> str:
+    """What the user should know when red cells of ``d`` px are enlarged ``s`` times for the net."""
+    text = (f"red cells of {d:.1f} px are enlarged {s:.1f}× to the model's working scale ({working_scale:g} px; "
+            f"{size[0]}×{size[1]} px): outlines of cells this small are approximate, and it takes about "
+            f"{s * s:.0f}× as long as at the working scale")
+    if views > 1:
+        text += f"; without test-time augmentation (--tta none / Test-time augm. 'none') it is {views}× faster"
+    return text
 
 
 class NetSegmenter:
@@ -219,11 +231,14 @@ class NetSegmenter:
             d, source = estimate_rbc_diameter(img)
         timings["scale"] = time.perf_counter() - t0
         h, w = img.shape[:2]
-        passes = 0
+        passes, notes = 0, []
         while True:
             passes += 1
             s = self.working_scale / d
             sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+            if s >= ENLARGE_NOTE_AT and not notes:
+                notes.append(enlarge_note(d, s, (sw, sh), self.working_scale, len(tta_transforms(self.tta))))
+                yield Progress(0.05, f"enlarged {s:.1f}×", note=notes[0])
             t = time.perf_counter()
             small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
             timings["resize"] = timings.get("resize", 0.0) + time.perf_counter() - t
@@ -284,6 +299,7 @@ class NetSegmenter:
                   "method": self.method, "tta": self.tta, "tile": self.tile, "overlap": self.overlap, "passes": passes,
                   **({"solver": dict(self.net.solver, **self.solver)} if self.solver else {}),
                   **({"fallback": list(oom.notices)} if oom.notices else {}),
+                  **({"notes": notes} if notes else {}),
                   **({"morphology": morph[0]} if morph else {}),
                   **({"um_per_px": self.um_per_px} if self.um_per_px else {}),
                   **({"calibration_warning": warn} if (warn := self._calibration_warning(out_labels)) else {})}

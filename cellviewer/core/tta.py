@@ -70,7 +70,7 @@ def averaged(run_one: Callable[[np.ndarray], Job[dict]], image: np.ndarray, mode
                 out = stop.value
                 break
             msg = p.message if len(ts) == 1 else f"{p.message} · view {i + 1}/{len(ts)}"
-            yield Progress((i + p.fraction) / len(ts), msg)
+            yield Progress((i + p.fraction) / len(ts), msg, note=p.note)
         for k, v in out.items():
             v = inverse(np.asarray(v, np.float32), t)
             if k in total:

@@ -129,7 +129,7 @@ def _relay(job: Job, lo: float, hi: float, label: str):
             p = next(job)
         except StopIteration as stop:
             return stop.value
-        yield Progress(lo + (hi - lo) * float(p.fraction), f"{label}: {p.message}")
+        yield Progress(lo + (hi - lo) * float(p.fraction), f"{label}: {p.message}", note=p.note)
 
 
 class WbcPartsSegmenter:

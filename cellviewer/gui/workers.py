@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 class _JobThread(QThread):
     progressed = Signal(float, str)
+    noted = Signal(str)
     done = Signal(object)
     error = Signal(object)
     stopped = Signal()
@@ -50,6 +51,8 @@ class _JobThread(QThread):
                 except StopIteration as stop:
                     result = stop.value
                     break
+                if getattr(p, "note", ""):
+                    self.noted.emit(str(p.note))
                 self.progressed.emit(float(p.fraction), str(p.message))
             self._token.check()
             self.done.emit(result)
@@ -98,6 +101,7 @@ class JobRunner(QObject):
         self._token = CancelToken()
         t = _JobThread(make_job, self._token)
         t.progressed.connect(self.progress)
+        t.noted.connect(self._on_note)
         t.done.connect(self._on_done)
         t.error.connect(self._on_error)
         t.stopped.connect(self._on_stopped)
@@ -105,6 +109,10 @@ class JobRunner(QObject):
         t.start()
         self.running_changed.emit(True)
         return True
+
+    def _on_note(self, text: str) -> None:
+        """A job's note (``Progress.note``, e.g. a tiny red-cell size makes the run slow): a warning now."""
+        notifications.warn(f"{self.name.capitalize()}: {text}", 30000)
 
     @property
     def cancelling(self) -> bool:
@@ -150,7 +158,7 @@ class JobRunner(QObject):
             return
         if self._token is not None:
             self._token.cancel()
-        for sig in (t.progressed, t.done, t.error, t.stopped):
+        for sig in (t.progressed, t.noted, t.done, t.error, t.stopped):
             try:
                 sig.disconnect()
             except (RuntimeError, TypeError):

@@ -165,3 +165,19 @@ def test_a_checkpoint_is_usable_by_its_path(tiny_checkpoint):
     morph.with_suffix(".safetensors").write_bytes(tiny_checkpoint.with_suffix(".safetensors").read_bytes())
     with pytest.raises(ModelLoadError, match="not a segmentation model"):
         create_segmenter(str(morph))
+
+
+def test_tiny_red_cells_get_a_note_when_the_work_starts(tiny_checkpoint):
+    img = synthetic_items(1, 24, seed=0, size=40)[0]["image"]
+    seg = NS.NetSegmenter(tiny_checkpoint, device="cpu", diameter_px=4, tta="d4")  # working scale 16: 4× enlarged
+    job, seen = seg.segment(img), []
+    res = run_job(job, seen.append)
+    noted = [(i, p.note) for i, p in enumerate(seen) if p.note]
+    assert len(noted) == 1 and noted[0][0] < 3  # once, before the net runs
+    note = noted[0][1]
+    assert "enlarged 4.0×" in note and "160×160 px" in note and "16× as long" in note and "8× faster" in note
+    assert res.params["notes"] == [note]
+    seen.clear()
+    plain = run_job(NS.NetSegmenter(tiny_checkpoint, device="cpu", diameter_px=8).segment(img), seen.append)
+    assert not any(p.note for p in seen) and "notes" not in plain.params  # 2× enlarged: no note
+    assert "faster" not in NS.enlarge_note(4, 4.0, (160, 160), 16, 1)  # nothing to say about views without TTA

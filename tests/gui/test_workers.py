@@ -105,3 +105,20 @@ def test_the_next_image_is_segmented_even_while_the_last_run_is_still_stopping(w
     qtbot.waitUntil(lambda: window.session.doc.counts().get("rbc", 0) > 0, timeout=15000)
     assert window.session.path == other
     qtbot.waitUntil(lambda: not window.segmentation.runner.is_running, timeout=15000)
+
+
+def test_a_jobs_note_becomes_a_warning_once(qtbot, monkeypatch):
+    from cellviewer.gui import notifications
+
+    warned = []
+    monkeypatch.setattr(notifications, "warn", lambda msg, *a, **k: warned.append(msg))
+
+    def make(token):
+        yield Progress(0.0, "start", note="red cells of 4.0 px are enlarged 8.0×")
+        yield Progress(0.5, "half")
+        return "ok"
+
+    r = JobRunner("segmentation")
+    with qtbot.waitSignal(r.finished, timeout=5000):
+        assert r.start(make)
+    assert warned == ["Segmentation: red cells of 4.0 px are enlarged 8.0×"]
