@@ -281,11 +281,11 @@ def set_aside(path) -> Path | None:
     exists); where it went (None: no journal, or the rename failed)."""
     path = Path(path)
     base, n = f"{path.name}{DECLINED}{time.strftime('%Y%m%d-%H%M%S')}", 1
-    dst = path.with_name(base)
-    while dst.exists():
-        n += 1
-        dst = path.with_name(f"{base}-{n}")
-    try:
+    try:  # (a name too long for the file system fails here, not in the caller: None)
+        dst = path.with_name(base)
+        while dst.exists():
+            n += 1
+            dst = path.with_name(f"{base}-{n}")
         os.rename(path, dst)  # (a file of that name made since the check: the rename replaces it)
     except OSError:
         return None

@@ -62,40 +62,61 @@ def user_store() -> Path:
 
 
 _NAME_MAX = 255  # bytes in a file name (ext4, XFS, btrfs, APFS, NTFS ...)
-_NAME_EXTRA = len(SUFFIX) + len(".journal") + len(".tmp")  # what the sidecar, journal and temp names add
+#: bytes the longest name made from a sidecar's adds to it: ``.journal-<8 hex>.declined-<YYYYmmdd-HHMMSS>-<n>``
+#: (a second open copy's journal, set aside), its lock's temporary file ``.<…>.journal-<id>.lock.<pid>.tmp``
+_NAME_EXTRA = len(SUFFIX) + 53
+#: what versions before 0.9 of this reserve counted (sidecar + journal + temp suffixes): a sidecar they placed
+#: by it is still found where it is (:func:`_candidates`)
+_LEGACY_EXTRA = len(SUFFIX) + len(".journal") + len(".tmp")
 
 
-def _name_fits(name: str) -> bool:
-    """``name`` + the sidecar/journal/temp suffixes is still a legal file name."""
-    return len(os.fsencode(name)) + _NAME_EXTRA <= _NAME_MAX
+def _name_fits(name: str, extra: int = _NAME_EXTRA) -> bool:
+    """``name`` + the suffixes of the sidecar and every file named after it is still a legal file name."""
+    return len(os.fsencode(name)) + extra <= _NAME_MAX
 
 
-def _user_path(image_path: Path) -> Path:
+def _user_path(image_path: Path, extra: int = _NAME_EXTRA) -> Path:
     key = hashlib.sha1(str(image_path.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     name = image_path.name
-    while name and not _name_fits(f"{key}_{name}"):  # a very long image name: the key keeps it unique
+    while name and not _name_fits(f"{key}_{name}", extra):  # a very long image name: the key keeps it unique
         name = name[:-1]
     return user_store() / f"{key}_{name}{SUFFIX}"
 
 
-def _beside(p: Path) -> Path | None:
+def _beside(p: Path, extra: int = _NAME_EXTRA) -> Path | None:
     """``<image>.cellviewer`` next to the image, or None when that name would be too long."""
-    return p.with_name(p.name + SUFFIX) if _name_fits(p.name) else None
+    return p.with_name(p.name + SUFFIX) if _name_fits(p.name, extra) else None
+
+
+def _candidates(p: Path) -> list[Path]:
+    """Where a sidecar of ``p`` may be: beside it and in the user store, as placed now and (for image names
+    of 200–230 bytes, placed differently) by earlier versions."""
+    out = []
+    for extra in (_NAME_EXTRA, _LEGACY_EXTRA):
+        for c in (_beside(p, extra), _user_path(p, extra)):
+            if c is not None and c not in out:
+                out.append(c)
+    return out
 
 
 def sidecar_path(image_path) -> Path:
-    """Where the sidecar of ``image_path`` is (or will be) saved."""
+    """Where the sidecar of ``image_path`` is (or will be) saved: beside the image when one is there or the
+    folder is writable (and the name short enough for the journal files named after it), else in the user
+    store. A sidecar an earlier version placed by its shorter reserve stays where it is."""
     p = Path(image_path)
+    for beside in (_beside(p), _beside(p, _LEGACY_EXTRA)):
+        if beside is not None and beside.exists():
+            return beside
     beside = _beside(p)
-    if beside is not None and (beside.exists() or os.access(p.parent, os.W_OK)):
+    if beside is not None and os.access(p.parent, os.W_OK):
         return beside
-    return _user_path(p)
+    user, legacy = _user_path(p), _user_path(p, _LEGACY_EXTRA)
+    return legacy if legacy.exists() and not user.exists() else user
 
 
 def find_sidecar(image_path) -> Path | None:
     """The newest existing sidecar of ``image_path`` (beside it or in the user store)."""
-    p = Path(image_path)
-    found = [c for c in (_beside(p), _user_path(p)) if c is not None and c.is_file()]
+    found = [c for c in _candidates(Path(image_path)) if c.is_file()]
     return max(found, key=lambda c: c.stat().st_mtime) if found else None
 
 

@@ -223,3 +223,29 @@ def test_the_history_counts_distinct_edits_not_records():
     assert rec.n == len(log) == 18 and rec.edits == 4 and len(rec.undone) == 1
     assert rec.describe() == "4 corrections (1 of them undone) and a change of the border-cell rule"
     assert journal.history(log[:1]).describe() == "1 correction"
+
+
+def test_an_image_with_a_long_name_still_gets_one_journal_per_copy(tmp_path):
+    name = "s" * 216 + ".png"  # 220 bytes: a sidecar beside it fits, a second copy's set-aside journal would not
+    doc = synthetic_document(120, 180, tmp_path / name, seed=1)
+    sidecar.save_sidecar(doc)
+    side = sidecar.find_sidecar(tmp_path / name)
+    assert sidecar.user_store() in side.parents  # placed where every file named after it fits
+    one, h1 = _open(tmp_path / name)
+    two, h2 = _open(tmp_path / name)
+    assert one.journal.owner is not None and two.journal.owner is not None  # both claimed, with locks
+    assert two.journal.path != one.journal.path
+    h2.push(edits.add_marker(two, "platelet", 31.0, 32.0))
+    two.journal.close()  # the second copy is gone without saving
+    left = journalfiles.left_over(side)
+    aside = journalfiles.set_aside(left)
+    assert aside and all(p.exists() and len(os.fsencode(p.name)) <= 255 for p in aside)  # kept, not lost
+
+
+def test_a_sidecar_an_earlier_version_put_beside_a_long_named_image_is_still_used(tmp_path):
+    name = "s" * 216 + ".png"
+    doc = synthetic_document(120, 180, tmp_path / name, seed=1)
+    legacy = tmp_path / (name + sidecar.SUFFIX)  # where versions with the shorter reserve saved it
+    sidecar.write_snapshot(sidecar.snapshot(doc), legacy)
+    assert sidecar.find_sidecar(tmp_path / name) == legacy and sidecar.sidecar_path(tmp_path / name) == legacy
+    assert sidecar.load_document(tmp_path / name).counts() == doc.counts()
