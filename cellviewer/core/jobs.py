@@ -10,7 +10,7 @@ The GUI runs such generators in a worker thread; the CLI drives them with
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Generator, TypeVar
 
 from cellviewer.core.errors import Cancelled
@@ -22,7 +22,9 @@ T = TypeVar("T")
 class Progress:
     fraction: float  # 0..1
     message: str = ""
-    note: str = ""  # said once, now: something the user should know while the job runs (CLI note, GUI warning)
+    #: said once, now: something the user should know while the job runs (CLI note, GUI warning); keyword-only,
+    #: so subclasses' positional fields (TrainProgress) stay where they were
+    note: str = field(default="", kw_only=True)
 
 
 class CancelToken:
