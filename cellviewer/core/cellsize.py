@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from cellviewer.core.datasets import stained_foreground
+from cellviewer.core.weaklabels import blank_margin, stained_foreground
 
 #: blob size estimate × this ≈ the median RBC box size (measured on the train split)
 ESTIMATE_TO_BOX = 1.19
@@ -31,7 +31,8 @@ def _blob_peaks(small: np.ndarray) -> np.ndarray:
     """Distance-transform peak heights (px of ``small``) of the stained blobs of one copy."""
     from skimage.feature import peak_local_max
 
-    fg = stained_foreground(small)
+    blank = blank_margin(small)  # a white frame or a dark field stop is not a huge cell
+    fg = stained_foreground(small, None if blank is None else ~blank)
     if fg is None:
         return np.zeros(0)
     fg = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)

@@ -77,22 +77,28 @@ def resize_classmap(classmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return classes[frac.argmax(0)].astype(classmap.dtype)
 
 
-def stained_foreground(image: np.ndarray) -> np.ndarray | None:
+def stained_foreground(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray | None:
     """Stained pixels (cells of any class) of an RGB image, pale cell centres filled; None if flat.
 
     ``255 − green`` (every stain absorbs green), lightly blurred, above its Otsu threshold
     computed on values capped at the 85th percentile (so dark nuclei do not pull it up)
-    and at least 12 grey levels above the background.
+    and at least 12 grey levels above the background. ``valid``: the pixels of the smear (e.g. without
+    :func:`blank_margin`); the statistics are taken on them only and the rest is never foreground.
     """
     from skimage.filters import threshold_otsu
 
     dark = 255.0 - cv2.GaussianBlur(np.ascontiguousarray(image[..., 1]).astype(np.float32), (0, 0), 1.0)
-    cap = float(np.percentile(dark, 85))
+    vals = dark if valid is None else dark[valid]
+    if vals.size < 16:
+        return None
+    cap = float(np.percentile(vals, 85))
     try:
-        thr = float(threshold_otsu(np.minimum(dark, cap)))
+        thr = float(threshold_otsu(np.minimum(vals, cap)))
     except ValueError:
         return None
-    fg = dark > max(thr, float(np.percentile(dark, 5)) + 12.0)
+    fg = dark > max(thr, float(np.percentile(vals, 5)) + 12.0)
+    if valid is not None:
+        fg &= valid
     holes = ndi.binary_fill_holes(fg) & ~fg
     lab, n = ndi.label(holes)
     if n:
@@ -100,6 +106,34 @@ def stained_foreground(image: np.ndarray) -> np.ndarray | None:
         small[0] = False
         fg |= small[lab]
     return fg
+
+
+#: a pixel is blank when all its channels are at least this (white, a transparent area on white) ...
+BLANK_WHITE = 247
+#: ... or at most this (black: outside the microscope's field stop, padding)
+BLANK_BLACK = 8
+#: blank areas smaller than this fraction of the image are left alone (a glare spot, a black nucleus pixel)
+BLANK_MIN_FRAC = 0.01
+
+
+def blank_margin(image: np.ndarray) -> np.ndarray | None:
+    """Pixels outside the smear: pure white or pure black areas connected to the image border and covering at
+    least :data:`BLANK_MIN_FRAC` of it (a frame, the dark ring outside a round field of view, a transparent area
+    flattened onto white); None when there is none."""
+    rgb = image[..., :3]
+    extreme = (rgb.min(axis=2) >= BLANK_WHITE) | (rgb.max(axis=2) <= BLANK_BLACK)
+    if not extreme.any():
+        return None
+    lab, n = ndi.label(extreme)
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    edge = edge[edge > 0]
+    if not len(edge):
+        return None
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = np.zeros(n + 1, bool)
+    keep[edge[sizes[edge] >= BLANK_MIN_FRAC * extreme.size]] = True
+    blank = keep[lab]
+    return blank if blank.any() else None
 
 
 def ignore_unlabelled(image: np.ndarray, classmap: np.ndarray, margin_px: float = 2.0) -> np.ndarray:

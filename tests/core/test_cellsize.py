@@ -79,3 +79,37 @@ def test_mosaic_of_real_fields(data_dir, zoom):
     big = cv2.resize(big, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA) if zoom != 1 else big
     d, how = cellsize.estimate_rbc_diameter(big)
     assert how == "estimated-windows" and abs(d / (own * zoom) - 1) < 0.12, (d, own * zoom)
+
+
+def _framed(img, kind):
+    h, w = img.shape[:2]
+    out = img.copy()
+    yy, xx = np.mgrid[:h, :w]
+    if kind == "white frame":
+        out[:20] = out[-20:] = 255
+        out[:, :20] = out[:, -20:] = 255
+    elif kind == "field stop":  # the dark ring outside a round field of view
+        out[(xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (0.47 * w) ** 2] = 0
+    elif kind == "transparent strip":  # a transparent fifth flattened onto white
+        out[:, :w // 5] = 255
+    return out
+
+
+@pytest.mark.parametrize("kind", ["white frame", "field stop", "transparent strip"])
+def test_a_blank_margin_is_not_measured_as_a_cell(sample, kind):
+    own, _ = cellsize.estimate_rbc_diameter(sample)
+    d, how = cellsize.estimate_rbc_diameter(_framed(sample, kind))
+    assert how == "estimated" and 0.8 * own < d < 1.25 * own, (d, own)  # before: 2–12× the own size
+
+
+def test_blank_margin_is_only_border_connected_and_large():
+    from cellviewer.core.weaklabels import blank_margin
+
+    img = np.full((100, 120, 3), (220, 200, 210), np.uint8)
+    assert blank_margin(img) is None
+    img[40:60, 50:70] = 255  # a glare spot inside the field
+    img[0:5, 0:5] = 0  # a dark corner speck, 0.2 % of the image
+    assert blank_margin(img) is None
+    img[:, :15] = 252  # a near-white strip at the border
+    m = blank_margin(img)
+    assert m is not None and m[:, :15].all() and not m[40:60, 50:70].any() and m.sum() == 100 * 15
