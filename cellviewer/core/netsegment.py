@@ -250,10 +250,13 @@ class NetSegmenter:
                 except StopIteration as stop:
                     probs, edge_p = stop.value
                     break
-                yield Progress(0.1 + 0.6 * p.fraction / passes, f"predict ({p.message})")
+                lo, hi = (0.1, 0.6) if passes == 1 else (0.62, 0.76)  # never backwards: a 2nd pass fits in after
+                yield Progress(lo + (hi - lo) * p.fraction,
+                               f"predict ({p.message})" if passes == 1 else f"predict again at the measured size ({p.message})")
             timings["predict"] = timings.get("predict", 0.0) + time.perf_counter() - t
             if cancel is not None:
                 cancel.check()
+            yield Progress(0.6 if passes == 1 else 0.76, "cells from the net's output")
             t = time.perf_counter()
             if "nucleus" in self.classes:  # parts: smooth outlines from probabilities at full size
                 probs = np.stack([cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR) for p in probs])
@@ -275,7 +278,8 @@ class NetSegmenter:
         t = time.perf_counter()
         out_labels: dict[str, np.ndarray] = {}
         markers: list[Marker] = []
-        for cls in ("rbc", "wbc", "platelet"):
+        for k, cls in enumerate(("rbc", "wbc", "platelet")):
+            yield Progress(0.8 + 0.05 * k, f"outlines at full size ({cls})")
             if cls not in labels:
                 out_labels[cls] = np.zeros((h, w), np.int32)
                 continue
@@ -290,6 +294,7 @@ class NetSegmenter:
         if parts is not None:
             parts = cv2.resize(parts, (w, h), interpolation=NEAREST) * (out_labels["wbc"] > 0)
         timings["markers"] = time.perf_counter() - t
+        yield Progress(0.95, "red-cell classes")
         morph = self._classify(img, markers, d, out_labels["rbc"])
         if morph:
             timings["morphology"] = morph[1]

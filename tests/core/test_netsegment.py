@@ -181,3 +181,16 @@ def test_tiny_red_cells_get_a_note_when_the_work_starts(tiny_checkpoint):
     plain = run_job(NS.NetSegmenter(tiny_checkpoint, device="cpu", diameter_px=8).segment(img), seen.append)
     assert not any(p.note for p in seen) and "notes" not in plain.params  # 2× enlarged: no note
     assert "faster" not in NS.enlarge_note(4, 4.0, (160, 160), 16, 1)  # nothing to say about views without TTA
+
+
+def test_progress_never_goes_back_when_a_second_pass_runs(tiny_checkpoint, monkeypatch):
+    img = synthetic_items(1, 24, seed=0, size=90)[0]["image"]
+    seg = NS.NetSegmenter(tiny_checkpoint, device="cpu", tta="flips")
+    monkeypatch.setattr(NS, "estimate_rbc_diameter", lambda im: (20.0, "estimated"))
+    monkeypatch.setattr(NS, "measured_rbc_diameter", lambda rbc: 2.0 * seg.working_scale * seg.measured_to_box)
+    seen = []
+    res = run_job(seg.segment(img), seen.append)
+    assert res.params["passes"] == 2 and res.params["diameter_source"] == "estimated+refined"
+    fr = [p.fraction for p in seen]
+    assert fr == sorted(fr) and fr[-1] == 1.0, fr  # before: 0.70 → 0.14 when the second pass began
+    assert any("predict again" in p.message for p in seen)
