@@ -54,7 +54,9 @@ def to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
         top = float(np.percentile(sample, TOP_PERCENTILE))  # a few hot pixels do not set the depth
         bits = next((b for b in DEPTHS if top < 1 << b), DEPTHS[-1])
         full = float((1 << bits) - 1)
-        if hi >= BRIGHT * full:
+        if colour.dtype == np.uint16 and not np.any(sample % 257):  # an 8-bit image saved as 16-bit (× 257)
+            lo, hi, how = 0.0, 65535.0, "linear: 8-bit values stored as 16-bit (× 257), read as the 8-bit image"
+        elif hi >= BRIGHT * full:
             lo, hi, how = 0.0, full, f"linear, {bits} bits used: 0…{full:g}"
         else:
             gain = BRIGHT * full / hi

@@ -28,7 +28,10 @@ def test_uint16_is_scaled_linearly_by_the_bits_it_uses():
     a8[0, 0] = 255
     notes = []
     assert np.array_equal(to_uint8(a8.astype(np.uint16) * 257, "uint16", notes), a8)  # a 16-bit copy of 8 bits
-    assert "linear, 16 bits used" in notes[0]
+    assert "8-bit values stored as 16-bit" in notes[0]
+    dim8 = (a8 // 2).astype(np.uint16) * 257  # a dim 8-bit image saved as 16-bit: read as the 8-bit one, not brightened
+    notes = []
+    assert np.array_equal(to_uint8(dim8, "uint16", notes), a8 // 2) and "8-bit values" in notes[0]
     assert np.array_equal(to_uint8(a8.astype(np.uint16), "uint16", []), a8)  # 8-bit values in a 16-bit file
     a12 = rng.integers(1000, 4096, (20, 30)).astype(np.uint16)  # a 12-bit camera, bright background
     a12[0, 0] = 4095
@@ -45,7 +48,7 @@ def test_uint8_passes_through_and_bool_maps_to_0_255():
 
 def test_constant_image_uses_the_dtype_range():
     notes = []
-    out = to_uint8(np.full((2, 2), 65535, np.uint16), "uint16", notes)
+    out = to_uint8(np.full((2, 2), 65534, np.uint16), "uint16", notes)
     assert (out == 255).all() and "16 bits used" in notes[0]
     notes = []
     out = to_uint8(np.full((2, 2), -7, np.int16), "int16", notes)
