@@ -51,6 +51,7 @@ from cellviewer.core.errors import SegmentationError, SegmentationOptionError
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MAX_DIAMETER_PX, MIN_DIAMETER_PX, count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
+from cellviewer.core.weaklabels import blank_margin
 
 VERSION = "1"
 STAIN_MIN, STAIN_MAX, STAIN_MARGIN = 0.2, 0.55, 0.17
@@ -86,9 +87,13 @@ def colour_features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dark, stain
 
 
-def foreground_mask(dark: np.ndarray) -> tuple[np.ndarray, float]:
-    """Everything stained (cells of any class) and its threshold on ``dark``."""
-    sub = dark[::2, ::2]
+def foreground_mask(dark: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Everything stained (cells of any class) and its threshold on ``dark``. ``valid``: the smear's pixels
+    (without a blank margin, :func:`cellviewer.core.weaklabels.blank_margin`); the threshold is taken on them
+    and nothing else is foreground."""
+    sub = dark[::2, ::2] if valid is None else dark[::2, ::2][valid[::2, ::2]]
+    if sub.size < 16:
+        sub = dark[::2, ::2]
     cap = float(np.percentile(sub, 85))
     bg = float(np.percentile(sub, 5))
     try:
@@ -96,7 +101,7 @@ def foreground_mask(dark: np.ndarray) -> tuple[np.ndarray, float]:
     except ValueError:  # a flat image
         thr = cap
     thr = max(thr, bg + FG_MIN_GAP)
-    return dark > thr, thr
+    return (dark > thr) if valid is None else (dark > thr) & valid, thr
 
 
 def stain_mask(stain: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -305,8 +310,11 @@ class ClassicalSegmenter:
         check()
         yield Progress(0.0, "colour thresholds")
         dark, stain = colour_features(image)
-        fg, thr_fg = foreground_mask(dark)
+        blank = blank_margin(np.asarray(image))  # a white frame or a dark field stop is no cell
+        fg, thr_fg = foreground_mask(dark, None if blank is None else ~blank)
         stained, thr_st, low_st = stain_mask(stain, fg)
+        if blank is not None:
+            stained &= ~blank
         timings["colour"] = time.perf_counter() - t0
         check()
         yield Progress(0.2, "cell size")

@@ -64,6 +64,15 @@ def test_synthetic_smear_counts(smear, method, n_rbc):
     assert res.params["diameter_px"] == pytest.approx(2 * R, rel=0.15)
 
 
+@pytest.mark.parametrize("margin", ["white", "black"])
+def test_a_blank_margin_changes_neither_the_size_nor_the_cells(smear, margin):
+    framed = np.full((smear.shape[0] + 120, smear.shape[1] + 120, 3), 255 if margin == "white" else 0, np.uint8)
+    framed[60:-60, 60:-60] = smear  # a frame (or the dark ring outside a round field of view) around the smear
+    res = run_job(ClassicalSegmenter("watershed").segment(framed))
+    assert counts(res) == {"rbc": 10, "wbc": 1, "platelet": 3}  # before: the margin was read as one huge cell
+    assert res.params["diameter_px"] == pytest.approx(2 * R, rel=0.15)
+
+
 def test_markers_inside_cells_and_scores(smear):
     res = run_job(ClassicalSegmenter("watershed", diameter_px=2 * R).segment(smear))
     assert res.params["diameter_source"] == "given" and res.params["diameter_px"] == 2 * R
