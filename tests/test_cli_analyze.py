@@ -25,6 +25,7 @@ def test_ctrl_c_says_what_was_written_and_how_to_finish(fakes, tmp_path, monkeyp
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "interrupted" and run["remaining"] == [str(inputs / "two.png")]
     assert [r[0] for r in _read_csv(out / "counts.csv")[1:]] == ["one.png"] and not (out / "report.pdf").exists()
+    assert json.loads((out / "classes.json").read_text())  # the masks written so far can be read
     # the command it names finishes the job
     monkeypatch.setattr(_FakeSegmenter, "segment", real)
     assert cli.main(["analyze", "--from-list", str(out / "remaining.txt"), "--out", str(tmp_path / "rest"), "-q"]) == 0
@@ -45,6 +46,22 @@ def test_an_earlier_report_is_kept_not_overwritten(fakes, tmp_path, capsys):  # 
     err = capsys.readouterr().err
     assert "holds an earlier run" in err and "kept as report-earlier-run.pdf" in err
     assert (out / "report-earlier-run.pdf").read_bytes() == first and (out / "report.pdf").read_bytes() != first
+
+
+def test_ctrl_c_before_the_first_image_leaves_an_earlier_run_as_it_was(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs), "--out", str(out), "-q"]) == 0
+    (out / "remaining.txt").write_text("/somewhere/left.png\n")  # (as an interrupted earlier run leaves it)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    interrupt_on_image(monkeypatch, 1, ctrl_c)
+    assert cli.main(["analyze", str(inputs), "--out", str(out)]) == 130
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # CSVs, run.json, classes.json, report.pdf and remaining.txt as they were
+    line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("cellviewer: interrupted"))
+    assert "before any image was analyzed" in line and "as they were" in line and "--from-list" not in line
 
 
 def test_a_mask_is_written_before_its_rows(fakes, tmp_path, capsys):  # noqa: F811

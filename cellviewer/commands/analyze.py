@@ -186,19 +186,19 @@ def cmd_analyze(args) -> int:
             run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
                        status="interrupted" if left else "complete", remaining=left)
             try:
-                if untouched and not left:
+                if untouched:  # (also when interrupted: the earlier run's rows must not pass for this run's)
                     earlier.restore(run)
                 else:
-                    write_json(os.path.join(out, "run.json"), run)
+                    write_json(os.path.join(out, "classes.json"), classes_json())  # the masks' values, also
+                    write_json(os.path.join(out, "run.json"), run)  # for the images of an interrupted run
             except SaveError as e:  # never hides why the run ended
                 reporter.note(f"run.json not written: {e.message}")
     if interrupted:
-        return _interrupted(args, model, out, done, left, len(images))
+        return _interrupted(args, model, out, done, left, len(images), earlier_kept=untouched)
     if untouched:
         reporter.note(f"no image was analysed: the earlier run's counts.csv, cells.csv, report.pdf and run.json "
                       f"in {out} are left as they were")
     else:
-        write_json(os.path.join(out, "classes.json"), classes_json())
         n = len(entries)
         title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
         write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
@@ -249,16 +249,19 @@ class _Earlier:
             self.run_json = None
         self.report = keep_earlier_report(out)
         try:  # an earlier interrupted run's list of images left belongs to that run (its paths are in `inputs`)
+            with open(os.path.join(out, REMAINING), "rb") as f:
+                self.remaining = f.read()  # (put back with the rest when this run analyses nothing)
             os.unlink(os.path.join(out, REMAINING))
         except OSError:
-            pass
+            self.remaining = None
         if self.had_csv or self.report:
             reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json and run.json are "
-                          "replaced" + (f", its report is kept as {self.report}" if self.report else "")
+                          "replaced once this run has analysed an image"
+                          + (f", its report is kept as {self.report}" if self.report else "")
                           + "; masks of images not in this run stay (run.json lists this run's)")
 
     def restore(self, run: dict) -> None:
-        """Put the earlier ``run.json`` and ``report.pdf`` back (this run analysed nothing)."""
+        """Put the earlier ``run.json``, ``report.pdf`` and ``remaining.txt`` back (this run analysed nothing)."""
         from cellviewer.core.atomic import atomic_write_bytes
 
         path = os.path.join(self.out, "run.json")
@@ -269,6 +272,8 @@ class _Earlier:
                 write_json(path, run)
             if self.report:
                 os.replace(os.path.join(self.out, self.report), os.path.join(self.out, "report.pdf"))
+            if self.remaining is not None:
+                atomic_write_bytes(os.path.join(self.out, REMAINING), self.remaining)
         except OSError as e:
             raise SaveError(f"Cannot put back the earlier run's files in '{self.out}': {e.strerror or e}",
                             hint="check the folder is writable") from e

@@ -114,10 +114,18 @@ def finish_command(args, model: str, rest_list: str, rest_out: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
-def interrupted(args, model: str, out: str, done: list[dict], left: list[str], total: int) -> int:
+def interrupted(args, model: str, out: str, done: list[dict], left: list[str], total: int,
+                earlier_kept: bool = False) -> int:
     """After Ctrl-C / SIGTERM: list the images not analyzed in ``remaining.txt`` and say what was written
-    and how to finish (:func:`finish_command`); returns the exit code 130."""
+    and how to finish (:func:`finish_command`); returns the exit code 130. ``earlier_kept``: no image was
+    analysed and an earlier run's files in ``out`` were put back as they were (nothing of this run is there)."""
     from cellviewer.cli import EXIT_INTERRUPTED
+
+    if earlier_kept:
+        print(f"{PROG}: interrupted before any image was analyzed: the earlier run's files in {out} are as they "
+              f"were (its counts.csv, cells.csv, report and run.json); run the same command again to analyze the "
+              f"{total} image{'s' if total != 1 else ''}.", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
 
     rest = os.path.join(out, REMAINING)
     how = ""
