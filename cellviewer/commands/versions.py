@@ -57,6 +57,26 @@ def _line(mv) -> str:
     return "  ".join(bits)
 
 
+def _check_known(name: str, store) -> None:
+    """Raise :class:`ModelLoadError` (exit 6) when ``name`` is neither a shipped model nor one in ``store``."""
+    import json
+
+    from cellviewer.core.errors import ModelLoadError
+    from cellviewer.core.modelfind import model_dirs
+
+    known = set(store.names())
+    for d in model_dirs():
+        for p in sorted(d.glob("*.json")) if d.is_dir() else ():
+            try:
+                card = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(card, dict) and "architecture" in card:
+                known |= {p.stem, str(card.get("name") or p.stem)}
+    if name not in known:
+        raise ModelLoadError(f"No model named '{name}'.", hint=f"known models: {', '.join(sorted(known))}")
+
+
 def handler(args) -> int:
     from cellviewer.cli import UsageError
     from cellviewer.core.modelstore import ModelStore
@@ -80,6 +100,8 @@ def handler(args) -> int:
             print(f"{args.name}: no stored version in {store.root}; the shipped model is used already")
         return 0
     names = [args.name] if args.name else store.names()
+    if args.name and not store.versions(args.name):
+        _check_known(args.name, store)
     if not names or not any(store.versions(n) for n in names):
         print(f"no stored model versions in {store.root}" + (f" for '{args.name}'" if args.name else ""))
         return 0

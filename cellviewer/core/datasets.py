@@ -128,7 +128,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def _rows(path: Path) -> list[dict]:
     if not path.is_file():
-        raise CellviewerError(f"Missing annotation file '{path}'.", hint="point --data at shared/data")
+        raise OptionError(f"Missing annotation file '{path}'.", hint="point --data at shared/data")
     with open(path, newline="") as f:
         return list(unquote_rows(csv.DictReader(f)))
 

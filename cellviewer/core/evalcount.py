@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from cellviewer.core.csvtext import unquote_rows
-from cellviewer.core.errors import CellviewerError, ImageReadError, script_main
+from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError, script_main
 from cellviewer.core.jobs import run_job
 
 CLASSES = ("rbc", "wbc", "platelet")
@@ -47,9 +47,9 @@ def load_dataset(data_root: str | Path, dataset: str = "bccd") -> list[dict]:
     elif dataset == "txl_pbc":
         folder, ann_name = root / "txl_pbc", "annotations.csv"
     else:
-        raise CellviewerError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
+        raise OptionError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
     if not (folder / "images.csv").is_file():
-        raise CellviewerError(f"No dataset at '{folder}'.", hint="point --data at the shared/data folder")
+        raise OptionError(f"No dataset at '{folder}'.", hint="point --data at the shared/data folder")
     with open(folder / "images.csv", newline="") as f:
         rows = [r for r in unquote_rows(csv.DictReader(f)) if dataset != "bccd" or r.get("has_txl") == "1"]
     boxes: dict[str, dict[str, list]] = defaultdict(lambda: {c: [] for c in CLASSES})

@@ -177,7 +177,7 @@ def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[
         if (root / "images.csv").is_file():  # pointed at one dataset's folder instead of the data root
             hint = (f"'{root.name}' looks like one dataset's folder: pass its parent as --data"
                     f" (with --datasets {root.name} if it has another name); {hint}")
-        raise CellviewerError(f"No dataset this model is scored on is in '{root}'.",
+        raise OptionError(f"No dataset this model is scored on is in '{root}'.",
                               hint=hint + ", or name them with --datasets")
     return present, [d for d in wanted if d not in present]
 

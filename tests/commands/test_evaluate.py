@@ -67,6 +67,11 @@ def test_unknown_model_and_missing_data(tmp_path, capsys):
     assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path), "--datasets", "foo", "-q"]) == 2
     assert "Unknown dataset 'foo'" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", "classical", "--limit", "0"]) == 2
+    # a folder that holds no dataset of the shared layout is a wrong --data too, not "the card differs"
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path), "-q"]) == 2
+    assert "No dataset this model is scored on" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path), "--datasets", "bccd", "-q"]) == 2
+    assert "Missing annotation file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model, dataset, rows", [
@@ -139,11 +144,11 @@ def test_a_folder_other_than_the_development_data_is_scored_whole(tmp_path, caps
     # a folder holding none of the model's datasets says which folders it looked for
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert cli.main(["evaluate", "--model", "classical", "--data", str(empty), "-q"]) == 1
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(empty), "-q"]) == 2  # a wrong --data: usage
     err = capsys.readouterr().err
     assert "No dataset this model is scored on" in err and "bccd, txl_pbc, chula_rbc12" in err
     # pointing at one dataset's folder instead of the data root says which folder to give
-    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "txl_pbc"), "-q"]) == 1
+    assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "txl_pbc"), "-q"]) == 2
     assert "'txl_pbc' looks like one dataset's folder: pass its parent as --data" in capsys.readouterr().err
 
 

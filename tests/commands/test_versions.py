@@ -65,3 +65,13 @@ def test_missing_version_lists_the_stored_ones_shipped_with_nothing_stored_is_ok
     assert main(["versions", "other", "--activate", "1"]) == 6
     assert "stored models: lab" in capsys.readouterr().err
     assert main(["versions", "lab", "--shipped"]) == 0 and store.active("lab") is None
+
+
+def test_listing_an_unknown_model_is_an_error_and_a_shipped_one_without_versions_is_not(isolated_registry,  # noqa: F811
+                                                                                        capsys):
+    save_tiny_base("tiny-cells")
+    assert main(["versions", "tiny-cells"]) == 0  # shipped, nothing stored yet
+    assert "no stored model versions" in capsys.readouterr().out
+    assert main(["versions", "nosuch"]) == 6
+    err = capsys.readouterr().err
+    assert "No model named 'nosuch'" in err and "tiny-cells" in err
