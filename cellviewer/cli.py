@@ -126,7 +126,7 @@ COMMANDS = [_add_analyze, _add_models, _add_gui]
 #: Commands that live in their own module ``cellviewer.commands.<name>``; each module defines
 #: ``add_parser(subparsers)`` (sets ``func=handler``, ``handler(args) -> int``) and imports
 #: nothing heavy at module level (``cellviewer --help`` must not import torch or Qt).
-COMMAND_MODULES = ["train", "evaluate", "bench", "export", "review", "versions", "finetune_demo", "selftest"]
+COMMAND_MODULES = ["train", "evaluate", "bench", "export", "review", "versions", "finetune", "finetune_demo", "selftest"]
 
 
 def _add_command_modules(sub) -> None:

@@ -269,51 +269,20 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cellviewer.core.morphfinetune DATA --out OUT [--store]``: fine-tune, gate, and (when the gate
-    accepts and ``--store`` is given) store and activate the new version; exit 1 when the gate refuses."""
+    accepts and ``--store`` is given) store and activate the new version; exit 1 when the gate refuses
+    (:mod:`cellviewer.core.finetunerun`, as ``cellviewer finetune --base rbc-morphology``)."""
     import argparse
-    import sys
 
+    from cellviewer.core import finetunerun
     from cellviewer.core.errors import script_main
 
     ap = argparse.ArgumentParser(prog="python -m cellviewer.core.morphfinetune",
                                  description="Fine-tune the red-cell morphology model on reviewed corrections, "
                                              "then the regression gate on their held-out part.",
-                                 epilog="exit codes: 0 accepted (stored with --store); 1 refused by the gate; "
-                                        "2 usage error; 5 cannot write; 6 model unknown")
-    ap.add_argument("data", nargs="+", help="a cellviewer export folder, or reviewed images / folders (exported first)")
-    ap.add_argument("--out", required=True, help="checkpoint stem of the fine-tuned model (e.g. runs/ft/morph)")
-    ap.add_argument("--base", default=MO.MODEL_NAME, help="model to start from: name or checkpoint stem (default %(default)s)")
-    ap.add_argument("--minutes", type=float, default=5.0, help="wall-time budget (default %(default)s)")
-    ap.add_argument("--epochs", type=int, default=MAX_EPOCHS, help=f"at most {MAX_EPOCHS} (default %(default)s)")
-    ap.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {LR_FRACTION:g} × the base's)")
-    ap.add_argument("--reference", help="an export the lab keeps fixed: the new model must not be worse on it either")
-    ap.add_argument("--min-gain", type=float, default=0.0, help="required gain of the held-out score (0..1)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--store", action="store_true", help="store and activate the new version when the gate accepts")
+                                 epilog=finetunerun.EXIT_CODES)
+    finetunerun.add_arguments(ap, MO.MODEL_NAME, 5.0, MAX_EPOCHS)
     args = ap.parse_args(argv)
-
-    def body() -> int:
-        from cellviewer.core.finetune import store_result
-        from cellviewer.core.jobs import run_job
-
-        data = args.data[0] if len(args.data) == 1 and (Path(args.data[0]) / "images.csv").is_file() else args.data
-        if isinstance(data, str):  # an export: it needs held-out images for the gate (checked before training)
-            with open(Path(data) / "images.csv", newline="", encoding="utf-8") as f:
-                if not any(r.get("split") == "test" for r in unquote_rows(csv.DictReader(f))):
-                    raise CellviewerError(f"The export '{data}' has no held-out (test) images for the gate.",
-                                          hint="export it again with a test part (cellviewer export --holdout 0.2)")
-        say = lambda p: print(p.message, file=sys.stderr, flush=True)  # noqa: E731
-        res = run_job(finetune_morphology(args.base, data, out=args.out, minutes=args.minutes, epochs=args.epochs,
-                                          lr=args.lr, threads=args.threads or None), say)
-        gate = run_job(morphology_gate(args.base, res.checkpoint, res.data_dir, reference_items=args.reference,
-                                       min_gain=args.min_gain))
-        print(gate.format_table())
-        if gate.accepted and args.store:
-            mv = store_result(res, gate)
-            print(f"stored and active: {mv.name} version {mv.version} ({mv.stem})")
-        return 0 if gate.accepted else 1
-
-    return script_main(body)
+    return script_main(lambda: finetunerun.run(args))
 
 
 if __name__ == "__main__":

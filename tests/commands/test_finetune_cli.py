@@ -1,0 +1,42 @@
+"""``cellviewer finetune``: the review loop without a display — fine-tune, gate, store only what the gate
+accepts, undo with ``versions --rollback``."""
+
+import pytest
+
+pytest.importorskip("torch")
+
+from cellviewer.cli import main  # noqa: E402
+from cellviewer.core.export_dataset import export_training_set  # noqa: E402
+from cellviewer.core.jobs import run_job  # noqa: E402
+from cellviewer.core.modelstore import ModelStore  # noqa: E402
+from tests.synthdocs import random_doc, save_tiny_base  # noqa: E402
+from tests.tinymodels import isolated_registry  # noqa: E402,F401
+
+
+def test_finetune_stores_only_what_the_gate_accepts(isolated_registry, tmp_path, capsys):  # noqa: F811
+    save_tiny_base("tiny-cells")
+    export = tmp_path / "exp"
+    run_job(export_training_set([random_doc(i) for i in range(6)], export))
+    common = [str(export), "--base", "tiny-cells", "--epochs", "1", "--minutes", "2", "--threads", "1",
+              "--device", "cpu", "--store"]
+    # a gain of 50 points is asked for: refused, nothing stored
+    assert main(["finetune", *common, "--out", str(tmp_path / "a"), "--min-gain", "0.5"]) == 1
+    out = capsys.readouterr().out
+    assert "REFUSED" in out and "held-out" in out and ModelStore().versions("tiny-cells") == []
+    # no gain asked for (a loss of up to 100 points allowed): accepted, stored as the next version, active
+    assert main(["finetune", *common, "--out", str(tmp_path / "b"), "--min-gain", "-1"]) == 0
+    out = capsys.readouterr().out
+    mv = ModelStore().active("tiny-cells")
+    assert "ACCEPTED" in out and f"stored and active: tiny-cells version {mv.version}" in out
+    assert "cellviewer versions tiny-cells --rollback" in out
+    assert mv.card["parent"]["model"] == "tiny-cells" and "held_out" in mv.card["metrics"]
+    assert main(["versions", "tiny-cells", "--rollback"]) == 0 and ModelStore().active("tiny-cells") is None
+
+
+def test_finetune_refuses_an_export_without_held_out_images_before_training(isolated_registry, tmp_path,  # noqa: F811
+                                                                            capsys):
+    save_tiny_base("tiny-cells")
+    run_job(export_training_set([random_doc(i) for i in range(4)], tmp_path / "e", fractions=(0.8, 0.2, 0.0)))
+    assert main(["finetune", str(tmp_path / "e"), "--base", "tiny-cells", "--out", str(tmp_path / "ft")]) == 2
+    assert "no held-out (test) images" in capsys.readouterr().err
+    assert not (tmp_path / "ft.json").exists()
