@@ -191,6 +191,8 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
     out = Path(out_dir)
     shared = "shared" in formats
     prior = read_prior(out, formats, tile) if merge else None
+    made = [d for d in [out] + [out / sub for sub in ("images",) + (("masks", "labels", "edges", "ignore")
+                                                                      if shared else ())] if not d.exists()]
     try:
         for sub in ("images",) + (("masks", "labels", "edges", "ignore") if shared else ()):
             (out / sub).mkdir(parents=True, exist_ok=True)
@@ -233,6 +235,11 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
         if again:
             res.replaced += len(acc.rows) - n_rows
     if res.n_images == 0:
+        for d in reversed(made):  # an export that wrote nothing leaves no empty folders behind
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         yield Progress(1.0, "nothing to export")
         return res
     for r in acc.rows:  # images without a measurable red-cell size get the export's median

@@ -33,6 +33,10 @@ def test_nothing_reviewed_and_usage_errors(tmp_path, capsys):
     folder = _images(tmp_path, [False])
     assert cli.main(["export", str(folder), "--out", str(tmp_path / "o")]) == 1
     assert "nothing was exported" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # no empty folders left behind
+    (tmp_path / "kept").mkdir()
+    assert cli.main(["export", str(folder), "--out", str(tmp_path / "kept"), "-q"]) == 1
+    assert (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())  # a folder that was there stays
     assert cli.main(["export", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 3
     assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--holdout", "0.9", "--val", "0.2"]) == 2
     assert cli.main(["export", str(folder), "--out", str(tmp_path / "o"), "--format", "yolo"]) == 2
