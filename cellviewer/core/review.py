@@ -84,7 +84,7 @@ def _rbc_diameter(doc: Document, diameter: float | None) -> float:
     return float(2 * np.sqrt(np.median(a) / np.pi)) if len(a) >= 3 else 32.0
 
 
-def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray) -> dict[str, np.ndarray]:
+def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray, token=None) -> dict[str, np.ndarray]:
     """method -> how many cells it finds in each cell's own mask (index = label id; the crop is
     the cell alone, padded, so its neighbours do not interfere); cells with ``check[id]`` False
     are taken as one cell for every method."""
@@ -99,6 +99,8 @@ def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray) -> dict[
     for cid, sl in enumerate(ndi.find_objects(lab), 1):
         if sl is None or not check[cid]:
             continue
+        if token is not None:
+            token.check()  # (a CancelToken: raises Cancelled) seconds per thousand cells: stop between cells
         mask = np.pad(lab[sl] == cid, pad)
         for m in METHODS:
             out[m][cid] = int(instances_from_mask(mask, m, params).max(initial=0))
@@ -128,10 +130,12 @@ def _box(sl) -> tuple[int, int, int, int] | None:
     return None if sl is None else (int(sl[1].start), int(sl[0].start), int(sl[1].stop), int(sl[0].stop))
 
 
-def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CLASSES) -> list[DoubtItem]:
+def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CLASSES,
+                token=None) -> list[DoubtItem]:
     """Every masked cell of ``doc`` as a :class:`DoubtItem`, most doubtful first (see the module
     docstring). ``diameter``: the red-cell diameter in px (default: from the segmentation's
-    parameters, else measured from the red cells)."""
+    parameters, else measured from the red cells). ``token``: a :class:`~cellviewer.core.jobs.CancelToken`
+    checked between cells (``Cancelled`` when it was cancelled)."""
     from scipy import ndimage as ndi
 
     from cellviewer.core.counting import areas, inside_points
@@ -154,7 +158,7 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
         roundness = _shape(lab, ids, a)
         check = np.zeros(int(lab.max()) + 1, bool)  # a round cell of typical size: all methods see one
         check[ids] = (np.abs(np.log(a / typical)) > math.log(CHECK_SIZE)) | (roundness < CHECK_ROUNDNESS)
-        counts = _method_counts(lab, d_cls, check)
+        counts = _method_counts(lab, d_cls, check, token)
         _, ys, xs = inside_points(lab)
         cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border are small and not round
         cut[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True

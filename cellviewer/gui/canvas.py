@@ -10,7 +10,8 @@
   shown through a grid of tile ``ImageItem``\\ s: a :class:`Change` re-renders
   only its rectangle (+1 px for outlines) and re-uploads only the tiles it
   touches, so a brush dab on a 5-megapixel image costs well under a millisecond
-  of numpy plus one small texture.
+  of numpy plus one small texture. A whole re-render of a big image (a segmentation, its undo) goes a
+  few tiles per turn of the event loop, those in view first (:mod:`cellviewer.gui.slices`).
 * Markers are one ``ScatterPlotItem`` per class (on-screen size: 11 px, smaller when the view
   is zoomed out so far that a red cell is under ~30 screen px — at least 4 px — so a zoomed-out
   field of a thousand cells still shows its cells; auto markers ``o``, manual ``+``; hollow when
@@ -28,6 +29,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
+from shiboken6 import isValid
 
 from cellviewer.core.document import CELL_CLASSES, CLASS_COLORS, Change, Document
 from cellviewer.gui import overlay
@@ -107,6 +109,9 @@ class Canvas(pg.GraphicsView):
         self.overlay_group.setZValue(10)
         self.vb.addItem(self.overlay_group)
         self._rgba: np.ndarray | None = None
+        from cellviewer.gui.slices import Stepper
+
+        self._overlay_steps = Stepper(self)  # a big image's whole overlay, re-rendered a few tiles at a time
         self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
         self._hollow: dict[str, np.ndarray] = {}  # class -> ids of the cells not counted (drawn untinted)
         self.markers = {c: PassiveScatter(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
@@ -142,6 +147,7 @@ class Canvas(pg.GraphicsView):
             if t.scene() is not None:
                 t.scene().removeItem(t)
         self._tiles.clear()
+        self._overlay_steps.cancel()
         self._rgba = None
         self._pyramid, self._level = {}, -1
         self._update_hollow()
@@ -220,12 +226,40 @@ class Canvas(pg.GraphicsView):
 
     # -- overlay ----------------------------------------------------------------------
     def refresh_overlay(self, bbox=None) -> None:
-        """Re-render the composite in ``bbox`` (None = everything) and upload the touched tiles."""
+        """Re-render the composite in ``bbox`` (None = everything) and upload the touched tiles. Everything on a
+        big image (:func:`cellviewer.gui.slices.is_big`): tile by tile, the ones in view first, a few per turn
+        of the event loop (:meth:`finish_overlay` completes it at once)."""
         doc = self.doc
         if doc is None or self._rgba is None:
             return
         h, w = doc.shape
+        if bbox is None:
+            from cellviewer.gui.slices import is_big
+
+            if is_big((h, w)):
+                self._overlay_steps.start(self._render_tiles(), lambda _r: None)
+                return
+            self._overlay_steps.cancel()  # (everything now)
         box = (0, 0, h, w) if bbox is None else overlay.grow(bbox, 1, (h, w))
+        self._render_box(box)
+
+    def _render_tiles(self):
+        """Generator: the whole composite, one tile per step, those in view first."""
+        h, w = self.doc.shape
+        view = self.vb.viewRect()
+        keys = sorted(self._tiles, key=lambda k: not view.intersects(QRectF(k[1] * TILE, k[0] * TILE, TILE, TILE)))
+        for ty, tx in keys:
+            if not isValid(self._tiles[(ty, tx)]):  # the view went (a window closing)
+                return
+            self._render_box((ty * TILE, tx * TILE, min(h, (ty + 1) * TILE), min(w, (tx + 1) * TILE)))
+            yield
+
+    def finish_overlay(self) -> None:
+        """Complete a whole-image re-render still going on (:meth:`refresh_overlay`)."""
+        self._overlay_steps.finish()
+
+    def _render_box(self, box) -> None:
+        doc = self.doc
         if box[0] >= box[2] or box[1] >= box[3]:
             return
         y0, x0, y1, x1 = box
@@ -241,6 +275,7 @@ class Canvas(pg.GraphicsView):
 
     def overlay_rgba(self) -> np.ndarray | None:
         """The current overlay composite (for tests and screenshots)."""
+        self.finish_overlay()
         return self._rgba
 
     # -- markers ----------------------------------------------------------------------

@@ -80,10 +80,13 @@ def detach_state(doc: Document) -> dict:
     }
 
 
-def restore_state(doc: Document, state: dict) -> None:
+def restore_state(doc: Document, state: dict, owned: bool = False) -> None:
+    """Put ``state`` (:func:`detach_state`) back; ``owned``: its maps are fresh arrays nobody else holds
+    (:meth:`_Packed.get`), taken as they are — no second 13-bytes-per-pixel copy on the GUI thread."""
     for c in CELL_CLASSES:
-        doc.labels[c] = state["labels"][c].astype(np.int32)
-    doc.parts = state["parts"].copy()
+        lab = state["labels"][c]
+        doc.labels[c] = np.asarray(lab, np.int32) if owned else lab.astype(np.int32)
+    doc.parts = state["parts"] if owned else state["parts"].copy()
     doc.markers = {k: replace(m) for k, m in state["markers"].items()}
     for k, v in state["prov"].items():
         setattr(doc.provenance, k, v)
@@ -102,15 +105,28 @@ class _Packed:
     def _pack(self) -> None:
         from cellviewer.core.memory import release
         from cellviewer.core.packstate import pack
+        from cellviewer.gui.workers import lower_priority
+
+        lower_priority()
 
         self._state = pack(self._state)  # the arrays are detached: nothing else reads or writes them
         release()  # the unpacked maps' memory back to the OS (glibc keeps freed large blocks otherwise)
 
     def get(self) -> dict:
-        from cellviewer.core.packstate import unpack
+        """The state, its maps fresh arrays (a map too small to pack is copied)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from cellviewer.core.packstate import unpack, unpack_array
 
         self._thread.join()
-        return unpack(self._state)
+        kept = self._state
+        maps = [kept["labels"][c] for c in CELL_CLASSES] + [kept["parts"]]
+        with ThreadPoolExecutor(len(maps), thread_name_prefix="cellviewer-unpack") as pool:  # zlib and numpy
+            out = list(pool.map(unpack_array, maps))  # let go of the interpreter lock: the maps in parallel
+        out = [a.copy() if a is m else a for a, m in zip(out, maps)]  # (too small to pack: kept as it was)
+        state = unpack({k: v for k, v in kept.items() if k not in ("labels", "parts")})
+        state["labels"], state["parts"] = dict(zip(CELL_CLASSES, out[:-1])), out[-1]
+        return state
 
     def nbytes(self) -> int:
         from cellviewer.core.packstate import packed_bytes
@@ -136,13 +152,14 @@ class SegmentationCommand(QUndoCommand):
             self.doc.set_result(self._result)
             self._result = None  # keep one copy only
         else:
-            restore_state(self.doc, self._new.get())
+            restore_state(self.doc, self._new.get(), owned=True)
         if self._on_replaced:
             self._on_replaced()
 
     def undo(self) -> None:
-        self._new = _Packed(detach_state(self.doc))  # restore_state replaces them (copies of _old)
-        restore_state(self.doc, self._old.get())
+        new = detach_state(self.doc)  # restore_state replaces them (by the unpacked _old)
+        restore_state(self.doc, self._old.get(), owned=True)
+        self._new = _Packed(new)  # packed after: not competing with the unpacking for the CPU
         if self._on_replaced:
             self._on_replaced()
         if self.after_undo is not None:

@@ -2,14 +2,15 @@
 
 * ``open(path)`` asks first when another window or computer has the image open
   (``core.openlock``; raises ``Cancelled`` when the user says no), reads the image and its
-  sidecar (``core.sidecar.load_document``),
+  sidecar (``core.sidecar.load_document``; a big file in a thread, the window painting meanwhile),
   offers to replay journaled edits that were not saved (a crash) — each lands on the undo stack as
   the step it was (:func:`cellviewer.gui.commands.push_recovered`) — then attaches
   a fresh journal so every edit is logged at once.
 * Autosave: every document change (re)starts a single-shot timer
-  (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread and
-  written atomically by a worker thread. Switching image and closing save
-  synchronously. A change the journal cannot hold (a segmentation result replacing the
+  (:data:`AUTOSAVE_MS`); when it fires, a snapshot is taken on the GUI thread (on a big image its
+  maps a slice per turn of the event loop, :mod:`cellviewer.gui.slices`: started again when an edit
+  comes in between) and written atomically by a worker thread (:mod:`cellviewer.gui.saving`). Switching
+  image and closing save synchronously; Ctrl+S too, but on a big image in the background. A change the journal cannot hold (a segmentation result replacing the
   maps, its undo/redo) logs a journal *barrier* and starts the background save at once
   (:meth:`Session.save_soon`): the GUI does not wait for the write, and a crash before
   it lands recovers the journaled edits up to the barrier. A failed save is a status-bar warning; if saving keeps failing
@@ -39,32 +40,31 @@ from PySide6.QtGui import QUndoGroup
 
 from cellviewer.core import openlock
 from cellviewer.core.document import Document
-from cellviewer.core.errors import Cancelled, CellviewerError, SaveError
-from cellviewer.core.jobs import Progress
+from cellviewer.core.errors import Cancelled, SaveError
 from cellviewer.gui import notifications
 from cellviewer.gui.commands import make_stack, push_recovered
+from cellviewer.gui.saving import FAILURES_BEFORE_DIALOG, SavingMixin  # noqa: F401 - (this module's API)
 from cellviewer.gui.undocache import UndoCache
 from cellviewer.gui.workers import JobRunner
 
 
 AUTOSAVE_MS = 1000
-FAILURES_BEFORE_DIALOG = 3
+BACKGROUND_OPEN_BYTES = 4 << 20  # image files from this size are read and decoded in a thread (_load)
 
 
-def _write_job(snap, image_path, written=None):
-    def make(_token):
-        from cellviewer.core.sidecar import save_snapshot
+def _load(load, path: Path):
+    """``load(path)``; for a big image file (a 48-MP JPEG and its sidecar: 1–2 s) in a worker thread while
+    the window keeps painting (:func:`cellviewer.gui.workers.run_painting`). Raises what ``load`` raises."""
+    from cellviewer.gui.workers import run_painting
 
-        yield Progress(0.0, "saving")
-        path = save_snapshot(snap, image_path)  # beside the image, else in the per-user store
-        if written is not None:
-            written(path)  # in this thread, before anything can look at the file again
-        return path
-
-    return make
+    try:
+        big = path.stat().st_size >= BACKGROUND_OPEN_BYTES
+    except OSError:
+        big = False  # (load says why)
+    return run_painting(load, path) if big else load(path)
 
 
-class Session(QObject):
+class Session(QObject, SavingMixin):
     document_changed = Signal(object)  # the new Document (or None)
     saved = Signal(str)  # where the sidecar went
     dirty_changed = Signal(bool)
@@ -87,11 +87,17 @@ class Session(QObject):
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self.autosave)
+        from cellviewer.gui.slices import Stepper
+
+        self._copier = Stepper(self)  # an autosave's copy of a big image's maps, a slice at a time
         self.saver = JobRunner("autosave", self)
         self.saver.finished.connect(self._on_saved)
         self.saver.failed.connect(self._on_save_failed)
         self._pending_revision = 0
         self._pending_doc: Document | None = None
+        self._landed: tuple = (lambda: None, 0)  # (weakref to the document, revision) last written in the background
+        self._user_save = False  # a Ctrl+S being written in the background (big images)
+        self._closing = False  # the window is closing (shutdown)
         self._journal_notified = False
         self._stamp = None  # core.openlock.stamp of the sidecar as this window last read or wrote it
         self.recovered = None  # the open image's core.journal.Recovered history, when a crash recovery replayed edits
@@ -126,7 +132,7 @@ class Session(QObject):
                 f"{path.name} is open for correcting by {other.describe()}.\n\nIf both save, the later save "
                 "replaces the other's corrections. Open it here as well?", default_yes=False):
             raise Cancelled(f"{path.name} is open elsewhere; it was not opened here")
-        doc = load_document(path)  # raises before the current document is closed
+        doc = _load(load_document, path)  # raises before the current document is closed
         self.close_document()
         self.had_sidecar = find_sidecar(path) is not None
         foreign = doc.left_over is not None and doc.left_over.foreign  # (made on a version another copy saved)
@@ -191,6 +197,7 @@ class Session(QObject):
     def close_document(self) -> None:
         """Save (synchronously) and forget the current document."""
         self.timer.stop()
+        self._copier.cancel()
         if self.doc is None:
             return
         saved = self.save_now()
@@ -211,34 +218,7 @@ class Session(QObject):
         self.document_changed.emit(None)
 
     # -- saving ----------------------------------------------------------------------------
-    def autosave(self) -> None:
-        """Timer slot: write a snapshot in the background when there is something new."""
-        if not self.dirty:
-            return
-        if self.doc.open_stroke is not None:  # a brush drag is being painted: save it whole, when it ends
-            self.timer.start(self.autosave_ms)
-            return
-        if self.saver.is_running:
-            self.timer.start(self.autosave_ms // 4)
-            return
-        from cellviewer.core.sidecar import snapshot
-
-        self._keep_others_save()
-        snap = snapshot(self.doc)
-        self._pending_revision = self.doc.revision
-        self._pending_doc = self.doc
-        self.saver.start(_write_job(snap, self.doc.image.info.path, self._written), "autosave")
-
-    def save_soon(self) -> None:
-        """After a change that is not journaled (a segmentation result, its undo/redo): a barrier in
-        the journal, then the autosave at the next turn of the event loop (the snapshot, on this
-        thread, does not add to the stall of applying the result; the write is in the background)."""
-        if self.doc is None:
-            return
-        if self.doc.journal is not None:
-            self.doc.journal.barrier()  # edits from here on apply to the new maps only
-        self.timer.start(0)  # autosave(): or, when a save is running, shortly after it
-
+    # -- undo / redo -----------------------------------------------------------------------
     def undo(self) -> bool:
         if not self.undo_group.canUndo():
             notifications.status("Nothing to undo.", 3000, until_edit=True)
@@ -269,103 +249,6 @@ class Session(QObject):
                                "(undo brings them back)", 15000)
         return kept
 
-    def _on_saved(self, path) -> None:
-        if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
-            self._saved_revision = max(self._saved_revision, self._pending_revision)
-        self._save_ok(path)
-        if self.dirty:
-            self.timer.start(self.autosave_ms)
-
-    def _on_save_failed(self, exc) -> None:
-        self._save_failed(exc)
-        if self.dirty:
-            self.timer.start(self.autosave_ms * 5)  # try again, not too often
-
-    def save_now(self) -> bool:
-        """Save synchronously (image switch, close, Ctrl+S); False when it failed (reported)."""
-        if self.doc is None:
-            return False
-        self.timer.stop()
-        self.saver.wait()
-        if not self.dirty:
-            return True
-        from cellviewer.core.sidecar import save_sidecar
-
-        rev = self.doc.revision
-        self._keep_others_save()
-        try:
-            path = save_sidecar(self.doc)
-        except CellviewerError as e:
-            self._save_failed(e)
-            return False
-        self._written(path)
-        self._saved_revision = rev
-        self._save_ok(path)
-        return True
-
-    def save_by_user(self) -> bool:
-        """Ctrl+S: :meth:`save_now`, and a status line that says so (the autosave's note is routine and
-        gives way to other lines; this one answers the user, also when nothing was left to save)."""
-        if self.doc is None:
-            notifications.status("No image open: nothing to save.", 3000)
-            return False
-        from cellviewer.core.sidecar import find_sidecar, in_user_store
-
-        was_dirty = self.dirty
-        if not self.save_now():
-            return False
-        found = find_sidecar(self.path) if self.path is not None else None
-        if found is not None and not (was_dirty and in_user_store(found)):  # (that save's line says where)
-            where = str(found) if in_user_store(found) else found.name
-            notifications.status(f"Saved {where}" + ("" if was_dirty else " (no changes since the last save)"), 4000)
-        return True
-
-    def _written(self, path) -> None:
-        """This window wrote the sidecar at ``path`` (any thread): that version is ours, not someone else's."""
-        self._stamp = openlock.stamp(path)
-
-    def _keep_others_save(self) -> None:
-        """Before saving over a sidecar that another window or user saved since this one read or wrote it:
-        keep their version beside it (nothing of theirs is lost) and say so."""
-        from cellviewer.core.sidecar import find_sidecar
-
-        found = find_sidecar(self.path) if self.path is not None else None
-        now = openlock.stamp(found)
-        if found is None or now is None or now == self._stamp:
-            return
-        kept = openlock.keep_copy(found)
-        self._stamp = now
-        where = f"kept as {kept.name}" if kept else "could not be kept"
-        err = SaveError(f"{self.path.name}'s corrections were also saved by another window or user. Their version "
-                        f"is {where}; this window's corrections are saved over it.",
-                        hint="compare the two and keep one; open an image in one window at a time")
-        QTimer.singleShot(0, lambda: notifications.show_error(err, "Saved by someone else"))
-
-    def _save_ok(self, path) -> None:
-        from cellviewer.core.sidecar import in_user_store
-
-        if self.path is not None and openlock.holder(self.path) is None:  # ours, or the other window closed
-            openlock.acquire(self.path)  # (opened beside it): from now on others are asked again
-
-        self._save_failures = 0
-        self._failure_dialog_shown = False
-        if in_user_store(path):
-            notifications.status(f"Saved to {path} — the image folder is not writable", 10000)
-        else:
-            notifications.note(f"Saved {Path(path).name}", 2000)
-        self.saved.emit(str(path))
-        self.dirty_changed.emit(self.dirty)
-
-    def _save_failed(self, exc) -> None:
-        self._save_failures += 1
-        if not isinstance(exc, CellviewerError):
-            exc = SaveError(f"Saving failed: {type(exc).__name__}: {exc}", hint="see the log for details")
-        if self._save_failures >= FAILURES_BEFORE_DIALOG and not self._failure_dialog_shown:
-            self._failure_dialog_shown = True
-            notifications.show_error(exc, "Saving keeps failing")
-        else:
-            notifications.warn(f"Not saved: {exc.message}" + (f" — {exc.hint}" if exc.hint else ""))
-
     def _journal_failed(self, exc) -> None:
         """The journal could not log an edit: the edit is kept; say so once per image (deferred:
         this runs inside the edit, e.g. at the end of a brush drag)."""
@@ -377,7 +260,9 @@ class Session(QObject):
                 "through they cannot be recovered after a crash.", hint=exc.hint), "Crash-recovery log"))
 
     def shutdown(self) -> None:
-        """Window close: save, stop the autosave thread."""
+        """Window close: save (a big image's last write in a thread, the window painting meanwhile: the jobs
+        that could change the document have stopped), stop the autosave thread."""
+        self._closing = True
         self.close_document()
         self.undo_cache.clear()
         self.saver.shutdown()

@@ -149,3 +149,14 @@ def test_a_queued_cell_always_says_why():
     assert score >= REASON_AT
     assert _reasons(weak, texts, score) == ["mildly large for an RBC (1.3× typical)", "low model score (0.80) (mild)"]
     assert _reasons({"model": 0.1, "size": 0.1}, texts, 0.19) == []  # not doubtful: nothing to explain
+
+
+def test_a_cancelled_queue_stops_between_cells_and_a_token_changes_nothing_else():
+    from cellviewer.core.errors import Cancelled
+    from cellviewer.core.jobs import CancelToken
+
+    doc, token = _doc(), CancelToken()
+    assert doubt_queue(doc, diameter=2 * R, token=token) == doubt_queue(doc, diameter=2 * R)
+    token.cancel()
+    with pytest.raises(Cancelled):
+        doubt_queue(doc, diameter=2 * R, token=token)

@@ -58,6 +58,10 @@ class CountsPanel(QWidget):
         lay.addStretch(1)
         self._sizes: dict | None = None  # the whole red cells' areas, kept until the red-cell masks change
         self._sizes_key = None  # the document they were measured for
+        from cellviewer.gui.slices import Stepper
+
+        self._stepper = Stepper(self)  # a big image's red cells measured a slice at a time
+        self._measuring = None  # the document being measured
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REFRESH_MS)
@@ -68,14 +72,17 @@ class CountsPanel(QWidget):
         if self.doc is not None:
             self.doc.unsubscribe(self._on_change)
         self.doc = doc
-        self._sizes = None
+        self._sizes, self._sizes_key, self._measuring = None, None, None
+        self._stepper.cancel()
         if doc is not None:
             doc.subscribe(self._on_change)
         self.refresh()
 
     def _on_change(self, change) -> None:
         if change.bbox is None or "rbc" in change.layers:  # the red-cell sizes read every label pixel
-            self._sizes = None  # (0.5 s on a 120-MP field): only when red-cell masks changed
+            self._sizes_key = None  # (0.5 s on a 120-MP field): only when red-cell masks changed; until they
+            self._stepper.cancel()  # are measured again (a big image) the last sizes show; one going on is stale
+            self._measuring = None
         if not self._timer.isActive():
             self._timer.start()
 
@@ -86,15 +93,38 @@ class CountsPanel(QWidget):
             if self.settings is not None:
                 self.settings.update(border_rule=rule)
 
+    def _measure(self) -> None:
+        """The whole red cells' areas: at once on an image up to :data:`cellviewer.gui.slices.SYNC_PX`, else a
+        slice per turn of the event loop (the counts show at once, the size lines when they are measured)."""
+        from cellviewer.core import report
+        from cellviewer.gui.slices import is_big, rbc_areas
+
+        doc = self.doc
+        if not is_big(doc.shape):
+            self._sizes, self._sizes_key = report.whole_rbc_areas(doc), id(doc)
+            return
+        if self._measuring is doc:
+            return
+        self._measuring = doc
+
+        def done(areas):
+            self._measuring = None
+            if doc is self.doc and self._sizes_key != id(doc):  # (else the masks changed: measured again)
+                self._sizes, self._sizes_key = areas, id(doc)
+                self.refresh()
+
+        self._stepper.start(rbc_areas(doc), done)
+
     def refresh(self) -> None:
         self._timer.stop()
         sizes = None
         if self.doc is not None:
-            from cellviewer.core.report import rbc_size_summary, whole_rbc_areas
+            from cellviewer.core.report import rbc_size_summary
 
             if self._sizes is None or self._sizes_key != id(self.doc):
-                self._sizes, self._sizes_key = whole_rbc_areas(self.doc), id(self.doc)
-            sizes = rbc_size_summary(self.doc, self._sizes)  # cheap: which of them are counted, the calibration
+                self._measure()
+            # cheap: which are counted, the calibration; none yet (a big image being measured): no size lines
+            sizes = {} if self._sizes is None else rbc_size_summary(self.doc, self._sizes)
         self.counts, self.diff = summary(self.doc, sizes)
         rule = self.doc.border_rule if self.doc is not None else "all"
         self.border.blockSignals(True)

@@ -17,45 +17,19 @@ when masks change; marking a cell reviewed only updates the ticks.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from PySide6.QtCore import QRectF, QSignalBlocker, QTimer, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from cellviewer.core.document import DISPLAY_NAMES, Document, ImageData
-from cellviewer.core.jobs import Progress
+from cellviewer.core.document import DISPLAY_NAMES, Document
 from cellviewer.gui import notifications
+from cellviewer.gui.panels.reviewqueue import document_copy, queue_job  # noqa: F401 - (this module's API)
 from cellviewer.gui.workers import JobRunner
 
 RECOMPUTE_MS = 400
 TICK = "✔"
 #: half the side of the square shown around a cell (image px), at least
 FOCUS_HALF_PX = 60.0
-
-
-def document_copy(doc: Document) -> Document:
-    """An independent copy of what ``doubt_queue`` reads (labels, parts, markers), for a worker thread."""
-    copy = Document(ImageData(doc.image.pixels, doc.image.info))  # pixels are never edited in place
-    copy.labels = {c: a.copy() for c, a in doc.labels.items()}
-    copy.parts = doc.parts.copy()
-    copy.markers = {k: replace(m) for k, m in doc.markers.items()}
-    copy.um_per_px, copy.reviewed, copy.border_rule = doc.um_per_px, doc.reviewed, doc.border_rule
-    copy.provenance = replace(doc.provenance, edits=list(doc.provenance.edits))
-    return copy
-
-
-def queue_job(doc: Document, diameter: float | None):
-    """``make_job`` for a JobRunner: the doubt queue of a copy of ``doc`` (copied here, on the GUI thread)."""
-    snap = document_copy(doc)
-
-    def make(_token):
-        from cellviewer.core.review import doubt_queue
-
-        yield Progress(0.0, "ordering cells by doubt")
-        return doubt_queue(snap, diameter=diameter or None)
-
-    return make
 
 
 def centre_on(canvas, x: float, y: float, half: float = FOCUS_HALF_PX) -> None:
@@ -77,6 +51,9 @@ class ReviewPanel(QWidget):
         self.diameter: float | None = None  # expected RBC diameter; None = the core estimates it
         self._pending = False
         self.runner = JobRunner("review queue", self)
+        from cellviewer.gui.slices import Stepper
+
+        self._copier = Stepper(self)  # a big image's maps copied for the queue, a slice at a time
         self.runner.finished.connect(self._on_queue)
         self.runner.failed.connect(lambda exc: notifications.show_error(exc, "Review queue"))
         self.runner.running_changed.connect(lambda _running: self._sync_controls())
@@ -137,6 +114,7 @@ class ReviewPanel(QWidget):
         if self.doc is not None:
             self.doc.unsubscribe(self._on_change)
         self.doc, self.stack = doc, stack
+        self._copier.cancel()
         self.queue, self.current = [], -1
         self._fill()
         if doc is not None:
@@ -163,7 +141,22 @@ class ReviewPanel(QWidget):
         if not any(lab.any() for lab in self.doc.labels.values()):  # nothing segmented yet: no thread
             self._on_queue([])
             return
-        self.runner.start(queue_job(self.doc, self.diameter), "review queue")
+        from cellviewer.gui.slices import copy_maps, is_big
+
+        if not is_big(self.doc.shape):
+            self.runner.start(queue_job(self.doc, self.diameter), "review queue")
+            return
+        doc = self.doc  # a big image: its maps copied a slice per turn of the event loop, then the queue
+
+        def copied(maps):
+            if doc is not self.doc or self.runner.is_running:
+                return
+            if maps is None:  # edited meanwhile: once more (debounced)
+                self._timer.start()
+            else:
+                self.runner.start(queue_job(doc, self.diameter, maps), "review queue")
+
+        self._copier.start(copy_maps(doc, as_saved=False), copied)
 
     def _on_queue(self, queue) -> None:
         if self._pending:
@@ -379,4 +372,5 @@ class ReviewPanel(QWidget):
 
     def shutdown(self) -> None:
         self._timer.stop()
-        self.runner.shutdown()
+        self._copier.cancel()
+        self.runner.shutdown()  # (cancelled between cells)

@@ -1,0 +1,156 @@
+"""Whole-image work on big fields goes a slice per turn of the event loop (cellviewer.gui.slices): the same
+results as done at once — the saved sidecar, the red cells' sizes, the overlay — and nothing lost when an edit
+comes in between. A small smear stands in for a big field by lowering ``SYNC_PX``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellviewer.core.sidecar import find_sidecar, read_sidecar, snapshot
+from cellviewer.gui import slices
+
+
+@pytest.fixture
+def big(monkeypatch):
+    """Every image counts as big, in slices of a few rows."""
+    monkeypatch.setattr(slices, "SYNC_PX", 100)
+    monkeypatch.setattr(slices, "SLICE_PX", 260 * 7)
+
+
+def run_all(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def test_sliced_copies_and_areas_equal_the_whole_image_ones(segmented, big):
+    from cellviewer.core.report import whole_rbc_areas
+
+    doc = segmented.session.doc
+    doc.labels["wbc"][0, 0] = 70000  # an id past uint16: that map is kept as int32, as snapshot() does
+    arrays = run_all(slices.copy_maps(doc))
+    for name, a in snapshot(doc).arrays.items():
+        assert arrays[name].dtype == a.dtype and np.array_equal(arrays[name], a), name
+    own = run_all(slices.copy_maps(doc, as_saved=False))
+    assert all(own[f"labels/{c}.npy"].dtype == np.int32 for c in doc.labels)
+    assert run_all(slices.rbc_areas(doc)) == whole_rbc_areas(doc)
+
+
+def test_a_sliced_copy_gives_up_when_the_document_changes(segmented, big):
+    from cellviewer.core import edits
+
+    doc = segmented.session.doc
+    gen = slices.copy_maps(doc)
+    next(gen)
+    segmented.tools.push(edits.add_marker(doc, "platelet", 5.0, 5.0))
+    assert run_all(gen) is None
+
+
+def test_autosave_of_a_big_image_with_edits_in_between_loses_nothing(segmented, smear_path, qtbot, big):
+    win = segmented
+    s, doc = win.session, win.session.doc
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=5000)
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    s.autosave()  # the copy starts (a slice per turn of the event loop) ...
+    assert s._copier.busy
+    win.tools.set_tool("marker_add")
+    win.tools.click(30.0, 170.0)  # ... an edit comes in between: it starts again later
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=10000)
+    meta, arrays = read_sidecar(find_sidecar(smear_path))
+    assert len(meta["markers"]) == len(doc.markers)
+    assert np.array_equal(arrays["labels/rbc.npy"], doc.labels["rbc"])
+
+
+def test_ctrl_s_on_a_big_image_saves_in_the_background_and_says_so(segmented, smear_path, qtbot, big):
+    win = segmented
+    s = win.session
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=5000)
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    assert win.save()
+    assert s.dirty  # not written yet: the window goes on
+    found = find_sidecar(smear_path)
+    qtbot.waitUntil(lambda: win.statusBar().currentMessage() == f"Saved {found.name}", timeout=10000)
+    assert not s.dirty
+    _, arrays = read_sidecar(found)
+    assert np.array_equal(arrays["labels/rbc.npy"], s.doc.labels["rbc"])
+
+
+def test_close_right_after_an_edit_on_a_big_image_saves_it(segmented, smear_path, qtbot, big):
+    win = segmented
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    win.session.autosave()  # a copy going on when the window closes
+    labels = win.session.doc.labels["rbc"].copy()
+    win.close()
+    _, arrays = read_sidecar(find_sidecar(smear_path))
+    assert np.array_equal(arrays["labels/rbc.npy"], labels)
+
+
+def test_the_whole_overlay_of_a_big_image_is_drawn_tile_by_tile_and_complete(segmented, qtbot, monkeypatch, big):
+    from cellviewer.gui import canvas as C
+    from cellviewer.gui import overlay
+
+    monkeypatch.setattr(C, "TILE", 64)
+    canvas = segmented.canvas
+    doc = segmented.session.doc
+    canvas.set_document(doc)  # 64-px tiles
+    assert canvas._overlay_steps.busy  # not all at once
+    qtbot.waitUntil(lambda: not canvas._overlay_steps.busy, timeout=5000)
+    h, w = doc.shape
+    whole = overlay.render(doc.labels, doc.parts, (0, 0, h, w), canvas.view.overlay_visible, canvas.view.outline,
+                           canvas._hollow)
+    assert np.array_equal(canvas._rgba, whole)
+    canvas.refresh_overlay()
+    assert canvas._overlay_steps.busy
+    assert np.array_equal(canvas.overlay_rgba(), whole)  # asked for, it is finished at once
+
+
+def test_red_cell_sizes_of_a_big_image_are_measured_in_slices(segmented, qtbot, big):
+    from cellviewer.core import edits
+
+    win = segmented
+    panel, doc = win.counts_panel, win.session.doc
+    panel.set_document(doc)
+    qtbot.waitUntil(lambda: "RBC diameter (whole cells)" in panel.diff, timeout=5000)
+    cell = int(doc.labels["rbc"].max())
+    win.tools.push(edits.delete_cell(doc, "rbc", cell))
+    qtbot.waitUntil(lambda: panel._sizes_key == id(doc), timeout=5000)
+    assert cell not in panel._sizes
+
+
+@pytest.mark.parametrize("side", [40, 300])  # maps too small to pack (kept as they are), and packed ones
+def test_undo_and_redo_of_a_segmentation_give_the_document_maps_of_its_own(qapp, side):
+    from cellviewer.core.document import Document, ImageData, ImageInfo, Marker
+    from cellviewer.core.segment import SegmentationResult
+    from cellviewer.gui.commands import SegmentationCommand, make_stack
+
+    doc = Document(ImageData(np.zeros((side, side, 3), np.uint8), ImageInfo(None, side, side)))
+    doc.labels["rbc"][5:10, 5:10] = 1
+    before = doc.labels["rbc"].copy()
+    lab = np.zeros((side, side), np.int32)
+    lab[20:30, 20:30] = 1
+    stack = make_stack()
+    stack.push(SegmentationCommand(doc, SegmentationResult({"rbc": lab}, [Marker(0, "rbc", 25.0, 25.0, cell=1)])))
+    after = doc.labels["rbc"].copy()
+    for _ in range(2):
+        stack.undo()
+        assert np.array_equal(doc.labels["rbc"], before) and doc.labels["rbc"].dtype == np.int32
+        doc.labels["rbc"][0, 0] = 7  # written into in place, as an edit does: the kept state stays as it was
+        stack.redo()
+        assert np.array_equal(doc.labels["rbc"], after) and doc.parts.dtype == np.uint8
+        doc.labels["rbc"][1, 1] = 9
+        after[1, 1] = 9  # (the redo state is detached at the next undo: this edit is part of it)
+
+
+def test_a_big_image_file_is_read_in_a_thread_with_the_same_outcome(window, smear_path, tmp_path, dialogs, monkeypatch):
+    from cellviewer.gui import session
+
+    monkeypatch.setattr(session, "BACKGROUND_OPEN_BYTES", 0)  # every file counts as big
+    assert window.open_image(smear_path)
+    assert window.session.doc is not None and window.session.path == smear_path
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    assert not window.open_image(bad)  # the error comes back to the GUI thread: one dialog, the image stays
+    assert len(dialogs.shown) == 1 and window.session.path == smear_path
