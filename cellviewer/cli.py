@@ -180,12 +180,26 @@ def _terminate_as_interrupt():
     return lambda: signal.signal(signal.SIGTERM, old)
 
 
+def _unrecognized(parser, command, extra) -> None:
+    """Exit 2 with the command's usage: ``extra`` are arguments nobody took (e.g. a file ``-dash.png``)."""
+    sub = None
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        sub = getattr(action, "choices", {}).get(command) or sub
+    msg = f"unrecognized arguments: {' '.join(extra)}"
+    files = [a for a in extra if a.startswith("-") and ("." in a or os.path.exists(a))]
+    if files:
+        msg += (f" (a file whose name starts with '-': write it as ./{files[0]}, or put -- before the file names)")
+    (sub or parser).error(msg)
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # said by the command's own parser (its usage), with a hint for a file named like an option
+            _unrecognized(parser, getattr(args, "command", None), extra)
     except SystemExit as e:  # --help, --version (0) or a usage error (2)
         return e.code if isinstance(e.code, int) else (EXIT_OK if e.code is None else EXIT_USAGE)
     func = getattr(args, "func", None) or cmd_gui

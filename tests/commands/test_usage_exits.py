@@ -97,3 +97,14 @@ def test_an_export_in_two_steps_notes_the_empty_split(tmp_path, capsys):
     assert cli.main(["export", str(imgs), "--out", str(tmp_path / "o"), "-q"]) == 0
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("cellviewer: note:")]
     assert any("no test image" in n and "gate" in n for n in notes)
+
+
+def test_an_unknown_argument_gets_the_commands_usage_and_a_hint_for_a_dash_file(capsys):
+    from cellviewer import cli
+
+    assert cli.main(["analyze", "-dash.png", "--out", "o"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: cellviewer analyze" in err and "write it as ./-dash.png" in err
+    assert cli.main(["models", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "usage: cellviewer models" in err and "unrecognized arguments: --bogus" in err and "./" not in err
