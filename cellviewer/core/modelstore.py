@@ -182,16 +182,24 @@ class ModelStore:
         return mv
 
     def rollback(self, name: str) -> ModelVersion | None:
-        """Re-activate the version that was active before the current one; returns it (None: no
-        stored version is active any more and a shipped model of that name is used again)."""
+        """Re-activate the version that was active before the current one — after :meth:`deactivate`, the one
+        active before the shipped model was chosen; returns it (None: no stored version is active any more and a
+        shipped model of that name is used again)."""
         st = self._state(name)
-        if st["active"] is None:
-            raise ModelLoadError(f"Model '{name}' has no active stored version to roll back.",
-                                 hint="activate a version first (cellviewer versions NAME --activate V)")
         hist = st["history"]
+        existing = {mv.version for mv in self.versions(name)}
+        if st["active"] is None:  # the shipped model is used (deactivate): back to the version active before it
+            while hist and hist[-1] not in existing:
+                hist.pop()
+            if not hist:
+                raise ModelLoadError(f"Model '{name}' has no active stored version to roll back.",
+                                     hint="activate a version first (cellviewer versions NAME --activate V)")
+            st["active"] = hist[-1]
+            _write_json(self.root / name / "store.json", st)
+            _refresh_registry(name)
+            return self.active(name)
         while hist and hist[-1] == st["active"]:
             hist.pop()
-        existing = {mv.version for mv in self.versions(name)}
         while hist and hist[-1] not in existing:
             hist.pop()
         st["active"] = hist[-1] if hist else None

@@ -36,6 +36,8 @@ def test_list_activate_rollback_shipped(isolated_registry, capsys):  # noqa: F81
     assert "version 2 is active" in capsys.readouterr().out.splitlines()[-1]
     assert main(["versions", "lab", "--shipped"]) == 0
     assert store.active("lab") is None
+    assert main(["versions", "lab", "--rollback"]) == 0  # undoes --shipped: the version active before it
+    assert store.active("lab").version == 2 and "version 2 is active" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_errors_are_one_line_with_a_code(isolated_registry, capsys):  # noqa: F811
