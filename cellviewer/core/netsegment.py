@@ -69,6 +69,7 @@ from cellviewer.core.scale import diameter_from
 from cellviewer.core.segment import SegmentationResult, check_rgb
 from cellviewer.core.tta import averaged as tta_averaged, transforms as tta_transforms
 from cellviewer.core.upsample import NEAREST, class_margin, resize_labels
+from cellviewer.core.weaklabels import blank_margin, drop_blank_cells
 
 #: a second pass is run when the predicted red cells are off-size by more than this
 REFINE_TOLERANCE = 0.1
@@ -266,6 +267,7 @@ class NetSegmenter:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
                                                              self.method, self.fracs, self.border_fracs,
                                                              merge=self.merge, edge_threshold=self.edge_threshold)
+                labels, scores, _ = drop_blank_cells(labels, scores, blank_margin(small))  # a black field stop
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
             m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
                                                          and source != "given") else None

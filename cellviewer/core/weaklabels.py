@@ -136,6 +136,39 @@ def blank_margin(image: np.ndarray) -> np.ndarray | None:
     return blank if blank.any() else None
 
 
+#: a predicted cell with at least this share of its pixels in the blank margin is no cell (the net reads a
+#: black field stop as dark cells)
+BLANK_CELL_FRAC = 0.5
+
+
+def drop_blank_cells(labels: dict, scores: dict, blank: np.ndarray | None) -> tuple[dict, dict, int]:
+    """``labels`` / ``scores`` (per class: instance map, score per id − 1) without the cells lying mostly
+    (:data:`BLANK_CELL_FRAC`) in ``blank`` (:func:`blank_margin`, same shape), ids renumbered from 1; and
+    how many were dropped."""
+    if blank is None:
+        return labels, scores, 0
+    dropped = 0
+    labels, scores = dict(labels), dict(scores)
+    for cls, lab in labels.items():
+        n = int(lab.max(initial=0))
+        if n == 0 or cls not in scores:
+            continue
+        area = np.bincount(lab.ravel(), minlength=n + 1)
+        inside = np.bincount(lab[blank].ravel(), minlength=n + 1)
+        bad = inside >= BLANK_CELL_FRAC * np.maximum(area, 1)
+        bad[0] = False
+        if not bad[1:].any():
+            continue
+        keep = ~bad
+        keep[0] = True
+        new_id = np.cumsum(keep) - 1  # 0 stays 0; kept ids 1..m
+        new_id[bad] = 0
+        labels[cls] = new_id[lab].astype(lab.dtype, copy=False)
+        scores[cls] = np.asarray(scores[cls])[keep[1:]]
+        dropped += int(bad.sum())
+    return labels, scores, dropped
+
+
 def ignore_unlabelled(image: np.ndarray, classmap: np.ndarray, margin_px: float = 2.0) -> np.ndarray:
     """``classmap`` with stained pixels that no box explains set to :data:`IGNORE`.
 

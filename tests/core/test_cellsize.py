@@ -113,3 +113,34 @@ def test_blank_margin_is_only_border_connected_and_large():
     img[:, :15] = 252  # a near-white strip at the border
     m = blank_margin(img)
     assert m is not None and m[:, :15].all() and not m[40:60, 50:70].any() and m.sum() == 100 * 15
+
+
+def test_cells_lying_in_the_blank_margin_are_dropped_and_the_rest_renumbered():
+    from cellviewer.core.weaklabels import drop_blank_cells
+
+    lab = np.zeros((40, 60), np.int32)
+    lab[2:8, 2:8] = 1  # all in the margin
+    lab[10:20, 10:20] = 2  # inside the field
+    lab[25:35, 0:10] = 3  # 40 % in the margin: a cell cut by the field stop, kept
+    blank = np.zeros((40, 60), bool)
+    blank[:9, :] = True
+    blank[:, :4] = True
+    scores = {"rbc": np.array([0.5, 0.9, 0.7]), "wbc": np.zeros(0)}
+    out, sc, n = drop_blank_cells({"rbc": lab, "wbc": np.zeros_like(lab)}, scores, blank)
+    assert n == 1 and out["rbc"].max() == 2 and sc["rbc"].tolist() == [0.9, 0.7]
+    assert (out["rbc"][10:20, 10:20] == 1).all() and (out["rbc"][25:35, 0:10] == 2).all()
+    assert drop_blank_cells({"rbc": lab}, scores, None)[0]["rbc"] is lab  # no margin: unchanged
+
+
+def test_the_net_finds_no_cells_in_a_black_field_stop(sample):
+    pytest.importorskip("torch")
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.segment import create_segmenter
+
+    stopped = _framed(sample, "field stop")
+    res = run_job(create_segmenter("blood-cells").segment(stopped))
+    h, w = stopped.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    outside = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (0.47 * w) ** 2
+    for m in res.markers:  # every count marker lies on the smear (before: dark "cells" in the black corners)
+        assert not outside[int(round(m.y)), int(round(m.x))], (m.cls, m.x, m.y)
