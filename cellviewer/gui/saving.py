@@ -54,12 +54,15 @@ class SavingMixin:
         if self.saver.is_running:
             self.timer.start(self.autosave_ms // 4)
             return
-        if self._copier.busy:
+        if self._copier.busy and not self._must_save:
             return  # the maps are being copied (a big image): the save starts when they are
         from cellviewer.gui.slices import copy_maps, is_big
 
         doc = self.doc
-        self._copier.start(copy_maps(doc), lambda arrays: self._start_write(doc, arrays), sync=not is_big(doc.shape))
+        # after a change the journal cannot hold (save_soon), the copy is made at once: copied a slice per turn,
+        # edits coming in between would put it off again and again while the journal cannot recover them
+        sync = self._must_save or not is_big(doc.shape)
+        self._copier.start(copy_maps(doc), lambda arrays: self._start_write(doc, arrays), sync=sync)
 
     def _start_write(self, doc: Document, arrays) -> None:
         """The maps of ``doc`` are copied (:func:`cellviewer.gui.slices.copy_maps`, a slice per turn of the
@@ -91,11 +94,14 @@ class SavingMixin:
             return
         if self.doc.journal is not None:
             self.doc.journal.barrier()  # edits from here on apply to the new maps only
+        self._must_save = True  # until a save lands, the journal recovers nothing after the barrier
+        self._barrier_revision = self.doc.revision  # (the change is notified before this is called)
         self.timer.start(0)  # autosave(): or, when a save is running, shortly after it
 
     def _on_saved(self, path) -> None:
         if self._pending_doc is self.doc:  # revisions only grow: never step back after a newer sync save
             self._saved_revision = max(self._saved_revision, self._pending_revision)
+            self._must_save = self._must_save and self._pending_revision < self._barrier_revision
         self._save_ok(path)
         if self._user_save and self._pending_doc is self.doc:  # Ctrl+S on a big image
             self._say_saved(True)
@@ -113,6 +119,13 @@ class SavingMixin:
         """Save synchronously (image switch, close, Ctrl+S); False when it failed (reported)."""
         if self.doc is None:
             return False
+        user, self._user_save = self._user_save, False  # a Ctrl+S being written in the background: this covers it
+        saved = self._save_now()
+        if user and saved:
+            self._say_saved(True)
+        return saved
+
+    def _save_now(self) -> bool:
         self.timer.stop()
         self._copier.cancel()  # (an autosave's copy in progress: this save takes all of it now)
         self.saver.wait_painting() if self._closing else self.saver.wait()  # (an autosave being written)
@@ -137,6 +150,7 @@ class SavingMixin:
             return False
         self._written(path)
         self._saved_revision = rev
+        self._must_save = False
         self._save_ok(path)
         return True
 

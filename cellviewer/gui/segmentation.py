@@ -143,6 +143,7 @@ class SegmentationController(QObject):
         self._target = None
         self._target_revision = 0  # the document's revision when the run started
         self._queued = False  # a run asked for while a cancelled one was still stopping
+        self._dropped = False  # cancel() came after the job ended: its result, still on its way, is not applied
         self.classes_runner = JobRunner("red-cell classes", self)
         self.classes_runner.finished.connect(self._on_classes)
         self.classes_runner.failed.connect(lambda exc: notifications.show_error(exc, "Red-cell classes"))
@@ -191,6 +192,8 @@ class SegmentationController(QObject):
             return create_segmenter(name, **opts).segment(pixels, token)
 
         started = self.runner.start(make_job, "segmentation")
+        if started:
+            self._dropped = False
         note, self._cancel_note = self._cancel_note, None
         note = note[0] if note is not None and time.monotonic() - note[1] < CANCEL_NOTE_S else ""
         if started:
@@ -213,7 +216,9 @@ class SegmentationController(QObject):
 
     def cancel(self) -> bool:
         self._queued = False
-        return self.runner.cancel()
+        cancelled = self.runner.cancel()
+        self._dropped = self._dropped or cancelled  # a result already on its way is not applied either
+        return cancelled
 
     def reclassify(self) -> bool:
         """Classify the red cells again on the current masks and markers, with the calibration now set and the
@@ -288,6 +293,10 @@ class SegmentationController(QObject):
 
     def _on_result(self, result) -> None:
         doc = self.session.doc
+        if self._dropped:  # cancelled after the job ended but before its result came (e.g. another image opened)
+            self._dropped = False
+            self._on_cancelled()
+            return
         if doc is None or doc is not self._target:
             notifications.status("Segmentation result discarded: the image was closed.")
             return

@@ -97,6 +97,8 @@ class Session(QObject, SavingMixin):
         self._pending_doc: Document | None = None
         self._landed: tuple = (lambda: None, 0)  # (weakref to the document, revision) last written in the background
         self._user_save = False  # a Ctrl+S being written in the background (big images)
+        self._must_save = False  # a change the journal cannot hold (save_soon) is not on disk yet
+        self._barrier_revision = 0  # the document revision at that change
         self._closing = False  # the window is closing (shutdown)
         self._journal_notified = False
         self._stamp = None  # core.openlock.stamp of the sidecar as this window last read or wrote it
@@ -114,7 +116,11 @@ class Session(QObject, SavingMixin):
 
     def _on_change(self, _change) -> None:
         if self.dirty:
-            self.timer.start(self.autosave_ms)  # restart: debounced
+            if self._must_save:  # a save the journal's barrier waits for: never put off by edits (saving.py)
+                if not self.timer.isActive():
+                    self.timer.start(0)
+            else:
+                self.timer.start(self.autosave_ms)  # restart: debounced
             self.dirty_changed.emit(True)
 
     # -- open / close -----------------------------------------------------------------------
@@ -215,9 +221,9 @@ class Session(QObject, SavingMixin):
             else:
                 self.stack.deleteLater()
         self.doc, self.path, self.stack, self.recovered = None, None, None, None
+        self._must_save = self._user_save = False  # (what they waited for was this document's save, above)
         self.document_changed.emit(None)
 
-    # -- saving ----------------------------------------------------------------------------
     # -- undo / redo -----------------------------------------------------------------------
     def undo(self) -> bool:
         if not self.undo_group.canUndo():

@@ -154,3 +154,40 @@ def test_a_big_image_file_is_read_in_a_thread_with_the_same_outcome(window, smea
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
     assert not window.open_image(bad)  # the error comes back to the GUI thread: one dialog, the image stays
     assert len(dialogs.shown) == 1 and window.session.path == smear_path
+
+
+def test_edits_right_after_undoing_a_segmentation_do_not_put_its_save_off(segmented, smear_path, qtbot, big):
+    """After a change the journal cannot hold (undo of a segmentation: a barrier), the save is not debounced
+    by the edits that follow — before, edits < 1 s apart put it off for ever and a crash lost them all."""
+    from cellviewer.core import edits
+
+    win = segmented
+    s, doc = win.session, win.session.doc
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=5000)
+    win.undo()  # the segmentation is undone: a barrier in the journal, a save must land
+    assert s._must_save
+    undone = {c: doc.labels[c].copy() for c in doc.labels}
+    for k in range(60):  # edits 50 ms apart for up to 3 s: the save must land while they keep coming
+        win.tools.push(edits.add_marker(doc, "platelet", 10.0 + 2 * k, 10.0))
+        qtbot.wait(50)
+        if not s._must_save and not s.saver.is_running:
+            break
+    assert not s._must_save and k < 59  # before: each edit restarted the 1-s debounce, the save never came
+    _, arrays = read_sidecar(find_sidecar(smear_path))
+    assert all(np.array_equal(arrays[f"labels/{c}.npy"], undone[c]) for c in undone)  # the undone state is on disk
+
+
+def test_a_background_ctrl_s_is_covered_by_the_save_of_an_image_switch(segmented, smear_path, tmp_path, qtbot, big):
+    import shutil
+
+    win = segmented
+    s = win.session
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=5000)
+    win.tools.stroke([(100.0, 15.0), (120.0, 15.0)])
+    assert win.save() and s._user_save  # "Saving…" in the background
+    other = tmp_path / "other.png"
+    shutil.copy(smear_path, other)
+    win.segmentation.params.update(auto_run=False)
+    assert win.open_image(other)
+    assert not s._user_save  # the switch's save covered it: the next image's autosave is no "Saved" answer
+    assert win.statusBar().currentMessage() != "Saving…"

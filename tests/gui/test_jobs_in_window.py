@@ -124,3 +124,20 @@ def test_thread_exception_routed_to_one_dialog(qtbot, dialogs):
         assert "ZeroDivisionError" in dialogs.shown[0].text
     finally:
         sys.excepthook, threading.excepthook = old
+
+
+def test_a_result_already_on_its_way_when_cancelled_is_not_applied(make_window, smear_path, qtbot):
+    """Cancel (or opening the next image) after the job ended but before its result was delivered: the result
+    is dropped like a cancelled run's, not applied over the user's corrections."""
+    win = make_window(auto_run=False)
+    assert win.open_image(smear_path)
+    doc = win.session.doc
+    assert win.segmentation.run()
+    thread = win.segmentation.runner._thread
+    assert thread.wait(30000)  # the job has ended; its result is queued, not delivered (no events processed)
+    assert win.segmentation.cancel()
+    qtbot.waitUntil(lambda: not win.segmentation.runner.is_running, timeout=5000)
+    assert doc.counts()["rbc"] == 0 and win.session.stack.count() == 0  # nothing applied
+    assert "cancelled" in win.statusBar().currentMessage()
+    assert win.segmentation.run()  # the next run is applied as usual
+    qtbot.waitUntil(lambda: doc.counts()["rbc"] > 0, timeout=30000)
