@@ -59,20 +59,13 @@ def _line(mv) -> str:
 
 def _check_known(name: str, store) -> None:
     """Raise :class:`ModelLoadError` (exit 6) when ``name`` is neither a shipped model nor one in ``store``."""
-    import json
-
     from cellviewer.core.errors import ModelLoadError
-    from cellviewer.core.modelfind import model_dirs
+    from cellviewer.core.modelfind import model_cards
 
     known = set(store.names())
-    for d in model_dirs():
-        for p in sorted(d.glob("*.json")) if d.is_dir() else ():
-            try:
-                card = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(card, dict) and "architecture" in card:
-                known |= {p.stem, str(card.get("name") or p.stem)}
+    for p, card in model_cards():
+        if "architecture" in card:
+            known |= {p.stem, str(card.get("name") or p.stem)}
     if name not in known:
         raise ModelLoadError(f"No model named '{name}'.", hint=f"known models: {', '.join(sorted(known))}")
 

@@ -32,20 +32,26 @@ def model_dirs() -> list[Path]:
     return dirs
 
 
-def find_models() -> dict[str, tuple[Path, dict]]:
-    """``name -> (card path, card)`` of every readable card (no weights are read)."""
-    found: dict[str, tuple[Path, dict]] = {}
+def model_cards():
+    """``(card path, card)`` of every readable JSON object in :func:`model_dirs` (lowest priority first; any
+    task; no weights are read)."""
     for d in model_dirs():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.json")):
+        for p in sorted(d.glob("*.json")) if d.is_dir() else ():
             try:
                 card = json.loads(p.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if (isinstance(card, dict) and "architecture" in card and p.with_suffix(".safetensors").is_file()
-                    and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
-                found[str(card.get("name") or p.stem)] = (p, card)
+            if isinstance(card, dict):
+                yield p, card
+
+
+def find_models() -> dict[str, tuple[Path, dict]]:
+    """``name -> (card path, card)`` of every readable card (no weights are read)."""
+    found: dict[str, tuple[Path, dict]] = {}
+    for p, card in model_cards():
+        if ("architecture" in card and p.with_suffix(".safetensors").is_file()
+                and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
+            found[str(card.get("name") or p.stem)] = (p, card)
     from cellviewer.core.modelstore import active_cards
 
     # the user store's active fine-tuned versions win (core.modelstore); a stored morphology model is not a segmenter

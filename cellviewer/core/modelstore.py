@@ -223,19 +223,14 @@ def _shipped_version(name: str) -> int:
     """The highest version number of a model card named ``name`` in the folders searched for models
     (the shipped ``models/`` and loose checkpoints; 0 when there is none or it has no number)."""
     try:
-        from cellviewer.core.netsegment import model_dirs
+        from cellviewer.core.modelfind import model_cards
     except ImportError:
         return 0
     best = 0
-    for d in model_dirs():
-        for p in sorted(d.glob("*.json")) if d.is_dir() else ():
-            try:
-                card = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(card, dict) and str(card.get("name") or p.stem) == name:
-                v = str(card.get("version") or "")
-                best = max(best, int(v) if v.isdigit() else 0)
+    for p, card in model_cards():
+        if str(card.get("name") or p.stem) == name:
+            v = str(card.get("version") or "")
+            best = max(best, int(v) if v.isdigit() else 0)
     return best
 
 
