@@ -224,6 +224,11 @@ class MainWindow(QMainWindow):
         self.setWindowModified(False)
         self.caution_label.set_document(doc, name)
         self._show_size(doc)
+        prov = doc.provenance if doc is not None else None
+        if prov is not None and prov.model_name:  # the masks on screen: which model made them, on what device
+            self.device_label.setText(f"Device: {prov.device or '?'} ({prov.model_name})")
+        else:  # none yet: what a run would use
+            self.segmentation.update_device()
         self._hover = None  # the last image's position and cell mean nothing here
         self.cursor_label.setText("")
 

@@ -268,3 +268,20 @@ def test_a_new_window_starts_with_navigate_whatever_tool_was_last(make_window):
     settings.save_dataclass("tools", ToolState(tool="delete", cls="wbc", brush_radius=5))
     win = make_window(auto_run=False)
     assert win.tool_state.value == ToolState(tool="navigate", cls="wbc", brush_radius=5)
+
+
+def test_the_device_label_names_the_model_of_the_open_images_masks(segmented, tmp_path, qtbot):
+    import shutil
+
+    from cellviewer.core.sidecar import load_document, save_sidecar
+
+    win = segmented
+    assert "(classical-watershed)" in win.device_label.text()
+    other = tmp_path / "other.png"
+    shutil.copy(win.session.path, other)
+    doc = load_document(other)  # an image segmented earlier by another model (its sidecar says so)
+    doc.provenance.model_name, doc.provenance.device = "blood-cells", "cuda:0"
+    save_sidecar(doc)
+    win.seg_params.update(auto_run=False)
+    assert win.open_image(other)
+    assert win.device_label.text() == "Device: cuda:0 (blood-cells)"  # before: the last run's, on the last image
