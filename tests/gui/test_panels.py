@@ -258,3 +258,21 @@ def test_red_cell_sizes_are_measured_again_only_when_red_cell_masks_change(segme
     win.tools.push(edits.remove_marker(doc, doc.markers_of_cell("rbc", whole[0])[0].id))  # no longer counted
     qtbot.waitUntil(lambda: n() == before - 1, timeout=3000)  # it leaves the size statistics ...
     assert calls == []  # ... without the masks being measured again
+
+
+def test_deleting_the_current_queued_cell_lets_next_go_on_from_where_it_was(segmented, qtbot):
+    from cellviewer.core import operations as ops
+
+    win = segmented
+    panel, doc = win.human_loop.review_panel, win.session.doc
+    qtbot.waitUntil(lambda: len(panel.queue) > 3 and not panel.runner.is_running, timeout=15000)
+    assert panel.go_to(1)
+    gone = (panel.queue[1].cls, panel.queue[1].cell)
+    following = (panel.queue[2].cls, panel.queue[2].cell)
+    win.tools.push(ops.delete_cell(doc, *gone))
+    qtbot.waitUntil(lambda: gone not in [(it.cls, it.cell) for it in panel.queue] and not panel.runner.is_running,
+                    timeout=15000)
+    assert panel.current == -1  # nothing is "current" (Y never marks a cell the user has not been shown) ...
+    assert panel.step(+1)  # ... and N goes on with the cell after the deleted one, not from the top
+    it = panel.queue[panel.current]
+    assert (it.cls, it.cell) == following

@@ -48,6 +48,7 @@ class ReviewPanel(QWidget):
         self.stack = None
         self.queue: list = []
         self.current = -1
+        self._resume = None  # where N goes on when the current cell disappeared from the queue (_on_queue)
         self.diameter: float | None = None  # expected RBC diameter; None = the core estimates it
         self._pending = False
         self.runner = JobRunner("review queue", self)
@@ -115,7 +116,7 @@ class ReviewPanel(QWidget):
             self.doc.unsubscribe(self._on_change)
         self.doc, self.stack = doc, stack
         self._copier.cancel()
-        self.queue, self.current = [], -1
+        self.queue, self.current, self._resume = [], -1, None
         self._fill()
         if doc is not None:
             doc.subscribe(self._on_change)
@@ -164,9 +165,13 @@ class ReviewPanel(QWidget):
             return
         if self.doc is None:
             return
-        key = self._key(self.current)
+        key, old = self._key(self.current), [(it.cls, it.cell) for it in self.queue]
         self.queue = list(queue)
         keys = [(it.cls, it.cell) for it in self.queue]
+        self._resume = None
+        if key is not None and key not in keys:  # the current cell is gone (deleted, merged): N goes on after it
+            later = [keys.index(k) for k in old[self.current + 1:] if k in keys]
+            self._resume = later[0] if later else None
         self.current = keys.index(key) if key in keys else -1
         self._fill()
         self.refresh_ticks()
@@ -316,7 +321,11 @@ class ReviewPanel(QWidget):
         """Go to the next (+1) / previous (-1) cell still to review, wrapping around; False when none is left."""
         from cellviewer.core.review import next_doubtful
 
-        i = next_doubtful(self.queue, self.current if self.current >= 0 else None, 1 if direction > 0 else -1)
+        start = self.current if self.current >= 0 else None
+        if start is None and self._resume is not None:  # the current cell was deleted: on from where it was
+            start = self._resume - 1 if direction > 0 else self._resume
+        self._resume = None
+        i = next_doubtful(self.queue, start, 1 if direction > 0 else -1)
         if i is None:
             if self.queue:
                 notifications.status("Every cell of this image in the review queue is reviewed.")
