@@ -211,7 +211,8 @@ class MainWindow(QMainWindow):
         if not self.files_panel.paths:
             notifications.warn(f"No images in {folder}.")
             return False
-        return self.open_image(self.files_panel.paths[0])
+        # the first image that opens (one that cannot be read says so, and the next is tried)
+        return any(self.open_image(p) for p in list(self.files_panel.paths))
 
     def _on_document(self, doc) -> None:
         if doc is not None and not self.session.had_sidecar and "border_rule" not in self.session.recovered_settings:

@@ -276,3 +276,15 @@ def test_deleting_the_current_queued_cell_lets_next_go_on_from_where_it_was(segm
     assert panel.step(+1)  # ... and N goes on with the cell after the deleted one, not from the top
     it = panel.queue[panel.current]
     assert (it.cls, it.cell) == following
+
+
+def test_a_folder_whose_first_image_cannot_be_read_opens_the_next_one(make_window, tmp_path, smear_path, dialogs):
+    import shutil
+
+    win = make_window(auto_run=False)
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")  # an empty file: a failed copy
+    shutil.copy(smear_path, folder / "b.png")
+    assert win.open_folder(folder)
+    assert win.session.path.name == "b.png" and len(dialogs.shown) == 1  # a.png said why, b.png is shown
