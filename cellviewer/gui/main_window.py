@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
         s.dirty_changed.connect(self.setWindowModified)
         self.view_state.changed.connect(self._on_view_changed)
         self.tool_state.changed.connect(self._on_tool_changed)
-        self.segmentation.device_text.connect(self.device_label.setText)
+        self.segmentation.device_text.connect(self._show_device)
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.left.connect(self.canvas.hide_brush)
         self.counts_panel.updated.connect(self._on_counts)
@@ -225,13 +225,17 @@ class MainWindow(QMainWindow):
         self.setWindowModified(False)
         self.caution_label.set_document(doc, name)
         self._show_size(doc)
-        prov = doc.provenance if doc is not None else None
-        if prov is not None and prov.model_name:  # the masks on screen: which model made them, on what device
-            self.device_label.setText(f"Device: {prov.device or '?'} ({prov.model_name})")
-        else:  # none yet: what a run would use
-            self.segmentation.update_device()
+        self.segmentation.update_device()  # (_show_device: the masks' model and device, when there are masks)
         self._hover = None  # the last image's position and cell mean nothing here
         self.cursor_label.setText("")
+
+    def _show_device(self, text: str) -> None:
+        """The device label: which model made the open image's masks, on what device; else ``text`` (what a run
+        would use)."""
+        prov = self.session.doc.provenance if self.session.doc is not None else None
+        if prov is not None and prov.model_name:
+            text = f"Device: {prov.device or '?'} ({prov.model_name})"
+        self.device_label.setText(text)
 
     def _show_size(self, doc) -> None:
         """Image size, and the red-cell size the last segmentation used (so a wrong estimate is seen)."""
