@@ -16,7 +16,10 @@ Counts panel or with ``cellviewer analyze --border-cells``:
 * ``inside`` — only cells wholly inside the image (cut cells never count). Biased low
   for density, but every counted cell can be judged whole (morphology).
 
-A cell is "cut" when its mask touches the outermost pixel row or column. Markers
+A cell is "cut" when its mask touches the outermost pixel row or column, or comes within
+:data:`FIELD_TOL` px of the edge of the field of view inside the image (:func:`field_edge`: a round
+field stop's black ring, a white frame); the side of a field edge is that of its outward normal
+(the lower-right half of a round field counts as bottom / right). Markers
 without a mask (manual markers) are always counted: there is no outline to judge.
 Excluded cells keep their masks and markers (drawn hollow in the viewer); only the counts
 (and ``cells.csv``, one row per counted cell) change. Numpy only, imported when first needed
@@ -37,6 +40,13 @@ BORDER_RULES: dict[str, str] = {
 BORDER_RULE_NAMES = {"all": "count all cells", "frame": "counting frame (top/left in)",
                      "inside": "only whole cells"}
 TOP, LEFT, BOTTOM, RIGHT = 1, 2, 4, 8
+#: with one of the side bits: cut by the field's edge inside the image, not by the image edge
+STOP = 16
+#: a cell mask coming this close (px) to the field's edge inside the image is cut by it
+FIELD_TOL = 3
+#: the field (everything not blank) must fill at least this share of its convex hull to be taken as a field
+#: of view; a smear whose white background is saturated leaves cells scattered in blank, which is no field edge
+FIELD_CONVEXITY = 0.9
 
 
 def check_rule(rule: str) -> str:
@@ -51,8 +61,71 @@ def rule_or_default(rule) -> str:
     return rule if rule in BORDER_RULES else "all"
 
 
-def edge_flags(labels) -> dict[int, int]:
-    """``{label: bits}`` for the labels touching the image edge (:data:`TOP` | :data:`LEFT` | ...)."""
+class FieldEdge:
+    """The pixels of the field of view that lie within :data:`FIELD_TOL` px of its edge inside the image,
+    with the outward normal there (``ys``, ``xs``, ``nx``, ``ny``: 1-D arrays)."""
+
+    def __init__(self, ys, xs, nx, ny):
+        self.ys, self.xs, self.nx, self.ny = ys, xs, nx, ny
+
+    def __len__(self) -> int:
+        return len(self.ys)
+
+
+def field_edge(image) -> FieldEdge | None:
+    """The edge of the field of view inside ``image`` (RGB ``uint8``), None when the field fills the image.
+
+    The field is the convex hull of the largest area that is not blank margin
+    (:func:`cellviewer.core.weaklabels.blank_margin`: a black field stop, a white frame); None too when that
+    area fills less than :data:`FIELD_CONVEXITY` of its hull (a saturated white smear background is blank
+    between the cells, but it is no edge of the field)."""
+    import cv2
+    import numpy as np
+    from scipy import ndimage as ndi
+
+    from cellviewer.core.weaklabels import blank_margin
+
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
+        return None
+    h, w = img.shape[:2]
+    step = max(1, int(np.ceil(max(h, w) / 1024)))
+    if step > 1 and blank_margin(img[::step, ::step]) is None:  # the common case, at a glance
+        return None
+    blank = blank_margin(img)
+    if blank is None:
+        return None
+    lab, n = ndi.label(ndi.binary_fill_holes(~blank))
+    if n == 0:
+        return None
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    biggest = int(np.argmax(sizes))
+    if sizes[biggest] < 0.9 * int((~blank).sum()):
+        return None
+    field = (lab == biggest).astype(np.uint8)
+    contours, _ = cv2.findContours(field, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros_like(field)
+    cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 1)
+    if sizes[biggest] < FIELD_CONVEXITY * int(hull.sum()):
+        return None
+    if hull.all():
+        return None
+    # distance to the nearest pixel outside the hull; the image's own edge is not such a pixel
+    dist = cv2.distanceTransform(hull, cv2.DIST_L2, 5)
+    ys, xs = np.nonzero((dist > 0) & (dist <= FIELD_TOL))
+    if not len(ys):
+        return None
+    d = np.pad(dist, 1, mode="edge")
+    nx = d[ys + 1, xs] - d[ys + 1, xs + 2]  # outward: down the distance
+    ny = d[ys, xs + 1] - d[ys + 2, xs + 1]
+    return FieldEdge(ys.astype(np.int32), xs.astype(np.int32), nx.astype(np.float32), ny.astype(np.float32))
+
+
+def edge_flags(labels, field: FieldEdge | None = None) -> dict[int, int]:
+    """``{label: bits}`` for the labels touching the image edge (:data:`TOP` | :data:`LEFT` | ...) and, with
+    ``field`` (:func:`field_edge`), those coming within :data:`FIELD_TOL` px of the field's edge (:data:`STOP`
+    plus the side its outward normal points to)."""
     import numpy as np
 
     lab = np.asarray(labels)
@@ -63,6 +136,20 @@ def edge_flags(labels) -> dict[int, int]:
         for v in np.unique(line):
             if v:
                 out[int(v)] = out.get(int(v), 0) | bit
+    if field is not None and len(field) and lab.shape[0] > int(field.ys.max()) and lab.shape[1] > int(field.xs.max()):
+        ids = lab[field.ys, field.xs]
+        on = ids > 0
+        if on.any():
+            ids = ids[on].astype(np.int64)
+            sx = np.bincount(ids, weights=field.nx[on])
+            sy = np.bincount(ids, weights=field.ny[on])
+            for v in np.unique(ids).tolist():
+                x, y = float(sx[v]), float(sy[v])
+                if x + y > 0:  # the lower-right half of the field's edge excludes, as the bottom and right edges
+                    bit = RIGHT if x >= y else BOTTOM
+                else:
+                    bit = LEFT if x <= y else TOP
+                out[v] = out.get(v, 0) | bit | STOP
     return out
 
 
@@ -78,8 +165,9 @@ def is_counted(flags: int, rule: str) -> bool:
     return True
 
 
-def excluded_markers(markers, labels: dict, rule: str) -> set[int]:
-    """Ids of the ``markers`` (objects with ``id``, ``cls``, ``cell``) whose cell ``rule`` does not count."""
+def excluded_markers(markers, labels: dict, rule: str, field: FieldEdge | None = None) -> set[int]:
+    """Ids of the ``markers`` (objects with ``id``, ``cls``, ``cell``) whose cell ``rule`` does not count
+    (``field``: the field's edge inside the image, :func:`field_edge`)."""
     check_rule(rule)
     if rule == "all":
         return set()
@@ -90,7 +178,7 @@ def excluded_markers(markers, labels: dict, rule: str) -> set[int]:
         if not m.cell or lab is None:
             continue
         if m.cls not in flags:
-            flags[m.cls] = edge_flags(lab)
+            flags[m.cls] = edge_flags(lab, field)
         if not is_counted(flags[m.cls].get(int(m.cell), 0), rule):
             out.add(m.id)
     return out

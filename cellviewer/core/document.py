@@ -149,6 +149,7 @@ class Document:
         self.left_over = None  # the journals they came from (core.journalfiles.LeftOver; see attach_journal)
         self.open_stroke = None  # a core.brush.BrushStroke painting live, not yet one edit: saves wait for it
         self._listeners: list[Callable[[Change], None]] = []
+        self._field: list = []  # [field_edge(image)] once asked (the pixels never change)
 
     # -- shape and lookup ---------------------------------------------------------
     @property
@@ -188,7 +189,18 @@ class Document:
 
     def uncounted(self) -> set[int]:
         """Ids of the markers whose cells :attr:`border_rule` does not count."""
-        return excluded_markers(self.markers.values(), self.labels, self.border_rule)
+        if self.border_rule == "all":
+            return set()
+        return excluded_markers(self.markers.values(), self.labels, self.border_rule, self.field_edge())
+
+    def field_edge(self):
+        """The edge of the field of view inside the image (a round field stop, a white frame;
+        :func:`cellviewer.core.countframe.field_edge`), None when the field fills the image; found once."""
+        if not self._field:
+            from cellviewer.core.countframe import field_edge
+
+            self._field.append(field_edge(self.image.pixels))
+        return self._field[0]
 
     def set_border_rule(self, rule: str) -> None:
         """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule). The change

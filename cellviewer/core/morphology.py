@@ -161,9 +161,9 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
     (:mod:`cellviewer.core.sizeprior`: microcytes and macrocytes are size classes)."""
     cut: set = set()
     if labels is not None:
-        from cellviewer.core.countframe import edge_flags
+        from cellviewer.core.countframe import edge_flags, field_edge
 
-        cut = set(edge_flags(labels))
+        cut = set(edge_flags(labels, field_edge(image) if np.asarray(labels).shape == image.shape[:2] else None))
     rbcs = [m for m in markers if m.cls == "rbc" and not (m.cell and m.cell in cut)]
     if not rbcs:
         return 0

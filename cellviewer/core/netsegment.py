@@ -232,7 +232,7 @@ class NetSegmenter:
             d, source = estimate_rbc_diameter(img)
         timings["scale"] = time.perf_counter() - t0
         h, w = img.shape[:2]
-        passes, notes = 0, []
+        passes, notes, blank_small = 0, [], None
         while True:
             passes += 1
             s = self.working_scale / d
@@ -267,7 +267,8 @@ class NetSegmenter:
                 labels, parts, scores = instances_from_probs(probs, edge_p, self.classes, self.working_scale,
                                                              self.method, self.fracs, self.border_fracs,
                                                              merge=self.merge, edge_threshold=self.edge_threshold)
-                labels, scores, _ = drop_blank_cells(labels, scores, blank_margin(small))  # a black field stop
+                blank_small = blank_margin(small)
+                labels, scores, _ = drop_blank_cells(labels, scores, blank_small)  # a black field stop
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
             m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
                                                          and source != "given") else None
@@ -280,6 +281,7 @@ class NetSegmenter:
         t = time.perf_counter()
         out_labels: dict[str, np.ndarray] = {}
         markers: list[Marker] = []
+        blank = None if blank_small is None else blank_margin(img)  # smooth outlines stay out of it too
         for k, cls in enumerate(("rbc", "wbc", "platelet")):
             yield Progress(0.8 + 0.05 * k, f"outlines at full size ({cls})")
             if cls not in labels:
@@ -288,6 +290,8 @@ class NetSegmenter:
             margin = (class_margin(probs, self.classes.index(cls))
                       if cls in self.classes and probs.shape[1:] == labels[cls].shape else None)
             lab, sc = resize_labels(labels[cls], scores[cls], (h, w), margin)  # smooth outlines (core.upsample)
+            if blank is not None:
+                lab = np.where(blank, 0, lab)
             out_labels[cls] = lab.astype(np.int32, copy=False)
             ids, ys, xs = inside_points(lab)
             for cid, y, x in zip(ids.tolist(), ys.tolist(), xs.tolist()):

@@ -110,7 +110,7 @@ def whole_rbc_areas(doc: Document) -> dict[int, int]:
 
     lab = doc.labels["rbc"]
     area = np.bincount(lab.ravel())
-    cut = edge_flags(lab)
+    cut = edge_flags(lab, doc.field_edge())
     return {i: int(area[i]) for i in np.nonzero(area)[0].tolist() if i and i not in cut}
 
 

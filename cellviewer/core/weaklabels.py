@@ -143,8 +143,9 @@ BLANK_CELL_FRAC = 0.5
 
 def drop_blank_cells(labels: dict, scores: dict, blank: np.ndarray | None) -> tuple[dict, dict, int]:
     """``labels`` / ``scores`` (per class: instance map, score per id − 1) without the cells lying mostly
-    (:data:`BLANK_CELL_FRAC`) in ``blank`` (:func:`blank_margin`, same shape), ids renumbered from 1; and
-    how many were dropped."""
+    (:data:`BLANK_CELL_FRAC`) in ``blank`` (:func:`blank_margin`, same shape), ids renumbered from 1, and the
+    others cut back to the field (no mask reaches into a black field stop or a white frame); and how many
+    were dropped."""
     if blank is None:
         return labels, scores, 0
     dropped = 0
@@ -157,6 +158,10 @@ def drop_blank_cells(labels: dict, scores: dict, blank: np.ndarray | None) -> tu
         inside = np.bincount(lab[blank].ravel(), minlength=n + 1)
         bad = inside >= BLANK_CELL_FRAC * np.maximum(area, 1)
         bad[0] = False
+        if inside[1:].any():
+            lab = lab.copy()
+            lab[blank] = 0
+            labels[cls] = lab
         if not bad[1:].any():
             continue
         keep = ~bad

@@ -139,5 +139,5 @@ def rbc_areas(doc: Document):
         else:
             area[:b.size] += b
         yield
-    cut = edge_flags(lab)
+    cut = edge_flags(lab, doc.field_edge())
     return {i: int(area[i]) for i in np.nonzero(area)[0].tolist() if i and i not in cut}

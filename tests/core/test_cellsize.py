@@ -128,7 +128,8 @@ def test_cells_lying_in_the_blank_margin_are_dropped_and_the_rest_renumbered():
     scores = {"rbc": np.array([0.5, 0.9, 0.7]), "wbc": np.zeros(0)}
     out, sc, n = drop_blank_cells({"rbc": lab, "wbc": np.zeros_like(lab)}, scores, blank)
     assert n == 1 and out["rbc"].max() == 2 and sc["rbc"].tolist() == [0.9, 0.7]
-    assert (out["rbc"][10:20, 10:20] == 1).all() and (out["rbc"][25:35, 0:10] == 2).all()
+    assert (out["rbc"][10:20, 10:20] == 1).all() and (out["rbc"][25:35, 4:10] == 2).all()
+    assert not out["rbc"][blank].any()  # the kept cell is cut back to the field
     assert drop_blank_cells({"rbc": lab}, scores, None)[0]["rbc"] is lab  # no margin: unchanged
 
 
@@ -144,3 +145,9 @@ def test_the_net_finds_no_cells_in_a_black_field_stop(sample):
     outside = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (0.47 * w) ** 2
     for m in res.markers:  # every count marker lies on the smear (before: dark "cells" in the black corners)
         assert not outside[int(round(m.y)), int(round(m.x))], (m.cls, m.x, m.y)
+    from cellviewer.core.weaklabels import blank_margin
+
+    blank = blank_margin(stopped)
+    assert blank is not None and blank[outside].mean() > 0.99
+    for cls, lab in res.labels.items():  # and no outline reaches into the black (before: 11 487 red-cell pixels)
+        assert not lab[blank].any(), cls

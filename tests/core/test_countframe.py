@@ -107,3 +107,58 @@ def test_report_overlay_draws_uncounted_cells_as_rings():
     after = R.overlay_rgb(doc, outlines=False)
     assert (after[30, 20] == 255).all() and (after[30, 24] != 255).any()  # a ring: empty centre
     np.testing.assert_array_equal(after[20:40, 50:70], before[20:40, 50:70])  # the counted cell's dot
+
+
+def _stopped_field():
+    """A 160×200 smear seen through a round field stop (radius 70 around (100, 80), black outside) and six red
+    cells (radius 12) clipped to the field: cut by the stop on the right, left, bottom and top, one inside,
+    and one 6 px short of the stop."""
+    h, w = 160, 200
+    yy, xx = np.mgrid[:h, :w]
+    field = (xx - 100) ** 2 + (yy - 80) ** 2 <= 70 ** 2
+    img = np.zeros((h, w, 3), np.uint8)
+    img[field] = (225, 205, 215)
+    lab = np.zeros((h, w), np.int32)
+    for i, (cx, cy) in enumerate([(165, 80), (35, 80), (100, 145), (100, 15), (100, 80), (100 - 52, 80 - 0)], 1):
+        lab[((xx - cx) ** 2 + (yy - cy) ** 2 <= 12 ** 2) & field] = i
+    return img, lab
+
+
+def test_cells_cut_by_a_round_field_stop_are_cut_cells_on_the_side_they_face():
+    img, lab = _stopped_field()
+    edge = F.field_edge(img)
+    assert edge is not None and len(edge)
+    flags = F.edge_flags(lab, edge)
+    assert flags == {1: F.STOP | F.RIGHT, 2: F.STOP | F.LEFT, 3: F.STOP | F.BOTTOM, 4: F.STOP | F.TOP}
+    assert F.edge_flags(lab) == {}  # the image edge alone cuts none of them
+    counted = {v: F.is_counted(flags.get(v, 0), "frame") for v in range(1, 7)}
+    assert counted == {1: False, 2: True, 3: False, 4: True, 5: True, 6: True}  # the top-left half is in
+
+
+def test_a_white_frame_is_a_field_edge_but_a_saturated_background_is_not():
+    img = np.full((100, 140, 3), (225, 205, 215), np.uint8)
+    assert F.field_edge(img) is None  # the field fills the image
+    framed = img.copy()
+    framed[:, 120:] = 255  # a white strip on the right
+    lab = np.zeros((100, 140), np.int32)
+    lab[40:60, 105:120] = 1  # against the strip
+    lab[40:60, 60:80] = 2
+    assert F.edge_flags(lab, F.field_edge(framed)) == {1: F.STOP | F.RIGHT}
+    yy, xx = np.mgrid[:100, :140]
+    bright = np.full((100, 140, 3), 255, np.uint8)  # overexposed: the background between the cells is blank
+    for cx, cy in [(30, 30), (70, 30), (110, 30), (30, 70), (70, 70), (110, 70)]:
+        bright[(xx - cx) ** 2 + (yy - cy) ** 2 <= 12 ** 2] = (200, 150, 170)
+    assert F.field_edge(bright) is None
+
+
+def test_document_rules_and_whole_cell_sizes_leave_out_cells_cut_by_the_field_stop():
+    img, lab = _stopped_field()
+    h, w = lab.shape
+    doc = Document(ImageData(img, ImageInfo("f.png", w, h)))
+    doc.labels["rbc"][:] = lab
+    doc.markers = {i: Marker(i, "rbc", 1.0, 1.0, cell=i) for i in range(1, 7)}
+    doc.set_border_rule("inside")
+    assert doc.uncounted() == {1, 2, 3, 4} and doc.counts()["rbc"] == 2
+    doc.set_border_rule("frame")
+    assert doc.uncounted() == {1, 3}
+    assert sorted(R.whole_rbc_areas(doc)) == [5, 6]

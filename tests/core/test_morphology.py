@@ -80,6 +80,15 @@ def test_every_red_cell_marker_gets_a_class_and_only_red_cells(tmp_path):
     fresh = [Marker(1, "rbc", 10, 10, cell=1), Marker(3, "rbc", 45, 35, cell=2)]
     assert MO.classify_cells(img, fresh, 12.0, model=(net, card), labels=labels) == 1
     assert fresh[0].morph in MO.CLASSES and fresh[1].morph == ""
+    # ... and so is a cell cut by the edge of the field of view inside the image (here a black strip, as
+    # outside a microscope's field stop)
+    stopped = img.copy()
+    stopped[:, 35:] = 0
+    labels[30:40, 40:50] = 0
+    labels[15:25, 25:35] = 2
+    fresh = [Marker(1, "rbc", 10, 10, cell=1), Marker(3, "rbc", 30, 20, cell=2)]
+    assert MO.classify_cells(stopped, fresh, 12.0, model=(net, card), labels=labels) == 1
+    assert fresh[0].morph in MO.CLASSES and fresh[1].morph == ""
 
 
 def test_a_missing_model_says_how_to_get_one(monkeypatch, tmp_path):
