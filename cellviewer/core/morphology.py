@@ -164,7 +164,9 @@ def classify_cells(image: np.ndarray, markers: list, diameter: float, model=None
         from cellviewer.core.countframe import edge_flags, field_edge
 
         cut = set(edge_flags(labels, field_edge(image) if np.asarray(labels).shape == image.shape[:2] else None))
-    rbcs = [m for m in markers if m.cls == "rbc" and not (m.cell and m.cell in cut)]
+    # with the labels, a marker without a mask (placed by hand) is no cell to classify: its crop may be
+    # background or a cut cell, and the review queue, where classes are corrected, lists only cells
+    rbcs = [m for m in markers if m.cls == "rbc" and (labels is None or (m.cell and m.cell not in cut))]
     if not rbcs:
         return 0
     net, card = model if model is not None else load_model(device=device)

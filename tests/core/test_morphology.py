@@ -89,6 +89,10 @@ def test_every_red_cell_marker_gets_a_class_and_only_red_cells(tmp_path):
     fresh = [Marker(1, "rbc", 10, 10, cell=1), Marker(3, "rbc", 30, 20, cell=2)]
     assert MO.classify_cells(stopped, fresh, 12.0, model=(net, card), labels=labels) == 1
     assert fresh[0].morph in MO.CLASSES and fresh[1].morph == ""
+    # ... and a marker placed by hand (no mask) gets none either: its crop may be background
+    fresh = [Marker(1, "rbc", 10, 10, cell=1), Marker(4, "rbc", 20, 30, origin="manual")]
+    assert MO.classify_cells(img, fresh, 12.0, model=(net, card), labels=labels) == 1
+    assert fresh[0].morph in MO.CLASSES and fresh[1].morph == ""
 
 
 def test_a_missing_model_says_how_to_get_one(monkeypatch, tmp_path):
