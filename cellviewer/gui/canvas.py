@@ -218,11 +218,16 @@ class Canvas(pg.GraphicsView):
         return old.keys() != new.keys() or any(not np.array_equal(old[k], new[k]) for k in new)
 
     def _at_edge(self, bbox) -> bool:
-        """An edit at the image edge may change which cells the border rule counts."""
+        """An edit at the image edge, or at the edge of the field of view inside it, may change which cells the
+        border rule counts."""
         if self.doc is None or self.doc.border_rule == "all":
             return False
         h, w = self.doc.shape
-        return bbox[0] <= 0 or bbox[1] <= 0 or bbox[2] >= h or bbox[3] >= w
+        if bbox[0] <= 0 or bbox[1] <= 0 or bbox[2] >= h or bbox[3] >= w:
+            return True
+        field = self.doc.field_edge()
+        return field is not None and bool(np.any((field.ys >= bbox[0]) & (field.ys < bbox[2])
+                                                 & (field.xs >= bbox[1]) & (field.xs < bbox[3])))
 
     # -- overlay ----------------------------------------------------------------------
     def refresh_overlay(self, bbox=None) -> None:

@@ -376,3 +376,27 @@ def test_the_review_panels_queue_copy_keeps_the_border_rule(segmented):
     doc = segmented.session.doc
     doc.set_border_rule("inside")
     assert document_copy(doc).border_rule == "inside"  # the queue leaves out what the rule does not count
+
+
+def test_an_edit_reaching_the_field_stop_redraws_which_cells_count(make_window, tmp_path, qtbot):
+    """A brush stroke that takes a cell to the edge of the field of view inside the image (here a black band,
+    as outside a field stop) makes it a cut cell: under "only whole cells" it is drawn untinted at once."""
+    import cv2
+
+    from cellviewer.gui.overlay import FILL_ALPHA
+    from tests.gui.smear import make_smear
+
+    img = make_smear(seed=3)
+    img[:, 200:] = 0  # the field ends at column 200
+    path = tmp_path / "stopped.png"
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    win = make_window(auto_run=False)
+    assert win.open_image(path)
+    win.session.doc.set_border_rule("inside")
+    win.tools.set_tool("brush")
+    win.tools.set_class("rbc")
+    win.tools.stroke([(150.0, 95.0), (160.0, 95.0)])  # a whole cell inside the field
+    assert win.canvas.overlay_rgba()[95, 155, 3] == FILL_ALPHA
+    win.tools.stroke([(160.0, 95.0), (199.0, 95.0)])  # ... grown up to the field's edge
+    rgba = win.canvas.overlay_rgba()
+    assert win.session.doc.counts()["rbc"] == 0 and rgba[95, 155, 3] == 0
