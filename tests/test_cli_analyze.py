@@ -1,7 +1,9 @@
 """``cellviewer analyze``: Ctrl-C says what was written and how to finish, an earlier report is kept, masks
-before rows, the tta used in run.json, what a folder walk passes over, and option errors (exit 2)."""
+before rows, the tta used in run.json, what a folder walk passes over, and option errors (exit 2); an error
+ends a run as "failed"; a file name that is not UTF-8 is analysed and written readable."""
 
 import json
+import re
 
 import numpy as np
 from PIL import Image
@@ -159,3 +161,60 @@ def test_an_estimated_size_out_of_range_falls_back_instead_of_failing():
     fg = np.zeros((64, 64), bool)
     d, how = classical._estimate_scale(fg, fg)
     assert how == "fallback" and classical.MIN_DIAMETER_PX <= d <= classical.MAX_DIAMETER_PX
+
+
+def test_an_error_that_ends_the_run_is_failed_not_interrupted(fakes, tmp_path, capsys):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    real = fakes.write_png
+
+    def write_png(path, arr):
+        if "two" in str(path):
+            raise OSError(28, "No space left on device")
+        real(path, arr)
+
+    fakes.write_png = write_png
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and "No space left on device" in run["error"]
+    assert run["remaining"] == [str(inputs / "two.png")] and [i["name"] for i in run["images"]] == ["one.png"]
+    assert "run.json says 'failed'" in err and "No space left on device" in err
+    assert not (out / "remaining.txt").exists()  # (that list is for an interrupted run's --from-list)
+
+
+def test_a_file_name_that_is_not_utf8_is_analysed_and_written_readable(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    import os
+
+    inputs = _write_inputs(tmp_path / "in")
+    (inputs / "broken.png").unlink()
+    latin = os.fsdecode(b"caf\xe9.png")  # bytes that are not UTF-8, as a Latin-1 system names a file
+    os.replace(inputs / "one.png", inputs / latin)
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "caf\\xe9.png: " in err  # its progress line, in the readable form
+    assert [r[0] for r in _read_csv(out / "counts.csv")[1:]] == ["caf\\xe9.png", "two.png"]
+    assert {r[0] for r in _read_csv(out / "cells.csv")[1:]} == {"caf\\xe9.png", "two.png"}
+    raw = (out / "run.json").read_bytes()
+    run = json.loads(raw.decode("utf-8"))  # valid UTF-8 JSON, no lone surrogate
+    assert run["status"] == "complete" and run["images"][0]["name"] == "caf\\xe9.png"
+    assert (out / "masks" / os.path.splitext(latin)[0]).with_suffix(".png").is_file()  # the mask keeps the bytes
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    # interrupted before it: remaining.txt keeps the file's own bytes, and --from-list finds it again
+    real = _FakeSegmenter.segment
+    interrupt_on_image(monkeypatch, 1, ctrl_c)
+    assert cli.main(["analyze", str(inputs / latin), str(inputs / "two.png"), "--out", str(tmp_path / "o2")]) == 130
+    assert (tmp_path / "o2" / "remaining.txt").read_bytes().splitlines()[0] == os.fsencode(str(inputs / latin))
+    monkeypatch.setattr(_FakeSegmenter, "segment", real)
+    assert cli.main(["analyze", "--from-list", str(tmp_path / "o2" / "remaining.txt"), "--out",
+                     str(tmp_path / "o3"), "-q"]) == 0
+    assert [r[0] for r in _read_csv(tmp_path / "o3" / "counts.csv")[1:]] == ["caf\\xe9.png", "two.png"]
+
+
+def test_no_detail_pages_for_one_image_is_the_summary_page(fakes, tmp_path):  # noqa: F811
+    inputs = _write_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "--report-pages", "0", "-q"]) == 0
+    data = (out / "report.pdf").read_bytes()
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?![s\w])", data)) == 1

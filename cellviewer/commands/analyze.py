@@ -4,8 +4,10 @@
 image its name (same-named files get ``_2``, ``_3`` ...), source file, mask and the red-cell size used
 (``rbc_diameter_px``, how it was found) and its ``cautions`` (a damaged JPEG, a greyscale image: counts
 to check); the skipped files with the reason; ``options.tta`` the test-time augmentation actually used;
-``status`` complete or interrupted (Ctrl-C, SIGTERM) and ``remaining`` (the files not reached), so a
-reused output folder says which files belong to this run.
+``status`` complete, interrupted (Ctrl-C, SIGTERM) or failed (an error ended the run, e.g. a full disk:
+``error`` says which) and ``remaining`` (the files not reached), so a reused output folder says which files
+belong to this run. A file name that is not valid UTF-8 is written (CSVs, report, run.json) and shown in its
+:func:`~cellviewer.core.csvtext.readable` form (``caf\\xe9.png``); ``remaining.txt`` keeps its bytes.
 
 Each image's mask is written before its CSV rows (a row never names a missing mask). An interrupted run
 (exit 130) keeps the rows and masks done, lists the files left in ``remaining.txt`` and says how to
@@ -26,6 +28,7 @@ from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
 from cellviewer.commands.analyze_run import (REMAINING, interrupted as _interrupted, keep_earlier_report, read_list,
                                              run_record, sweep_stale_temps, unique_stem, write_json)
 from cellviewer.core.cliopts import positive_float, whole_number
+from cellviewer.core.csvtext import readable
 from cellviewer.core.errors import CellviewerError
 
 
@@ -43,20 +46,20 @@ class _Reporter:
         if p.note:  # e.g. a tiny red-cell size: said when the work starts, not after minutes
             self.note(f"{path}: {p.note}" if path is not None else p.note)
         if self.bar is not None and p.message:
-            self.bar.set_postfix_str(p.message[:40], refresh=False)
+            self.bar.set_postfix_str(readable(p.message)[:40], refresh=False)
 
     def done(self, i: int, line: str) -> None:
         if self.bar is not None:
             self.bar.update(1)
         elif not self.quiet:
-            print(f"[{i}/{self.total}] {line}", file=sys.stderr, flush=True)
+            print(readable(f"[{i}/{self.total}] {line}"), file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
-        msg = f"{PROG}: note: {text}"
+        msg = readable(f"{PROG}: note: {text}")
         self.bar.write(msg, file=sys.stderr) if self.bar is not None else print(msg, file=sys.stderr, flush=True)
 
     def skipped(self, path, reason: str) -> None:
-        msg = f"{PROG}: skipped {path}: {reason}"
+        msg = readable(f"{PROG}: skipped {path}: {reason}")
         if self.bar is not None:
             self.bar.write(msg, file=sys.stderr)
             self.bar.update(1)
@@ -128,6 +131,7 @@ def cmd_analyze(args) -> int:
     done: list[dict] = []
     counts = _LazyCsv(os.path.join(out, "counts.csv"), COUNT_COLUMNS, CsvStream)
     cells, interrupted = _LazyCsv(os.path.join(out, "cells.csv"), CELL_COLUMNS, CsvStream), False
+    failure = None  # the error that ended the run (not a Ctrl-C): run.json says "failed"
     try:
         for i, path in enumerate(images, 1):
             t_img = time.perf_counter()
@@ -174,17 +178,31 @@ def cmd_analyze(args) -> int:
                              f"({time.perf_counter() - t_img:.2f} s)")
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what is done, say what and how to go on
         interrupted = True
+    except BaseException as e:  # an error ends the run (disk full ...): the rows done are kept, run.json says so
+        failure = e
+        raise
     finally:
         reporter.close()
         untouched = not done and earlier.had_csv  # nothing analysed: the earlier run's CSVs stay as they were
         try:
-            counts.close(create=not untouched)
-        finally:  # both temp files go, even when the first close fails (disk full)
-            cells.close(create=not untouched)
+            try:
+                counts.close(create=not untouched)
+            finally:  # both temp files go, even when the first close fails (disk full)
+                cells.close(create=not untouched)
+        except BaseException as e:
+            failure = failure or e
+            raise
+        finally:
             tried = {os.path.abspath(d["file"]) for d in done} | {os.path.abspath(f) for f, _ in skipped}
             left = [os.path.abspath(str(p)) for p in images if os.path.abspath(str(p)) not in tried]
+            status = "failed" if failure is not None else "interrupted" if interrupted or left else "complete"
             run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
-                       status="interrupted" if left else "complete", remaining=left)
+                       status=status, remaining=left)
+            if failure is not None:
+                run["error"] = _failure_text(failure)
+                reporter.note(f"the run ended with an error after {len(done)} of {len(images)} image"
+                              f"{'s' if len(images) != 1 else ''}: run.json says 'failed' and lists the {len(left)} "
+                              "not reached under 'remaining'; report.pdf was not written")
             try:
                 if untouched:  # (also when interrupted: the earlier run's rows must not pass for this run's)
                     earlier.restore(run)
@@ -207,10 +225,18 @@ def cmd_analyze(args) -> int:
     dt = time.perf_counter() - t0
     per = f"{busy / n:.2f} s/image analyzed" if n else "no image analyzed"
     extra = f", {len(skipped)} skipped" if skipped else ""
-    print(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; results in {out}")
+    print(readable(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; "
+                   f"results in {out}"))
     if skipped and len(images) == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)
         return failure_code
     return EXIT_SOME_FAILED if skipped else EXIT_OK
+
+
+def _failure_text(e: BaseException) -> str:
+    """What ended a run, for run.json's ``error``."""
+    if isinstance(e, CellviewerError):
+        return e.message
+    return "out of memory" if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}"
 
 
 class _LazyCsv:

@@ -8,7 +8,8 @@
 * :func:`finish_command`: after Ctrl-C, the command that analyses the images left with the same options;
 * :func:`unique_stem`: output names that differ in letter case only get ``_2``, ``_3`` ... (masks stay
   distinct on case-insensitive file systems);
-* :func:`read_list`: a ``--from-list`` file (UTF-8, a byte-order mark allowed).
+* :func:`read_list`: a ``--from-list`` file (UTF-8, a byte-order mark allowed; ``remaining.txt`` keeps the bytes
+  of a file name that is not valid UTF-8, so it is read back as the same path).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def interrupted(args, model: str, out: str, done: list[dict], left: list[str], t
     how = ""
     if left:
         try:
-            with open(rest, "w", encoding="utf-8") as f:
+            with open(rest, "w", encoding="utf-8", errors="surrogateescape") as f:  # a non-UTF-8 name: its bytes
                 f.write("".join(p + "\n" for p in left))
             how = (f" To finish, analyze the {len(left)} image{'s' if len(left) != 1 else ''} left into another "
                    f"folder: {finish_command(args, model, rest, out.rstrip(os.sep) + '-rest')}"
@@ -148,9 +149,9 @@ def read_list(path: str) -> list[str]:
     """The image paths of a ``--from-list`` file: one per line; blank lines and ``#`` comments skipped; a
     UTF-8 byte-order mark (Windows Notepad) is not part of the first path."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:  # as remaining.txt writes them
             return [ln.rstrip("\r\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise UsageError(f"Cannot read --from-list '{path}': {getattr(e, 'strerror', None) or e}.",
                          hint="give a text file with one image path a line") from e
 
@@ -172,14 +173,26 @@ def run_record(args, seg, model: str, n_images: int) -> dict:
             "images_given": n_images, "status": "running"}
 
 
+def _readable(data):
+    """``data`` with every string in its :func:`~cellviewer.core.csvtext.readable` form (valid UTF-8 JSON)."""
+    from cellviewer.core.csvtext import readable
+
+    if isinstance(data, dict):
+        return {readable(k): _readable(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_readable(v) for v in data]
+    return readable(data)
+
+
 def write_json(path: str, data) -> None:
-    """Write ``data`` as JSON atomically (never half a file); :class:`SaveError` (exit 5) when it fails."""
+    """Write ``data`` as JSON atomically (never half a file); :class:`SaveError` (exit 5) when it fails. A file
+    name that is not valid UTF-8 is written in its readable form (``caf\\xe9.png``)."""
     import json
 
     from cellviewer.core.atomic import atomic_write_bytes
 
     try:
-        atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        atomic_write_bytes(path, (json.dumps(_readable(data), indent=2) + "\n").encode("utf-8"))
     except OSError as e:
         raise SaveError(f"Cannot write '{path}': {e.strerror or e}",
                         hint="free some disk space or choose another folder with --out") from e

@@ -13,6 +13,10 @@ exports, training, fine-tuning, evaluating), so the quoting must be undone exact
 
 So in these files a cell's leading ``'`` is a quote, never data (a name that starts with ``'`` is written
 ``''name``). The report CSVs (``cells.csv``, ``counts.csv``) quote the same way but are not read back.
+
+:func:`readable` is the one form in which a name that cannot be written as UTF-8 is shown and written
+(report CSVs and PDFs, ``run.json``, messages): a file name that is not valid UTF-8 (bytes ``caf\\xe9.png``
+on Linux become the Python string ``'caf\\udce9.png'``) is written ``caf\\xe9.png``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,29 @@ import csv
 from pathlib import Path
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def readable(text: str) -> str:
+    """``text`` with every character UTF-8 cannot encode (a lone surrogate) as a backslash escape: an undecodable
+    byte of a file name (``'\\udce9'``, Python's ``surrogateescape``) as ``\\xe9``, any other lone surrogate as
+    ``\\uXXXX``. Text that UTF-8 can encode comes back unchanged (the same object)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # an undecodable byte of a file name
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _is_number(s: str) -> bool:

@@ -9,7 +9,9 @@ is unusable or that fails to segment is listed as skipped (in the PDF's summary 
 in the result) and the others go on. It writes a PDF (summary page + one page per
 image, like ``cellviewer analyze``) and the counts and cells CSVs (the columns of
 :data:`cellviewer.core.report.COUNT_COLUMNS` / :data:`~cellviewer.core.report.CELL_COLUMNS`),
-all at the end: a cancelled report writes nothing.
+all at the end: a cancelled report writes nothing, and one that fails (a full disk) leaves the earlier CSVs
+and PDF of that name as they were. A file name that is not valid UTF-8 is written in its
+:func:`~cellviewer.core.csvtext.readable` form (``caf\\xe9.png``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from cellviewer.core.csvtext import readable
 from cellviewer.core.errors import Cancelled, CellviewerError
 from cellviewer.core.jobs import CancelToken, Job, Progress
 
@@ -64,7 +67,8 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
     for i, path in enumerate(images):
         if cancel is not None:
             cancel.check()
-        yield Progress(i / n, f"{path.name} ({i + 1}/{len(images)})")
+        shown = readable(path.name)
+        yield Progress(i / n, f"{shown} ({i + 1}/{len(images)})")
         try:  # one bad image is listed and skipped; the others go on
             if find_sidecar(path) is not None:
                 doc, done = load_document(path), out.from_sidecar
@@ -84,7 +88,7 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
                     except StopIteration as stop:
                         result = stop.value
                         break
-                    yield Progress((i + 0.9 * p.fraction) / n, f"{path.name}: {p.message}", note=p.note)
+                    yield Progress((i + 0.9 * p.fraction) / n, f"{shown}: {p.message}", note=p.note)
                 doc.set_result(result)
                 doc.border_rule = border_rule
                 doc.load_warnings.append(f"segmented for this report by {result.model_name} (not reviewed)")
@@ -101,10 +105,12 @@ def folder_report(images: Sequence, pdf, counts_csv, cells_csv, make_segmenter: 
     if cancel is not None:
         cancel.check()  # cancelled: nothing is written (no half report)
     yield Progress(0.96, "writing the CSVs")
-    for target, columns, rows in ((out.counts_csv, COUNT_COLUMNS, count_rows), (out.cells_csv, CELL_COLUMNS, cells)):
-        with CsvStream(target, columns) as s:
-            s.write(rows)
-    yield Progress(0.97, "writing the PDF")
-    write_pdf_report(out.pdf, entries, title=title, skipped=out.skipped, max_pages=max_pages)
+    # the CSVs replace earlier ones only once the PDF is written too: a report that fails changes no file
+    with CsvStream(out.counts_csv, COUNT_COLUMNS, keep_partial=False) as counts_out, \
+            CsvStream(out.cells_csv, CELL_COLUMNS, keep_partial=False) as cells_out:
+        counts_out.write(count_rows)
+        cells_out.write(cells)
+        yield Progress(0.97, "writing the PDF")
+        write_pdf_report(out.pdf, entries, title=title, skipped=out.skipped, max_pages=max_pages)
     yield Progress(1.0, "done")
     return out

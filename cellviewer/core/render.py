@@ -2,8 +2,8 @@
 class map (``analyze`` masks, exports) and the RGB overlay (report thumbnails).
 
 Auto markers are dots, manual markers crosses, in their class colour; a cell that the
-document's border rule does not count (:mod:`cellviewer.core.countframe`) gets a ring
-instead of a dot, as in the viewer. Numpy and Pillow only.
+document's border rule does not count (:mod:`cellviewer.core.countframe`) gets a hollow ring
+instead of a dot and no class tint, as in the viewer. Numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -67,9 +67,12 @@ def _disk(r: int):
     return dy[keep], dx[keep]
 
 
-def _ring(r: int, width: int = 2):
-    dy, dx = _disk(r)
-    keep = dy * dy + dx * dx > (r - width) ** 2
+def _annulus(inner: float, outer: float):
+    """Offsets at a distance in (``inner``, ``outer``] from the centre."""
+    k = int(math.ceil(outer))
+    dy, dx = np.mgrid[-k:k + 1, -k:k + 1]
+    d2 = dy * dy + dx * dx
+    keep = (d2 > inner * inner) & (d2 <= outer * outer)
     return dy[keep], dx[keep]
 
 
@@ -82,17 +85,17 @@ def _kind(marker, uncounted: set) -> str:
     return "uncounted" if marker.id in uncounted else ("manual" if marker.origin == "manual" else "auto")
 
 
-def _counted_only(doc: Document, labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``labels`` without the outlines that have no count marker (classes with no marker at all
-    are left as they are: nothing says which of their cells count)."""
+def _counted_only(doc: Document, labels: dict[str, np.ndarray], skip: set) -> dict[str, np.ndarray]:
+    """``labels`` with only the cells that count: linked to a count marker that is not in ``skip`` (the
+    markers the border rule leaves out, :meth:`Document.uncounted`). A cell whose marker was removed by hand
+    — the last of its class too — or that the border rule leaves out is not counted and gets no tint."""
     out = dict(labels)
     for cls, lab in labels.items():
-        marked = {m.cell for m in doc.markers.values() if m.cls == cls and m.cell}
         n = int(lab.max(initial=0))
-        if not marked or n == 0:
+        if n == 0:
             continue
         keep = np.zeros(n + 1, bool)
-        keep[[c for c in marked if c <= n]] = True
+        keep[[m.cell for m in doc.markers.values() if m.cls == cls and 0 < m.cell <= n and m.id not in skip]] = True
         if not keep[1:].all():
             out[cls] = np.where(keep[lab], lab, 0)
     return out
@@ -103,8 +106,9 @@ def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, marke
     """The image with class colours blended in, cell outlines and marker symbols (RGB ``uint8``).
 
     Auto markers are dots, manual markers are crosses, in their class colour; uncounted cells
-    (border rule) get rings. An outline whose count marker was removed by hand is drawn as an
-    outline only, without its class colour (it is not counted).
+    (border rule) get hollow rings, larger than a dot, at any size. A cell that is not counted — the
+    border rule leaves it out (untinted in the viewer too), or its count marker was removed by hand — is
+    drawn as an outline only, without its class colour (the parts of such a white cell are not tinted either).
     With ``max_width`` the overlay is drawn at a reduced size (integer step,
     width ≤ ``max_width``) without ever building a full-size copy.
     """
@@ -120,7 +124,8 @@ def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, marke
     out = (np.array(Image.fromarray(np.ascontiguousarray(px, np.uint8)).resize(shape[::-1], Image.BOX))
            if step > 1 else np.array(px, np.uint8))
     a = int(round(np.clip(alpha, 0, 1) * 256))
-    cmap = _class_map(_counted_only(doc, labels), parts, shape)
+    skip = doc.uncounted()
+    cmap = _class_map(_counted_only(doc, labels, skip), parts, shape)
     for value, color in _MAP_COLORS.items():
         m = cmap == value
         if m.any():
@@ -132,8 +137,10 @@ def overlay_rgb(doc: Document, alpha: float = 0.45, outlines: bool = True, marke
                 out[_boundary(labels[cls])] = CLASS_COLORS[cls]
     if markers and doc.markers:
         r = max(4, round(min(shape) / 110))  # legible on a printed page
-        dot_outer, dot, cross, ring_outer, ring = _disk(r), _disk(r - 1), _cross(r + 1), _ring(r, 3), _ring(r - 1)
-        skip = doc.uncounted()
+        # the ring: a 1-px class-coloured circle between two black ones, around a hole as wide as a dot (the
+        # cell's untinted pixels show through: hollow at any thumbnail size, unlike a dot)
+        ring_outer, ring = _annulus(r + 0.5, r + 3.5), _annulus(r + 1.5, r + 2.5)
+        dot_outer, dot, cross = _disk(r), _disk(r - 1), _cross(r + 1)
         for cls in sorted({m.cls for m in doc.markers.values()}):
             color = CLASS_COLORS.get(cls, (255, 255, 255))
             for kind, stamps in (("auto", ((dot_outer, (0, 0, 0)), (dot, color))), ("manual", ((cross, color),)),

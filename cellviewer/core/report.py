@@ -14,7 +14,9 @@ Reads the Document only (never widgets); numpy, scipy, Pillow and reportlab.
 * class map (:mod:`cellviewer.core.render`): ``uint8`` with ``CLASS_MAP_VALUES`` (WBC pixels with a part are
   4 nucleus / 5 cytoplasm instead of 2; platelets drawn over WBC over RBC).
 * PDF: one page per image (overview, counts, details); more than one image (or
-  any skipped file) adds a first summary page with a table of all images.
+  any skipped file, or images without a page) adds a first summary page with a table of all images.
+  The shares of a differential add up to exactly 100.0 % (:func:`~cellviewer.core.partshares.shares_pct`).
+  A name that is not valid UTF-8 is shown in its :func:`~cellviewer.core.csvtext.readable` form.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import numpy as np
 from cellviewer.core.countframe import rule_note
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, Document, now_iso, os_user
 from cellviewer.core.errors import SaveError
-from cellviewer.core.partshares import wbc_part_shares
+from cellviewer.core.csvtext import readable
+from cellviewer.core.partshares import shares_pct, wbc_part_shares
 from cellviewer.core.render import class_map, classes_json, overlay_rgb  # noqa: F401 - part of this module's API
 from cellviewer.core.reportcsv import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream,  # noqa: F401 - part of this API
                                        _tmp_beside, spreadsheet_safe, write_csvs)
@@ -85,16 +88,15 @@ def differential(doc: Document, sizes: dict[str, str] | None = None) -> dict[str
     ``sizes``: :func:`rbc_size_summary` when the caller keeps it (it reads every label pixel)."""
     c = doc.counts()
     rbc, wbc, plt = c.get("rbc", 0), c.get("wbc", 0), c.get("platelet", 0)
-    total = sum(c.values())
-    out = {f"{DISPLAY_NAMES.get(k, k)} share": _pct(n, total) for k, n in c.items() if n}
+    out = {f"{DISPLAY_NAMES.get(k, k)} share": v for k, v in shares_pct({k: n for k, n in c.items() if n}).items()}
     out["RBC : WBC"] = f"{rbc / wbc:.1f} : 1" if wbc else "– (no WBC)"
     out["Platelets per 100 RBC"] = f"{100.0 * plt / rbc:.1f}" if rbc else "– (no RBC)"
     extra = {k: n for k, n in c.items() if k not in CELL_CLASSES and n}  # WBC subtypes, if a model gives them
-    for k, n in sorted(extra.items()):
-        out[f"WBC differential: {k}"] = _pct(n, sum(extra.values()))
+    for k, v in shares_pct(dict(sorted(extra.items()))).items():
+        out[f"WBC differential: {k}"] = v
     out.update(morphology_differential(doc))
     out.update(rbc_size_summary(doc) if sizes is None else sizes)
-    out.update(wbc_part_shares(doc, _pct))
+    out.update(wbc_part_shares(doc))
     return out
 
 
@@ -139,8 +141,8 @@ def morphology_differential(doc: Document) -> dict[str, str]:
     morphology class (most frequent first); empty when none has one."""
     skip = doc.uncounted()
     morphs = Counter(m.morph for m in doc.markers.values() if m.cls == "rbc" and m.morph and m.id not in skip)
-    n = sum(morphs.values())
-    return {f"RBC morphology: {k.replace('_', ' ')}": f"{_pct(v, n)} ({v})" for k, v in morphs.most_common()}
+    shares = shares_pct(dict(morphs.most_common()))  # add up to 100.0 %
+    return {f"RBC morphology: {k.replace('_', ' ')}": f"{share} ({morphs[k]})" for k, share in shares.items()}
 
 
 @dataclass
@@ -151,6 +153,7 @@ class ReportEntry:
     differential: dict[str, str] = field(default_factory=dict)
     model_name: str = ""
     model_version: str = ""
+    tta: str = ""  # the test-time augmentation the model ran with (none, flips, d4); "" for a model without
     device: str = ""
     user: str = ""
     time: str = ""  # when it was segmented
@@ -170,7 +173,8 @@ class ReportEntry:
             image=image_name,
             thumbnail=overlay_rgb(doc, max_width=thumb_width) if thumbnail else None,
             counts=dict(doc.counts()), differential=differential(doc),
-            model_name=p.model_name, model_version=p.model_version, device=p.device,
+            model_name=p.model_name, model_version=p.model_version, tta=str((p.params or {}).get("tta") or ""),
+            device=p.device,
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in doc.corrections()).most_common()),
             notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted()))
@@ -200,7 +204,22 @@ def _p(text, style):
     from reportlab.platypus import Paragraph
 
     from cellviewer.core.pdffonts import markup
-    return Paragraph(markup(str(text), escape), style)  # a file, user or note name in a script Helvetica lacks
+    # a file, user or note name in a script Helvetica lacks; a file name that is not UTF-8 in its readable form
+    return Paragraph(markup(readable(str(text)), escape), style)
+
+
+def _model(e: ReportEntry, short: bool = False) -> str:
+    """"blood-cells 6 (test-time augmentation d4)": a model version's numbers depend on its augmentation."""
+    name = f"{e.model_name or '–'} {e.model_version}".strip()
+    if not e.tta:
+        return name
+    return f"{name} (tta {e.tta})" if short else f"{name} (test-time augmentation {e.tta})"
+
+
+def _notes(notes) -> str:
+    """The notes as one line, "; " between them (a note's own final full stop left out: never ".;")."""
+    notes = (str(n).strip() for n in notes)
+    return "; ".join(n[:-1] if n.endswith(".") and not n.endswith("..") else n for n in notes if n)
 
 
 def _table(rows, widths, header=True):
@@ -239,11 +258,12 @@ def _summary_page(entries, skipped, title, styles, max_pages) -> list:
         tot = [a + b for a, b in zip(tot, cc)]
         warn = "; ".join(caution_headline(n) for n in e.notes if n.startswith(CAUTION))  # counts to check
         rows.append([i, _p(e.image + (f" — ⚠ {warn}" if warn else ""), body), *cc, e.n_corrections,
-                     _p(f"{e.model_name} {e.model_version}", body)])
+                     _p(_model(e, short=True), body)])
     rows.append(["", "Total", *tot, sum(e.n_corrections for e in entries), ""])
     flow.append(_table(rows, [1.0 * cm, 6.0 * cm, 1.5 * cm, 1.5 * cm, 1.7 * cm, 2.3 * cm, 3.8 * cm]))
     if len(entries) > max_pages:
-        flow += [Spacer(1, 0.3 * cm), _p(f"Detail pages only for the first {max_pages} images; the CSVs hold all.", body)]
+        pages = f"only for the first {max_pages} images" if max_pages else "not included"
+        flow += [Spacer(1, 0.3 * cm), _p(f"Detail pages {pages}; the CSVs hold all.", body)]
     if skipped:
         flow += [Spacer(1, 0.4 * cm), _p("Skipped files", styles["Heading2"]),
                  _table([["File", "Reason"]] + [[_p(n, body), _p(r, body)] for n, r in skipped],
@@ -269,11 +289,11 @@ def _image_page(e: ReportEntry, styles, frame_w, frame_h) -> list:
              Spacer(1, 0.3 * cm)]
     audit = ", ".join(f"{a} ×{n}" for a, n in e.audit.items()) or "none"
     details = [["Image size", f"{e.size[0]} × {e.size[1]} px"],
-               ["Model", f"{e.model_name or '–'} {e.model_version}".strip()], ["Device", e.device or "–"],
+               ["Model", _model(e)], ["Device", e.device or "–"],
                ["Red-cell size used", e.cell_size or "–"], ["Morphology", e.morphology or "–"],
                ["Segmented at", e.time or "–"], ["User", e.user or "–"],
                ["Manual corrections", str(e.n_corrections)], ["Audit", audit],
-               ["Reviewed", "yes" if e.reviewed else "no"], ["Notes", "; ".join(e.notes) or "–"]]
+               ["Reviewed", "yes" if e.reviewed else "no"], ["Notes", _notes(e.notes) or "–"]]
     flow.append(_table([[k, _p(v, body)] for k, v in details], [4 * cm, frame_w - 4 * cm], header=False))
     return [KeepInFrame(frame_w, frame_h, flow, mode="shrink"), PageBreak()]
 
@@ -283,7 +303,8 @@ def write_pdf_report(path, entries: list[ReportEntry], title: str = "cellviewer 
     """Write the PDF report atomically; returns ``path``.
 
     One page per entry (the first ``max_pages`` entries when given); a first
-    summary page when there is more than one entry or any ``skipped`` file.
+    summary page when there is more than one entry, any ``skipped`` file, or an entry without
+    its page (``max_pages=0``: the summary page alone).
     """
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
@@ -292,14 +313,14 @@ def write_pdf_report(path, entries: list[ReportEntry], title: str = "cellviewer 
 
     from cellviewer.core.pdffonts import draw_string
 
-    path, entries, skipped = Path(path), list(entries), list(skipped)
+    path, entries, skipped, title = Path(path), list(entries), list(skipped), readable(title)
     max_pages = len(entries) if max_pages is None else max(0, max_pages)
     styles = getSampleStyleSheet()
     styles["BodyText"].fontSize, styles["BodyText"].leading = 8.5, 10.5  # compact table cells
     margin = 1.6 * cm
     frame_w, frame_h = A4[0] - 2 * margin, A4[1] - 2 * margin - 12  # frame padding
     flow = []
-    if len(entries) > 1 or skipped or not entries:
+    if len(entries) > 1 or skipped or len(entries) > max_pages or not entries:
         flow += _summary_page(entries, skipped, title, styles, max_pages)
     for e in entries[:max_pages]:
         flow += _image_page(e, styles, frame_w, frame_h)

@@ -1,7 +1,8 @@
 """Export the open image's report (PDF + CSVs) through ``core.report``, off the GUI thread.
 
 The report entry and the rows are read from the Document on the GUI thread
-(consistent with what is on screen); writing the files runs in a worker.
+(consistent with what is on screen); writing the files runs in a worker. An export that fails or is
+cancelled leaves the earlier files of that name as they were (the CSVs replace theirs once the PDF is written).
 """
 
 from __future__ import annotations
@@ -33,14 +34,14 @@ def export_job(doc, image_name: str, pdf_path):
     pdf, counts_csv, cells_csv = report_paths(pdf_path)
 
     def make(token):
-        yield Progress(0.05, "writing the PDF")
-        write_pdf_report(pdf, [entry], title=f"cellviewer report — {image_name}")
-        token.check()
-        yield Progress(0.8, "writing the CSVs")
-        with CsvStream(counts_csv, COUNT_COLUMNS) as s:
-            s.write([count])
-        with CsvStream(cells_csv, CELL_COLUMNS) as s:
-            s.write(cells)
+        yield Progress(0.05, "writing the CSVs")
+        with CsvStream(counts_csv, COUNT_COLUMNS, keep_partial=False) as counts_out, \
+                CsvStream(cells_csv, CELL_COLUMNS, keep_partial=False) as cells_out:
+            counts_out.write([count])
+            cells_out.write(cells)
+            token.check()
+            yield Progress(0.2, "writing the PDF")
+            write_pdf_report(pdf, [entry], title=f"cellviewer report — {image_name}")
         return pdf
 
     return make

@@ -105,7 +105,8 @@ def test_report_overlay_draws_uncounted_cells_as_rings():
     assert (before[30, 20] != 255).any() and (before[30, 60] != 255).any()  # two filled dots
     doc.set_border_rule("inside")
     after = R.overlay_rgb(doc, outlines=False)
-    assert (after[30, 20] == 255).all() and (after[30, 24] != 255).any()  # a ring: empty centre
+    assert (after[30, 20] == 255).all() and (after[30, 24] == 255).all()  # a ring: a hollow as wide as a dot
+    assert (after[30, 26] != 255).any() and (after[30, 14] != 255).any()
     np.testing.assert_array_equal(after[20:40, 50:70], before[20:40, 50:70])  # the counted cell's dot
 
 
@@ -162,3 +163,17 @@ def test_document_rules_and_whole_cell_sizes_leave_out_cells_cut_by_the_field_st
     doc.set_border_rule("frame")
     assert doc.uncounted() == {1, 3}
     assert sorted(R.whole_rbc_areas(doc)) == [5, 6]
+
+
+def test_a_large_field_is_measured_on_a_copy_and_still_finds_the_cut_cells():
+    h, w = 2400, 3000  # measured on every 2nd pixel (FIELD_SIDE_PX)
+    yy, xx = np.ogrid[:h, :w]
+    field = (xx - 1500) ** 2 + (yy - 1200) ** 2 <= 1100 ** 2
+    img = np.zeros((h, w, 3), np.uint8)
+    img[field] = (225, 205, 215)
+    lab = np.zeros((h, w), np.int32)
+    lab[((xx - 2580) ** 2 + (yy - 1200) ** 2 <= 40 ** 2) & field] = 1  # cut on the right
+    lab[((xx - 1500) ** 2 + (yy - 2280) ** 2 <= 40 ** 2) & field] = 2  # cut at the bottom
+    lab[((xx - 1500) ** 2 + (yy - 1200) ** 2 <= 40 ** 2)] = 3  # inside
+    lab[((xx - 1500) ** 2 + (yy - 135) ** 2 <= 25 ** 2)] = 4  # whole, 10 px short of the stop at the top
+    assert F.edge_flags(lab, F.field_edge(img)) == {1: F.STOP | F.RIGHT, 2: F.STOP | F.BOTTOM}

@@ -66,3 +66,16 @@ def test_formula_like_names_survive_an_export_and_a_merge(tmp_path):
     again = run_job(export_training_set([_doc("=HYPERLINK(1).png", 0)], out, merge=True))
     assert (again.added, again.replaced, again.kept) == (0, 1, 3)  # the earlier export's names were recognised
     assert sorted(r["image"] for r in read_rows(out / "images.csv")) == sorted(n + ".png" for n in names)
+
+
+def test_a_name_utf8_cannot_encode_gets_one_readable_escaped_form():
+    import os
+
+    from cellviewer.core.csvtext import readable
+
+    name = os.fsdecode(b"caf\xe9.png")  # a Latin-1 file name on Linux: 'caf\udce9.png'
+    assert readable(name) == "caf\\xe9.png"
+    assert readable(name).encode("utf-8") == b"caf\\xe9.png"
+    assert readable("x\ud800y") == "x\\ud800y"  # a lone surrogate that is no file-name byte
+    plain = "Zürich 血液.png"
+    assert readable(plain) is plain and readable(3) == 3

@@ -106,3 +106,40 @@ def test_segmented_images_follow_the_given_border_rule_saved_ones_their_own(fold
     counts = {r["image"]: r for r in _rows(rep.counts_csv)}
     assert int(counts["b.png"]["rbc"]) == n
     assert int(counts["a.png"]["platelets"]) == saved_counts["platelet"]  # its sidecar's rule: all
+
+
+def test_a_report_that_fails_leaves_the_earlier_files_as_they_were(folder, tmp_path, monkeypatch):
+    from cellviewer.core import report
+    from cellviewer.core.errors import SaveError
+
+    d, _ = folder
+    out = tmp_path / "out"
+    out.mkdir()
+    rep, _ = _report(d, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {"r.pdf", "r_counts.csv", "r_cells.csv"}
+
+    def full_disk(*_a, **_k):
+        raise SaveError("Cannot write the report: No space left on device")
+
+    monkeypatch.setattr(report, "write_pdf_report", full_disk)
+    (d / "b.png").unlink()  # (the new report would differ)
+    with pytest.raises(SaveError):
+        _report(d, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no header-only CSV, no temp file
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_readable(tmp_path):
+    import os
+
+    d = tmp_path / "smears"
+    d.mkdir()
+    name = os.fsdecode(b"caf\xe9.png")
+    write_smear(d / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    rep, _ = _report(d, out)
+    assert rep.segmented == [name] and rep.skipped == []
+    assert [r["image"] for r in _rows(rep.counts_csv)] == ["caf\\xe9.png"]
+    assert {r["image"] for r in _rows(rep.cells_csv)} == {"caf\\xe9.png"}
+    assert rep.pdf.read_bytes().startswith(b"%PDF")

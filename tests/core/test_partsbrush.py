@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cellviewer.core import edits, journal, sidecar
-from cellviewer.core.document import CLASS_MAP_VALUES
+from cellviewer.core.document import CLASS_MAP_VALUES, Marker
 from cellviewer.core.errors import EditError
 from cellviewer.core.export_dataset import export_training_set
 from cellviewer.core.jobs import run_job
@@ -157,6 +157,7 @@ def test_part_shares_count_only_white_cells_with_parts_and_add_up_to_100():
     d = differential(doc)
     assert "WBC parts from" not in d  # all white cells have parts
     disc(doc, "wbc", 2, 40, 95, 12)  # a white cell brushed as a whole: no parts
+    doc.markers[99] = Marker(99, "wbc", 40.0, 95.0, cell=2)  # (with its count marker: it counts)
     d = differential(doc)
     nuc, cyt = (float(d[f"WBC area: {p}"].rstrip(" %")) for p in ("nucleus", "cytoplasm"))
     assert nuc + cyt == pytest.approx(100.0, abs=0.11)

@@ -301,3 +301,65 @@ def test_the_summary_page_flags_an_image_with_a_caution(tmp_path):
         assert "cut.jpg — ⚠ damaged JPEG" in first and "fine.png —" not in first
     else:
         assert pdf.read_bytes().startswith(b"%PDF")
+
+
+def _text(pdf, layout=False):
+    return subprocess.run(["pdftotext", *(["-layout"] if layout else []), str(pdf), "-"], capture_output=True,
+                          text=True).stdout
+
+
+def test_names_that_are_not_utf8_are_written_readable_in_the_pdf(tmp_path):
+    import os
+
+    name = os.fsdecode(b"caf\xe9.png")  # a Latin-1 file name on Linux
+    e = R.ReportEntry.from_document(_doc(notes=[f"read {name}"]), name, thumbnail=False)
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [e, e], title=f"cellviewer report — {name}",
+                             skipped=[(os.fsdecode(b"bad\xff.jpg"), f"cannot read {name}")])
+    assert _pages(pdf) == 3 and [p.name for p in tmp_path.iterdir()] == ["r.pdf"]
+    if shutil.which("pdftotext"):
+        text = _text(pdf)
+        assert "cellviewer report — caf\\xe9.png" in text and "bad\\xff.jpg" in text and "read caf\\xe9.png" in text
+
+
+def test_with_no_detail_pages_one_image_gets_the_summary_page(tmp_path):
+    e = R.ReportEntry.from_document(_doc(), "one.png")
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [e], max_pages=0)
+    assert _pages(pdf) == 1
+    if shutil.which("pdftotext"):
+        text = _text(pdf)
+        assert "one.png" in text and "Detail pages not included; the CSVs hold all." in text
+
+
+def test_differential_shares_add_up_to_100():
+    doc = _doc()
+    doc.labels = {k: np.zeros_like(v) for k, v in doc.labels.items()}
+    doc.parts = None
+    classes = ["rbc"] * 17 + ["wbc", "platelet"]
+    doc.markers = {i: Marker(i, c, 5.0, 5.0, morph={1: "normal", 2: "microcyte", 3: "teardrop"}.get(i, ""),
+                             morph_p=0.9) for i, c in enumerate(classes, 1)}
+    d = R.differential(doc)
+    shares = [d["RBC share"], d["WBC share"], d["Platelets share"]]
+    assert shares == ["89.5 %", "5.3 %", "5.2 %"]  # 89.47, 5.26, 5.26: each within 0.1, 100.0 in all
+    morph = [v for k, v in d.items() if k.startswith("RBC morphology:")]
+    assert round(sum(float(v.split()[0]) for v in morph), 1) == 100.0 and all(v.endswith("(1)") for v in morph)
+
+
+def test_the_model_line_names_the_test_time_augmentation_and_notes_read_cleanly(tmp_path):
+    doc = _doc(notes=["16-bit scaled"])
+    doc.provenance.model_name, doc.provenance.model_version = "blood-cells", "6"
+    doc.provenance.params = {"tta": "d4"}
+    doc.border_rule = "inside"
+    doc.load_warnings.append("segmented for this report (not reviewed)")
+    e = R.ReportEntry.from_document(doc, "smear.png", thumbnail=False)
+    assert e.tta == "d4" and e.notes[-1].endswith("not counted).")
+    e.notes.append("the whole red cells measure 4.1 µm")  # (a calibration warning follows the border rule's)
+    classical = R.ReportEntry.from_document(_doc(), "smear.png", thumbnail=False)  # no tta param: not named
+    assert classical.tta == ""
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [e, classical])
+    if shutil.which("pdftotext"):
+        text = _text(pdf)
+        assert "blood-cells 6 (test-time augmentation d4)" in text and "blood-cells 6 (tta d4)" in text
+        assert "augmentation" not in text.split("\f")[2]  # the classical model's page
+        notes = " ".join(text.split("Notes")[1].split())
+        assert "16-bit scaled; segmented for this report (not reviewed); Cells cut" in notes
+        assert ".;" not in notes and "(0 not counted); the whole red cells measure" in notes
