@@ -106,12 +106,17 @@ def estimate_rbc_diameter(image: np.ndarray) -> tuple[float, str]:
     return (FALLBACK_DIAMETER_PX, "fallback") if d is None else (d, "estimated-windows")
 
 
-def measured_rbc_diameter(rbc: np.ndarray) -> float | None:
-    """Median equivalent diameter of the RBC instances not touching the border (None if < 5)."""
+def measured_rbc_diameter(rbc: np.ndarray, blank: np.ndarray | None = None) -> float | None:
+    """Median equivalent diameter of the RBC instances not touching the border (None if < 5); with ``blank``
+    (:func:`cellviewer.core.weaklabels.blank_margin`, same shape), not within 2 px of it either (cells cut by
+    a field stop)."""
     if rbc.max() == 0:
         return None
     area = np.bincount(rbc.ravel())[1:].astype(float)
     edge = np.unique(np.concatenate([rbc[0], rbc[-1], rbc[:, 0], rbc[:, -1]]))
+    if blank is not None:
+        near = cv2.dilate(blank.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        edge = np.union1d(edge, np.unique(rbc[near]))
     keep = np.ones(len(area), bool)
     keep[edge[edge > 0] - 1] = False
     keep &= area > 0

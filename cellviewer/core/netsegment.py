@@ -270,8 +270,8 @@ class NetSegmenter:
                 blank_small = blank_margin(small)
                 labels, scores, _ = drop_blank_cells(labels, scores, blank_small)  # a black field stop
             timings["instances"] = timings.get("instances", 0.0) + time.perf_counter() - t
-            m = measured_rbc_diameter(labels["rbc"]) if (self.refine_scale and "rbc" in labels and passes == 1
-                                                         and source != "given") else None
+            m = (measured_rbc_diameter(labels["rbc"], blank_small)  # whole cells: not cut by a field stop either
+                 if self.refine_scale and "rbc" in labels and passes == 1 and source != "given" else None)
             expected = self.working_scale * self.measured_to_box
             if m is None or abs(m / expected - 1.0) <= REFINE_TOLERANCE:
                 break

@@ -151,3 +151,16 @@ def test_the_net_finds_no_cells_in_a_black_field_stop(sample):
     assert blank is not None and blank[outside].mean() > 0.99
     for cls, lab in res.labels.items():  # and no outline reaches into the black (before: 11 487 red-cell pixels)
         assert not lab[blank].any(), cls
+
+
+def test_the_measured_size_leaves_out_cells_cut_by_a_field_stop():
+    lab = np.zeros((100, 200), np.int32)
+    for i in range(5):  # five whole cells of diameter ~20
+        lab[40:60, 10 + 30 * i:30 + 30 * i] = i + 1
+    for i in range(6):  # six cells cut to a sliver by a black band on the right
+        lab[2 + 16 * i:14 + 16 * i, 176:180] = 6 + i
+    blank = np.zeros_like(lab, bool)
+    blank[:, 180:] = True
+    with_cut = cellsize.measured_rbc_diameter(lab)
+    whole = cellsize.measured_rbc_diameter(lab, blank)
+    assert whole == pytest.approx(2 * np.sqrt(400 / np.pi)) and with_cut < 0.9 * whole

@@ -187,7 +187,7 @@ def test_progress_never_goes_back_when_a_second_pass_runs(tiny_checkpoint, monke
     img = synthetic_items(1, 24, seed=0, size=90)[0]["image"]
     seg = NS.NetSegmenter(tiny_checkpoint, device="cpu", tta="flips")
     monkeypatch.setattr(NS, "estimate_rbc_diameter", lambda im: (20.0, "estimated"))
-    monkeypatch.setattr(NS, "measured_rbc_diameter", lambda rbc: 2.0 * seg.working_scale * seg.measured_to_box)
+    monkeypatch.setattr(NS, "measured_rbc_diameter", lambda rbc, blank=None: 2.0 * seg.working_scale * seg.measured_to_box)
     seen = []
     res = run_job(seg.segment(img), seen.append)
     assert res.params["passes"] == 2 and res.params["diameter_source"] == "estimated+refined"
