@@ -48,6 +48,8 @@ def _line(mv) -> str:
     parent = card.get("parent") or {}
     gate = card.get("gate") or {}
     bits = [f"{'●' if mv.active else ' '} {mv.name} v{mv.version}"]
+    if mv.problem:  # listed, never left out: it may be the active one
+        return "  ".join(bits + [f"⚠ card {mv.problem}: {mv.stem.with_suffix('.json')}"])
     if parent.get("model"):
         bits.append(f"from {parent['model']}" + (f" v{parent['version']}" if parent.get("version") else ""))
     if card.get("stored_at"):
@@ -101,4 +103,19 @@ def handler(args) -> int:
     for n in names:
         for mv in store.versions(n):
             print(_line(mv))
+    _warn_unusable(store, names)
     return 0
+
+
+def _warn_unusable(store, names) -> None:
+    """One ``warning:`` line on stderr per listed model whose active version cannot be used (an unreadable
+    ``store.json`` or card): what the message of ``--model NAME`` would be, with what to do."""
+    import sys
+
+    from cellviewer.core.modelstore import ModelFileError
+
+    for n in names:
+        try:
+            store.active(n)
+        except ModelFileError as e:
+            print(f"warning: {e}", file=sys.stderr)

@@ -33,7 +33,7 @@ import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from cellviewer.core.errors import CellviewerError, ModelLoadError, SaveError
+from cellviewer.core.errors import CellviewerError, ModelLoadError, OptionError, SaveError
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.training import TrainConfig, TrainResult, train
 
@@ -62,6 +62,27 @@ def base_checkpoint(name_or_stem) -> tuple[Path, dict]:
     return found[s]
 
 
+def gate_base(name_or_stem) -> tuple[str, str, str]:
+    """``(checkpoint stem, model name, version)`` of what ``name_or_stem`` resolves to *now* (a name: its active
+    stored version, else the shipped one; a red-cell morphology model too). The gate is run against that stem
+    and the stored card names that version as its parent — after Accept, Resume + Accept is gated against
+    the version the first Accept stored, not the one the run started from."""
+    from cellviewer.core.morphfinetune import morphology_base
+
+    found = morphology_base(name_or_stem) or base_checkpoint(name_or_stem)
+    card_path, card = found
+    return (str(Path(card_path).with_suffix("")), str(card.get("name") or Path(card_path).stem),
+            str(card.get("version", "") or ""))
+
+
+def label_gate(gate, name: str, version: str):
+    """Name the gate's two sides with versions (``old = blood-cells v7, new = blood-cells fine-tuned``): what its
+    table, the dialog and the stored card say. Returns ``gate``."""
+    gate.old_name = f"{name} v{version}" if version else name
+    gate.new_name = f"{name} fine-tuned"
+    return gate
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -72,10 +93,19 @@ def _data(train_items, out: Path, cancel) -> Job[Path]:
     from cellviewer.core.export_dataset import export_training_set
 
     items = [train_items] if isinstance(train_items, (str, Path)) else list(train_items)
+    missing = [str(i) for i in items if isinstance(i, (str, Path)) and not Path(i).exists()]
+    if missing:  # a usage error, not "no saved corrections"
+        raise OptionError(f"'{missing[0]}' does not exist.",
+                          hint="give a cellviewer export folder, or reviewed images or folders of them")
     if len(items) == 1 and isinstance(items[0], (str, Path)) and Path(items[0]).is_dir():
         from cellviewer.core.io import list_images
 
-        items = list_images([items[0]])
+        folder, items = items[0], list_images([items[0]])
+        if not items:
+            raise OptionError(f"There are no images in '{folder}'.",
+                              hint="give the folder of the reviewed images (or a cellviewer export of them)")
+    if not items:
+        raise OptionError("No images were given to fine-tune on.", hint="choose reviewed images")
     res = yield from export_training_set(items, out.with_name(out.name + "-data"), formats=("shared",),
                                          cancel=cancel)
     if res.n_images == 0:

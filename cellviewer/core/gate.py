@@ -4,7 +4,8 @@
 held-out annotated images (``items``: :class:`~cellviewer.core.datasets.Sample` objects with
 boxes — e.g. the ``test`` split of an export, :func:`cellviewer.core.export_read.load_exported`
 — or an export folder, whose ``test`` split is used) and, when given, on a reference set the
-lab keeps fixed (``reference_items``). Scoring is that of :mod:`cellviewer.core.evaluate`
+lab keeps fixed (``reference_items``: samples, or an export folder whose images are *all* used —
+the lab's reference is held out as a whole; one without images is an error, never skipped). Scoring is that of :mod:`cellviewer.core.evaluate`
 for box data: per class counting accuracy ``1 − |pred − true| / true`` and detection F1
 (a marker inside a box, one-to-one).
 
@@ -78,7 +79,11 @@ def _segmenter(model, device: str):
     return create_segmenter(s, device=device)
 
 
-def _items(items, split: str = "test") -> list:
+def _where(items) -> str:
+    return f" '{items}'" if isinstance(items, (str, Path)) else ""
+
+
+def _items(items, split: str | None = "test") -> list:
     if items is None:
         return []
     if isinstance(items, (str, Path)):
@@ -134,10 +139,13 @@ def regression_gate(old, new, items, *, reference_items=None, min_gain: float = 
     A name resolves to what is registered now (a store name to its *active* version); pass a
     checkpoint stem (e.g. :attr:`ModelVersion.stem <cellviewer.core.modelstore.ModelVersion>`)
     to pin one version."""
-    held, ref = _items(items), _items(reference_items)
+    held, ref = _items(items), _items(reference_items, split=None)
     if not held:
         raise CellviewerError("The gate has no held-out images to compare the models on.",
                               hint="review more images (the export's test split is held out) or pass --holdout")
+    if reference_items is not None and not ref:
+        raise CellviewerError(f"The reference set{_where(reference_items)} has no images to compare the models on.",
+                              hint="give an export of reviewed images as the reference (cellviewer export), or none")
     sets = [("held-out", held)] + ([("reference", ref)] if ref else [])
     segs = {"old": _segmenter(old, device), "new": _segmenter(new, device)}
     total = sum(len(s) for _, s in sets) * 2

@@ -7,6 +7,10 @@ Every ``*.json`` card found in ``sys._MEIPASS/models`` (a PyInstaller bundle),
 ``~/.local/share/cellviewer/models``) is registered under the card's ``name`` (later
 folders win; the user store's active fine-tuned versions win over all,
 :mod:`cellviewer.core.modelstore`). :mod:`cellviewer.core.netsegment` registers them on import.
+
+An unreadable card (a loose ``NAME.json`` with its weights beside it, the active stored version's card or
+its ``store.json``) never lets another model of that name stand in silently: the name is registered with a
+factory that raises the error naming the file and what to do (:func:`find_models` with ``problems``).
 """
 
 from __future__ import annotations
@@ -32,30 +36,64 @@ def model_dirs() -> list[Path]:
     return dirs
 
 
-def model_cards():
-    """``(card path, card)`` of every readable JSON object in :func:`model_dirs` (lowest priority first; any
-    task; no weights are read)."""
+def _scan():
+    """``(card path, card or None, why unreadable)`` of every ``*.json`` in :func:`model_dirs`, lowest priority
+    first."""
     for d in model_dirs():
         for p in sorted(d.glob("*.json")) if d.is_dir() else ():
             try:
                 card = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError) as e:
+                yield p, None, str(e)
                 continue
-            if isinstance(card, dict):
-                yield p, card
+            yield (p, card, "") if isinstance(card, dict) else (p, None, "not a JSON object")
 
 
-def find_models() -> dict[str, tuple[Path, dict]]:
-    """``name -> (card path, card)`` of every readable card (no weights are read)."""
+def model_cards():
+    """``(card path, card)`` of every readable JSON object in :func:`model_dirs` (lowest priority first; any
+    task; no weights are read)."""
+    for p, card, _why in _scan():
+        if card is not None:
+            yield p, card
+
+
+def find_models(problems: dict | None = None) -> dict[str, tuple[Path, dict]]:
+    """``name -> (card path, card)`` of every readable card (no weights are read).
+
+    A name whose card cannot be read — a loose ``NAME.json`` beside its ``.safetensors`` (later folders win as
+    for readable cards), the active stored version's card or ``store.json`` — is left out, and put in
+    ``problems`` (name -> :class:`ModelLoadError` naming the file) when given: no other model of that name
+    stands in for it."""
+    from cellviewer.core.modelstore import ModelFileError
+
     found: dict[str, tuple[Path, dict]] = {}
-    for p, card in model_cards():
-        if ("architecture" in card and p.with_suffix(".safetensors").is_file()
+    broken: dict[str, ModelLoadError] = {}
+    for p, card, why in _scan():
+        if card is None:
+            if p.with_suffix(".safetensors").is_file():  # a checkpoint whose card is damaged
+                found.pop(p.stem, None)
+                broken[p.stem] = ModelFileError(
+                    f"The model card '{p}' is unreadable ({why}), so model '{p.stem}' cannot be used.",
+                    hint=f"restore the card (copy the model again), or remove '{p.name}' and '{p.stem}.safetensors' "
+                         f"from {p.parent}")
+        elif ("architecture" in card and p.with_suffix(".safetensors").is_file()
                 and card.get("task") in (None, "segment")):  # e.g. the red-cell morphology classifier is not one
-            found[str(card.get("name") or p.stem)] = (p, card)
-    from cellviewer.core.modelstore import active_cards
+            name = str(card.get("name") or p.stem)
+            found[name] = (p, card)
+            broken.pop(name, None)
+    from cellviewer.core.modelstore import active_cards, stored_task, unusable
 
     # the user store's active fine-tuned versions win (core.modelstore); a stored morphology model is not a segmenter
-    found.update({k: v for k, v in active_cards().items() if v[1].get("task") in (None, "segment")})
+    for name, (p, card) in active_cards().items():
+        if card.get("task") in (None, "segment"):
+            found[name] = (p, card)
+            broken.pop(name, None)
+    for name, err in unusable().items():
+        if stored_task(name) is None:  # a segmenter's store (a morphology model's store is for core.morphology)
+            found.pop(name, None)
+            broken[name] = err
+    if problems is not None:
+        problems.update(broken)
     return found
 
 
@@ -105,11 +143,23 @@ def _factory(card_path: Path):
     return make
 
 
+def _unusable(err: ModelLoadError):
+    def make(**_options):
+        raise type(err)(err.message, hint=err.hint)
+
+    return make
+
+
 def register_models() -> list[str]:
-    """Register every model card found by :func:`find_models`; returns the names."""
+    """Register every model card found by :func:`find_models`; returns the names. A model whose card is
+    unreadable is registered too, with a factory that raises the error naming the file (see the module doc)."""
     names = []
-    for name, (path, card) in find_models().items():
+    problems: dict = {}
+    for name, (path, card) in find_models(problems).items():
         desc = card.get("description") or f"trained {card.get('architecture')} network ({path.name})"
         register_segmenter(name, _factory(path), desc)
+        names.append(name)
+    for name, err in problems.items():
+        register_segmenter(name, _unusable(err), f"⚠ {err.message}")
         names.append(name)
     return names

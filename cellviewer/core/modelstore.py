@@ -15,6 +15,12 @@ The active version of a name is what ``create_segmenter(name)`` loads (it overri
 model of the same name); :meth:`ModelStore.rollback` re-activates the version active before
 (none left: the name falls back to the shipped model, if any). Writes are atomic (temp +
 rename).
+
+An unreadable file is never skipped silently (that would switch the user to another version or the
+shipped model without a word): a version whose card is unreadable is still listed (its
+:attr:`ModelVersion.problem` says why) and :meth:`ModelStore.active` raises :class:`ModelFileError` naming
+the file and what to do when the active version, or ``store.json`` itself, cannot be read.
+``activate`` and ``deactivate`` rewrite an unreadable ``store.json`` (that is the way out).
 """
 
 from __future__ import annotations
@@ -38,15 +44,22 @@ def default_root() -> Path:
     return Path(base) / "models"
 
 
+class ModelFileError(ModelLoadError):
+    """A model's file (a loose card, a stored version's card, a model's ``store.json``) is unreadable or names
+    files that are gone; the message names the file, the hint what to do (exit code 6 like every model error)."""
+
+
 @dataclass
 class ModelVersion:
-    """One stored version: ``stem`` is the checkpoint path without suffix (``.json`` + ``.safetensors``)."""
+    """One stored version: ``stem`` is the checkpoint path without suffix (``.json`` + ``.safetensors``);
+    ``problem``: why its card cannot be read, e.g. ``unreadable (…)`` ("" when it can; else ``card`` is empty)."""
 
     name: str
     version: int
     stem: Path
     card: dict = field(default_factory=dict)
     active: bool = False
+    problem: str = ""
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -70,32 +83,66 @@ class ModelStore:
             return []
         return sorted(p.parent.name for p in self.root.glob("*/store.json"))
 
-    def _state(self, name: str) -> dict:
+    def _read_state(self, name: str) -> tuple[dict, str]:
+        """``(state, problem)``: ``problem`` says why ``store.json`` is unreadable ("" when it is fine or absent;
+        then ``state`` has no active version)."""
         p = self.root / name / "store.json"
         try:
             st = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
-        except (OSError, ValueError):
-            st = {}
-        return {"active": st.get("active"), "history": list(st.get("history") or [])}
+        except (OSError, ValueError) as e:
+            return {"active": None, "history": []}, str(e)
+        ok = isinstance(st, dict) and (st.get("active") is None or type(st.get("active")) is int) \
+            and isinstance(st.get("history") or [], list)
+        if not ok:
+            return {"active": None, "history": []}, "not a store file ({\"active\": N, \"history\": [...]})"
+        return {"active": st.get("active"), "history": list(st.get("history") or [])}, ""
+
+    def _state(self, name: str, repair: bool = False) -> dict:
+        """The store state of ``name``; an unreadable ``store.json`` raises :class:`ModelFileError` (with
+        ``repair``: it counts as empty, for the writers that replace it)."""
+        st, problem = self._read_state(name)
+        if problem and not repair:
+            raise self._state_error(name, problem)
+        return st
+
+    def _state_error(self, name: str, problem: str) -> ModelFileError:
+        have = [str(mv.version) for mv in self.versions(name) if not mv.problem]
+        return ModelFileError(
+            f"The model store file '{self.root / name / 'store.json'}' is unreadable ({problem}): which version of "
+            f"'{name}' is active is unknown, so '{name}' is not used.",
+            hint=f"choose the active version again: cellviewer versions {name} --activate {have[-1] if have else 'V'}"
+                 f" (or --shipped for the shipped model); that rewrites the file")
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every stored version of ``name``, oldest first."""
         folder = self.root / name
         if not _NAME.match(name) or not folder.is_dir():
             return []
-        active = self._state(name)["active"]
+        active = self._read_state(name)[0]["active"]
         out = []
         for p in folder.glob("v*.json"):
             m = re.fullmatch(r"v(\d+)", p.stem)
             if not m or not p.with_suffix(".safetensors").is_file():
                 continue
+            card, problem = {}, ""
             try:
                 card = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+            except (OSError, ValueError) as e:
+                problem = f"unreadable ({e})"
+            if not problem and not isinstance(card, dict):
+                card, problem = {}, "unreadable (not a JSON object)"
             v = int(m.group(1))
-            out.append(ModelVersion(name, v, p.with_suffix(""), card, v == active))
+            out.append(ModelVersion(name, v, p.with_suffix(""), card, v == active, problem))
         return sorted(out, key=lambda mv: mv.version)
+
+    def _version_error(self, mv: ModelVersion) -> ModelFileError:
+        others = [str(v.version) for v in self.versions(mv.name) if not v.problem and v.version != mv.version]
+        return ModelFileError(
+            f"Version {mv.version} of '{mv.name}' cannot be used: its card '{mv.stem.with_suffix('.json')}' is "
+            f"{mv.problem}.",
+            hint=f"restore that file, or remove v{mv.version}.json and v{mv.version}.safetensors from "
+                 f"{mv.stem.parent} and choose another version: cellviewer versions {mv.name} "
+                 + (f"--activate {others[-1]}" if others else "--shipped"))
 
     def get(self, name: str, version: int) -> ModelVersion:
         for mv in self.versions(name):
@@ -112,8 +159,26 @@ class ModelStore:
                                   "finetune-demo'); 'cellviewer versions' lists what is stored")
 
     def active(self, name: str) -> ModelVersion | None:
-        """The active version of ``name``, or None (then a shipped model of that name is used)."""
-        return next((mv for mv in self.versions(name) if mv.active), None)
+        """The active version of ``name``, or None (then a shipped model of that name is used).
+
+        Raises :class:`ModelFileError` when ``store.json`` or the active version's card is unreadable, or the
+        active version's files are gone: the user is told, never switched to another model silently."""
+        st, problem = self._read_state(name)
+        if problem:
+            raise self._state_error(name, problem)
+        if st["active"] is None:
+            return None
+        mv = next((mv for mv in self.versions(name) if mv.active), None)
+        if mv is None:
+            others = [str(v.version) for v in self.versions(name) if not v.problem]
+            raise ModelFileError(
+                f"Version {st['active']} of '{name}' is the active one ('{self.root / name / 'store.json'}') but its "
+                f"files v{st['active']}.json and v{st['active']}.safetensors are not in {self.root / name}.",
+                hint=f"restore them, or choose another version: cellviewer versions {name} "
+                     + (f"--activate {others[-1]}" if others else "--shipped"))
+        if mv.problem:
+            raise self._version_error(mv)
+        return mv
 
     # -- writing ------------------------------------------------------------------------------
     def add(self, checkpoint_stem, name: str, *, parent: str, data_hashes: list[str], metrics: dict,
@@ -173,7 +238,9 @@ class ModelStore:
     def activate(self, name: str, version: int) -> ModelVersion:
         """Make ``version`` the one ``create_segmenter(name)`` loads."""
         mv = self.get(name, version)
-        st = self._state(name)
+        if mv.problem:
+            raise self._version_error(mv)
+        st = self._state(name, repair=True)  # an unreadable store.json is replaced (the way out of it)
         st["active"] = mv.version
         st["history"].append(mv.version)
         _write_json(self.root / name / "store.json", st)
@@ -187,7 +254,7 @@ class ModelStore:
         shipped model of that name is used again)."""
         st = self._state(name)
         hist = st["history"]
-        existing = {mv.version for mv in self.versions(name)}
+        existing = {mv.version for mv in self.versions(name) if not mv.problem}  # never back to an unreadable one
         if st["active"] is None:  # the shipped model is used (deactivate): back to the version active before it
             while hist and hist[-1] not in existing:
                 hist.pop()
@@ -212,7 +279,7 @@ class ModelStore:
         ``name`` is stored (nothing to change, nothing written)."""
         if not (self.root / name / "store.json").is_file():
             return False
-        st = self._state(name)
+        st = self._state(name, repair=True)
         st["active"] = None
         _write_json(self.root / name / "store.json", st)
         _refresh_registry(name)
@@ -248,14 +315,39 @@ def _version_of(name: str) -> str:
 
 def active_cards(root=None) -> dict[str, tuple[Path, dict]]:
     """``name -> (card path, card)`` of every active stored version (used by
-    :func:`cellviewer.core.netsegment.find_models`)."""
+    :func:`cellviewer.core.netsegment.find_models`). A name whose active version cannot be read is left out
+    (:func:`unusable` says which and why)."""
     store = ModelStore(root)
     out = {}
     for name in store.names():
-        mv = store.active(name)
+        try:
+            mv = store.active(name)
+        except ModelFileError:
+            continue
         if mv is not None:
             out[name] = (mv.stem.with_suffix(".json"), mv.card)
     return out
+
+
+def unusable(root=None) -> dict[str, ModelFileError]:
+    """``name -> error`` of every stored name whose active version cannot be used (:meth:`ModelStore.active`
+    raises): an unreadable ``store.json`` or card, or the active version's files gone."""
+    store = ModelStore(root)
+    out = {}
+    for name in store.names():
+        try:
+            store.active(name)
+        except ModelFileError as e:
+            out[name] = e
+    return out
+
+
+def stored_task(name: str, root=None) -> str | None:
+    """The ``task`` of the readable stored cards of ``name`` (None: a segmenter, or nothing readable)."""
+    for mv in ModelStore(root).versions(name):
+        if not mv.problem and mv.card.get("task") not in (None, "segment"):
+            return str(mv.card["task"])
+    return None
 
 
 def _refresh_registry(name: str) -> None:

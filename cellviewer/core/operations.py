@@ -8,7 +8,7 @@ push it on a history / QUndoStack.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -318,12 +318,43 @@ def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
 _UNCHANGED = object()
 
 
+@dataclass
+class ParamChange:
+    """A value of the segmentation's provenance (``doc.provenance.params[key]``; None = absent) that an edit
+    changes, e.g. which morphology model made the red-cell classes (the report's "Morphology" line)."""
+
+    key: str
+    old: object
+    new: object
+
+    def apply(self, doc: Document) -> None:
+        _set_param(doc, self.key, self.new)
+
+    def revert(self, doc: Document) -> None:
+        _set_param(doc, self.key, self.old)
+
+    bbox: BBox | None = None
+    layers: tuple[str, ...] = ()
+    nbytes: int = 64
+
+
+def _set_param(doc: Document, key: str, value) -> None:
+    params = dict(doc.provenance.params or {})
+    if value is None:
+        params.pop(key, None)
+    else:
+        params[key] = value
+    doc.provenance.params = params
+
+
 def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "",
-                     um_per_px=_UNCHANGED) -> Edit:
+                     um_per_px=_UNCHANGED, morphology: str | None = None) -> Edit:
     """Automatic red-cell classes for many markers at once (``{marker id: (class, probability)}``, e.g. from
     :func:`cellviewer.core.morphology.reclassify_job`): one undoable edit. A class set by hand is never
     replaced; markers that are gone are skipped. ``um_per_px`` (µm per pixel, or None): the calibration the
-    classes were made with, set on the document in the same edit."""
+    classes were made with, set on the document in the same edit. ``morphology``: the model that made them
+    (``"rbc-morphology 2"``, as a segmentation records it), put in ``provenance.params["morphology"]`` in the
+    same edit (undo brings the old one back)."""
     from cellviewer.core.morphology import CLASSES
 
     atoms = []
@@ -339,6 +370,9 @@ def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detai
     if not atoms:
         raise EditError("No red-cell class changes.", hint="the classes are already those of the current model "
                                                            "and calibration")
+    old = (doc.provenance.params or {}).get("morphology")
+    if morphology and morphology != old:
+        atoms.append(ParamChange("morphology", old, morphology))
     return make_edit("Classify red cells again", atoms, cls="rbc", detail=detail or f"{len(atoms)} cells")
 
 

@@ -85,6 +85,8 @@ def model_choices(store) -> list[tuple[str, str]]:
         out.append((MODEL_NAME, f"{MODEL_NAME} (v{morph[1].get('version', '?')}, red-cell morphology classes)"))
     for name in store.names():
         for v in store.versions(name):
+            if v.problem:  # an unreadable card cannot be a starting point (the Model versions panel says why)
+                continue
             out.append((f"{STORE_PREFIX}{name}:{v.version}",
                         f"{name} stored version {v.version}" + (" (active)" if v.active else "")))
     return out
@@ -124,6 +126,9 @@ class Run:
     out: Path  # checkpoint stem (best); ``<out>-last`` for resume
     base: str  # name or checkpoint stem
     images: list = field(default_factory=list)
+    #: ``(checkpoint stem, name, version)`` the last gate compared with (``core.finetune.gate_base``): what
+    #: ``base`` resolved to then — after an Accept, the version it stored — and the stored card's parent
+    gated: tuple = ()
     result: object = None  # the FinetuneResult
     gate: object = None  # the GateResult
 
@@ -316,17 +321,26 @@ class RetrainController(QObject):
         self.panel.set_progress(1.0, f"trained {result.epochs_run} epoch(s), best validation score "
                                      f"{result.best_score:.3f} (epoch {result.best_epoch}); running the gate…")
         data_dir = getattr(result, "data_dir", "") or str(self.run.out.with_name(self.run.out.name + "-data"))
-        self.gate_runner.start(gate_job(self.run.base, result.checkpoint, data_dir, self.panel.params.reference,
+        from cellviewer.core.finetune import gate_base
+
+        try:  # pinned: the version active now (after an Accept, the one it stored), named so in the card
+            self.run.gated = gate_base(self.run.base)
+        except CellviewerError as e:
+            notifications.show_error(e, "Regression gate")
+            return
+        self.gate_runner.start(gate_job(self.run.gated[0], result.checkpoint, data_dir, self.panel.params.reference,
                                         self.min_gain), "regression gate")
 
     # -- gate, accept, reject --------------------------------------------------------------------
     def _on_gated(self, gate) -> None:
         from cellviewer.gui.gate_dialog import GateDialog
 
-        self.run.gate = gate
+        from cellviewer.core.finetune import label_gate
+
+        _stem, name, version = self.run.gated
+        self.run.gate = label_gate(gate, name, version)
         self.panel.set_progress(1.0, ("gate passed: " if gate.accepted else "gate refused: ") + gate.reason)
-        old = Path(self.run.base).name
-        self.dialog = GateDialog(gate, old, f"{old} fine-tuned", self.panel.window())
+        self.dialog = GateDialog(gate, gate.old_name, gate.new_name, self.panel.window())
         self.dialog.decided.connect(self._on_decided)
         self.dialog.show()
         self._on_running(False)
@@ -344,9 +358,13 @@ class RetrainController(QObject):
 
     def accept(self):
         """Store the run's checkpoint as a new version of the base model's name and activate it."""
+        from dataclasses import replace
+
         from cellviewer.core.finetune import store_result
 
         res, gate = self.run.result, self.run.gate
+        if self.run.gated:  # the parent is the version the gate compared with
+            res = replace(res, base_version=self.run.gated[2])
         try:
             mv = store_result(res, gate, self.store)
         except CellviewerError as e:

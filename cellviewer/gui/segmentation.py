@@ -97,6 +97,25 @@ def segmenter_request(p: SegmentParams, summaries: dict | None = None) -> tuple[
     return name, opts
 
 
+def calibrated(job, um_per_px: float | None):
+    """``job`` (a segmentation), its result recording the image's calibration ``um_per_px`` when the segmenter did
+    not (a classical one: its scale stays estimated per image as the panel says, and the document — its report's
+    sizes in µm — gets the calibration, as ``cellviewer analyze --um-per-px`` gives it)."""
+    result = yield from job
+    if um_per_px and not result.params.get("um_per_px"):
+        result.params["um_per_px"] = float(um_per_px)
+    return result
+
+
+def morphology_label(card: dict, um_per_px: float | None) -> str:
+    """What ``provenance.params["morphology"]`` says of the morphology model of ``card`` (as a segmentation
+    records it: ``"rbc-morphology 2"``, ``+ size prior at 0.1 µm/px`` when its size prior was used)."""
+    from cellviewer.core.morphology import uses_size_prior
+
+    sized = f" + size prior at {um_per_px:g} µm/px" if uses_size_prior(card, um_per_px) else ""
+    return f"{card.get('name')} {card.get('version', '1')}{sized}"
+
+
 def device_text(p: SegmentParams) -> str:
     """A short description of the device a run with ``p`` uses (for the status bar)."""
     if is_classical(p.model or default_model()):
@@ -185,11 +204,12 @@ class SegmentationController(QObject):
         name, opts = self.segmenter_request()
         pixels = doc.image.pixels
         self._target, self._target_revision = doc, doc.revision
+        um = float(self.params.value.um_per_px) or None
 
         def make_job(token):
             from cellviewer.core.segment import create_segmenter
 
-            return create_segmenter(name, **opts).segment(pixels, token)
+            return calibrated(create_segmenter(name, **opts).segment(pixels, token), um)
 
         started = self.runner.start(make_job, "segmentation")
         if started:
@@ -241,13 +261,16 @@ class SegmentationController(QObject):
 
         def make_job(token):
             from cellviewer.core.device import resolve_device
-            from cellviewer.core.morphology import reclassify_job
+            from cellviewer.core.morphology import load_model, reclassify_job
 
-            return reclassify_job(pixels, markers, labels, float(d), um, resolve_device(device), token)
+            dev = resolve_device(device)
+            classes = yield from reclassify_job(pixels, markers, labels, float(d), um, dev, token)
+            return classes, morphology_label(load_model(device=dev)[1], um)  # (cached: the model it used)
 
         return self.classes_runner.start(make_job, "red-cell classes")
 
-    def _on_classes(self, classes) -> None:
+    def _on_classes(self, result) -> None:
+        classes, model = result
         doc, um = self._classes_for or (None, None)
         if doc is None or doc is not self.session.doc:
             notifications.status("Red-cell classes discarded: the image was closed.")
@@ -258,12 +281,12 @@ class SegmentationController(QObject):
 
         try:  # the calibration goes with the classes (undoable): the differential shows µm at it
             edit = edits.set_morphologies(doc, classes, detail=f"calibration {um:g} µm/px" if um else "no calibration",
-                                          um_per_px=um)
+                                          um_per_px=um, morphology=model)  # the report names the model used
         except EditError as e:
             notifications.status(e.message)
             return
         self.session.stack.push(EditCommand(doc, edit))
-        n = sum(1 for a in edit.atoms if getattr(a, "attr", None) != "um_per_px")
+        n = sum(1 for a in edit.atoms if isinstance(a, edits.MarkerChange))
         notifications.status(f"Red-cell classes: {n} changed" + (f" (size prior at {um:g} µm/px)" if um else ""), 8000)
         if um:
             from cellviewer.core.sizeprior import calibration_warning

@@ -153,13 +153,13 @@ def load_checkpoint(path_stem_or_json: str | os.PathLike,
         raise ModelLoadError(
             f"Weights file '{weights}' does not match its card (sha256 {actual[:12]}… "
             f"instead of {str(expected)[:12]}…): the file was changed or is corrupted",
-            hint="download or copy the model again; do not edit weight files")
+            hint=_damaged_hint(card, "do not edit weight files"))
     net = create_net(card["architecture"], **(card.get("config") or {}))
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelLoadError(f"Weights file '{weights}' is unreadable: {exc}",
-                             hint="download or copy the model again") from exc
+                             hint=_damaged_hint(card)) from exc
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         net.load_state_dict(state, strict=True)
@@ -171,6 +171,17 @@ def load_checkpoint(path_stem_or_json: str | os.PathLike,
     net.to(device)
     net.eval()
     return net, card
+
+
+def _damaged_hint(card: dict, extra: str = "") -> str:
+    """What to do about damaged weights: a version in the user's model store (its card has ``stored_at``) is
+    replaced by making another version active; a shipped or copied model is copied again."""
+    if card.get("stored_at") and card.get("name"):
+        name = card["name"]
+        return (f"this is stored version {card.get('version', '?')} of '{name}': make the version before it active "
+                f"again (cellviewer versions {name} --rollback) or another one (cellviewer versions {name} "
+                f"--activate V), or --shipped for the shipped model" + (f"; {extra}" if extra else ""))
+    return "download or copy the model again" + (f"; {extra}" if extra else "")
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -28,6 +28,8 @@ def test_finetune_stores_only_what_the_gate_accepts(isolated_registry, tmp_path,
     out = capsys.readouterr().out
     mv = ModelStore().active("tiny-cells")
     assert "ACCEPTED" in out and f"stored and active: tiny-cells version {mv.version}" in out
+    assert "old = tiny-cells v3, new = tiny-cells fine-tuned" in out  # the version gated against
+    assert mv.card["parent"] == {"model": "tiny-cells", "version": "3"}
     assert "cellviewer versions tiny-cells --rollback" in out
     assert mv.card["parent"]["model"] == "tiny-cells" and "held_out" in mv.card["metrics"]
     assert main(["versions", "tiny-cells", "--rollback"]) == 0 and ModelStore().active("tiny-cells") is None
@@ -40,3 +42,24 @@ def test_finetune_refuses_an_export_without_held_out_images_before_training(isol
     assert main(["finetune", str(tmp_path / "e"), "--base", "tiny-cells", "--out", str(tmp_path / "ft")]) == 2
     assert "no held-out (test) images" in capsys.readouterr().err
     assert not (tmp_path / "ft.json").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--epochs", "-3"), ("--minutes", "0"),
+                                        ("--minutes", "-1"), ("--threads", "-2"), ("--lr", "0")])
+def test_finetune_refuses_budgets_that_cannot_train(tmp_path, capsys, flag, value):
+    assert main(["finetune", str(tmp_path), "--out", str(tmp_path / "ft"), flag, value]) == 2
+    assert flag in capsys.readouterr().err and not (tmp_path / "ft.json").exists()
+
+
+def test_finetune_usage_errors_come_before_training(isolated_registry, tmp_path, capsys):  # noqa: F811
+    save_tiny_base("tiny-cells")
+    (tmp_path / "empty").mkdir()
+    args = ["--base", "tiny-cells", "--out", str(tmp_path / "ft")]
+    assert main(["finetune", str(tmp_path / "empty"), *args]) == 2
+    assert "no images in" in capsys.readouterr().err
+    assert main(["finetune", str(tmp_path / "nope"), *args]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    run_job(export_training_set([random_doc(i) for i in range(6)], tmp_path / "exp"))
+    assert main(["finetune", str(tmp_path / "exp"), *args, "--reference", str(tmp_path / "no-ref")]) == 2
+    assert "not a cellviewer export" in capsys.readouterr().err
+    assert not (tmp_path / "ft.json").exists()  # nothing was trained

@@ -77,3 +77,23 @@ def test_listing_an_unknown_model_is_an_error_and_a_shipped_one_without_versions
     assert main(["versions", "nosuch"]) == 6
     err = capsys.readouterr().err
     assert "No model named 'nosuch'" in err and "tiny-cells" in err
+
+
+def test_a_version_with_an_unreadable_card_is_listed_with_a_warning(isolated_registry, capsys):  # noqa: F811
+    save_tiny_base("tiny-cells")
+    from cellviewer.core.netsegment import find_models
+
+    stem = find_models()["tiny-cells"][0].with_suffix("")
+    store = ModelStore()
+    store.add(stem, "lab", parent="tiny-cells", data_hashes=[], metrics={}, activate=True)
+    store.add(stem, "lab", parent="lab@1", data_hashes=[], metrics={}, activate=True)
+    (store.root / "lab" / "v2.json").write_text("{")
+    assert main(["versions"]) == 0
+    out, err = capsys.readouterr()
+    assert "● lab v2" in out and "card unreadable" in out and "v2.json" in out  # never left out
+    assert "warning:" in err and "cellviewer versions lab --activate 1" in err
+    (store.root / "lab" / "store.json").write_text("{")
+    assert main(["versions", "lab", "--rollback"]) == 6
+    assert "store.json" in capsys.readouterr().err
+    assert main(["versions", "lab", "--activate", "1"]) == 0  # rewrites the unreadable store.json
+    assert store.active("lab").version == 1

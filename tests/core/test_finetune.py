@@ -86,3 +86,14 @@ def test_demo_with_tiny_budgets_on_shared_data(data_dir, tmp_path):
     train = pick(["bccd"], 4, "train", data_dir)
     src = shuffled_sources(train, 0)
     assert all(a is not b for a, b in zip(train, src)) and {id(s) for s in src} == {id(s) for s in train}
+
+
+def test_finetune_says_when_a_folder_is_empty_or_missing(isolated_registry, tmp_path):  # noqa: F811
+    from cellviewer.core.errors import OptionError
+
+    save_tiny_base("tiny-cells")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionError, match="no images in"):
+        run_job(finetune("tiny-cells", tmp_path / "empty", out=tmp_path / "m", **TINY))
+    with pytest.raises(OptionError, match="does not exist"):
+        run_job(finetune("tiny-cells", tmp_path / "nope", out=tmp_path / "m", **TINY))

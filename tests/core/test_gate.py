@@ -88,3 +88,21 @@ def test_no_items_cancel_and_summary(export):
     s = summarize({c: {"n_true": 0, "n_pred": 0, "count_accuracy": float("nan"), "f1": 0.0}
                    for c in ("rbc", "wbc", "platelet")})
     assert s == {"score": 0.0}
+
+
+def test_a_reference_export_is_scored_whole_not_only_its_test_split(export, tmp_path):
+    held = load_exported(export, "test")
+    run_job(export_training_set([random_doc(i) for i in range(6, 9)], tmp_path / "ref", fractions=(1.0, 0.0, 0.0)))
+    ref = load_exported(tmp_path / "ref")
+    assert ref and all(s.split == "train" for s in ref)  # no test split at all
+    perfect = Fake("p", held + ref, lambda c, i: True)
+    seen = []
+    g = run_job(regression_gate(perfect, perfect, held, reference_items=tmp_path / "ref"), seen.append)
+    assert any(m.startswith("reference: ") for m, *_ in g.rows) and "reference +0.00" in g.reason
+    assert sum("reference" in p.message for p in seen) >= 2 * len(ref)
+    csv = tmp_path / "ref" / "images.csv"
+    csv.write_text(csv.read_text().splitlines()[0] + "\n")  # an export without images: an error, never skipped
+    with pytest.raises(CellviewerError, match="reference set .* has no images"):
+        run_job(regression_gate(perfect, perfect, held, reference_items=tmp_path / "ref"))
+    with pytest.raises(CellviewerError, match="reference set has no images"):
+        run_job(regression_gate(perfect, perfect, held, reference_items=[]))

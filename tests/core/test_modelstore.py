@@ -76,3 +76,62 @@ def test_bad_inputs_are_refused(tiny, tmp_path):
     with pytest.raises(ModelLoadError, match="no stored version 7"):
         store.activate("lab", 7)
     assert store.names() == []
+
+
+def _two_versions(tiny):
+    store = ModelStore()
+    store.add(tiny, "lab", parent="tiny-cells", data_hashes=[], metrics={}, activate=True)
+    store.add(tiny, "lab", parent="lab@1", data_hashes=[], metrics={}, activate=True)
+    return store
+
+
+def test_an_unreadable_active_card_is_an_error_naming_it_never_another_model(tiny, isolated_registry):  # noqa: F811
+    from cellviewer.core.modelstore import ModelFileError
+    from cellviewer.core.segment import create_segmenter
+
+    store = _two_versions(tiny)
+    (store.root / "lab" / "v2.json").write_text("{not json")
+    listed = store.versions("lab")
+    assert [v.version for v in listed] == [1, 2] and listed[1].active and "unreadable" in listed[1].problem
+    with pytest.raises(ModelFileError, match="v2.json") as e:
+        store.active("lab")
+    assert "--activate 1" in e.value.hint
+    from cellviewer.core.netsegment import register_models
+
+    register_models()
+    with pytest.raises(ModelFileError, match="v2.json"):  # not version 1, not "Unknown model"
+        create_segmenter("lab")
+    with pytest.raises(ModelFileError, match="v2.json"):
+        store.activate("lab", 2)
+    store.activate("lab", 1)  # what the hint says to do
+    assert create_segmenter("lab").version == "1"
+
+
+def test_an_unreadable_store_file_is_an_error_and_activate_rewrites_it(tiny, isolated_registry):  # noqa: F811
+    from cellviewer.core.modelstore import ModelFileError
+    from cellviewer.core.segment import create_segmenter
+
+    store = ModelStore()
+    store.add(tiny, "tiny-cells", parent="tiny-cells", data_hashes=[], metrics={}, activate=True)
+    (store.root / "tiny-cells" / "store.json").write_text("[1")
+    from cellviewer.core.netsegment import register_models
+
+    register_models()
+    with pytest.raises(ModelFileError, match="store.json"):  # not the shipped version 3 without a word
+        create_segmenter("tiny-cells")
+    with pytest.raises(ModelFileError, match="store.json") as e:
+        store.rollback("tiny-cells")
+    assert "cellviewer versions tiny-cells --activate 4" in e.value.hint
+    store.activate("tiny-cells", 4)
+    assert create_segmenter("tiny-cells").version == "4"
+
+
+def test_an_unreadable_loose_card_says_so_instead_of_unknown_model(tiny, isolated_registry):  # noqa: F811
+    from cellviewer.core.modelstore import ModelFileError
+    from cellviewer.core.netsegment import register_models
+    from cellviewer.core.segment import create_segmenter
+
+    tiny.with_suffix(".json").write_text("{")
+    register_models()
+    with pytest.raises(ModelFileError, match="tiny-cells.json' is unreadable"):
+        create_segmenter("tiny-cells")

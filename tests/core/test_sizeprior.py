@@ -93,11 +93,11 @@ def test_classify_cells_uses_the_size_only_with_a_calibration():
 
     def run(um):
         ms = [Marker(1, "rbc", 30, 40, cell=1), Marker(2, "rbc", 90, 40, cell=2), Marker(3, "rbc", 60, 10)]
-        assert MO.classify_cells(img, ms, 30.0, model=model, labels=lab, um_per_px=um) == 3
+        assert MO.classify_cells(img, ms, 30.0, model=model, labels=lab, um_per_px=um) == 2
         return [m.morph for m in ms]
 
-    assert run(0.25) == ["macrocyte", "microcyte", "normal"]  # the mask-less marker: no size, first class
-    assert run(None) == ["normal"] * 3
+    assert run(0.25) == ["macrocyte", "microcyte", ""]  # the mask-less marker: no outline, no class
+    assert run(None) == ["normal", "normal", ""]
     assert MO.uses_size_prior(model[1], 0.25) is not None and MO.uses_size_prior(model[1], None) is None
     other = dict(model[1], size_prior=dict(model[1]["size_prior"], classes=["a", "b"]))
     assert MO.uses_size_prior(other, 0.25) is None  # a prior of other classes is never applied

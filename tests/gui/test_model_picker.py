@@ -88,3 +88,64 @@ def test_test_time_augmentation_is_a_state_field_that_reaches_the_segmenter(pane
     assert panel.tta.currentData() == "d4"
     panel.state.update(model="classical")
     assert not panel.tta.isEnabled() and "tta" not in segmenter_request(panel.state.value)[1]
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """The lasting warnings shown (the notification layer, recorded)."""
+    from cellviewer.gui import notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "lasting", lambda text, tip="": shown.append(text) or len(shown))
+    return shown
+
+
+def test_a_saved_model_that_is_gone_is_replaced_in_the_state_and_said_once(qtbot, isolated_registry, told):  # noqa: F811
+    from cellviewer.gui.panels.segment import SegmentPanel
+    from cellviewer.gui.segmentation import default_model, segmenter_request
+
+    state = Observable(SegmentParams(model="old-lab-model"))  # a settings file from before the model was removed
+    p = SegmentPanel(state)
+    qtbot.addWidget(p)
+    qtbot.wait(20)
+    assert state.value.model == default_model() == p.model.currentData()  # what is shown is what Run uses
+    assert segmenter_request(state.value)[0] == default_model()
+    assert len(told) == 1 and "'old-lab-model' is not installed" in told[0] and default_model() in told[0]
+    p.reload_models()
+    qtbot.wait(20)
+    assert len(told) == 1  # once
+
+
+def test_rolling_back_the_only_version_of_a_stored_model_moves_the_picker_and_the_state(
+        qtbot, isolated_registry, told):  # noqa: F811
+    from cellviewer.core.modelstore import ModelStore
+    from cellviewer.core.netsegment import model_dirs
+    from cellviewer.gui.panels.segment import SegmentPanel
+    from cellviewer.gui.segmentation import default_model
+
+    save_tiny_model("tiny-src", "do-unet", {"base": 4, "depth": 2, "edge": True}, BOX_CLASSES)
+    store = ModelStore()
+    store.add(model_dirs()[-1] / "tiny-src", "mylab", parent="tiny-src", data_hashes=[], metrics={},
+              gate={"accepted": True}, activate=True)
+    state = Observable(SegmentParams(model="mylab"))
+    p = SegmentPanel(state)
+    qtbot.addWidget(p)
+    assert p.model.currentData() == "mylab" and state.value.model == "mylab"
+    assert store.rollback("mylab") is None  # nothing stored is active, nothing is shipped under that name
+    p.reload_models()  # what the window does after Model versions ▸ Roll back
+    qtbot.wait(20)
+    assert state.value.model == default_model() == p.model.currentData()
+    assert len(told) == 1 and "'mylab' is not installed" in told[0]
+
+
+def test_a_trained_model_given_by_its_path_stays_chosen(qtbot, isolated_registry, told):  # noqa: F811
+    from cellviewer.core.netsegment import model_dirs
+    from cellviewer.gui.panels.segment import SegmentPanel
+
+    save_tiny_model("tiny-path", "do-unet", {"base": 4, "depth": 2, "edge": True}, BOX_CLASSES)
+    path = str(model_dirs()[-1] / "tiny-path.json")
+    state = Observable(SegmentParams(model=path))
+    p = SegmentPanel(state)
+    qtbot.addWidget(p)
+    qtbot.wait(20)
+    assert state.value.model == path == p.model.currentData() and not told

@@ -163,3 +163,14 @@ def test_stem_with_dots(tmp_path):
     for path in (tmp_path / "rbc-v1.2", tmp_path / "rbc-v1.2.json"):
         net, card = load_checkpoint(str(path))
         assert card["weights"] == "rbc-v1.2.safetensors"
+
+
+def test_damaged_weights_of_a_stored_version_point_to_the_versions_command(tmp_path):
+    save_checkpoint(_net(), tmp_path / "v7", {"name": "lab", "version": "7", "stored_at": "2026-01-01T00:00:00Z"})
+    weights = tmp_path / "v7.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="changed or is corrupted") as e:
+        load_checkpoint(tmp_path / "v7")
+    assert "cellviewer versions lab --rollback" in e.value.hint and "download" not in e.value.hint

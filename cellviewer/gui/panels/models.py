@@ -94,12 +94,18 @@ class ModelsPanel(QWidget):
                 self.tree.addTopLevelItem(top)
                 for v in self.store.versions(name):
                     card = v.card if isinstance(v.card, dict) else {}
-                    child = QTreeWidgetItem([("● " if v.active else "    ") + f"version {v.version}",
-                                             parent_text(card)])
+                    child = QTreeWidgetItem([("● " if v.active else "    ") + f"version {v.version}"
+                                             + (" ⚠ card unreadable" if v.problem else ""), parent_text(card)])
                     child.setData(0, ROLE, (name, str(v.version)))
-                    child.setToolTip(0, version_summary(v))
+                    child.setToolTip(0, f"card {v.problem}: {v.stem}.json" if v.problem else version_summary(v))
                     top.addChild(child)
                 top.setExpanded(True)
+                try:  # an unreadable store.json or active card: said here, not only when the model runs
+                    self.store.active(name)
+                except CellviewerError as e:
+                    top.setText(1, "⚠ cannot be used")
+                    top.setToolTip(0, f"{e.message}\n{e.hint or ''}")
+                    top.setToolTip(1, top.toolTip(0))
         except CellviewerError as e:
             notifications.show_error(e, "Model store")
         self.tree.resizeColumnToContents(0)
@@ -167,9 +173,24 @@ class ModelsPanel(QWidget):
             notifications.show_error(e, "Roll back")
             return False
         version = "" if v is None else str(v.version)
-        notifications.status(f"Rolled back: {name} version {version} is active again." if v is not None else
-                             f"Rolled back: no stored version of {name} is active; the shipped model is used.", 8000)
+        if v is not None:
+            notifications.status(f"Rolled back: {name} version {version} is active again.", 8000)
+        elif _registered(name):
+            notifications.status(f"Rolled back: no stored version of {name} is active; the shipped model is used.",
+                                 8000)
+        else:  # nothing of that name is left: the Segmentation panel falls back to the default model and says so
+            notifications.warn(f"Rolled back: no version of {name} is active any more and none is shipped — "
+                               f"{name} cannot be used until a version is made active again.")
         self.refresh()
         self.select(name, version or None)
         self.activated.emit(name, version)
         return True
+
+
+def _registered(name: str) -> bool:
+    """``name`` is still usable after the store changed: a segmenter, or a card of that name outside the
+    store (e.g. the shipped rbc-morphology classifier)."""
+    from cellviewer.core.modelfind import model_cards
+    from cellviewer.core.segment import list_segmenters
+
+    return name in list_segmenters() or any(str(card.get("name") or p.stem) == name for p, card in model_cards())

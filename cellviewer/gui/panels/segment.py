@@ -1,13 +1,19 @@
 """Model picker (name, card summary, working scale), device, scale, counting method, NODE-UNet's
-ODE solver, Run / Cancel and progress — bound to SegmentParams (values live there, not in widgets)."""
+ODE solver, Run / Cancel and progress — bound to SegmentParams (values live there, not in widgets).
+
+A model the state names that is not installed any more (a settings file from before it was removed, a stored
+model rolled back with nothing shipped under its name) is replaced *in the state* by the default model, so the
+picker and Run always use the same one, and the user is told once (a lasting warning).
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
                                QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
 from cellviewer.core.modelcards import ODE_METHODS
+from cellviewer.gui import notifications
 from cellviewer.gui.segmentation import (CLASSICAL_BY_METHOD, available_models, default_model, is_classical,
                                          model_summaries)
 from cellviewer.gui.state import Observable
@@ -28,6 +34,7 @@ class SegmentPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.models, self.summaries = {}, {}
+        self._told_missing: set[str] = set()  # models already said to be gone (told once)
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.model = QComboBox()
@@ -145,6 +152,9 @@ class SegmentPanel(QWidget):
     def reload_models(self) -> None:
         """Read the segmenters and model cards again (after a model was added or activated)."""
         self.models, self.summaries = available_models(), model_summaries()
+        path = self.state.value.model
+        if path and path not in self.models and _is_checkpoint_path(path):  # a trained model given by its path
+            self.models[path] = "a trained model given by its path"
         with QSignalBlocker(self.model):
             self.model.clear()
             for name, desc in self.models.items():
@@ -162,8 +172,26 @@ class SegmentPanel(QWidget):
                 i = combo.count() - 1
             combo.setCurrentIndex(max(0, i))
 
+    def _fall_back(self, missing: str) -> None:
+        """``missing`` is not installed: the state gets the default model (what the picker shows is what Run uses),
+        and the user is told once — after the window is built when this happens while it is being made."""
+        fallback = default_model()
+        self.state.update(model=fallback)  # -> sync() again, with the fallback
+        if missing in self._told_missing:
+            return
+        self._told_missing.add(missing)
+        text = f"Model '{missing}' is not installed any more — segmenting with '{fallback}'"
+        tip = (f"The model '{missing}' (from the settings, or a stored model rolled back with no version left "
+               f"active and none shipped under that name) is not available, so new segmentations use "
+               f"'{fallback}'. Pick another model in the Segmentation panel, or make a stored version of "
+               f"'{missing}' active again (Model versions, or 'cellviewer versions {missing} --activate V').")
+        QTimer.singleShot(0, lambda: notifications.lasting(text, tip))
+
     def sync(self, _names=None) -> None:
         v = self.state.value
+        if v.model and v.model not in self.models and self.models:
+            self._fall_back(v.model)
+            return
         model = v.model if v.model in self.models else default_model()
         with QSignalBlocker(self.model):
             self.model.setCurrentIndex(max(0, self.model.findData(model)))
@@ -216,3 +244,13 @@ class SegmentPanel(QWidget):
     def set_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         self.progress_label.setText(message)
+
+
+def _is_checkpoint_path(model: str) -> bool:
+    """``model`` names a trained checkpoint by its path (Run can use it; see ``core.segment.create_segmenter``)."""
+    from cellviewer.core.modelfind import card_at
+
+    try:
+        return card_at(model) is not None
+    except (OSError, ValueError):
+        return False

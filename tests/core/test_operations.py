@@ -1,0 +1,24 @@
+"""Edit builders of core.operations, without Qt: what "Classify red cells again" records."""
+
+from cellviewer.core import edits
+from cellviewer.core.document import Marker
+from tests.conftest import make_doc
+
+
+def test_set_morphologies_records_the_model_in_the_provenance_and_undo_restores_it():
+    doc = make_doc(60, 60)
+    doc.labels["rbc"][10:20, 10:20] = 1
+    doc.markers = {1: Marker(1, "rbc", 15, 15, cell=1, morph="normal", morph_p=0.6)}
+    doc.provenance.params = {"diameter_px": 10.0, "morphology": "rbc-morphology 1"}
+    h = edits.History(doc)
+    h.push(edits.set_morphologies(doc, {1: ("spherocyte", 0.8)}, um_per_px=0.1, morphology="rbc-morphology 2"))
+    assert doc.markers[1].morph == "spherocyte" and doc.um_per_px == 0.1
+    assert doc.provenance.params == {"diameter_px": 10.0, "morphology": "rbc-morphology 2"}
+    h.undo()
+    assert doc.provenance.params == {"diameter_px": 10.0, "morphology": "rbc-morphology 1"}
+    assert doc.markers[1].morph == "normal" and doc.um_per_px is None
+    doc.provenance.params = {"diameter_px": 10.0}  # morphology was off at segmentation time
+    h.push(edits.set_morphologies(doc, {1: ("target_cell", 0.7)}, morphology="rbc-morphology 2"))
+    assert doc.provenance.params["morphology"] == "rbc-morphology 2"
+    h.undo()
+    assert "morphology" not in doc.provenance.params

@@ -1,0 +1,43 @@
+"""The segmentation controller: what a run and "Classify red cells again" record in the document."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_the_calibration_reaches_the_document_with_the_classical_model(window, smear_path, qtbot):
+    from cellviewer.core.report import ReportEntry, rbc_size_summary
+
+    window.seg_params.update(um_per_px=0.3)  # the Calibration box; the cell size stays estimated
+    with qtbot.waitSignal(window.segmentation.runner.finished, timeout=30000):
+        assert window.open_image(smear_path)
+    qtbot.waitUntil(lambda: window.counts_panel.counts.get("rbc", 0) > 0, timeout=5000)
+    doc = window.session.doc
+    assert doc.provenance.model_name.startswith("classical") and doc.um_per_px == 0.3
+    assert doc.provenance.params["diameter_source"] != "given"  # the calibration did not fix the scale
+    assert rbc_size_summary(doc)["RBC diameter (whole cells)"].split(" (n")[0].endswith("µm")  # as the CLI
+    assert "µm at 0.3 µm/px" in ReportEntry.from_document(doc, "smear.png", thumbnail=False).cell_size
+
+
+def test_classify_again_records_the_morphology_model_it_used_and_undo_restores(segmented, qtbot):
+    from cellviewer.core import morphology as MO
+    from cellviewer.core.report import ReportEntry
+
+    if MO.find_card() is None:
+        pytest.skip("no morphology model installed")
+    win = segmented
+    doc, stack = win.session.doc, win.session.stack
+    assert "morphology" not in doc.provenance.params  # the classical segmenter classes no red cells
+    assert ReportEntry.from_document(doc, "s.png", thumbnail=False).morphology == ""
+    card = MO.load_model()[1]
+    n = stack.count()
+    with qtbot.waitSignal(win.segmentation.classes_runner.finished, timeout=30000):
+        win.actions_by_id["seg.reclassify"].trigger()
+    qtbot.waitUntil(lambda: stack.count() == n + 1, timeout=5000)
+    used = f"{card['name']} {card.get('version', '1')}"
+    assert doc.provenance.params["morphology"] == used
+    assert ReportEntry.from_document(doc, "s.png", thumbnail=False).morphology == used
+    stack.undo()
+    assert "morphology" not in doc.provenance.params
+    stack.redo()
+    assert doc.provenance.params["morphology"] == used
