@@ -119,7 +119,36 @@ class FlagChange:
     nbytes: int = 64
 
 
-Atom = LabelPatch | MarkerChange | FlagChange
+@dataclass
+class ParamChange:
+    """A value of the segmentation's provenance (``doc.provenance.params[key]``; None = absent) that an edit
+    changes, e.g. which morphology model made the red-cell classes (the report's "Morphology" line)."""
+
+    key: str
+    old: object
+    new: object
+
+    def apply(self, doc: Document) -> None:
+        _set_param(doc, self.key, self.new)
+
+    def revert(self, doc: Document) -> None:
+        _set_param(doc, self.key, self.old)
+
+    bbox: BBox | None = None
+    layers: tuple[str, ...] = ()
+    nbytes: int = 64
+
+
+def _set_param(doc: Document, key: str, value) -> None:
+    params = dict(doc.provenance.params or {})
+    if value is None:
+        params.pop(key, None)
+    else:
+        params[key] = value
+    doc.provenance.params = params
+
+
+Atom = LabelPatch | MarkerChange | FlagChange | ParamChange
 
 
 @dataclass

@@ -22,12 +22,14 @@ import numpy as np
 
 from cellviewer.core.countframe import BORDER_RULES
 from cellviewer.core.document import CELL_CLASSES, EditRecord, Marker
-from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange
+from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, ParamChange
 
 MAGIC = b"CVJ1"
 KINDS = ("apply", "revert", "barrier")  # barrier: the document was replaced (see Journal.barrier)
 # FlagChange attributes a record may set (border_rule: also one of core.countframe.BORDER_RULES)
 FLAGS = {"reviewed": (bool,), "um_per_px": (type(None), int, float), "border_rule": (str,)}
+# provenance params a record may set (ParamChange; None = absent)
+PARAMS = {"morphology": (type(None), str)}
 # what decoding a hostile payload may raise (besides ValueError, which validation raises)
 _DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError, zipfile.BadZipFile,
                   RecursionError, MemoryError, OverflowError, NotImplementedError, RuntimeError)
@@ -44,6 +46,8 @@ def encode(kind: str, edit: Edit, rid: str | None = None) -> bytes:
             atoms.append({"t": "marker", "old": a.old and asdict(a.old), "new": a.new and asdict(a.new)})
         elif isinstance(a, FlagChange):
             atoms.append({"t": "flag", "attr": a.attr, "old": a.old, "new": a.new})
+        elif isinstance(a, ParamChange):
+            atoms.append({"t": "param", "key": a.key, "old": a.old, "new": a.new})
     head = {"kind": kind, "name": edit.name, "record": edit.record and asdict(edit.record), "atoms": atoms,
             "id": rid, "edit": edit.uid}
     arrays["head"] = np.frombuffer(json.dumps(head).encode(), np.uint8)
@@ -126,6 +130,11 @@ def _decode(payload: bytes) -> tuple[str, Edit, str | None]:
                       "flag")
                 _need(a["attr"] != "border_rule" or {a["old"], a["new"]} <= set(BORDER_RULES), "border rule")
                 atoms.append(FlagChange(a["attr"], a["old"], a["new"]))
+            elif a.get("t") == "param":
+                types = PARAMS.get(a.get("key"))
+                _need(types is not None and isinstance(a.get("old"), types) and isinstance(a.get("new"), types),
+                      "param")
+                atoms.append(ParamChange(a["key"], a["old"], a["new"]))
             else:
                 _need(False, "atom type")
         return head["kind"], Edit(head["name"], atoms, _record(head.get("record")), uid=uid), rid

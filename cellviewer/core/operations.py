@@ -8,14 +8,14 @@ push it on a history / QUndoStack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, BBox, Document, Marker
-from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, make_edit
+from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, ParamChange, make_edit
 from cellviewer.core.errors import EditError
 
 
@@ -316,35 +316,6 @@ def set_morphology(doc: Document, marker_id: int, morph: str) -> Edit:
 
 
 _UNCHANGED = object()
-
-
-@dataclass
-class ParamChange:
-    """A value of the segmentation's provenance (``doc.provenance.params[key]``; None = absent) that an edit
-    changes, e.g. which morphology model made the red-cell classes (the report's "Morphology" line)."""
-
-    key: str
-    old: object
-    new: object
-
-    def apply(self, doc: Document) -> None:
-        _set_param(doc, self.key, self.new)
-
-    def revert(self, doc: Document) -> None:
-        _set_param(doc, self.key, self.old)
-
-    bbox: BBox | None = None
-    layers: tuple[str, ...] = ()
-    nbytes: int = 64
-
-
-def _set_param(doc: Document, key: str, value) -> None:
-    params = dict(doc.provenance.params or {})
-    if value is None:
-        params.pop(key, None)
-    else:
-        params[key] = value
-    doc.provenance.params = params
 
 
 def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detail: str = "",

@@ -138,7 +138,10 @@ class HumanLoop(QObject):
             sp.models = available_models()
         self.retrain.refresh_models()
         self.models_panel.refresh()
-        notifications.status(f"Model '{name}' updated: new segmentations use the active version.", 8000)
+        if name in getattr(sp, "models", ()):
+            notifications.status(f"Model '{name}' updated: new segmentations use the active version.", 8000)
+        else:  # its last stored version was rolled back and nothing ships under the name (the panel warned)
+            notifications.status(f"Model '{name}' has no version left to use.", 8000)
 
     def show_dock(self, key: str) -> None:
         dock = self.window.docks[key]

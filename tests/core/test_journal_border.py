@@ -66,3 +66,45 @@ def test_set_aside_renames_the_journal_and_starts_afresh(tmp_path):
     assert [e.atoms[0].new for _, e in journal.read_entries(path)] == ["inside"]
     again = doc.journal.set_aside()  # a second decline in the same second does not overwrite the first
     assert again is not None and again != kept and kept.exists()
+
+
+def test_the_morphology_model_a_classify_again_recorded_survives_a_crash(tmp_path):
+    from cellviewer.core.operations import set_morphologies
+
+    doc = doc_at(tmp_path)
+    sidecar.save_sidecar(doc)
+    sidecar.attach_journal(doc)
+    set_morphologies(doc, {1: ("macrocyte", 0.7)}, morphology="rbc-morphology 3").apply(doc)
+    entries = journal.read_entries(doc.journal.path)
+    fresh = _crashed_copy(doc)
+    assert "morphology" not in fresh.provenance.params
+    assert journal.recover(fresh, entries) == 1
+    assert fresh.provenance.params["morphology"] == "rbc-morphology 3" and fresh.markers[1].morph == "macrocyte"
+
+
+def test_every_kind_of_undo_atom_goes_through_the_journal():
+    """An atom the journal codec does not know would be dropped from the journal and lost in a crash."""
+    import typing
+
+    import numpy as np
+
+    from cellviewer.core import journalcodec
+    from cellviewer.core.document import Marker
+    from cellviewer.core.edits import Atom, LabelPatch, MarkerChange, ParamChange
+
+    examples = {LabelPatch: LabelPatch.from_arrays("rbc", (0, 0, 2, 2), np.zeros((2, 2), np.int32),
+                                                   np.ones((2, 2), np.int32)),
+                MarkerChange: MarkerChange(None, Marker(1, "rbc", 1.0, 1.0)),
+                FlagChange: FlagChange("reviewed", False, True),
+                ParamChange: ParamChange("morphology", None, "rbc-morphology 3")}
+    assert set(typing.get_args(Atom)) == set(examples)
+    edit = Edit("all kinds", list(examples.values()))
+    def round_trip(e):
+        framed = journalcodec.encode("apply", e)  # magic, length, payload, crc
+        return journalcodec.decode(framed[len(journalcodec.MAGIC) + 8:-4])[1]
+
+    back = round_trip(edit)
+    assert [type(a) for a in back.atoms] == [type(a) for a in edit.atoms]
+    bad = Edit("hostile", [ParamChange("model_name", None, "x")])  # only known keys are read back
+    with pytest.raises(ValueError):
+        round_trip(bad)

@@ -399,3 +399,11 @@ def test_classify_red_cells_again_keeps_the_corrections_and_is_one_undo_step(seg
     assert (doc.labels["rbc"] == labels).all() and doc.um_per_px == 0.4
     stack.undo()
     assert not any(m.morph for m in doc.markers.values())  # the classical segmenter gave none
+
+
+def test_after_a_rollback_the_status_says_whether_the_model_can_still_be_used(make_window, isolated_registry):  # noqa: F811
+    win = make_window(auto_run=False)
+    win.human_loop._on_model_activated("blood-cells", "6")
+    assert "new segmentations use the active version" in win.statusBar().currentMessage()
+    win.human_loop._on_model_activated("mylab-gone", "")  # its last stored version rolled back, none shipped
+    assert win.statusBar().currentMessage() == "Model 'mylab-gone' has no version left to use."
