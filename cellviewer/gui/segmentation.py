@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from cellviewer.core.errors import CellviewerError
@@ -245,8 +246,11 @@ class SegmentationController(QObject):
         active morphology model; classes set by hand stay. One undoable edit; the corrections are kept."""
         doc = self.session.doc
         d = (doc.provenance.params or {}).get("diameter_px") if doc is not None else None
-        if doc is None or not d or not doc.labels["rbc"].any():
+        if doc is None or not d:
             notifications.status("Segment the image with a trained model first (it gives the red-cell size).")
+            return False
+        if not doc.labels["rbc"].any():
+            notifications.status("No red cell with an outline to classify (a marker placed by hand has none).")
             return False
         if self.runner.is_running or self.classes_runner.is_running:
             notifications.status("Wait for the running segmentation or classification to end.")
@@ -255,7 +259,7 @@ class SegmentationController(QObject):
 
         um = float(self.params.value.um_per_px) or None
         pixels, markers, labels = doc.image.pixels, [replace(m) for m in doc.markers.values()], doc.labels["rbc"].copy()
-        self._classes_for = (doc, um)
+        self._classes_for = (doc, um, labels, _red_cell_markers(markers))
 
         device = self.params.value.device or "auto"
 
@@ -271,9 +275,15 @@ class SegmentationController(QObject):
 
     def _on_classes(self, result) -> None:
         classes, model = result
-        doc, um = self._classes_for or (None, None)
+        doc, um, labels, rbcs = self._classes_for or (None, None, None, None)
         if doc is None or doc is not self.session.doc:
             notifications.status("Red-cell classes discarded: the image was closed.")
+            return
+        if _red_cell_markers(doc.markers.values()) != rbcs or not np.array_equal(doc.labels["rbc"], labels):
+            # the classes were made for cells that have changed since (an edit, an undo): by marker id they
+            # would land on other cells
+            notifications.status("Red-cell classes discarded: the red cells were edited while they were being "
+                                 "classified — use Classify red cells again (Ctrl+Shift+C) once more.", 10000)
             return
         from cellviewer.core import edits
         from cellviewer.core.errors import EditError
@@ -348,3 +358,8 @@ class SegmentationController(QObject):
             notifications.warn("Segmentation: " + "; ".join(result.params["fallback"]), 15000)
         self._warn_calibration(result.params.get("calibration_warning"), result.params.get("um_per_px"))
         self.applied.emit(result)
+
+
+def _red_cell_markers(markers) -> dict:
+    """What the red-cell classes of a Classify again depend on: each red-cell marker's cell and place."""
+    return {m.id: (m.cell, m.x, m.y) for m in markers if m.cls == "rbc"}

@@ -41,3 +41,34 @@ def test_classify_again_records_the_morphology_model_it_used_and_undo_restores(s
     assert "morphology" not in doc.provenance.params
     stack.redo()
     assert doc.provenance.params["morphology"] == used
+
+
+def test_classes_made_for_red_cells_edited_meanwhile_are_discarded(segmented, qtbot):
+    """Classify again runs in the background while editing goes on; classes computed for cells that were
+    edited since (or undone) would land on other cells by marker id."""
+    from cellviewer.core import morphology as MO
+    from cellviewer.core.operations import delete_cell
+    from cellviewer.gui.commands import EditCommand
+
+    if MO.find_card() is None:
+        pytest.skip("no morphology model installed")
+    win = segmented
+    doc, stack = win.session.doc, win.session.stack
+    cell = next(m.cell for m in doc.markers.values() if m.cls == "rbc" and m.cell)
+    before = {i: (m.morph, m.morph_p) for i, m in doc.markers.items()}
+    n = stack.count()
+    with qtbot.waitSignal(win.segmentation.classes_runner.finished, timeout=30000):
+        win.actions_by_id["seg.reclassify"].trigger()
+        stack.push(EditCommand(doc, delete_cell(doc, "rbc", cell)))  # before the result comes back
+    qtbot.wait(50)
+    assert stack.count() == n + 1 and stack.undoText() == "Delete cell"  # no classify step on top
+    assert "discarded" in win.statusBar().currentMessage()
+    assert all((m.morph, m.morph_p) == before[i] for i, m in doc.markers.items())
+
+
+def test_classify_again_without_red_cell_outlines_says_so(segmented, qtbot):
+    win = segmented
+    doc = win.session.doc
+    doc.labels["rbc"][:] = 0
+    assert win.segmentation.reclassify() is False
+    assert "No red cell with an outline" in win.statusBar().currentMessage()
