@@ -149,7 +149,10 @@ def merge_cells(doc: Document, cls: str, a: int, b: int) -> Edit:
     new[old == b] = a
     atoms: list = [LabelPatch.from_arrays(cls, box, old, new)]
     ma, mb = doc.markers_of_cell(cls, a), doc.markers_of_cell(cls, b)
-    keep = ma[0] if ma else (mb[0] if mb else None)
+    # the kept marker: one whose red-cell class was set by hand (p = 1) first, so that decision survives
+    # whichever cell is clicked first; else the first cell's
+    by_hand = [m for m in ma + mb if m.morph and m.morph_p >= 1.0]
+    keep = by_hand[0] if by_hand else (ma[0] if ma else (mb[0] if mb else None))
     for m in ma + mb:
         if m is not keep:
             atoms.append(MarkerChange(m, None))

@@ -1,5 +1,7 @@
 """Edit builders of core.operations, without Qt: what "Classify red cells again" records."""
 
+import pytest
+
 from cellviewer.core import edits
 from cellviewer.core.document import Marker
 from tests.conftest import make_doc
@@ -22,3 +24,18 @@ def test_set_morphologies_records_the_model_in_the_provenance_and_undo_restores_
     assert doc.provenance.params["morphology"] == "rbc-morphology 2"
     h.undo()
     assert "morphology" not in doc.provenance.params
+
+
+@pytest.mark.parametrize("first, second", [(1, 2), (2, 1)])
+def test_merging_keeps_a_red_cell_class_set_by_hand_whichever_cell_comes_first(first, second):
+    from dataclasses import replace
+
+    from cellviewer.core.operations import merge_cells
+    from tests.core.test_edits import seeded_doc
+
+    doc = seeded_doc()
+    doc.markers[1] = replace(doc.markers[1], morph="schistocyte", morph_p=0.29)  # automatic
+    doc.markers[2] = replace(doc.markers[2], morph="spherocyte", morph_p=1.0)  # set by hand
+    merge_cells(doc, "rbc", first, second).apply(doc)
+    rbc = [m for m in doc.markers.values() if m.cls == "rbc"]
+    assert len(rbc) == 1 and (rbc[0].cell, rbc[0].morph, rbc[0].morph_p) == (first, "spherocyte", 1.0)
