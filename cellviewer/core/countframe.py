@@ -193,8 +193,10 @@ def excluded_markers(markers, labels: dict, rule: str, field: FieldEdge | None =
     return out
 
 
-def rule_note(rule: str, n_excluded: int) -> list[str]:
-    """The report line for a rule other than ``all`` (empty for ``all``)."""
+def rule_note(rule: str, n_excluded: int, field: bool = False) -> list[str]:
+    """The report line for a rule other than ``all`` (empty for ``all``); ``field``: the image has a field edge
+    inside it (:func:`field_edge`), whose cut cells the rule treats alike."""
     if rule == "all":
         return []
-    return [f"Cells cut by the image edge: {BORDER_RULES[rule]} ({n_excluded} not counted)."]
+    where = "the image edge or the edge of the field of view" if field else "the image edge"
+    return [f"Cells cut by {where}: {BORDER_RULES[rule]} ({n_excluded} not counted)."]

@@ -177,13 +177,20 @@ class ReportEntry:
             device=p.device,
             user=", ".join(sorted({e.user for e in p.edits if e.user})) or os_user(), time=p.segmented_at,
             n_corrections=doc.n_manual_edits, audit=dict(Counter(e.action for e in doc.corrections()).most_common()),
-            notes=list(doc.image.info.notes) + list(doc.load_warnings) + rule_note(doc.border_rule, len(doc.uncounted()))
+            notes=list(doc.image.info.notes) + list(doc.load_warnings) + _rule_note(doc)
             + [w for w in [calibration_warning(doc.labels["rbc"], doc.um_per_px) if doc.um_per_px else None] if w],
             size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),
             morphology=_morphology_line(p.params or {}, doc.um_per_px))
 
 
 # -- PDF --------------------------------------------------------------------------------
+def _rule_note(doc: Document) -> list[str]:
+    """The report line on the border rule (none for "all")."""
+    if doc.border_rule == "all":
+        return []
+    return rule_note(doc.border_rule, len(doc.uncounted()), doc.field_edge() is not None)
+
+
 def _morphology_line(params: dict, um_per_px: float | None) -> str:
     """The morphology model that classed the red cells, with the size prior when the image's calibration (the
     one its current classes were made with: a "Classify red cells again" may have changed it) is known."""

@@ -177,3 +177,15 @@ def test_a_large_field_is_measured_on_a_copy_and_still_finds_the_cut_cells():
     lab[((xx - 1500) ** 2 + (yy - 1200) ** 2 <= 40 ** 2)] = 3  # inside
     lab[((xx - 1500) ** 2 + (yy - 135) ** 2 <= 25 ** 2)] = 4  # whole, 10 px short of the stop at the top
     assert F.edge_flags(lab, F.field_edge(img)) == {1: F.STOP | F.RIGHT, 2: F.STOP | F.BOTTOM}
+
+
+def test_the_report_note_names_the_field_edge_when_there_is_one():
+    img, lab = _stopped_field()
+    h, w = lab.shape
+    doc = Document(ImageData(img, ImageInfo("f.png", w, h)))
+    doc.labels["rbc"][:] = lab
+    doc.markers = {i: Marker(i, "rbc", 1.0, 1.0, cell=i) for i in range(1, 7)}
+    assert not any("cut by" in n for n in R.ReportEntry.from_document(doc, "f.png", thumbnail=False).notes)
+    doc.set_border_rule("inside")
+    notes = R.ReportEntry.from_document(doc, "f.png", thumbnail=False).notes
+    assert any("cut by the image edge or the edge of the field of view" in n and "4 not counted" in n for n in notes)
