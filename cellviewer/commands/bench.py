@@ -32,10 +32,12 @@ def add_parser(sub) -> None:
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller problems (CI)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     p.add_argument("--skip-gui", action="store_true", help="no GUI measurements (no Qt subprocess)")
-    p.add_argument("--batch-images", type=int, default=None, metavar="N",
+    from cellviewer.core.cliopts import positive_int, whole_number
+
+    p.add_argument("--batch-images", type=lambda t: whole_number(t, 0), default=None, metavar="N",
                    help="images in the batch-memory run (default 200, --quick 12; 0 skips it)")
     p.add_argument("--no-archs", action="store_true", help="only the shipped models, not every architecture")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None, metavar="N",
                    help="torch CPU threads here and in the subprocesses (default: torch's choice, = cores)")
     p.set_defaults(func=handler)
 

@@ -42,10 +42,16 @@ def add_parser(sub) -> None:
 
 
 def command_of(args) -> str:
-    """The ``cellviewer evaluate`` command that reproduces the numbers (no paths, no output options)."""
-    parts = ["cellviewer", "evaluate", "--model", args.model, "--split", args.split]
+    """The ``cellviewer evaluate`` command that reproduces the numbers (no output options): the data folder
+    (absolute) unless it is the development data, the split, datasets and scoring options."""
+    from cellviewer.core.evaluate import data_of
+
+    parts = ["cellviewer", "evaluate", "--model", args.model]
+    if data_of(args.data) is not None:
+        parts += ["--data", data_of(args.data)]
+    parts += ["--split", args.split]
     if args.datasets:
-        parts += ["--datasets", *args.datasets]
+        parts += ["--datasets", *dict.fromkeys(args.datasets)]
     if args.diameter:
         parts += ["--diameter", args.diameter]
     if args.limit:
@@ -82,21 +88,33 @@ class _Bar:
 
 
 def card_metrics(model: str) -> dict | None:
-    """The ``metrics`` of ``model``'s card (None when it has no card)."""
-    from cellviewer.core.netsegment import find_models
+    """The ``metrics`` of ``model``'s card (a name or a checkpoint's path; None when it has no card)."""
+    from cellviewer.core.evaluate import model_card
 
-    found = find_models().get(model)
+    found = model_card(model)
     return None if found is None else (found[1].get("metrics") or {})
 
 
-def check_card(args, res: dict) -> int:
+def card_to_check(args) -> dict:
+    """The card metrics ``--check-card`` compares with, checked before the run (ModelLoadError, exit 6, when
+    there are none). Without ``--data`` the data folder the card was scored on is scored (said on stderr)."""
     from cellviewer.core.errors import ModelLoadError
-    from cellviewer.core.modelcards import card_differences
 
     metrics = card_metrics(args.model)
     if not metrics or not metrics.get("datasets"):
         raise ModelLoadError(f"Model '{args.model}' has no card with metrics to compare with.",
                              hint="run without --check-card, or store metrics with --write-card")
+    if args.data is None and metrics.get("data"):
+        args.data = metrics["data"]
+        print(f"cellviewer: note: scoring the data the card was scored on: {args.data}", file=sys.stderr)
+    return metrics
+
+
+def check_card(args, res: dict, metrics: dict | None = None) -> int:
+    from cellviewer.core.evaluate import data_of
+    from cellviewer.core.modelcards import card_differences
+
+    metrics = metrics if metrics is not None else card_to_check(args)
     if metrics.get("split") not in (None, args.split):
         print(f"note: the card reports the '{metrics['split']}' split, this run scored '{args.split}'")
     card = metrics["datasets"]
@@ -104,6 +122,9 @@ def check_card(args, res: dict) -> int:
         card = {g: v for g, v in card.items() if g.split(":")[0] in args.datasets
                 or (g == "bccd_voc" and "bccd" in args.datasets)}
     diffs = card_differences(res["datasets"], card, args.tolerance)
+    if "data" in metrics and metrics["data"] != data_of(args.data):  # other images: no number can be compared
+        diffs.insert(0, ("data folder", metrics["data"] or "the development data",
+                         data_of(args.data) or "the development data"))
     if not diffs:
         print(f"card check: every number of the card's metrics reproduced (tolerance {args.tolerance:g}); "
               f"card command: {metrics.get('command', '?')}")
@@ -123,7 +144,8 @@ def handler(args: argparse.Namespace) -> int:
     import json
 
     from cellviewer.core.atomic import check_writable, write_output
-    from cellviewer.core.evaluate import evaluate_args, format_table, json_safe, store_metrics
+    from cellviewer.core.datasets import print_notes
+    from cellviewer.core.evaluate import card_to_write, evaluate_args, format_table, json_safe, store_metrics
 
     if (args.check_card or args.write_card) and args.limit:
         from cellviewer.cli import UsageError
@@ -132,17 +154,22 @@ def handler(args: argparse.Namespace) -> int:
                          hint="drop --limit")
     if args.json is not None:  # a bad path fails now, not after the whole split has run
         check_writable(args.json, "--json")
+    # what --check-card / --write-card need is checked now, not after the whole split has run
+    metrics = card_to_check(args) if args.check_card else None
+    if args.write_card:
+        card_to_write(args.model)
     bar = _Bar(args.quiet)
     try:
         res = evaluate_args(args, on_image=bar)
     finally:
         bar.close()
+    print_notes(res.get("notes", []))
     print(format_table(res))
     rc = 0
     if args.json is not None:  # atomically: an interrupted write never leaves half a file
         write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
     if args.check_card:
-        rc = check_card(args, res)
+        rc = check_card(args, res, metrics)
     if args.write_card:
-        print(f"metrics written to {store_metrics(args.model, res, command_of(args))}")
+        print(f"metrics written to {store_metrics(args.model, res, command_of(args), args.data)}")
     return rc

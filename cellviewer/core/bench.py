@@ -105,7 +105,16 @@ def peak_rows(peak: dict) -> list[Row]:
 
 
 # -- models ---------------------------------------------------------------------------------
-def _flops_per_mp(net, size: int) -> tuple[float, int]:
+def _output_pixels(out) -> int:
+    """Pixels of a net's output map (the ``mask`` of a dict output, else the tensor): a valid-convolution net
+    answers for the centre of its input only."""
+    t = out["mask"] if isinstance(out, dict) else (out[0] if isinstance(out, (tuple, list)) else out)
+    return int(t.shape[-2]) * int(t.shape[-1])
+
+
+def _flops_per_mp(net, size: int) -> tuple[float, int, int]:
+    """``(GFLOP per megapixel segmented, input size, output pixels)`` for one ``size``² tile (a valid-convolution
+    net takes the nearest size it accepts); per *output* pixel — the pixels the pass segments."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -113,24 +122,27 @@ def _flops_per_mp(net, size: int) -> tuple[float, int]:
         size = net.valid_input_size(size)
     x = torch.rand(1, 3, size, size)
     with FlopCounterMode(display=False) as fc, torch.inference_mode():
-        net(x)
-    return fc.get_total_flops() / 1e9 / (size * size / 1e6), size
+        out_px = _output_pixels(net(x))
+    return fc.get_total_flops() / 1e9 / (out_px / 1e6), size, out_px
 
 
 def measure_net(net, size: int, repeats: int, peak_conv: float) -> dict:
-    """params, GFLOP/MP, ms/MP (channels_last, inference_mode, one ``size``² tile), achieved/peak."""
+    """params, GFLOP/MP, ms/MP (channels_last, inference_mode, one ``size``² tile), achieved/peak. Per megapixel
+    *segmented*: a valid-convolution net (output smaller than its input) is divided by its output pixels."""
     import torch
 
     net = net.eval().to(memory_format=torch.channels_last)
-    gf, size = _flops_per_mp(net, size)
+    gf, size, out_px = _flops_per_mp(net, size)
     x = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         t = _best(lambda: net(x), repeats)
-    mp = size * size / 1e6
+    mp = out_px / 1e6
     ms = t / mp * 1e3
     achieved = gf / (ms / 1e3)
+    out_side = int(round(out_px ** 0.5))
     return {"params": sum(p.numel() for p in net.parameters()), "gflop_per_mp": gf, "ms_per_mp": ms,
-            "gflops": achieved, "of_peak": achieved / peak_conv if peak_conv else None, "size": size}
+            "gflops": achieved, "of_peak": achieved / peak_conv if peak_conv else None, "size": size,
+            "out_size": out_side}
 
 
 def _stored_params(card_path) -> int:
@@ -167,7 +179,8 @@ def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]
         m["of_peak"] = m["gflops"] / peak["conv3x3"]
         tgt = "≥ 50 % of peak" if label == "model blood-cells" else ""
         note = (f"{m['params'] / 1e6:.3f} M params, {m['gflop_per_mp']:.1f} GFLOP/MP, "
-                f"{m['gflops']:.0f} GFLOP/s = {100 * (m['of_peak'] or 0):.0f} % of peak ({m['size']}² tile)")
+                f"{m['gflops']:.0f} GFLOP/s = {100 * (m['of_peak'] or 0):.0f} % of peak ({m['size']}² tile"
+                + (f" → {m['out_size']}² segmented" if m.get("out_size", m["size"]) != m["size"] else "") + ")")
         rows.append(Row("models", f"{label}: ms per megapixel", m["ms_per_mp"], "ms/MP", tgt, note))
         rows.append(Row("models", f"{label}: GFLOP per megapixel", m["gflop_per_mp"], "GFLOP/MP"))
         rows.append(Row("models", f"{label}: achieved ÷ peak", m["of_peak"], "ratio"))

@@ -26,7 +26,6 @@ here); :func:`working_item` puts a sample at the working scale with its targets.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,7 +34,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cellviewer.core.csvtext import unquote_rows
+from cellviewer.core.datacsv import (BOX_COLUMNS, CELL_LABELS, box_notes, boxes_by_image,  # noqa: F401
+                                     cell_class, clip_boxes, number, print_notes, read_rows)
 from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError
 from cellviewer.core.stemmatch import FolderIndex
 from cellviewer.core.weaklabels import (CLASS_INDEX, IGNORE, _DRAW_ORDER,  # noqa: F401 - part of this API
@@ -48,7 +48,6 @@ SPLIT_SEED = "cellviewer-split-v1"
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
 BOX_CLASSES: tuple[str, ...] = ("background", "rbc", "wbc", "platelet")
 PART_CLASSES: tuple[str, ...] = ("background", "nucleus", "cytoplasm")
-_CSV_CLASS = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
 #: a normal red cell (7.5 µm) over a typical white cell (≈ 12.5 µm): used to put the
 #: WBC crops of ``wbc_seg`` (no red cells annotated) on the RBC-diameter scale
 RBC_PER_WBC = 0.6
@@ -105,9 +104,17 @@ class Sample:
         """``wbc_seg`` ground truth as a part map: 0 none, 1 nucleus, 2 cytoplasm."""
         if self.mask_path is None:
             raise CellviewerError(f"'{self.image_id}' has no mask.", hint="use a mask dataset (wbc_seg)")
+        if not Path(self.mask_path).is_file():
+            raise OptionError(f"No mask for '{self.image_id}': '{self.mask_path}' is missing.",
+                              hint="add <image stem>_mask.png (or the image's own name) to masks/, or remove the "
+                                   "image from images.csv")
         m = cv2.imread(str(self.mask_path), cv2.IMREAD_GRAYSCALE)
         if m is None:
             raise ImageReadError(self.mask_path, "OpenCV could not decode the mask")
+        if self.width and self.height and m.shape != (self.height, self.width):
+            raise OptionError(f"The mask '{self.mask_path}' is {m.shape[1]}×{m.shape[0]} px, its image "
+                              f"'{self.image_id}' {self.width}×{self.height} (images.csv).",
+                              hint="a mask must have its image's size: export it again at that size")
         return mask_to_parts(m)
 
     def counts(self) -> dict[str, int]:
@@ -126,22 +133,6 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise OptionError(f"Missing annotation file '{path}'.", hint="point --data at shared/data")
-    with open(path, newline="") as f:
-        return list(unquote_rows(csv.DictReader(f)))
-
-
-def _boxes_by_image(path: Path) -> dict[str, dict[str, list]]:
-    out: dict[str, dict[str, list]] = defaultdict(lambda: {c: [] for c in CLASS_INDEX})
-    for r in _rows(path):
-        cls = _CSV_CLASS.get(r["cls"])
-        if cls is not None:
-            out[r["image"]][cls].append([float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
-    return out
-
-
 def box_diameter(rbc_boxes: np.ndarray, width: int, height: int, margin: int = 2) -> float | None:
     """Median RBC box size ``(w + h) / 2`` over boxes not cut by the border (None if < 3)."""
     b = np.asarray(rbc_boxes, float).reshape(-1, 4)
@@ -152,28 +143,37 @@ def box_diameter(rbc_boxes: np.ndarray, width: int, height: int, margin: int = 2
     return float(np.median((b[:, 2] - b[:, 0] + b[:, 3] - b[:, 1]) / 2.0))
 
 
-def _load_boxes(root: Path, dataset: str) -> list[Sample]:
+def _load_boxes(root: Path, dataset: str, notes: list[str]) -> list[Sample]:
     folder = root / dataset
-    rows = _rows(folder / "images.csv")
+    rows = read_rows(folder / "images.csv", ("image", "width", "height"))
     has_txl = dataset != "bccd" or (folder / "annotations_txl.csv").is_file()
-    if dataset == "bccd":
-        txl = _boxes_by_image(folder / "annotations_txl.csv") if has_txl else {}
-        voc = _boxes_by_image(folder / "annotations.csv")
-    else:
-        txl, voc = _boxes_by_image(folder / "annotations.csv"), {}
+    txl_path, voc_path = folder / ("annotations_txl.csv" if dataset == "bccd" else "annotations.csv"), \
+        folder / "annotations.csv"
+    txl = boxes_by_image(txl_path) if has_txl else {}
+    # BCCD's original boxes are read for the images without TXL boxes (none: annotations.csv may be absent)
+    need_voc = dataset == "bccd" and any(r.get("has_txl") != "1" or not has_txl for r in rows)
+    voc = boxes_by_image(voc_path) if need_voc else {}
+    known = {r["image"] for r in rows}
     index = FolderIndex(folder / "images")
-    out = []
+    out, tally = [], defaultdict(lambda: [0, 0])  # annotation file -> boxes clipped, dropped
     for r in sorted(rows, key=lambda r: r["image"]):
         img = r["image"]
         weak = dataset == "bccd" and (r.get("has_txl") != "1" or not has_txl)
-        src = voc if weak else txl
+        src, src_path = (voc, voc_path) if weak else (txl, txl_path)
         b = src.get(img, {c: [] for c in CLASS_INDEX})
-        boxes = {c: np.asarray(b[c], np.float64).reshape(-1, 4) for c in CLASS_INDEX}
-        w, h = int(r["width"]), int(r["height"])
+        w, h = (number(r, k, folder / "images.csv", int, 1) for k in ("width", "height"))
+        boxes = {}
+        for c in CLASS_INDEX:
+            boxes[c], clipped, dropped = clip_boxes(b[c], w, h)
+            tally[src_path][0] += clipped
+            tally[src_path][1] += dropped
         s = Sample(dataset, img, index.find(img) or folder / "images" / img, split_of(img),
-                   origin=r.get("origin", dataset), width=w, height=h, boxes=boxes, weak=weak)
+                   origin=r.get("origin") or dataset, width=w, height=h, boxes=boxes, weak=weak)
         s.rbc_diameter = box_diameter(boxes["rbc"], w, h) or 0.0
         out.append(s)
+    for path, src in [(txl_path, txl)] + ([(voc_path, voc)] if need_voc else []):
+        strays = {i: sum(map(len, v.values())) for i, v in src.items() if i not in known}
+        notes += box_notes(path, *tally[path], strays)
     # images with too few whole red cells get the median of their origin
     by_origin: dict[str, list[float]] = defaultdict(list)
     for s in out:
@@ -189,11 +189,11 @@ def _load_wbc_seg(root: Path) -> list[Sample]:
     folder = root / "wbc_seg"
     images, masks = FolderIndex(folder / "images"), FolderIndex(folder / "masks")  # names matched in any case
     out = []
-    for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
+    for r in sorted(read_rows(folder / "images.csv", ("image", "width", "height")), key=lambda r: r["image"]):
         img = r["image"]
+        w, h = (number(r, k, folder / "images.csv", int, 1) for k in ("width", "height"))
         out.append(Sample("wbc_seg", img, images.find(img) or folder / "images" / img, split_of(img),
-                          origin=img[:2], width=int(r["width"]), height=int(r["height"]),
-                          mask_path=masks.mask_for(img) or folder / "masks" / img,
+                          origin=img[:2], width=w, height=h, mask_path=masks.mask_for(img) or folder / "masks" / img,
                           meta={"class_name": r.get("class_name", "")}))
     # scale: the subset's median WBC equivalent diameter × RBC_PER_WBC (no red cells are annotated)
     for origin in sorted({s.origin for s in out}):
@@ -204,41 +204,57 @@ def _load_wbc_seg(root: Path) -> list[Sample]:
     return out
 
 
-def _load_chula(root: Path) -> list[Sample]:
+def _load_chula(root: Path, notes: list[str]) -> list[Sample]:
     folder = root / "chula_rbc12"
     pts: dict[str, list] = defaultdict(list)
     cls: dict[str, list] = defaultdict(list)
-    for r in _rows(folder / "points.csv"):
-        pts[r["image"]].append([float(r["x"]), float(r["y"])])
-        cls[r["image"]].append(int(r["cls_id"]))
+    path = folder / "points.csv"
+    for r in read_rows(path, ("image", "x", "y", "cls_id")):
+        pts[r["image"]].append([number(r, "x", path), number(r, "y", path)])
+        cls[r["image"]].append(number(r, "cls_id", path, int))
     out = []
-    for r in sorted(_rows(folder / "images.csv"), key=lambda r: r["image"]):
+    rows = read_rows(folder / "images.csv", ("image", "width", "height"))
+    for r in sorted(rows, key=lambda r: r["image"]):
         img = r["image"]
+        w, h = (number(r, k, folder / "images.csv", int, 1) for k in ("width", "height"))
         out.append(Sample("chula_rbc12", img, folder / "images" / img, split_of(img), origin="chula",
-                          width=int(r["width"]), height=int(r["height"]), um_per_px=UM_PER_PX["chula"],
+                          width=w, height=h, um_per_px=UM_PER_PX["chula"],
                           points=np.asarray(pts[img], np.float64).reshape(-1, 2),
                           meta={"point_classes": np.asarray(cls[img], np.int64)}))
+    known = {r["image"] for r in rows}
+    notes += box_notes(path, 0, 0, {i: len(v) for i, v in pts.items() if i not in known})
     return out
 
 
-def load_samples(dataset: str, root: str | Path | None = None, split: str | None = None) -> list[Sample]:
+def load_samples(dataset: str, root: str | Path | None = None, split: str | None = None,
+                 notes: list[str] | None = None) -> list[Sample]:
     """All samples of ``dataset`` (one of :data:`DATASETS`, or ``"export"``: a cellviewer export
-    at ``root``, :func:`cellviewer.core.export_read.load_exported`), optionally of one split."""
+    at ``root``, :func:`cellviewer.core.export_read.load_exported`), optionally of one split.
+
+    What was read differently from the files — boxes clipped to their image or left out, annotation rows
+    of images not in ``images.csv`` — is appended to ``notes`` (None: printed as ``cellviewer: note:``
+    lines on stderr). A file that cannot be read as the layout says is an :class:`OptionError` (exit 2)."""
+    said: list[str] = [] if notes is None else notes
     r = resolve_data_root(root)
     if dataset == "export":
         from cellviewer.core.export_read import load_exported
 
-        return load_exported(r, split)
+        out = load_exported(r, split, said)
+        if notes is None:
+            print_notes(said)
+        return out
     if split is not None and split not in SPLITS:
         raise CellviewerError(f"Unknown split '{split}'.", hint=f"choose one of: {', '.join(SPLITS)}")
     if dataset in BOX_DATASETS:
-        out = _load_boxes(r, dataset)
+        out = _load_boxes(r, dataset, said)
     elif dataset == "wbc_seg":
         out = _load_wbc_seg(r)
     elif dataset == "chula_rbc12":
-        out = _load_chula(r)
+        out = _load_chula(r, said)
     else:
         raise OptionError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
+    if notes is None:
+        print_notes(said)
     return out if split is None else [s for s in out if s.split == split]
 
 

@@ -2,7 +2,7 @@
 
 * **Count accuracy** per class = mean over images of ``max(0, 1 − |pred − true| / true)``
   (images where ``true == 0`` for that class are skipped; how many of them got a
-  prediction > 0 is reported as ``zero_true_pred_pos``).
+  prediction > 0 is reported as ``zero_true_pred_pos``); the **MAE** ``|pred − true|`` is over every image.
 * **Detection F1** per class: a predicted marker matches a true box of the same
   class when it lies inside it; matching is one-to-one and greedy (closest to
   the box centre first); precision / recall / F1 are summed over all images.
@@ -20,7 +20,6 @@ prints one table per dataset.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from collections import defaultdict
@@ -30,12 +29,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.errors import CellviewerError, ImageReadError, OptionError, script_main
 from cellviewer.core.jobs import run_job
 
 CLASSES = ("rbc", "wbc", "platelet")
-_CSV_CLASS = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
 DATASETS = ("bccd", "bccd_voc", "txl_pbc")
 
 
@@ -50,14 +47,10 @@ def load_dataset(data_root: str | Path, dataset: str = "bccd") -> list[dict]:
         raise OptionError(f"Unknown dataset '{dataset}'.", hint=f"choose one of: {', '.join(DATASETS)}")
     if not (folder / "images.csv").is_file():
         raise OptionError(f"No dataset at '{folder}'.", hint="point --data at the shared/data folder")
-    with open(folder / "images.csv", newline="") as f:
-        rows = [r for r in unquote_rows(csv.DictReader(f)) if dataset != "bccd" or r.get("has_txl") == "1"]
-    boxes: dict[str, dict[str, list]] = defaultdict(lambda: {c: [] for c in CLASSES})
-    with open(folder / ann_name, newline="") as f:
-        for r in unquote_rows(csv.DictReader(f)):
-            cls = _CSV_CLASS.get(r["cls"])
-            if cls is not None:
-                boxes[r["image"]][cls].append([int(r["xmin"]), int(r["ymin"]), int(r["xmax"]), int(r["ymax"])])
+    from cellviewer.core.datasets import boxes_by_image, read_rows  # BOM-tolerant, strict (a bad row: exit 2)
+
+    rows = [r for r in read_rows(folder / "images.csv") if dataset != "bccd" or r.get("has_txl") == "1"]
+    boxes = boxes_by_image(folder / ann_name)  # image -> {rbc, wbc, platelet: [[xmin, ymin, xmax, ymax], ...]}
     out = []
     for r in sorted(rows, key=lambda r: r["image"]):
         b = boxes[r["image"]]
@@ -146,9 +139,9 @@ def evaluate_counts(
             tp = match_markers(xs, ys, boxes)
             row[f"{c}_pred"], row[f"{c}_true"] = pred, true
             for acc in (total[c], per_origin[rec["origin"]][c]):
+                acc["abs_err"].append(abs(pred - true))  # MAE over every image, those without such cells too
                 if true > 0:
                     acc["acc"].append(max(0.0, 1.0 - abs(pred - true) / true))
-                    acc["abs_err"].append(abs(pred - true))
                 else:
                     acc["zero_true"] += 1
                     acc["zero_true_pos"] += int(pred > 0)

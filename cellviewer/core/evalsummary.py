@@ -7,6 +7,11 @@ truth leave empty — is NaN (``null`` in ``--json``, "—" in the table), not 0
 nor a success was measured. Means over images leave such images out of that score. (The training's
 quick score, :func:`cellviewer.core.evaluate.validate`, keeps the metrics' 1.0 for "nothing to find,
 nothing found".)
+
+**Count MAE** is the mean of ``|pred − true|`` over every image scored — an image without such cells counts
+(a false count there is an error too); the counting accuracy ``1 − |pred − true| / true`` is undefined there
+and averages over the images with ``true > 0`` only (``zero_true_images`` / ``zero_true_false_counts`` say how
+the others went).
 """
 
 from __future__ import annotations
@@ -63,9 +68,9 @@ def add_boxes(acc: dict, res, sample) -> dict:
         a["tp"] += det.tp
         a["fp"] += det.fp
         a["fn"] += det.fn
+        a["abs"].append(abs(pred - true))  # the MAE is over every image, those without such cells too
         if true > 0:
             a["acc"].append(M.counting_accuracy(pred, true))
-            a["abs"].append(abs(pred - true))
         else:
             a["zero"] += 1
             a["zero_pos"] += int(pred > 0)

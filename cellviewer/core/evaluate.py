@@ -8,7 +8,8 @@ by default ``test`` on the development data and ``all`` on any other folder, see
 * **box datasets** (``bccd``, ``txl_pbc``) — per class: *counting accuracy*
   ``1 − |pred − true| / true`` averaged over the images with ``true > 0`` (images with
   no such cell are listed apart: how many got a false count), the *total* counting
-  accuracy on the summed counts of the split, the mean absolute error, and *detection*
+  accuracy on the summed counts of the split, the mean absolute error (over every image, those
+  without such cells too), and *detection*
   precision / recall / F1 (a marker matches a box it lies in, one-to-one,
   :func:`cellviewer.core.metrics.detection_f1`). BCCD images with TXL boxes
   (``bccd``) and with the incomplete original boxes (``bccd_voc``) are scored apart;
@@ -48,7 +49,7 @@ import numpy as np
 from cellviewer.core import datasets as D
 from cellviewer.core import morphology as MO
 from cellviewer.core.cliopts import add_evaluate_arguments
-from cellviewer.core.errors import CellviewerError, OptionError, script_main
+from cellviewer.core.errors import OptionError, script_main
 from cellviewer.core.jobs import run_job
 
 from cellviewer.core.evalsummary import add_boxes, box_acc, box_summary, mask_scores, mean_dicts, morph_pairs
@@ -191,16 +192,25 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
     Returns ``{"model", "split", "datasets": {group: summary}, "seconds_per_image", "images": [...]}``.
     """
     split = resolve_split(split, data_dir)
+    if split != "all" and split not in D.SPLITS:
+        raise OptionError(f"Unknown split '{split}'.", hint=f"choose one of: {', '.join(D.SPLITS)}, all")
     get = _segmenter_factory(name_or_segmenter, device)
     seg = get()
     missing: list[str] = []
     if datasets is None:
         datasets, missing = default_datasets(seg, data_dir)
+    datasets = list(dict.fromkeys(datasets))  # a dataset named twice is scored once
     results: dict = {}
     images: list[dict] = []
+    notes: list[str] = []
     seconds, n_run = 0.0, 0
     for ds in datasets:
-        samples = D.load_samples(ds, data_dir, None if split == "all" else split)[:limit]
+        every = D.load_samples(ds, data_dir, None, notes)
+        samples = [s for s in every if split == "all" or s.split == split][:limit]
+        if not samples:
+            notes.append(f"{ds}: no image in the '{split}' split (of {len(every)} in all): not scored"
+                         + ("; --split all scores every image" if every else ""))
+            continue
         mode = diameter or ("annotation" if ds == "wbc_seg" else "estimate")
         boxes: dict = defaultdict(box_acc)
         counts: dict = defaultdict(int)
@@ -219,7 +229,9 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
             n_run += 1
             row = {"dataset": ds, "image": s.image_id, "origin": s.origin}
             if s.boxes is not None:
-                groups = [("bccd_voc" if s.weak else "bccd")] if ds == "bccd" else [ds, f"{ds}:{s.origin}"]
+                # per origin too (txl_pbc: pbc / raabin_wbc), unless the origin is the dataset itself (an export)
+                groups = [("bccd_voc" if s.weak else "bccd")] if ds == "bccd" else (
+                    [ds] + ([f"{ds}:{s.origin}"] if s.origin and s.origin != ds else []))
                 for g in groups:
                     r = add_boxes(boxes[g], res, s)
                     counts[g] += 1
@@ -228,7 +240,12 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
                 pred = res.parts if res.parts is not None else (res.labels["wbc"] > 0).astype(np.uint8) * 2
                 if central_cell:
                     pred = pred * (res.labels["wbc"] == central_label(res.labels["wbc"]))
-                sc = mask_scores(pred, s.read_parts())
+                truth = s.read_parts()
+                if truth.shape != pred.shape:
+                    raise OptionError(f"The mask '{s.mask_path}' is {truth.shape[1]}×{truth.shape[0]} px, its image "
+                                      f"'{s.path}' {pred.shape[1]}×{pred.shape[0]}.",
+                                      hint="a mask must have its image's size (and images.csv must give it)")
+                sc = mask_scores(pred, truth)
                 mask_rows[f"{ds}:{s.origin}"].append(sc)
                 mask_rows[ds].append(sc)
                 row["wbc_dice"] = sc["wbc"]["dice"]
@@ -242,6 +259,8 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
                 row["points_hit"] = [hit, len(xs)]
                 morph[ds] += morph_pairs(res.markers, lab[ys, xs], s.meta.get("point_classes"))
             images.append(row)
+        # a sub-group holding every image of its dataset (one origin only) would repeat its table
+        boxes = {g: a for g, a in boxes.items() if ":" not in g or counts[g] < counts[ds]}
         for g, acc in boxes.items():
             results[g] = {"kind": "boxes", **box_summary(acc, counts[g])}
         for g, rows in mask_rows.items():
@@ -256,7 +275,11 @@ def evaluate_model(name_or_segmenter, data_dir: str | Path | None = None, split:
                 sc = scores(t, pr, len(MO.CLASSES))
                 results[g]["morphology"] = {k: sc[k] for k in ("n", "accuracy", "balanced_accuracy", "macro_f1")}
     name = name_or_segmenter if isinstance(name_or_segmenter, str) else getattr(name_or_segmenter, "name", "?")
+    if not images:  # nothing scored is no result: an empty table with exit 0 would read as one
+        raise OptionError(f"No image to score: {'; '.join(notes) or 'the datasets hold no image'}.",
+                          hint="choose another --split (e.g. --split all), --datasets or --data")
     return {"model": name, "split": split, "n_images": len(images), "datasets_missing": missing,
+            "notes": list(dict.fromkeys(notes)),
             "diameter": diameter or "estimate (annotation for wbc_seg)",
             "protocol": "wbc_seg: only the WBC at the crop centre is scored (one annotated cell per crop)"
             if central_cell else "wbc_seg: every predicted WBC pixel is scored",
@@ -291,18 +314,57 @@ def evaluate_args(args, on_image=None) -> dict:
                           calibration=not getattr(args, "no_calibration", False))
 
 
-def store_metrics(model: str, res: dict, command: str) -> Path:
-    """Write the summary of ``res`` as the ``metrics`` of ``model``'s card; returns the card path."""
-    from cellviewer.core.netsegment import find_models
+def model_card(model: str) -> tuple[Path, dict] | None:
+    """``(card path, card)`` of a trained model given by name (models/, the user's store) or by the path of its
+    checkpoint; None for a model without a card (the classical segmenters)."""
+    from cellviewer.core.netsegment import card_at, find_models
 
-    found = find_models()
-    if model not in found:
-        raise CellviewerError(f"'{model}' has no model card to write metrics into.",
-                              hint="--write-card works for trained models in models/")
-    path, card = found[model]
+    found = find_models().get(model)
+    if found is not None:
+        return found
+    path = card_at(model)
+    if path is None:
+        return None
+    try:
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def data_of(data_dir) -> str | None:
+    """The data folder a score was measured on, as recorded in a card: its absolute path, or None for the
+    development data (``../shared/data``, the default)."""
+    if data_dir is None:
+        return None
+    p = Path(data_dir).resolve()
+    return None if p == D.default_data_root().resolve() else str(p)
+
+
+def card_to_write(model: str) -> Path:
+    """The card ``--write-card`` writes into, checked before the evaluation runs: an OptionError (exit 2) for a
+    model without a card, a SaveError (exit 5) when the card's folder is not writable."""
+    from cellviewer.core.atomic import check_writable
+
+    found = model_card(model)
+    if found is None:
+        raise OptionError(f"'{model}' has no model card to write metrics into.",
+                          hint="--write-card works for trained models (a name in 'cellviewer models', or the path "
+                               "of a checkpoint's .json card)")
+    check_writable(found[0], "--write-card")
+    return found[0]
+
+
+def store_metrics(model: str, res: dict, command: str, data_dir=None) -> Path:
+    """Write the summary of ``res`` as the ``metrics`` of ``model``'s card (with the data folder scored,
+    :func:`data_of`); returns the card path."""
+    from cellviewer.core.atomic import write_output
+
+    path = card_to_write(model)
+    card = model_card(model)[1]
     card["metrics"] = {"split": res["split"], "datasets": res["datasets"], "diameter": res["diameter"],
-                       "seconds_per_image_cpu": round(res["seconds_per_image"], 4), "command": command}
-    path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+                       "data": data_of(data_dir), "seconds_per_image_cpu": round(res["seconds_per_image"], 4),
+                       "command": command}
+    write_output(path, json.dumps(card, indent=2, sort_keys=True) + "\n", "--write-card")
     return path
 
 
@@ -316,13 +378,16 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.json is not None:
             check_writable(args.json, "--json")
+        if args.write_card:
+            card_to_write(args.model)  # before the run: a model without a writable card fails now
         res = evaluate_args(args)
+        D.print_notes(res["notes"])
         print(format_table(res))
         if args.json is not None:
             write_output(args.json, json.dumps(json_safe(res), indent=1, allow_nan=False), "--json")
         if args.write_card:
             cmd = "python -m cellviewer.core.evaluate " + command_args(argv if argv is not None else sys.argv[1:])
-            print(f"metrics written to {store_metrics(args.model, res, cmd)}")
+            print(f"metrics written to {store_metrics(args.model, res, cmd, args.data)}")
 
     return script_main(body)
 

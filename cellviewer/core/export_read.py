@@ -6,13 +6,11 @@ edge target at the working scale (used by :func:`cellviewer.core.datasets.workin
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from cellviewer.core.csvtext import unquote_rows
 from cellviewer.core.document import CELL_CLASSES
 from cellviewer.core.errors import OptionError
 
@@ -38,10 +36,13 @@ def edge_map(labels: dict[str, np.ndarray], edge_px: float) -> np.ndarray:
     return (ring | (cover >= 2)).astype(np.uint8)
 
 
-def load_exported(root, split: str | None = None):
+def load_exported(root, split: str | None = None, notes: list[str] | None = None):
     """The images of a shared-layout export as :class:`cellviewer.core.datasets.Sample` objects
-    (``dataset="export"``, boxes from ``annotations.csv``, ``meta["labels"]`` the instance label
-    files), optionally of one split. Training reads their masks via :func:`working_targets`."""
+    (``dataset="export"``, boxes from ``annotations.csv`` clipped to their image, ``meta["labels"]`` the
+    instance label files), optionally of one split. Training reads their masks via :func:`working_targets`.
+    The CSVs are read as :mod:`cellviewer.core.datacsv` reads the shared layout (a byte-order mark is fine; a
+    damaged file is an OptionError naming it and the line); what was read differently goes to ``notes``."""
+    from cellviewer.core.datacsv import box_notes, boxes_by_image, clip_boxes, number, read_rows
     from cellviewer.core.datasets import CLASS_INDEX, Sample
 
     root = Path(root)
@@ -49,30 +50,32 @@ def load_exported(root, split: str | None = None):
         raise OptionError(f"'{root}' is not a cellviewer export (images.csv / labels/ missing).",
                           hint="give the export folder as --data DIR with --datasets export; make one with "
                                "'cellviewer export IMAGES --out DIR --format shared'")
-    with open(root / "images.csv", newline="", encoding="utf-8") as f:
-        rows = list(unquote_rows(csv.DictReader(f)))
-    by_img: dict[str, dict[str, list]] = {}
-    with open(root / "annotations.csv", newline="", encoding="utf-8") as f:
-        inv = {"RBC": "rbc", "WBC": "wbc", "Platelets": "platelet"}
-        for r in unquote_rows(csv.DictReader(f)):
-            by_img.setdefault(r["image"], {c: [] for c in CLASS_INDEX})[inv[r["cls"]]].append(
-                [float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax")])
+    rows = read_rows(root / "images.csv", ("image", "width", "height", "split"))
+    by_img = boxes_by_image(root / "annotations.csv")
     from cellviewer.core.stemmatch import FolderIndex
 
     # file names matched in any case (IMG_001.png vs img_001_rbc.png: a copy through another file system)
     images, labels, ignore = (FolderIndex(root / sub) for sub in ("images", "labels", "ignore"))
-    out = []
+    out, clipped, dropped = [], 0, 0
     for r in rows:
-        if split is not None and r["split"] != split:
-            continue
+        w, h = (number(r, k, root / "images.csv", int, 1) for k in ("width", "height"))
         name, stem = r["image"], Path(r["image"]).stem
         b = by_img.get(name, {c: [] for c in CLASS_INDEX})
+        boxes = {}
+        for c in CLASS_INDEX:
+            boxes[c], k_clip, k_drop = clip_boxes(b[c], w, h)
+            clipped, dropped = clipped + k_clip, dropped + k_drop
+        if split is not None and r["split"] != split:
+            continue
         lab = {c: labels.find(f"{stem}_{c}.png") or root / "labels" / f"{stem}_{c}.png" for c in CELL_CLASSES}
         out.append(Sample("export", name, images.find(name) or root / "images" / name, r["split"],
-                          origin=r.get("origin") or "export", width=int(r["width"]), height=int(r["height"]),
-                          boxes={c: np.asarray(b[c], float).reshape(-1, 4) for c in CLASS_INDEX},
-                          rbc_diameter=float(r.get("rbc_diameter") or 32.0),
-                          meta={"labels": lab, "ignore": ignore.find(name), "source": r.get("source", "")}))
+                          origin=r.get("origin") or "export", width=w, height=h, boxes=boxes,
+                          rbc_diameter=number(r, "rbc_diameter", root / "images.csv") if r.get("rbc_diameter")
+                          else 32.0, meta={"labels": lab, "ignore": ignore.find(name), "source": r.get("source", "")}))
+    known = {r["image"] for r in rows}
+    strays = {i: sum(map(len, v.values())) for i, v in by_img.items() if i not in known}
+    if notes is not None:
+        notes += box_notes(root / "annotations.csv", clipped, dropped, strays)
     return out
 
 

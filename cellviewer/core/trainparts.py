@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 from cellviewer.core import datasets as D
 from cellviewer.core.errors import CellviewerError, OptionError
@@ -11,6 +13,7 @@ from cellviewer.core.errors import CellviewerError, OptionError
 def load_items(cfg, split: str) -> list[dict]:
     """Working-scale training items of ``split`` ("train": the run's ``train_splits``; "val")."""
     items: list[dict] = []
+    notes: list[str] = []  # boxes clipped or left out, rows of unknown images: about whole files, said once
     for ds in cfg.datasets:
         if ds == "synthetic":
             n = cfg.synthetic_n if split == "train" else max(2, cfg.synthetic_n // 4)
@@ -19,10 +22,12 @@ def load_items(cfg, split: str) -> list[dict]:
         splits = list(cfg.train_splits) if split == "train" else [split]
         if "test" in splits:
             raise CellviewerError("The test split is never trained on.", hint='train_splits: "train" and/or "val"')
-        samples = [s for sp in splits for s in D.load_samples(ds, cfg.data_root, sp)]
+        samples = [s for sp in splits for s in D.load_samples(ds, cfg.data_root, sp, notes)]
         if split != "train" and cfg.val_limit:
             samples = samples[: cfg.val_limit]
         items += [D.working_item(s, cfg.working_scale, cfg.edge_px) for s in samples]
+    if split == "train":  # the files are the same for the val items: their notes are said with these
+        D.print_notes(notes)
     if not items:  # the data given holds no such image: a usage error (exit 2)
         if "export" in cfg.datasets and split == "val":
             raise OptionError(f"No val images in the export '{cfg.data_root}': training chooses its epoch on them.",
@@ -102,23 +107,84 @@ def card_for(cfg, classes, n_train, n_val, state: dict, command: str, steps: lis
                           "steps": steps},
         "postprocess": post,
         **({"inference": inference} if inference else {}),
-        "training_data": {"datasets": list(cfg.datasets), "data_root": "shared/data (layout of its README)",
-                          "split": {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
-                                    "fractions": list(D.SPLIT_FRACTIONS),
-                                    "trained_on": "+".join(cfg.train_splits),
-                                    "selected_on": "val" if "val" not in cfg.train_splits
-                                    else "recipe chosen on val beforehand (val is trained on)",
-                                    "reported_on": "test"},
-                          "n_train_images": n_train, "n_val_images": n_val,
-                          "labels": "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc"
-                          else "expert masks"},
-        "training": {"config": asdict(cfg), "state": state},
-        "metrics": {}, "command": command,
-        "licence": "weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data",
+        "training_data": training_data(cfg, classes, n_train, n_val),
+        "training": {"config": dict(asdict(cfg), data_root=data_root_of(cfg)), "state": state},
+        "metrics": {}, "command": absolute_data_in(command, cfg),
+        "licence": licence_of(cfg),
     }
     if export_images:
         card["training_data"]["export_images"] = export_images
     return card
+
+
+def data_root_of(cfg) -> str | None:
+    """The run's data folder as an absolute path (None: the development data, ``../shared/data``)."""
+    if cfg.data_root is None:
+        return None
+    p = Path(cfg.data_root).expanduser().resolve()
+    return None if p == D.default_data_root().resolve() else str(p)
+
+
+def _export_manifest(cfg) -> dict:
+    """The export's ``export.json`` (split fractions, per-image splits); {} when it cannot be read."""
+    try:
+        return json.loads((Path(cfg.data_root or D.default_data_root()) / "export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def training_data(cfg, classes, n_train: int, n_val: int) -> dict:
+    """The card's ``training_data``: the data folder, the split and the labels actually trained on — for a
+    cellviewer export (``--datasets export``) its folder, its own split (``export.json``) and its real masks."""
+    split = {"function": "cellviewer.core.datasets.split_of", "seed": D.SPLIT_SEED,
+             "fractions": list(D.SPLIT_FRACTIONS), "trained_on": "+".join(cfg.train_splits),
+             "selected_on": "val" if "val" not in cfg.train_splits
+             else "recipe chosen on val beforehand (val is trained on)", "reported_on": "test"}
+    labels = "weak: ellipses inscribed in boxes (+ edge ring/overlaps)" if classes[1] == "rbc" else "expert masks"
+    root = data_root_of(cfg)
+    if "export" in cfg.datasets:
+        from cellviewer.core import export_dataset as E
+
+        manifest = _export_manifest(cfg)
+        split.update(function="cellviewer.core.export_dataset.split_for (each image's split as export.json "
+                              "records it; images keep theirs when an export is added to)",
+                     seed=manifest.get("seed", E.SPLIT_SEED),
+                     fractions=list(manifest.get("fractions") or E.SPLIT_FRACTIONS))
+        labels = ("masks: the reviewed cell outlines of the export (instance labels per class; pixels in its "
+                  "ignore targets not taught)")
+        root = str(Path(cfg.data_root or D.default_data_root()).expanduser().resolve())
+    return {"datasets": list(cfg.datasets), "data_root": root or "shared/data (layout of its README)",
+            "split": split, "n_train_images": n_train, "n_val_images": n_val, "labels": labels}
+
+
+def licence_of(cfg) -> str:
+    """The card's ``licence`` line: the shared data's licences only for the shared datasets trained on."""
+    shared = [d for d in cfg.datasets if d in D.DATASETS]
+    parts = []
+    if shared:
+        parts.append("weights trained on MIT (BCCD, TXL-PBC) / GPL-3.0 (segmentation_WBC) data; see shared/data"
+                     if set(shared) & {"bccd", "txl_pbc", "wbc_seg"} else "see shared/data for the data's licence")
+    if "export" in cfg.datasets:
+        parts.append("trained on the user's own reviewed images (a cellviewer export): their owner's terms apply")
+    return "; ".join(parts) or "synthetic data only"
+
+
+def absolute_data_in(command: str, cfg) -> str:
+    """``command`` (``cellviewer train --config JSON``, :func:`cellviewer.commands.train.command_of`) with its
+    ``data_root`` made absolute, so the card's command reruns from any folder; any other command unchanged."""
+    import shlex
+
+    try:
+        words = shlex.split(command)
+        k = words.index("--config") + 1
+        opts = json.loads(words[k])
+    except (ValueError, IndexError):
+        return command
+    if not isinstance(opts, dict) or not opts.get("data_root"):
+        return command
+    opts["data_root"] = str(Path(opts["data_root"]).expanduser().resolve())
+    words[k] = json.dumps(opts, sort_keys=True)
+    return shlex.join(words)
 
 
 def loss_for(cfg):

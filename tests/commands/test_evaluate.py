@@ -1,6 +1,7 @@
 """``cellviewer evaluate``: the metric table, --json, --write-card and --check-card; real data with --limit."""
 
 import json
+import os
 
 import pytest
 
@@ -27,8 +28,10 @@ def test_table_write_card_and_check_card_on_data_in_the_shared_layout(isolated_r
     res = json.loads((tmp_path / "r.json").read_text())
     assert [r["image"] for r in res["images"]] == sorted(r["image"] for r in res["images"]) and len(res["images"]) == 2
     card = find_models()["tiny-wbc"][1]
-    # a folder other than the development data is scored whole, and the stored command says so
-    assert card["metrics"]["command"] == "cellviewer evaluate --model tiny-wbc --split all --datasets wbc_seg"
+    # a folder other than the development data is scored whole, and the stored command says which (absolute)
+    assert card["metrics"]["command"] == ("cellviewer evaluate --model tiny-wbc --data "
+                                          f"{tiny_wbc_data.resolve()} --split all --datasets wbc_seg")
+    assert card["metrics"]["data"] == str(tiny_wbc_data.resolve())
     assert card["metrics"]["datasets"]["wbc_seg"]["n_images"] == 2
     # the sampling noise of each mean: a 95 % bootstrap interval over the images, inside their range
     assert "Dice 95 % CI (bootstrap over images): wbc " in out
@@ -99,12 +102,12 @@ def test_shipped_models_on_shared_data_with_limit(data_dir, tmp_path, capsys, mo
         assert "errors at the image edge (cut cells): rbc FP " in out
 
 
-def _box_folder(root, names):
-    """``root/txl_pbc`` in the shared layout: 96×96 fields with four red discs, each boxed."""
+def _box_folder(root, names, dataset="txl_pbc"):
+    """``root/DATASET`` in the shared layout: 96×96 fields with four red discs, each boxed."""
     import cv2
     import numpy as np
 
-    folder = root / "txl_pbc"
+    folder = root / dataset
     (folder / "images").mkdir(parents=True)
     yy, xx = np.mgrid[:96, :96]
     rows, boxes = ["image,width,height,origin"], ["image,cls,xmin,ymin,xmax,ymax"]
@@ -219,7 +222,8 @@ def test_an_export_folder_given_as_data_says_how_to_score_it(tmp_path, capsys):
     # ... and what it says works
     assert cli.main(["evaluate", "--model", "classical", "--data", str(tmp_path / "x"), "--datasets", "export",
                      "-q", "--json", str(tmp_path / "r.json")]) == 0
-    assert "[export] 3 images (boxes)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[export] 3 images (boxes)" in out and "[export:export]" not in out  # one table, not the same twice
     assert cli.main(["evaluate", "--help"]) == 0
     assert "cellviewer export" in capsys.readouterr().out
 
@@ -233,3 +237,75 @@ def test_a_bad_json_path_fails_before_the_run(tmp_path, capsys, monkeypatch):
     assert "does not exist" in capsys.readouterr().err and not ran
     assert cli.main(["evaluate", "--model", "classical", "--json", str(tmp_path), "-q"]) == 5
     assert "it is a folder" in capsys.readouterr().err and not ran
+
+
+def _split_names(split, n):
+    from cellviewer.core.datasets import split_of
+
+    return [f"f{i:02d}.png" for i in range(200) if split_of(f"f{i:02d}.png") == split][:n]
+
+
+def test_a_dataset_named_twice_is_scored_once_and_one_origin_gets_no_second_table(tmp_path, capsys):
+    _box_folder(tmp_path, _split_names("train", 2))
+    args = ["evaluate", "--model", "classical", "--data", str(tmp_path), "-q"]
+    assert cli.main(args + ["--datasets", "txl_pbc", "txl_pbc"]) == 0
+    out = capsys.readouterr().out
+    assert "— 2 images —" in out and out.count("[txl_pbc] 2 images") == 1
+    assert "[txl_pbc:pbc]" not in out  # every image is from pbc: the same table again
+
+
+def test_a_split_without_images_is_said_and_nothing_to_score_is_an_error(tmp_path, capsys):
+    _box_folder(tmp_path, _split_names("train", 2))  # txl_pbc: no test image
+    _box_folder(tmp_path, _split_names("test", 1), dataset="bccd")
+    args = ["evaluate", "--model", "classical", "--data", str(tmp_path), "--split", "test", "-q"]
+    assert cli.main(args + ["--json", str(tmp_path / "r.json")]) == 0
+    cap = capsys.readouterr()
+    assert "cellviewer: note: txl_pbc: no image in the 'test' split (of 2 in all): not scored" in cap.err
+    assert "[bccd_voc] 1 images" in cap.out and "[txl_pbc]" not in cap.out
+    assert json.loads((tmp_path / "r.json").read_text())["notes"][0].startswith("txl_pbc: no image")
+    assert cli.main(args + ["--datasets", "txl_pbc"]) == 2  # no image at all: not an empty table with exit 0
+    err = capsys.readouterr().err
+    assert "No image to score" in err and "--split all" in err
+
+
+def test_card_problems_are_reported_before_the_evaluation_runs(isolated_registry, tmp_path, capsys, monkeypatch):
+    from cellviewer.core import evaluate
+
+    ran = []
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: ran.append(1))
+    _box_folder(tmp_path, _split_names("train", 1))
+    base = ["evaluate", "--data", str(tmp_path), "-q"]
+    assert cli.main(base + ["--model", "classical", "--write-card"]) == 2  # a classical segmenter has no card
+    assert "has no model card to write metrics into" in capsys.readouterr().err and not ran
+    save_tiny_model("tiny-cells", "do-unet", {"base": 4, "depth": 2}, ["background", "rbc", "wbc", "platelet"])
+    assert cli.main(base + ["--model", "tiny-cells", "--check-card"]) == 6  # a card without metrics
+    assert "has no card with metrics" in capsys.readouterr().err and not ran
+    from cellviewer.core.netsegment import find_models
+
+    card = find_models()["tiny-cells"][0]
+    card.parent.chmod(0o555)  # the card's folder cannot take the new card
+    try:
+        if not os.access(card.parent, os.W_OK):  # (root writes anyway)
+            assert cli.main(base + ["--model", "tiny-cells", "--write-card"]) == 5
+            assert "--write-card" in capsys.readouterr().err and not ran
+    finally:
+        card.parent.chmod(0o755)
+
+
+def test_check_card_scores_the_data_the_card_was_scored_on(isolated_registry, tmp_path, capsys):
+    from cellviewer.core.netsegment import find_models
+
+    save_tiny_model("tiny-cells", "do-unet", {"base": 4, "depth": 2}, ["background", "rbc", "wbc", "platelet"])
+    _box_folder(tmp_path / "a", _split_names("train", 2))
+    _box_folder(tmp_path / "b", _split_names("val", 1))
+    run = ["evaluate", "--model", "tiny-cells", "--datasets", "txl_pbc", "-q"]
+    assert cli.main(run + ["--data", str(tmp_path / "a"), "--write-card"]) == 0
+    metrics = find_models()["tiny-cells"][1]["metrics"]
+    assert f"--data {(tmp_path / 'a').resolve()} --split all" in metrics["command"]
+    capsys.readouterr()
+    assert cli.main(run + ["--check-card"]) == 0  # no --data: the card's folder, not ../shared/data
+    cap = capsys.readouterr()
+    assert f"scoring the data the card was scored on: {(tmp_path / 'a').resolve()}" in cap.err
+    assert "every number of the card's metrics reproduced" in cap.out
+    assert cli.main(run + ["--check-card", "--data", str(tmp_path / "b")]) == 1  # other images: other numbers
+    assert "data folder: card " in capsys.readouterr().out

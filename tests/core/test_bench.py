@@ -62,3 +62,23 @@ def test_bench_command_quick_prints_the_table(tmp_path, capsys):
     for r in rows:
         if r["section"] in ("machine", "analyze", "models") or r["name"].startswith("resident"):
             assert _ok(r["value"]), r
+
+
+
+def test_a_valid_convolution_net_is_measured_per_pixel_it_segments():
+    """do-unet-valid answers for the centre of its tile: GFLOP/MP and ms/MP are per output (segmented) pixel."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from cellviewer.nets.registry import create_net
+
+    net = create_net("do-unet-valid", base=4, depth=2)
+    m = B.measure_net(net, 96, 1, 100.0)
+    x = torch.rand(1, 3, m["size"], m["size"])
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        out = net(x)["mask"]
+    assert out.shape[-1] == m["out_size"] < m["size"]  # the valid net's output is smaller than its input
+    assert m["gflop_per_mp"] == pytest.approx(fc.get_total_flops() / 1e9 / (out.shape[-2] * out.shape[-1] / 1e6))
+    assert m["gflops"] == pytest.approx(m["gflop_per_mp"] / (m["ms_per_mp"] / 1e3))
+    same = B.measure_net(create_net("do-unet", base=4, depth=2, n_classes=4), 96, 1, 100.0)
+    assert same["out_size"] == same["size"] == 96  # a padded net: per output pixel = per input pixel

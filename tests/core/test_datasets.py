@@ -92,3 +92,127 @@ def test_resize_classmap_stays_registered_with_the_resized_image(n, new):
     # area kept within the resampling of the outline
     assert abs((out > 0).sum() / (cm > 0).sum() * (n / new) ** 2 - 1) < 0.03
     np.testing.assert_array_equal(D.resize_classmap(cm, (n, n)), cm)
+
+
+# -- reading data folders of other hands: Excel, other labels, damaged files --------------------------------
+def _txl_folder(root, images=(("a.png", 96, 80), ("b.png", 96, 80)), boxes=None, bom=False, labels=("RBC",)):
+    """``root/txl_pbc`` in the shared layout (blank images); ``boxes``: annotation lines (default: one box of
+    each label per image). ``bom``: every CSV starts with a UTF-8 byte-order mark (Excel's "CSV UTF-8")."""
+    import cv2
+
+    folder = root / "txl_pbc"
+    (folder / "images").mkdir(parents=True)
+    for name, w, h in images:
+        cv2.imwrite(str(folder / "images" / name), np.full((h, w, 3), 230, np.uint8))
+    if boxes is None:
+        boxes = [f"{name},{lab},10,10,30,30" for name, _, _ in images for lab in labels]
+    enc = "utf-8-sig" if bom else "utf-8"
+    (folder / "images.csv").write_text("image,width,height,origin\r\n" + "".join(
+        f"{n},{w},{h},pbc\r\n" for n, w, h in images), encoding=enc)
+    (folder / "annotations.csv").write_text("image,cls,xmin,ymin,xmax,ymax\r\n" + "".join(
+        b + "\r\n" for b in boxes), encoding=enc)
+    return folder
+
+
+def test_csvs_with_a_byte_order_mark_are_read(tmp_path):
+    _txl_folder(tmp_path, bom=True)
+    s = D.load_samples("txl_pbc", tmp_path)
+    assert [x.image_id for x in s] == ["a.png", "b.png"] and all(len(x.boxes["rbc"]) == 1 for x in s)
+    assert s[0].width == 96 and s[0].origin == "pbc"
+    folder = tmp_path / "chula_rbc12"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images.csv").write_text("image,width,height\na.jpg,64,48\n", encoding="utf-8-sig")
+    (folder / "points.csv").write_text("image,cls_id,cls_name,x,y\na.jpg,0,normal,5.5,6\n", encoding="utf-8-sig")
+    c = D.load_samples("chula_rbc12", tmp_path)
+    assert c[0].points.tolist() == [[5.5, 6.0]] and c[0].meta["point_classes"].tolist() == [0]
+
+
+@pytest.mark.parametrize("header, row, expect", [
+    ("image,class,xmin,ymin,xmax,ymax", "a.png,RBC,1,2,3,4", "line 1: missing column(s) cls"),
+    ("image,cls,xmin,ymin,xmax,ymax", "a.png,RBC,abc,2,3,4", "line 2: column xmin 'abc' is not a number"),
+    ("image,cls,xmin,ymin,xmax,ymax", "a.png,RBC,1,2,3", "line 2: column ymax is empty"),
+    ("image;cls;xmin;ymin;xmax;ymax", "a.png;RBC;1;2;3;4", "separated by ';'"),
+])
+def test_a_damaged_annotation_file_names_the_file_the_line_and_what_is_wrong(tmp_path, header, row, expect):
+    folder = _txl_folder(tmp_path)
+    (folder / "annotations.csv").write_text(f"{header}\n{row}\n")
+    with pytest.raises(D.OptionError) as e:
+        D.load_samples("txl_pbc", tmp_path)
+    assert e.value.exit_code == 2 and str(folder / "annotations.csv") in str(e.value) and expect in str(e.value)
+
+
+def test_a_binary_file_or_a_bad_size_in_images_csv_is_a_data_error(tmp_path):
+    folder = _txl_folder(tmp_path)
+    (folder / "annotations.csv").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01")  # a JPEG named .csv
+    with pytest.raises(D.OptionError, match="is not a UTF-8 text CSV") as e:
+        D.load_samples("txl_pbc", tmp_path)
+    assert e.value.exit_code == 2
+    (folder / "annotations.csv").write_bytes(b"image,cls,xmin,ymin,xmax,ymax\na.png,RBC,1,2\x00,3,4\n")
+    with pytest.raises(D.OptionError, match="line 2: column ymin '2.' is not a number"):  # a NUL byte in a cell
+        D.load_samples("txl_pbc", tmp_path)
+    _txl_folder(tmp_path / "w", images=(("a.png", 96, 80),))
+    (tmp_path / "w" / "txl_pbc" / "images.csv").write_text("image,width,height\na.png,96.5,80\n")
+    with pytest.raises(D.OptionError, match=r"images.csv' line 2: column width '96.5' is not a whole number"):
+        D.load_samples("txl_pbc", tmp_path / "w")
+
+
+def test_labels_in_other_letter_cases_count_and_unknown_ones_are_named(tmp_path):
+    _txl_folder(tmp_path, labels=("rbc", "RBC", "wbc", "platelet", "Platelets", "PLT"))
+    s = D.load_samples("txl_pbc", tmp_path)[0]
+    assert s.counts() == {"rbc": 2, "wbc": 1, "platelet": 3}
+    _txl_folder(tmp_path / "x", labels=("RBC", "Neutrophil", "Neutrophil", "debris"))
+    with pytest.raises(D.OptionError) as e:
+        D.load_samples("txl_pbc", tmp_path / "x")
+    msg = str(e.value)
+    assert "'Neutrophil' (4 rows)" in msg and "'debris' (2 rows)" in msg and "RBC, WBC or Platelets" in msg
+
+
+def test_boxes_are_clipped_to_their_image_and_impossible_ones_left_out_with_a_note(tmp_path):
+    boxes = ["a.png,RBC,10,10,30,30",  # inside
+             "a.png,RBC,-5,60,20,90",  # past the left and bottom edges (96×80): clipped
+             "a.png,RBC,120,10,140,30",  # wholly outside
+             "a.png,RBC,40,30,20,50",  # inverted
+             "a.png,WBC,50,50,50,60",  # one pixel wide (inclusive indices): kept
+             "z.png,RBC,1,1,5,5", "z.png,WBC,1,1,5,5"]  # an image not in images.csv
+    _txl_folder(tmp_path, images=(("a.png", 96, 80),), boxes=boxes)
+    notes: list[str] = []
+    s = D.load_samples("txl_pbc", tmp_path, notes=notes)[0]
+    assert s.boxes["rbc"].tolist() == [[10, 10, 30, 30], [0, 60, 20, 80]] and len(s.boxes["wbc"]) == 1
+    assert any("2 box(es) outside their image or inverted" in n for n in notes)
+    assert any("1 box(es) reaching past the image edge clipped" in n for n in notes)
+    assert any("2 row(s) of 1 image(s) not in images.csv left out (e.g. z.png)" in n for n in notes)
+    assert all(str(tmp_path / "txl_pbc" / "annotations.csv") in n for n in notes)
+
+
+def test_notes_go_to_stderr_when_no_list_is_given(tmp_path, capsys):
+    _txl_folder(tmp_path, images=(("a.png", 96, 80),), boxes=["a.png,RBC,90,10,140,30"])
+    D.load_samples("txl_pbc", tmp_path)
+    assert "cellviewer: note: " in capsys.readouterr().err
+
+
+def test_bccd_needs_its_original_boxes_only_for_images_without_txl_boxes(tmp_path):
+    folder = tmp_path / "bccd"
+    (folder / "images").mkdir(parents=True)
+    (folder / "images.csv").write_text("image,width,height,has_txl\na.jpg,64,48,1\n")
+    (folder / "annotations_txl.csv").write_text("image,cls,xmin,ymin,xmax,ymax\na.jpg,RBC,1,1,20,20\n")
+    s = D.load_samples("bccd", tmp_path)  # no annotations.csv: not needed
+    assert not s[0].weak and len(s[0].boxes["rbc"]) == 1
+    (folder / "images.csv").write_text("image,width,height,has_txl\na.jpg,64,48,1\nb.jpg,64,48,0\n")
+    with pytest.raises(D.OptionError, match="Missing annotation file"):
+        D.load_samples("bccd", tmp_path)
+
+
+def test_a_missing_mask_or_one_of_another_size_is_a_data_error(tmp_path):
+    import cv2
+
+    folder = tmp_path / "wbc_seg"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    (folder / "images.csv").write_text("image,width,height\nd1_001.png,40,40\n")
+    cv2.imwrite(str(folder / "images" / "d1_001.png"), np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(D.OptionError, match="No mask for 'd1_001.png'"):
+        D.load_samples("wbc_seg", tmp_path)
+    cv2.imwrite(str(folder / "masks" / "d1_001.png"), np.zeros((30, 30), np.uint8))
+    with pytest.raises(D.OptionError, match=r"is 30×30 px, its image 'd1_001.png' 40×40") as e:
+        D.load_samples("wbc_seg", tmp_path)
+    assert str(folder / "masks" / "d1_001.png") in str(e.value) and e.value.exit_code == 2

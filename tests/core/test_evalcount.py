@@ -60,6 +60,8 @@ def test_evaluate_counts_on_fake_set(fake_root):
     rbc, wbc, plt = (res["classes"][c] for c in ("rbc", "wbc", "platelet"))
     assert rbc["n_images"] == 1 and rbc["zero_true_images"] == 1 and rbc["zero_true_pred_pos"] == 0
     assert rbc["count_accuracy"] == pytest.approx(1 - 1 / 9)
+    # the MAE is over both images: |10 - 9| on a.png and |0 - 0| on the empty b.png, not over a.png alone
+    assert rbc["mean_abs_error"] == pytest.approx(0.5)
     assert rbc["recall"] == 1.0 and rbc["precision"] == pytest.approx(0.9)
     assert wbc["count_accuracy"] == 1.0 and wbc["f1"] == 1.0
     assert plt["count_accuracy"] == 1.0 and plt["f1"] == 1.0
