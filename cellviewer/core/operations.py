@@ -210,6 +210,15 @@ def split_cell(doc: Document, cls: str, cell: int, points, width: int = 2) -> Ed
             moved = replace(moved, x=float(box[1] + cx), y=float(box[0] + cy))
         if moved != m:
             atoms.append(MarkerChange(m, moved))
+    for m in doc.markers.values():  # a marker placed by hand on the outline (counted as its second cell) is
+        if m.cls != cls or m.cell:  # linked to the piece it lies in, which then needs no new marker
+            continue
+        iy_, ix_ = int(m.y) - box[0], int(m.x) - box[1]
+        k = int(part[iy_, ix_]) if 0 <= iy_ < part.shape[0] and 0 <= ix_ < part.shape[1] else 0
+        if k == 0 or ids[k - 1] in used:
+            continue
+        used.add(ids[k - 1])
+        atoms.append(MarkerChange(m, replace(m, cell=ids[k - 1])))
     next_id = doc.next_marker_id()
     for k, lab in enumerate(ids):
         if lab not in used:

@@ -39,3 +39,19 @@ def test_merging_keeps_a_red_cell_class_set_by_hand_whichever_cell_comes_first(f
     merge_cells(doc, "rbc", first, second).apply(doc)
     rbc = [m for m in doc.markers.values() if m.cls == "rbc"]
     assert len(rbc) == 1 and (rbc[0].cell, rbc[0].morph, rbc[0].morph_p) == (first, "spherocyte", 1.0)
+
+
+def test_splitting_links_a_hand_placed_second_marker_to_its_piece():
+    """One outline over two cells, counted twice with a marker placed by hand (as the app advises), then split:
+    two cells, two counts — the hand-placed marker becomes the second piece's."""
+    from cellviewer.core.operations import split_cell
+
+    doc = make_doc(60, 100)
+    doc.labels["rbc"][20:40, 20:80] = 1
+    doc.markers = {1: Marker(1, "rbc", 65, 30, cell=1), 2: Marker(2, "rbc", 30, 30, origin="manual")}
+    assert doc.counts()["rbc"] == 2
+    split_cell(doc, "rbc", 1, [(50, 10), (50, 50)]).apply(doc)
+    assert doc.counts()["rbc"] == 2 and len(doc.markers) == 2
+    assert doc.markers[2].cell and doc.markers[2].cell != doc.markers[1].cell
+    assert (doc.markers[2].x, doc.markers[2].y) == (30, 30)  # placed by hand: stays where it was put
+    assert doc.labels["rbc"][30, 30] == doc.markers[2].cell and doc.labels["rbc"][30, 65] == doc.markers[1].cell
