@@ -102,6 +102,7 @@ class HumanLoop(QObject):
         w.session.saved.connect(self._on_saved)
         self.review_panel.focus_requested.connect(lambda x, y, half: centre_on(w.canvas, x, y, half))
         self.review_panel.cell_shown.connect(lambda x, y: w.canvas.set_highlight([(x, y)]))  # which cell it is
+        w.segmentation.replaced.connect(self.review_panel.forget_queue)  # its cell ids name other cells now
         self.models_panel.activated.connect(self._on_model_activated)
         self.exporter.done.connect(lambda _r: w.files_panel.refresh_marks())
         self.retrain.stored.connect(self._on_model_activated)

@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.view_state.changed.connect(self._on_view_changed)
         self.tool_state.changed.connect(self._on_tool_changed)
         self.segmentation.device_text.connect(self._show_device)
+        self.segmentation.replaced.connect(self.tools.reset)  # a merge pick, a marker drag: by id, now stale
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.left.connect(self.canvas.hide_brush)
         self.counts_panel.updated.connect(self._on_counts)

@@ -148,6 +148,7 @@ class SegmentationController(QObject):
     """Owns the segmentation JobRunner; results become a SegmentationCommand on the document's stack."""
 
     applied = Signal(object)  # the SegmentationResult, after it is on the stack
+    replaced = Signal()  # the masks and markers were replaced wholesale (a result, its undo or redo): ids changed
     device_text = Signal(str)  # what the status bar should say about the device
 
     def __init__(self, session, params: Observable, tools=None, parent=None):
@@ -324,6 +325,12 @@ class SegmentationController(QObject):
             self._queued = False
             QTimer.singleShot(0, lambda: self.run(confirm=False))
 
+    def _on_replaced(self) -> None:
+        """A result was applied, undone or redone: save soon; half-done picks by cell or marker id (a merge's first
+        cell, a dragged marker, the review queue's current cell) now name other cells (:attr:`replaced`)."""
+        self.session.save_soon()
+        self.replaced.emit()
+
     def _on_result(self, result) -> None:
         doc = self.session.doc
         if self._dropped:  # cancelled after the job ended but before its result came (e.g. another image opened)
@@ -337,7 +344,7 @@ class SegmentationController(QObject):
             self.tools.finish_active()
         edited_meanwhile = doc.revision != self._target_revision
         kept = self.session.keep_before_replace()  # the corrections it replaces: saved, and copied aside
-        cmd = SegmentationCommand(doc, result, on_replaced=self.session.save_soon)
+        cmd = SegmentationCommand(doc, result, on_replaced=self._on_replaced)
         self.session.stack.push(cmd)
         counts = doc.counts()
         notifications.status(f"Segmentation done ({result.model_name}, {result.device}): "

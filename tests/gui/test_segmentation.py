@@ -72,3 +72,27 @@ def test_classify_again_without_red_cell_outlines_says_so(segmented, qtbot):
     doc.labels["rbc"][:] = 0
     assert win.segmentation.reclassify() is False
     assert "No red cell with an outline" in win.statusBar().currentMessage()
+
+
+def test_a_new_segmentation_or_its_undo_drops_picks_made_by_cell_or_marker_id(segmented, qtbot):
+    """A merge's first cell, a dragged marker and the review queue name cells by id; a segmentation result,
+    its undo or redo gives the ids to other cells, so those picks are dropped (a merge had joined two
+    unrelated cells, a drag moved another cell's marker, Y marked another cell)."""
+    win = segmented
+    tools, rp = win.tools, win.human_loop.review_panel
+    qtbot.waitUntil(lambda: len(rp.queue) > 0, timeout=10000)
+    assert rp.go_to(0)
+    m = next(m for m in win.session.doc.markers.values() if m.cell)
+    tools.set_tool("merge")
+    tools.click(m.x, m.y)
+    assert tools._merge_first is not None
+    win.seg_params.update(counting="hough")
+    with qtbot.waitSignal(win.segmentation.runner.finished, timeout=30000):
+        win.segmentation.run(confirm=False)
+    qtbot.wait(50)
+    assert tools._merge_first is None and rp.current == -1
+    tools.click(m.x, m.y)
+    win.undo()  # back to the first segmentation: ids change again
+    assert tools._merge_first is None
+    n = win.session.stack.count()
+    assert rp.mark_current() is False and win.session.stack.count() == n  # nothing marked on a stale queue

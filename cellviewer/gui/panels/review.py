@@ -176,6 +176,15 @@ class ReviewPanel(QWidget):
         self._fill()
         self.refresh_ticks()
 
+    def forget_queue(self) -> None:
+        """The masks and markers were replaced wholesale (a segmentation, its undo or redo): the queue's cell
+        ids name other cells now, so it is emptied until it is computed again (Y must not mark another cell)."""
+        self.queue, self.current, self._resume = [], -1, None
+        self._fill()
+        self.refresh_ticks()
+        if self.doc is not None:
+            self._timer.start()
+
     # -- the table -------------------------------------------------------------------------
     def _key(self, index: int):
         return (self.queue[index].cls, self.queue[index].cell) if 0 <= index < len(self.queue) else None
@@ -343,8 +352,9 @@ class ReviewPanel(QWidget):
 
         try:
             edit = mark_reviewed(self.doc, it.cls, it.cell, reviewed)
-        except CellviewerError as e:
-            notifications.show_error(e, "Mark reviewed")
+        except CellviewerError as e:  # the queue is behind an edit (it is recomputed a moment after one)
+            notifications.status(f"Mark reviewed: {e.message}")
+            self.recompute()
             return False
         if edit.atoms:  # nothing to change: no empty undo step
             self._push(edit)
