@@ -44,9 +44,6 @@ TOP, LEFT, BOTTOM, RIGHT = 1, 2, 4, 8
 STOP = 16
 #: a cell mask coming this close (px) to the field's edge inside the image is cut by it
 FIELD_TOL = 3
-#: the field (everything not blank) must fill at least this share of its convex hull to be taken as a field
-#: of view; a smear whose white background is saturated leaves cells scattered in blank, which is no field edge
-FIELD_CONVEXITY = 0.9
 
 
 def check_rule(rule: str) -> str:
@@ -79,38 +76,25 @@ FIELD_SIDE_PX = 2048
 def field_edge(image) -> FieldEdge | None:
     """The edge of the field of view inside ``image`` (RGB ``uint8``), None when the field fills the image.
 
-    The field is the convex hull of the largest area that is not blank margin
-    (:func:`cellviewer.core.weaklabels.blank_margin`: a black field stop, a white frame); None too when that
-    area fills less than :data:`FIELD_CONVEXITY` of its hull (a saturated white smear background is blank
-    between the cells, but it is no edge of the field). A large image is measured on every ``step``-th pixel
-    (at most :data:`FIELD_SIDE_PX` on its longer side; 48 megapixels in well under a second) and the edge band
-    widened by a step."""
+    The field is the convex hull of what is not blank margin (:func:`cellviewer.core.weaklabels.field_of_view`:
+    a black field stop, bars, a white frame; a saturated white smear background, around cells, is none). A
+    large image is measured on every ``step``-th pixel (at most :data:`FIELD_SIDE_PX` on its longer side;
+    48 megapixels in well under a second) and the edge band widened by a step."""
     import cv2
     import numpy as np
 
-    from cellviewer.core.weaklabels import blank_margin
+    from cellviewer.core.weaklabels import field_of_view
 
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] < 3 or min(img.shape[:2]) < 8:
         return None
     h, w = img.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / FIELD_SIDE_PX)))
-    blank = blank_margin(img[::step, ::step] if step > 1 else img)
-    if blank is None:
+    found = field_of_view(img[::step, ::step] if step > 1 else img)
+    if found is None:
         return None
-    open_ = (~blank).view(np.uint8)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(open_, connectivity=4, ltype=cv2.CV_32S)
-    if n < 2:
-        return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    biggest = 1 + int(np.argmax(areas))
-    if areas.max() < 0.9 * areas.sum():
-        return None
-    field = (lab == biggest).astype(np.uint8)
-    contours, _ = cv2.findContours(field, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    hull = np.zeros_like(field)
-    cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 1)
-    if int(areas.max()) < FIELD_CONVEXITY * int(hull.sum()) or hull.all():
+    hull = found[1]
+    if hull.all():
         return None
     # distance to the nearest pixel outside the hull; the image's own edge is not such a pixel
     dist = cv2.distanceTransform(hull, cv2.DIST_L2, 5)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cellviewer.core.countframe import edge_flags
 from cellviewer.core.document import CELL_CLASSES, Document
 from cellviewer.core.errors import EditError
 
@@ -142,6 +143,7 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
 
     d_rbc = _rbc_diameter(doc, diameter)
     uncounted = doc.uncounted()  # cells the border rule does not count: nothing a count rests on, not queued
+    fov = doc.field_edge()  # the edge of the field of view inside the image, if any
     by_cell: dict[tuple[str, int], list] = {}
     for m in doc.markers.values():
         if m.cell and m.id not in uncounted:
@@ -160,8 +162,8 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
         check[ids] = (np.abs(np.log(a / typical)) > math.log(CHECK_SIZE)) | (roundness < CHECK_ROUNDNESS)
         counts = _method_counts(lab, d_cls, check, token)
         _, ys, xs = inside_points(lab)
-        cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border are small and not round
-        cut[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
+        cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border (or the field's edge inside
+        cut[list(edge_flags(lab, fov))] = True  # it) are small and not round
         slices = ndi.find_objects(lab)
         for k, cid in enumerate(ids.tolist()):
             ms = by_cell.get((cls, cid), [])

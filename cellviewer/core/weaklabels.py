@@ -110,33 +110,76 @@ def stained_foreground(image: np.ndarray, valid: np.ndarray | None = None) -> np
 
 #: a pixel is blank when all its channels are at least this (white, a transparent area on white) ...
 BLANK_WHITE = 247
-#: ... or at most this (black: outside the microscope's field stop, padding)
-BLANK_BLACK = 8
+#: ... or at most this (black: outside the microscope's field stop, padding; a phone photo's stop is 10–20 with
+#: JPEG noise)
+BLANK_BLACK = 24
 #: blank areas smaller than this fraction of the image are left alone (a glare spot, a black nucleus pixel)
 BLANK_MIN_FRAC = 0.01
+#: the field of view (what is not blank) must lie in one piece holding at least this share of it ...
+FIELD_SHARE = 0.9
+#: ... that fills at least this share of its convex hull (a round stop, bars, a frame) ...
+FIELD_CONVEXITY = 0.9
+#: ... and, when the margin is white, this share of its bounding box (a frame, a strip): a white smear
+#: background (overexposed, or a single-cell crop on white) surrounds cells, which is no margin
+FIELD_RECT = 0.97
 
 
-def blank_margin(image: np.ndarray) -> np.ndarray | None:
-    """Pixels outside the smear: pure white or pure black areas connected to the image border and covering at
-    least :data:`BLANK_MIN_FRAC` of it (a frame, the dark ring outside a round field of view, a transparent area
-    flattened onto white); None when there is none."""
+def _extreme_border(image: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Pure white or pure black areas touching the image border, each at least :data:`BLANK_MIN_FRAC` of the
+    image, and the share of white among them; None when there is none."""
     rgb = image[..., :3]
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # (elementwise: 5× faster than a reduction over the channels)
-    extreme = (np.minimum(np.minimum(r, g), b) >= BLANK_WHITE) | (np.maximum(np.maximum(r, g), b) <= BLANK_BLACK)
+    white = np.minimum(np.minimum(r, g), b) >= BLANK_WHITE
+    extreme = white | (np.maximum(np.maximum(r, g), b) <= BLANK_BLACK)
     if not extreme.any():
         return None
     # 4-connected components with their areas (as ndimage.label, several times faster on a large field)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(extreme.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
-    n -= 1
     edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
     edge = edge[edge > 0]
     if not len(edge):
         return None
     sizes = stats[:, cv2.CC_STAT_AREA].astype(np.int64)
-    keep = np.zeros(n + 1, bool)
+    keep = np.zeros(n, bool)
     keep[edge[sizes[edge] >= BLANK_MIN_FRAC * extreme.size]] = True
     blank = keep[lab]
-    return blank if blank.any() else None
+    if not blank.any():
+        return None
+    return blank, float(np.count_nonzero(white & blank)) / float(np.count_nonzero(blank))
+
+
+def field_of_view(image: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(blank, hull)``: the margin outside the field of view and the field's convex hull (``uint8`` 0/1), or
+    None when the field fills the image or what is blank is no margin (see :data:`FIELD_SHARE`,
+    :data:`FIELD_CONVEXITY`, :data:`FIELD_RECT`)."""
+    found = _extreme_border(image)
+    if found is None:
+        return None
+    blank, white = found
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((~blank).view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+    if n < 2:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    k = int(np.argmax(areas))
+    if areas[k] < FIELD_SHARE * areas.sum():  # cells scattered in a white background
+        return None
+    field = (lab == k + 1).astype(np.uint8)
+    contours, _ = cv2.findContours(field, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros_like(field)
+    cv2.fillPoly(hull, [cv2.convexHull(max(contours, key=cv2.contourArea))], 1)
+    if areas[k] < FIELD_CONVEXITY * int(np.count_nonzero(hull)):
+        return None
+    if white > 0.5 and areas[k] < FIELD_RECT * int(stats[k + 1, cv2.CC_STAT_WIDTH]) * int(stats[k + 1, cv2.CC_STAT_HEIGHT]):
+        return None
+    return blank, hull
+
+
+def blank_margin(image: np.ndarray) -> np.ndarray | None:
+    """Pixels outside the field of view (:func:`field_of_view`): pure white or pure black areas connected to the
+    image border, each at least :data:`BLANK_MIN_FRAC` of it, around one convex field (a frame, the dark ring
+    outside a round field of view, a transparent area flattened onto white); None when there is none."""
+    found = field_of_view(image)
+    return None if found is None else found[0]
 
 
 #: a predicted cell with at least this share of its pixels in the blank margin is no cell (the net reads a

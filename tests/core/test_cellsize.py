@@ -164,3 +164,40 @@ def test_the_measured_size_leaves_out_cells_cut_by_a_field_stop():
     with_cut = cellsize.measured_rbc_diameter(lab)
     whole = cellsize.measured_rbc_diameter(lab, blank)
     assert whole == pytest.approx(2 * np.sqrt(400 / np.pi)) and with_cut < 0.9 * whole
+
+
+def _smear_on(background, n_side=4, seed=0):
+    """Red cells (radius 14) on a ``background`` colour, 140 × 140."""
+    yy, xx = np.mgrid[:140, :140]
+    img = np.empty((140, 140, 3), np.uint8)
+    img[:] = background
+    for i in range(n_side):
+        for j in range(n_side):
+            img[(yy - 18 - 35 * i) ** 2 + (xx - 18 - 35 * j) ** 2 <= 14 ** 2] = (200, 120, 140)
+    return img
+
+
+def test_a_white_smear_background_or_a_cell_on_white_is_no_margin():
+    from cellviewer.core.weaklabels import blank_margin, field_of_view
+
+    assert blank_margin(_smear_on((255, 255, 255))) is None  # overexposed: the plasma is pure white
+    yy, xx = np.mgrid[:140, :140]
+    crop = np.full((140, 140, 3), 255, np.uint8)  # one white cell on white, as the wbc_seg crops
+    crop[(yy - 70) ** 2 + (xx - 70) ** 2 <= 55 ** 2] = (170, 120, 190)
+    assert field_of_view(crop) is None
+    framed = _smear_on((225, 205, 215))
+    framed[:, 120:] = 255  # a white strip: a margin
+    assert blank_margin(framed) is not None and blank_margin(framed)[:, 120:].all()
+
+
+@pytest.mark.parametrize("level, noise", [(0, 0), (12, 3), (18, 4)])
+def test_a_dark_field_stop_with_camera_noise_is_a_margin(level, noise):
+    from cellviewer.core.weaklabels import blank_margin
+
+    img = _smear_on((225, 205, 215))
+    yy, xx = np.mgrid[:140, :140]
+    out = (yy - 70) ** 2 + (xx - 70) ** 2 > 66 ** 2
+    rng = np.random.default_rng(1)
+    img[out] = np.clip(level + rng.normal(0, noise, (int(out.sum()), 3)), 0, 255).astype(np.uint8)
+    m = blank_margin(img)
+    assert m is not None and m[out].mean() > 0.8 and not m[~out].any()  # (noise above 24 leaves specks)

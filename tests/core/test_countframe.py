@@ -189,3 +189,17 @@ def test_the_report_note_names_the_field_edge_when_there_is_one():
     doc.set_border_rule("inside")
     notes = R.ReportEntry.from_document(doc, "f.png", thumbnail=False).notes
     assert any("cut by the image edge or the edge of the field of view" in n and "4 not counted" in n for n in notes)
+
+
+def test_a_cell_crop_on_white_has_no_field_edge_and_its_cell_counts_under_every_rule():
+    """wbc_seg-style crops: one white cell on a saturated white background is no field of view."""
+    yy, xx = np.mgrid[:140, :140]
+    crop = np.full((140, 140, 3), 255, np.uint8)
+    crop[(yy - 70) ** 2 + (xx - 70) ** 2 <= 55 ** 2] = (170, 120, 190)
+    assert F.field_edge(crop) is None
+    doc = Document(ImageData(crop, ImageInfo("c.png", 140, 140)))
+    doc.labels["wbc"][(yy - 70) ** 2 + (xx - 70) ** 2 <= 55 ** 2] = 1
+    doc.markers = {1: Marker(1, "wbc", 70.0, 70.0, cell=1)}
+    for rule in ("all", "frame", "inside"):
+        doc.set_border_rule(rule)
+        assert doc.counts()["wbc"] == 1, rule

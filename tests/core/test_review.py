@@ -160,3 +160,23 @@ def test_a_cancelled_queue_stops_between_cells_and_a_token_changes_nothing_else(
     token.cancel()
     with pytest.raises(Cancelled):
         doubt_queue(doc, diameter=2 * R, token=token)
+
+
+def test_cells_cut_by_a_field_stop_get_the_leniency_of_cells_cut_by_the_image_edge():
+    from cellviewer.core.document import Document, ImageData, ImageInfo, Marker
+
+    h, w = 200, 240
+    yy, xx = np.mgrid[:h, :w]
+    field = (xx - 120) ** 2 + (yy - 100) ** 2 <= 95 ** 2  # a round field stop, black outside
+    img = np.zeros((h, w, 3), np.uint8)
+    img[field] = (225, 205, 215)
+    doc = Document(ImageData(img, ImageInfo("f.png", w, h)))
+    lab = doc.labels["rbc"]
+    centres = [(90, 70), (150, 70), (90, 130), (150, 130), (120, 100), (60, 100), (180, 100)]
+    for i, (cx, cy) in enumerate(centres, 1):  # whole cells, radius 14
+        lab[(xx - cx) ** 2 + (yy - cy) ** 2 <= 14 ** 2] = i
+    lab[((xx - 212) ** 2 + (yy - 100) ** 2 <= 14 ** 2) & field] = 8  # a sliver cut by the stop on the right
+    doc.markers = {i: Marker(i, "rbc", float(cx), float(cy), cell=i) for i, (cx, cy) in enumerate(centres, 1)}
+    doc.markers[8] = Marker(8, "rbc", 205.0, 100.0, cell=8)
+    item = next(it for it in doubt_queue(doc, diameter=28.0) if it.cell == 8)
+    assert not any("small" in r or "irregular" in r for r in item.reasons), item.reasons
