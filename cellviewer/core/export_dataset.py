@@ -220,6 +220,11 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
         if reviewed_only and not doc.reviewed:
             res.skipped.append((label, "not marked reviewed"))
             continue
+        if not doc.provenance.model_name and not doc.markers and not any(v.any() for v in doc.labels.values()):
+            # an empty image that no model ever looked at: its "no cells" would teach a model to miss them
+            res.skipped.append((label, "marked reviewed but never segmented and no cell drawn — segment it "
+                                       "(or draw its cells) and review it first"))
+            continue
         info = doc.image.info
         key = image_key(info.sha256, Path(info.path).name if info.path else "")
         stem, again = new_stem(stem or f"image_{k + 1}", key, prior, used)

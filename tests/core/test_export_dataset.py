@@ -146,3 +146,18 @@ def test_counts_are_markers_removed_counts_leave_their_outline_out(tmp_path):
     run_job(export_training_set([doc], tmp_path / "c", formats=("coco",)))
     coco = json.loads((tmp_path / "c" / "coco.json").read_text())
     assert sorted(a["category_id"] for a in coco["annotations"]) == [1, 1, 2]
+
+
+def test_an_empty_image_no_model_looked_at_is_not_exported_as_having_no_cells(tmp_path):
+    never = random_doc(3)
+    never.labels = {k: np.zeros_like(v) for k, v in never.labels.items()}
+    never.markers = {}
+    never.provenance.model_name = ""
+    checked = random_doc(4)  # segmented, and the reviewer agreed it holds no cells: a true empty field
+    checked.labels = {k: np.zeros_like(v) for k, v in checked.labels.items()}
+    checked.markers = {}
+    checked.provenance.model_name = "blood-cells"
+    res = run_job(export_training_set([never, checked, random_doc(5)], tmp_path / "x"))
+    assert res.n_images == 2
+    assert [(p, r.split(" —")[0]) for p, r in res.skipped] == [
+        ("/nowhere/synth_3.png", "marked reviewed but never segmented and no cell drawn")]
