@@ -117,6 +117,13 @@ def morphology_label(card: dict, um_per_px: float | None) -> str:
     return f"{card.get('name')} {card.get('version', '1')}{sized}"
 
 
+def torch_ready() -> bool:
+    """torch is imported and done importing: a worker may be importing it (it is in ``sys.modules`` from the
+    start), and an ``import torch`` here would wait for that on the module lock — the window froze ~1 s."""
+    mod = sys.modules.get("torch")
+    return mod is not None and not getattr(getattr(mod, "__spec__", None), "_initializing", False)
+
+
 def device_text(p: SegmentParams) -> str:
     """A short description of the device a run with ``p`` uses (for the status bar)."""
     if is_classical(p.model or default_model()):
@@ -124,7 +131,7 @@ def device_text(p: SegmentParams) -> str:
     pref = p.device or "auto"
     if pref == "cpu":
         return "Device: CPU"
-    if "torch" not in sys.modules:
+    if not torch_ready():
         return f"Device: {pref} (CUDA if available; checked when the model runs)"
     from cellviewer.core.device import describe_device, resolve_device
 
@@ -179,7 +186,7 @@ class SegmentationController(QObject):
     def update_device(self) -> None:
         """Say which device runs the model; resolving CUDA (importing torch) happens in a worker."""
         p = self.params.value
-        if is_classical(p.model or default_model()) or p.device == "cpu" or "torch" in sys.modules:
+        if is_classical(p.model or default_model()) or p.device == "cpu" or torch_ready():
             self.device_text.emit(device_text(p))
             return
         self.device_text.emit(f"Device: {p.device} (checking…)")

@@ -288,3 +288,20 @@ def test_a_folder_whose_first_image_cannot_be_read_opens_the_next_one(make_windo
     shutil.copy(smear_path, folder / "b.png")
     assert win.open_folder(folder)
     assert win.session.path.name == "b.png" and len(dialogs.shown) == 1  # a.png said why, b.png is shown
+
+
+def test_the_device_text_never_waits_for_a_torch_import_in_progress(monkeypatch):
+    """A worker importing torch puts it in sys.modules at once; an `import torch` in the GUI thread then waits
+    for that whole import on the module lock (Open folder froze ~1 s)."""
+    import sys
+    import types
+
+    from cellviewer.gui.segmentation import torch_ready
+
+    half = types.ModuleType("torch")
+    half.__spec__ = types.SimpleNamespace(_initializing=True)  # what importlib marks while it runs the module
+    monkeypatch.setitem(sys.modules, "torch", half)
+    assert not torch_ready()
+    assert "checked when the model runs" in device_text(SegmentParams(model="blood-cells", device="auto"))
+    half.__spec__ = types.SimpleNamespace(_initializing=False)
+    assert torch_ready()
