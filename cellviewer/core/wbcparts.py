@@ -180,6 +180,12 @@ class WbcPartsSegmenter:
         res.params["wbc_parts"] = {"mode": "crop", "why": f"no diameter given and the image is at most "
                                    f"{CROP_SIDE_PX} px: a single-cell crop {CROP_RBC_ACROSS} red cells across",
                                    "detector": self.detector_name}
+        if not res.labels["wbc"].any():  # a small field of several cells, not one cell's crop: say what to do
+            note = (f"No white cell found: an image at most {CROP_SIDE_PX} px with no red-cell diameter given is "
+                    f"taken as one white cell's crop ({CROP_RBC_ACROSS} red cells across). If it is a field of "
+                    f"several cells, give the red-cell diameter (Cell diameter; --diameter-px).")
+            res.params["notes"] = list(res.params.get("notes") or []) + [note]
+            yield Progress(1.0, "WBC crop: no white cell", note=note)
         return res
 
     def segment(self, image: np.ndarray, cancel: CancelToken | None = None) -> Job[SegmentationResult]:

@@ -122,6 +122,13 @@ def test_crops_go_to_the_parts_model_directly():
     assert res.params["wbc_parts"]["mode"] == "crop" and seg._detector.seen == []
     assert res.params["diameter_source"] == "crop size" and "single-cell crop" in res.params["wbc_parts"]["why"]
     assert made[-1]["diameter_px"] == round(120 / W.CROP_RBC_ACROSS, 3) and res.model_name == "parts"
+    assert "notes" not in res.params  # it found its white cell
+    empty = _Fake(lambda im: SegmentationResult(labels={"wbc": np.zeros(im.shape[:2], np.int32)}, markers=[],
+                                                model_name="parts"), ("background", "nucleus", "cytoplasm"))
+    seen = []
+    res = run_job(W.WbcPartsSegmenter(lambda **o: empty, {}).segment(crop), seen.append)
+    assert any("give the red-cell diameter" in n for n in res.params["notes"])  # a small field, not a crop?
+    assert any(p.note and "No white cell found" in p.note for p in seen)  # the CLI's note:, the GUI's warning
     big = np.full((W.CROP_SIDE_PX + 40, 200, 3), 200, np.uint8)  # larger (e.g. a PBC crop): the detector decides
     res = run_job(seg.segment(big))
     assert seg._detector.seen == [big.shape[:2]] and res.params.get("diameter_source") != "crop size"
