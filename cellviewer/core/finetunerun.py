@@ -132,10 +132,16 @@ def run(args) -> int:
     device = {} if morph else {"device": getattr(args, "device", "cpu")}
     say = _Say()
     old, name, version = gate_base(args.base)  # the gate compares with exactly this version; the card says so
-    res = run_job(tune(args.base, data, out=args.out, minutes=args.minutes, epochs=args.epochs, lr=args.lr,
-                       threads=args.threads or None, **device), say)
-    gate = label_gate(run_job(gate_job(old, res.checkpoint, res.data_dir, reference_items=args.reference,
-                                       min_gain=args.min_gain, **device), say), name, version)
+    try:
+        res = run_job(tune(args.base, data, out=args.out, minutes=args.minutes, epochs=args.epochs, lr=args.lr,
+                           threads=args.threads or None, **device), say)
+        gate = label_gate(run_job(gate_job(old, res.checkpoint, res.data_dir, reference_items=args.reference,
+                                           min_gain=args.min_gain, **device), say), name, version)
+    except KeyboardInterrupt:  # Ctrl-C: say what became of the model (the CLI then exits 130)
+        print(f"cellviewer: fine-tuning interrupted: nothing was stored and the active '{name}' is unchanged; "
+              f"the best checkpoint so far, if an epoch ended, is {args.out}.json / .safetensors (not gated) — "
+              "run the command again to start over", file=sys.stderr)
+        raise
     print(gate.format_table())
     if gate.accepted and args.store:
         mv = store_result(replace(res, base_version=version), gate)

@@ -63,3 +63,21 @@ def test_finetune_usage_errors_come_before_training(isolated_registry, tmp_path,
     assert main(["finetune", str(tmp_path / "exp"), *args, "--reference", str(tmp_path / "no-ref")]) == 2
     assert "not a cellviewer export" in capsys.readouterr().err
     assert not (tmp_path / "ft.json").exists()  # nothing was trained
+
+
+def test_an_interrupted_finetune_says_nothing_was_stored(isolated_registry, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from cellviewer.core import finetune
+
+    save_tiny_base("tiny-cells")
+    export = tmp_path / "exp"
+    run_job(export_training_set([random_doc(i) for i in range(6)], export))
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+        yield  # a generator, as the real job
+
+    monkeypatch.setattr(finetune, "finetune", interrupted)
+    code = main(["finetune", str(export), "--base", "tiny-cells", "--out", str(tmp_path / "ft"), "--store"])
+    err = capsys.readouterr().err
+    assert code == 130 and "nothing was stored" in err and "'tiny-cells' is unchanged" in err
+    assert ModelStore().versions("tiny-cells") == []
