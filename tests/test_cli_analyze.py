@@ -148,6 +148,8 @@ def test_options_out_of_range_are_usage_errors_with_what_to_give(tmp_path, capsy
     assert cli.main(["analyze", str(img), "--out", str(out), "--model", "classical", "--diameter-px", "3000"]) == 2
     err = capsys.readouterr().err
     assert "out of range" in err and "between 4 and 2000 px" in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["analyze", str(img), "--out", str(out), "--model", "classical", "--diameter-px", "2001"]) == 2
+    assert "diameter 2001 px is out of range" in capsys.readouterr().err  # not rounded to "2000", the limit
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert cli.main(["analyze", str(img), "--out", str(out), "--model", "classical", "--device", "cuda"]) == 2
     err = capsys.readouterr().err

@@ -28,7 +28,8 @@ import sys
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure speed and memory on this machine; print one table",
                        description="Measure peak FLOP/s, per-model throughput, analyze stage times, GUI latency "
-                                   "and batch memory on this machine; print one table.")
+                                   "and batch memory on this machine; print one table.",
+                       epilog="exit codes: 0 done; 2 usage error; 5 cannot write the --json file")
     p.add_argument("--quick", action="store_true", help="fewer repeats and smaller problems (CI)")
     p.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
     p.add_argument("--skip-gui", action="store_true", help="no GUI measurements (no Qt subprocess)")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-EPILOG = "exit codes: 0 done; 1 some images failed (listed on stderr); 2 usage error; 3 image unreadable; 4 sidecar"
+EPILOG = ("exit codes: 0 done; 1 some images failed (listed on stderr); 2 usage error; 3 image unreadable; 4 sidecar"
+          " unreadable; 5 cannot write the --csv file")
 
 
 def add_parser(sub) -> None:

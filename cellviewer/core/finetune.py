@@ -57,8 +57,11 @@ def base_checkpoint(name_or_stem) -> tuple[Path, dict]:
 
     found = find_models()
     if s not in found:
+        from cellviewer.core.morphology import MODEL_NAME
+
         raise ModelLoadError(f"Unknown model '{s}' to fine-tune.",
-                             hint=f"choose one of: {', '.join(sorted(found)) or 'none installed'}")
+                             hint=f"choose one of: {', '.join(sorted(found)) or 'no segmenter installed'}, "
+                                  f"or {MODEL_NAME} (the red-cell morphology classifier)")
     return found[s]
 
 

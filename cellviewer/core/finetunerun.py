@@ -40,7 +40,9 @@ def add_arguments(ap, default_base: str, default_minutes: float, default_epochs:
     ap.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: a fraction of the base's)")
     ap.add_argument("--reference", help="an export the lab keeps fixed: the new model must not be worse on any of its "
                                         "images either")
-    ap.add_argument("--min-gain", type=float, default=0.0, help="required gain of the held-out score (0..1)")
+    ap.add_argument("--min-gain", type=_gain, default=0.0,
+                    help="required gain of the held-out score, a fraction (-1..1; 0.01 = one point; a negative "
+                         "value allows that much loss)")
     ap.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--device", default="auto",
                     help="auto (a CUDA GPU when there is one) / cpu / cuda / cuda:N, for a segmenter (default %(default)s)")
@@ -112,6 +114,20 @@ class _Say:
         if p.message and p.message != self.last and now - self.at >= 1.0:
             self.last, self.at = p.message, now
             print(p.message, file=sys.stderr, flush=True)
+
+
+def _gain(text: str) -> float:
+    """An argparse type: a score gain as a fraction, -1..1 (``--min-gain 2`` would train for nothing)."""
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not (math.isfinite(v) and -1.0 <= v <= 1.0):
+        raise argparse.ArgumentTypeError("must be a fraction between -1 and 1 (0.01 = one point)")
+    return v
 
 
 def run(args) -> int:

@@ -270,7 +270,8 @@ def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
             raise ImageReadError(p, f"TIFF with {s} samples per pixel is not supported",
                                  hint="export one channel or an RGB image")
         if n_pages > 1:
-            notes.append(f"multi-page TIFF: showing page 1 of {n_pages}")
+            notes.append(CAUTION + f"multi-page TIFF: showing page 1 of {n_pages}; only it is counted "
+                         "(save each page as its own image to count the others)")
         if any(c and o + c > tf.filehandle.size for o, c in zip(page.dataoffsets, page.databytecounts, strict=False)):
             raise ImageReadError(p, "file is truncated (image data ends after the end of the file)")
         dtype = np.dtype(page.dtype).name if page.dtype is not None else "unknown"
@@ -343,7 +344,7 @@ def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
     grey = rgb.shape[2] == 1 or _grey(rgb)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
-    if grey and not any(n.startswith(CAUTION) for n in notes):
+    if grey and not any(n.startswith(CAUTION) and "multi-page" not in n for n in notes):
         notes.append(CAUTION + "greyscale image: white cells and platelets are told apart by their stain "
                      "colour, so they may be missed; red-cell counts hold")
     return np.ascontiguousarray(rgb, dtype=np.uint8)

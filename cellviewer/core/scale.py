@@ -151,7 +151,7 @@ def diameter_from(
         return None
     if not (MIN_DIAMETER_PX <= d <= MAX_DIAMETER_PX) or not math.isfinite(d):
         raise SegmentationOptionError(
-            f"Expected cell diameter {plain_number(d)} px is out of range.",
+            f"Expected cell diameter {d:g} px is out of range.",
             hint=_DIAMETER_HINT,
         )
     return d

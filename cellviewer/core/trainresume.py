@@ -65,9 +65,9 @@ def check_resume(cfg, card: dict, classes: list[str]) -> None:
                           hint="resume with datasets of the checkpoint's classes, or train a new model "
                                "without --resume")
     old, state = _training(card)
+    _refuse_the_best_over_its_last(cfg, state)  # also when the best is still the start (a base never beaten)
     if not progressed(state):
         return
-    _refuse_the_best_over_its_last(cfg, state)
     if old.get("datasets") and sorted(old["datasets"]) != sorted(cfg.datasets):
         raise OptionError(f"'{stem}' was trained on {', '.join(old['datasets'])}, not {', '.join(cfg.datasets)}: "
                           f"its best score ({float(state.get('best_score', -1)):.4f}) was measured on other "

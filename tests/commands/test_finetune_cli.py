@@ -45,7 +45,8 @@ def test_finetune_refuses_an_export_without_held_out_images_before_training(isol
 
 
 @pytest.mark.parametrize("flag,value", [("--epochs", "0"), ("--epochs", "-3"), ("--minutes", "0"),
-                                        ("--minutes", "-1"), ("--threads", "-2"), ("--lr", "0")])
+                                        ("--minutes", "-1"), ("--threads", "-2"), ("--lr", "0"),
+                                        ("--min-gain", "2"), ("--min-gain", "nan")])
 def test_finetune_refuses_budgets_that_cannot_train(tmp_path, capsys, flag, value):
     assert main(["finetune", str(tmp_path), "--out", str(tmp_path / "ft"), flag, value]) == 2
     assert flag in capsys.readouterr().err and not (tmp_path / "ft.json").exists()

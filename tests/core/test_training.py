@@ -295,3 +295,22 @@ def test_resume_from_the_best_checkpoint_into_its_own_run_is_refused_naming_the_
     # into another --out it branches off from the best weights
     res = run_job(train(_cfg(tmp_path, resume=str(tmp_path / "tiny.json"), epochs=2, out=str(tmp_path / "b"))))
     assert res.epochs_run >= 1
+
+
+def test_resuming_a_best_checkpoint_still_at_its_start_into_its_own_run_is_refused(tmp_path):
+    """A fine-tune that never beat its base leaves the base weights as its best (no epochs) and the trained
+    epochs in RUN-last; `train --resume RUN --out RUN` would overwrite RUN-last."""
+    from types import SimpleNamespace
+
+    from cellviewer.core.errors import OptionError
+    from cellviewer.core.trainresume import check_resume
+
+    run = tmp_path / "ft"
+    card = {"classes": ["background", "rbc"], "training": {"config": {}, "state": {"best_epoch": 0}}}
+    (tmp_path / "ft.json").write_text(json.dumps(card))
+    (tmp_path / "ft-last.json").write_text(json.dumps(card))
+    cfg = SimpleNamespace(resume=str(run), out=str(run), datasets=["export"])
+    with pytest.raises(OptionError, match="later epochs"):
+        check_resume(cfg, card, ["background", "rbc"])
+    check_resume(SimpleNamespace(resume=str(run), out=str(tmp_path / "branch"), datasets=["export"]), card,
+                 ["background", "rbc"])  # another --out branches off: fine
