@@ -51,7 +51,7 @@ from cellviewer.core.errors import SegmentationError, SegmentationOptionError
 from cellviewer.core.jobs import CancelToken, Job, Progress
 from cellviewer.core.scale import DEFAULT_RBC_DIAMETER_UM, MAX_DIAMETER_PX, MIN_DIAMETER_PX, count_params, diameter_from
 from cellviewer.core.segment import SegmentationResult, check_rgb, register_segmenter
-from cellviewer.core.weaklabels import blank_margin
+from cellviewer.core.weaklabels import blank_margin, drop_blank_cells
 
 VERSION = "1"
 STAIN_MIN, STAIN_MAX, STAIN_MARGIN = 0.2, 0.55, 0.17
@@ -343,6 +343,9 @@ class ClassicalSegmenter:
         t = time.perf_counter()
         labels = {"rbc": rbc, "wbc": other["wbc"], "platelet": other["platelet"]}
         scores = {"rbc": shape_scores(rbc, params)[1], "wbc": other["wbc_scores"], "platelet": other["platelet_scores"]}
+        if blank is not None:  # no cell in the margin, and no outline reaching into it (as the net's)
+            labels, scores, _ = drop_blank_cells(labels, scores, blank)
+            other["parts"] = np.where(blank, 0, other["parts"]).astype(other["parts"].dtype)
         markers: list[Marker] = []
         for cls in ("rbc", "wbc", "platelet"):
             ids, ys, xs = inside_points(labels[cls])

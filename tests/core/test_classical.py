@@ -196,3 +196,18 @@ def test_real_bccd_images_plausible(data_dir):
         assert c["platelet"] <= 5, (name, c)
         assert 60 <= res.params["diameter_px"] <= 130  # BCCD red cells are ~70-110 px wide
         assert res.timings["total"] < 2.0
+
+
+def test_the_classical_outlines_stay_out_of_a_field_stop(smear):
+    """Cells cut by the edge of a dark field stop: their masks end at the field (no pixel in the black)."""
+    from cellviewer.core.weaklabels import blank_margin
+
+    stopped = smear.copy()
+    h, w = stopped.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    stopped[(yy - h / 2) ** 2 + (xx - w / 2) ** 2 > (0.45 * min(h, w)) ** 2] = 0
+    blank = blank_margin(stopped)
+    assert blank is not None
+    res = run_job(ClassicalSegmenter("watershed").segment(stopped))
+    assert all(not lab[blank].any() for lab in res.labels.values())
+    assert all(lab[int(m.y), int(m.x)] == m.cell for m in res.markers for lab in [res.labels[m.cls]])
