@@ -152,12 +152,18 @@ def test_a_white_frame_is_a_field_edge_but_a_saturated_background_is_not():
     assert F.field_edge(bright) is None
 
 
-def test_document_rules_and_whole_cell_sizes_leave_out_cells_cut_by_the_field_stop():
+def _stopped_doc() -> Document:
+    """:func:`_stopped_field` as a document, one count marker per cell."""
     img, lab = _stopped_field()
     h, w = lab.shape
     doc = Document(ImageData(img, ImageInfo("f.png", w, h)))
     doc.labels["rbc"][:] = lab
     doc.markers = {i: Marker(i, "rbc", 1.0, 1.0, cell=i) for i in range(1, 7)}
+    return doc
+
+
+def test_document_rules_and_whole_cell_sizes_leave_out_cells_cut_by_the_field_stop():
+    doc = _stopped_doc()
     doc.set_border_rule("inside")
     assert doc.uncounted() == {1, 2, 3, 4} and doc.counts()["rbc"] == 2
     doc.set_border_rule("frame")
@@ -180,11 +186,7 @@ def test_a_large_field_is_measured_on_a_copy_and_still_finds_the_cut_cells():
 
 
 def test_the_report_note_names_the_field_edge_when_there_is_one():
-    img, lab = _stopped_field()
-    h, w = lab.shape
-    doc = Document(ImageData(img, ImageInfo("f.png", w, h)))
-    doc.labels["rbc"][:] = lab
-    doc.markers = {i: Marker(i, "rbc", 1.0, 1.0, cell=i) for i in range(1, 7)}
+    doc = _stopped_doc()
     assert not any("cut by" in n for n in R.ReportEntry.from_document(doc, "f.png", thumbnail=False).notes)
     doc.set_border_rule("inside")
     notes = R.ReportEntry.from_document(doc, "f.png", thumbnail=False).notes
