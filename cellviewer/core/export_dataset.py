@@ -222,8 +222,9 @@ def export_training_set(items, out_dir, *, formats=FORMATS, tile: int | None = N
             continue
         if not doc.provenance.model_name and not doc.markers and not any(v.any() for v in doc.labels.values()):
             # an empty image that no model ever looked at: its "no cells" would teach a model to miss them
-            res.skipped.append((label, "marked reviewed but never segmented and no cell drawn — segment it "
-                                       "(or draw its cells) and review it first"))
+            res.skipped.append((label, ("marked reviewed but " if doc.reviewed else "")
+                                + "never segmented and no cell drawn — segment it (or draw its cells) and review "
+                                  "it first"))
             continue
         info = doc.image.info
         key = image_key(info.sha256, Path(info.path).name if info.path else "")

@@ -350,12 +350,12 @@ def set_morphologies(doc: Document, classes: dict[int, tuple[str, float]], detai
             atoms.append(MarkerChange(m, new))
     if um_per_px is not _UNCHANGED and (um_per_px or None) != doc.um_per_px:  # the calibration the classes now use
         atoms.append(FlagChange("um_per_px", doc.um_per_px, um_per_px or None))
+    old = (doc.provenance.params or {}).get("morphology")
+    if morphology and morphology != old:  # another model that gave the same classes still made them
+        atoms.append(ParamChange("morphology", old, morphology))
     if not atoms:
         raise EditError("No red-cell class changes.", hint="the classes are already those of the current model "
                                                            "and calibration")
-    old = (doc.provenance.params or {}).get("morphology")
-    if morphology and morphology != old:
-        atoms.append(ParamChange("morphology", old, morphology))
     return make_edit("Classify red cells again", atoms, cls="rbc", detail=detail or f"{len(atoms)} cells")
 
 

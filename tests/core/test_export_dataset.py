@@ -161,3 +161,12 @@ def test_an_empty_image_no_model_looked_at_is_not_exported_as_having_no_cells(tm
     assert res.n_images == 2
     assert [(p, r.split(" —")[0]) for p, r in res.skipped] == [
         ("/nowhere/synth_3.png", "marked reviewed but never segmented and no cell drawn")]
+
+
+def test_the_skip_reason_of_an_empty_unsegmented_image_says_reviewed_only_when_it_is(tmp_path):
+    doc = random_doc(3, reviewed=False)
+    doc.labels = {k: np.zeros_like(v) for k, v in doc.labels.items()}
+    doc.markers = {}
+    doc.provenance.model_name = ""
+    res = run_job(export_training_set([doc, random_doc(5)], tmp_path / "x", reviewed_only=False))
+    assert res.skipped[0][1].startswith("never segmented and no cell drawn")

@@ -55,3 +55,19 @@ def test_splitting_links_a_hand_placed_second_marker_to_its_piece():
     assert doc.markers[2].cell and doc.markers[2].cell != doc.markers[1].cell
     assert (doc.markers[2].x, doc.markers[2].y) == (30, 30)  # placed by hand: stays where it was put
     assert doc.labels["rbc"][30, 30] == doc.markers[2].cell and doc.labels["rbc"][30, 65] == doc.markers[1].cell
+
+
+def test_classify_again_with_another_model_giving_the_same_classes_records_that_model():
+    doc = make_doc(60, 60)
+    doc.labels["rbc"][10:20, 10:20] = 1
+    doc.markers = {1: Marker(1, "rbc", 15, 15, cell=1, morph="normal", morph_p=0.8)}
+    doc.provenance.params = {"morphology": "rbc-morphology 1"}
+    h = edits.History(doc)
+    h.push(edits.set_morphologies(doc, {1: ("normal", 0.8)}, morphology="rbc-morphology 2"))
+    assert doc.provenance.params["morphology"] == "rbc-morphology 2" and doc.markers[1].morph_p == 0.8
+    h.undo()
+    assert doc.provenance.params["morphology"] == "rbc-morphology 1"
+    from cellviewer.core.errors import EditError
+
+    with pytest.raises(EditError):  # same model, same classes: nothing to do
+        edits.set_morphologies(doc, {1: ("normal", 0.8)}, morphology="rbc-morphology 1")
