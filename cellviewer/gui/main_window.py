@@ -28,6 +28,7 @@ from cellviewer.gui.panels.layers import LayersPanel
 from cellviewer.gui.panels.segment import SegmentPanel
 from cellviewer.gui.segmentation import SegmentationController
 from cellviewer.gui.session import Session
+from cellviewer.gui.shortcuts import DOCUMENT_ACTIONS
 from cellviewer.gui.state import TOOLS, CountSettings, Observable, SegmentParams, ToolState, ViewState
 from cellviewer.gui.tools import ToolController
 
@@ -74,6 +75,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.human_loop = install_human_loop(self)  # review queue, training-set export, retrain, model versions
+        self._enable_for_document(None)
         self._restore()
 
     # -- construction -------------------------------------------------------------------------
@@ -215,7 +217,13 @@ class MainWindow(QMainWindow):
         # the first image that opens (one that cannot be read says so, and the next is tried)
         return any(self.open_image(p) for p in list(self.files_panel.paths))
 
+    def _enable_for_document(self, doc) -> None:
+        """Actions on the open image are greyed out while none is open."""
+        for aid in DOCUMENT_ACTIONS:
+            self.actions_by_id[aid].setEnabled(doc is not None)
+
     def _on_document(self, doc) -> None:
+        self._enable_for_document(doc)
         if doc is not None and not self.session.had_sidecar and "border_rule" not in self.session.recovered_settings:
             doc.border_rule = self.count_settings.value.border_rule  # the user's rule for new images
         self.canvas.set_document(doc)

@@ -13,6 +13,10 @@ class Shortcut:
     group: str
 
 
+#: the actions that work on the open image (disabled while none is open)
+DOCUMENT_ACTIONS = ("file.save", "file.export", "seg.run", "seg.reclassify", "review.next", "review.previous",
+                    "review.mark", "review.image")
+
 SHORTCUTS: tuple[Shortcut, ...] = (
     # tools
     Shortcut("tool.navigate", ("V",), "Navigate (pan/zoom) / move marker", "Tools"),

@@ -285,3 +285,14 @@ def test_the_device_label_names_the_model_of_the_open_images_masks(segmented, tm
     win.seg_params.update(auto_run=False)
     assert win.open_image(other)
     assert win.device_label.text() == "Device: cuda:0 (blood-cells)"  # before: the last run's, on the last image
+
+
+def test_actions_on_the_open_image_are_disabled_while_none_is_open(make_window, smear_path):
+    from cellviewer.gui.shortcuts import DOCUMENT_ACTIONS
+
+    win = make_window(auto_run=False)
+    assert win.session.doc is None
+    assert not any(win.actions_by_id[a].isEnabled() for a in DOCUMENT_ACTIONS)
+    assert win.actions_by_id["file.open"].isEnabled() and win.actions_by_id["file.report_folder"].isEnabled()
+    assert win.open_image(smear_path)
+    assert all(win.actions_by_id[a].isEnabled() for a in DOCUMENT_ACTIONS)
