@@ -215,6 +215,10 @@ class SavingMixin:
         self._failure_dialog_shown = False
         if in_user_store(path):
             notifications.status(f"Saved to {path} — the image folder is not writable", 10000)
+        elif self.path is not None and not self.path.exists():  # moved, renamed or deleted while open
+            notifications.warn(f"Saved {Path(path).name}, but {self.path.name} is no longer there (moved, renamed "
+                               f"or deleted): move {Path(path).name} beside the image's new name to keep the "
+                               "corrections with it")
         else:
             notifications.note(f"Saved {Path(path).name}", 2000)
         self.saved.emit(str(path))

@@ -115,3 +115,15 @@ def test_disk_full_autosave_warns_then_one_dialog_and_loses_nothing(make_window,
     monkeypatch.undo()  # space again
     qtbot.waitUntil(lambda: not win.session.dirty, timeout=5000)
     assert not doc.journal.path.exists() and len(dialogs.shown) == 1
+
+
+def test_saving_after_the_image_was_renamed_says_where_the_corrections_went(make_window, smear_path, qtbot):
+    win = make_window(auto_run=False)
+    assert win.open_image(smear_path)
+    smear_path.rename(smear_path.with_name("renamed.png"))  # in a file manager, while it is open
+    win.tools.set_tool("brush")
+    win.tools.set_class("rbc")
+    win.tools.stroke([(60.0, 60.0), (70.0, 60.0)])
+    assert win.save()
+    msg = win.statusBar().currentMessage()
+    assert "smear.png is no longer there" in msg and "smear.png.cellviewer" in msg
