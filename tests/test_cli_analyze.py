@@ -66,9 +66,8 @@ def test_ctrl_c_before_the_first_image_leaves_an_earlier_run_as_it_was(fakes, tm
     assert "before any image was analyzed" in line and "as they were" in line and "--from-list" not in line
 
 
-def test_a_mask_is_written_before_its_rows(fakes, tmp_path, capsys):  # noqa: F811
-    """Writing the second mask fails (disk full): the CSVs name only images whose mask is there."""
-    inputs = _write_inputs(tmp_path / "in")
+def _disk_full_at_second_mask(fakes) -> None:
+    """Writing the mask of image "two" fails as on a full disk."""
     real = fakes.write_png
 
     def write_png(path, arr):
@@ -77,6 +76,12 @@ def test_a_mask_is_written_before_its_rows(fakes, tmp_path, capsys):  # noqa: F8
         real(path, arr)
 
     fakes.write_png = write_png
+
+
+def test_a_mask_is_written_before_its_rows(fakes, tmp_path, capsys):  # noqa: F811
+    """Writing the second mask fails (disk full): the CSVs name only images whose mask is there."""
+    inputs = _write_inputs(tmp_path / "in")
+    _disk_full_at_second_mask(fakes)
     out = tmp_path / "out"
     assert cli.main(["analyze", str(inputs), "--out", str(out), "-q"]) != 0
     capsys.readouterr()
@@ -167,14 +172,7 @@ def test_an_estimated_size_out_of_range_falls_back_instead_of_failing():
 
 def test_an_error_that_ends_the_run_is_failed_not_interrupted(fakes, tmp_path, capsys):  # noqa: F811
     inputs = _write_inputs(tmp_path / "in")
-    real = fakes.write_png
-
-    def write_png(path, arr):
-        if "two" in str(path):
-            raise OSError(28, "No space left on device")
-        real(path, arr)
-
-    fakes.write_png = write_png
+    _disk_full_at_second_mask(fakes)
     out = tmp_path / "out"
     assert cli.main(["analyze", str(inputs), "--out", str(out)]) == 1
     err = capsys.readouterr().err

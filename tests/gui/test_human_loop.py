@@ -181,19 +181,25 @@ def reviewed_folder(folder):
     return folder
 
 
+def open_retrain_on_tiny_model(make_window, folder):
+    """A window on ``folder`` with Models ▸ Retrain open on a tiny untrained "tiny-blood" net:
+    ``(window, its human loop, the training panel)``."""
+    save_tiny_model("tiny-blood", "do-unet", {"base": 4, "depth": 2, "edge": True},
+                    ["background", "rbc", "wbc", "platelet"])
+    win = make_window(auto_run=False)
+    assert win.open_folder(folder)
+    win.actions_by_id["models.retrain"].trigger()
+    tp = win.human_loop.training_panel
+    tp.model.setCurrentIndex(tp.model.findData("tiny-blood"))
+    return win, win.human_loop, tp
+
+
 def test_reject_discards_the_run_and_cancel_allows_resume(make_window, reviewed_folder, tmp_path, qtbot, dialogs,
                                                           monkeypatch, isolated_registry):  # noqa: F811
     from cellviewer.core.modelstore import ModelStore
 
     # a tiny untrained net keeps this one fast (the model does not matter for cancel / resume / reject)
-    save_tiny_model("tiny-blood", "do-unet", {"base": 4, "depth": 2, "edge": True},
-                    ["background", "rbc", "wbc", "platelet"])
-    win = make_window(auto_run=False)
-    loop = win.human_loop
-    assert win.open_folder(reviewed_folder)
-    win.actions_by_id["models.retrain"].trigger()
-    tp = loop.training_panel
-    tp.model.setCurrentIndex(tp.model.findData("tiny-blood"))
+    win, loop, tp = open_retrain_on_tiny_model(make_window, reviewed_folder)
     assert tp.params.base_model == "tiny-blood"
     assert len(tp.chosen_images()) == 3 and tp.train_button.isEnabled()
     tp.images.item(0).setCheckState(Qt.CheckState.Unchecked)  # two images cannot be split three ways

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 
 from tests.gui.smear import write_smear  # noqa: E402
-from tests.tinymodels import isolated_registry, save_tiny_model  # noqa: E402,F401
+from tests.tinymodels import isolated_registry  # noqa: E402,F401
 
 TINY = {"steps_per_epoch": 1, "batch_size": 2, "threads": 1}
 
@@ -47,14 +47,9 @@ def test_resume_after_accept_names_the_version_it_was_gated_against(make_window,
     from cellviewer.core.modelcards import summarize_card
     from cellviewer.core.modelstore import ModelStore
 
-    save_tiny_model("tiny-blood", "do-unet", {"base": 4, "depth": 2, "edge": True},
-                    ["background", "rbc", "wbc", "platelet"])
-    win = make_window(auto_run=False)
-    loop = win.human_loop
-    assert win.open_folder(reviewed_folder)
-    win.actions_by_id["models.retrain"].trigger()
-    tp = loop.training_panel
-    tp.model.setCurrentIndex(tp.model.findData("tiny-blood"))
+    from tests.gui.test_human_loop import open_retrain_on_tiny_model
+
+    _win, loop, tp = open_retrain_on_tiny_model(make_window, reviewed_folder)
     tp.budget.setCurrentIndex(tp.budget.findData("epochs"))
     tp.epochs.setValue(1)
     loop.retrain.options = dict(TINY)
