@@ -39,6 +39,7 @@ PART_COLORS = {1: (130, 40, 200), 2: (60, 200, 220)}
 CLASS_MAP_VALUES = {"background": 0, "rbc": 1, "wbc": 2, "platelet": 3, "nucleus": 4, "cytoplasm": 5}
 
 BBox = tuple[int, int, int, int]  # (y0, x0, y1, x1), half open
+_NOT_YET = object()  # a cached value not computed yet
 
 
 def now_iso() -> str:
@@ -149,7 +150,7 @@ class Document:
         self.left_over = None  # the journals they came from (core.journalfiles.LeftOver; see attach_journal)
         self.open_stroke = None  # a core.brush.BrushStroke painting live, not yet one edit: saves wait for it
         self._listeners: list[Callable[[Change], None]] = []
-        self._field: list = []  # [field_edge(image)] once asked (the pixels never change)
+        self._field = _NOT_YET  # field_edge(image), found when first asked (the pixels never change)
 
     # -- shape and lookup ---------------------------------------------------------
     @property
@@ -196,11 +197,11 @@ class Document:
     def field_edge(self):
         """The edge of the field of view inside the image (a round field stop, a white frame;
         :func:`cellviewer.core.countframe.field_edge`), None when the field fills the image; found once."""
-        if not self._field:
+        if self._field is _NOT_YET:
             from cellviewer.core.countframe import field_edge
 
-            self._field.append(field_edge(self.image.pixels))
-        return self._field[0]
+            self._field = field_edge(self.image.pixels)
+        return self._field
 
     def set_border_rule(self, rule: str) -> None:
         """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule). The change
