@@ -15,8 +15,9 @@
 * Markers are one ``ScatterPlotItem`` per class (on-screen size: 11 px, smaller when the view
   is zoomed out so far that a red cell is under ~30 screen px — at least 4 px — so a zoomed-out
   field of a thousand cells still shows its cells; auto markers ``o``, manual ``+``; hollow when
-  the document's border rule does not count the cell). A cell that is not counted is also drawn
-  as an outline without its fill tint (``overlay.render``'s ``hollow``); counted cells keep the tint.
+  the document's border rule does not count the cell). A cell that is not counted — the border rule leaves
+  it out, or its count marker was removed by hand — is also drawn as an outline without its fill tint
+  (``overlay.render``'s ``hollow``), as in the report's overview; counted cells keep the tint.
 * Mouse input goes to ``canvas.handler`` (the tool controller) in image
   coordinates; with no handler (or the navigate tool) the view pans and zooms.
 """
@@ -206,14 +207,23 @@ class Canvas(pg.GraphicsView):
             self.refresh_markers()
 
     def _update_hollow(self) -> bool:
-        """Recompute which cells are not counted; True when that changed."""
-        cells: dict[str, set] = {}
-        if self.doc is not None:
-            out = self.doc.uncounted()
-            for m in self.doc.markers.values() if out else ():
-                if m.id in out and m.cell:
-                    cells.setdefault(m.cls, set()).add(m.cell)
-        new = {c: np.array(sorted(v), np.int32) for c, v in cells.items()}
+        """Recompute which cells are not counted — left out by the border rule, or with no count marker (the
+        marker was removed by hand), as in the report's overview (:func:`cellviewer.core.render.overlay_rgb`);
+        True when that changed."""
+        new: dict[str, np.ndarray] = {}
+        doc = self.doc
+        if doc is not None:
+            out = doc.uncounted()
+            counted: dict[str, set] = {}
+            for m in doc.markers.values():
+                if m.cell and m.id not in out:
+                    counted.setdefault(m.cls, set()).add(m.cell)
+            for cls, lab in doc.labels.items():
+                n = int(lab.max(initial=0))  # ids of deleted cells may be listed too: they match no pixel
+                ids = np.setdiff1d(np.arange(1, n + 1, dtype=np.int32),
+                                   np.fromiter(counted.get(cls, ()), np.int32), assume_unique=True)
+                if len(ids):
+                    new[cls] = ids
         old, self._hollow = self._hollow, new
         return old.keys() != new.keys() or any(not np.array_equal(old[k], new[k]) for k in new)
 

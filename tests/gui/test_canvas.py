@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellviewer.core.document import CLASS_COLORS, Document, ImageData, ImageInfo
+from cellviewer.core.document import CLASS_COLORS, Document, ImageData, ImageInfo, Marker
 from cellviewer.core.edits import BrushStroke
 from cellviewer.gui.canvas import TILE, Canvas
 from cellviewer.gui.overlay import edges
@@ -21,6 +21,7 @@ def grid_doc(h, w, step=80, r=35):
     for cy in range(step // 2, h - step // 2, step):
         for cx in range(step // 2, w - step // 2, step):
             doc.labels["rbc"][cy - step // 2:cy + step // 2, cx - step // 2:cx + step // 2][disc] = k
+            doc.markers[k] = Marker(k, "rbc", float(cx), float(cy), "auto", k, 1.0)  # counted: tinted
             k += 1
     return doc
 

@@ -313,6 +313,25 @@ def test_cells_the_border_rule_leaves_out_are_drawn_as_outlines_only(segmented, 
     assert win.canvas.overlay_rgba()[100, 6, 3] == FILL_ALPHA
 
 
+def test_a_cell_whose_marker_was_removed_by_hand_is_drawn_untinted_as_in_the_report(segmented, qtbot):
+    from cellviewer.gui.overlay import EDGE_ALPHA, FILL_ALPHA
+
+    win = segmented
+    doc = win.canvas.doc
+    m = next(m for m in doc.markers.values() if m.cls == "rbc" and m.cell)
+    ys, xs = np.nonzero(doc.labels["rbc"] == m.cell)
+    inside = next((y, x) for y, x in zip(ys, xs) if doc.labels["rbc"][y - 2:y + 3, x - 2:x + 3].min() == m.cell)
+    assert win.canvas.overlay_rgba()[inside][3] == FILL_ALPHA
+    win.tools.set_tool("marker_remove")
+    win.tools.click(m.x, m.y)
+    assert m.id not in doc.markers
+    rgba = win.canvas.overlay_rgba()
+    assert rgba[inside][3] == 0  # not counted: no tint, as in the PDF's overview ...
+    assert rgba[ys.min(), xs[ys == ys.min()][0], 3] == EDGE_ALPHA  # ... the outline stays
+    win.undo()
+    assert win.canvas.overlay_rgba()[inside][3] == FILL_ALPHA
+
+
 def test_render_leaves_hollow_cells_and_their_parts_untinted():
     from cellviewer.gui.overlay import EDGE_ALPHA, FILL_ALPHA, PART_ALPHA, render
 
