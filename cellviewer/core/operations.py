@@ -205,6 +205,8 @@ def split_cell(doc: Document, cls: str, cell: int, points, width: int = 2) -> Ed
             continue
         used.add(ids[k - 1])
         moved = replace(m, cell=ids[k - 1])
+        if m.morph and m.morph_p < 1.0:  # the model classed the uncut cell, not this piece: Classify again
+            moved = replace(moved, morph="", morph_p=0.0)  # classes it (a class set by hand stays)
         if m.origin == "auto":  # the merged cell's centre may now lie at its piece's edge: re-centre it
             cy, cx = interior_point(part == k)  # (a marker placed by hand stays where it was put)
             moved = replace(moved, x=float(box[1] + cx), y=float(box[0] + cy))

@@ -183,6 +183,23 @@ def test_after_a_split_an_automatic_marker_is_recentred_a_manual_one_stays():
         assert {(m.x, m.y) for m in doc.markers_of_cell("rbc", 1)} == {(52.0, 40.0)}
 
 
+def test_a_split_clears_the_automatic_morphology_class_a_hand_set_one_stays():
+    from dataclasses import replace as _replace
+
+    for p, kept_class in ((0.83, ""), (1.0, "elliptocyte")):
+        doc = seeded_doc()
+        h = edits.History(doc)
+        h.push(edits.merge_cells(doc, "rbc", 1, 2))
+        mid = doc.markers_of_cell("rbc", 1)[0].id
+        doc.markers[mid] = _replace(doc.markers[mid], morph="elliptocyte", morph_p=p)  # the two cells as one
+        h.push(edits.split_cell(doc, "rbc", 1, [(54, 10), (54, 70)]))
+        pieces = [m for m in doc.markers.values() if m.cls == "rbc"]
+        assert len(pieces) == 2 and doc.markers[mid].morph == kept_class
+        assert all(m.morph == "" for m in pieces if m.id != mid)  # the new piece: not classified yet
+        h.undo()
+        assert (doc.markers[mid].morph, doc.markers[mid].morph_p) == ("elliptocyte", p)
+
+
 def test_deleting_a_cell_takes_a_second_marker_added_by_hand_on_it():
     doc = seeded_doc()
     h = edits.History(doc)
