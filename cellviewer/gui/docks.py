@@ -1,4 +1,4 @@
-"""Dock panels of the main window: each panel scrolls inside its dock.
+"""Dock panels of the main window: each panel scrolls inside its dock; the window layout saved and restored.
 
 Without the scroll area a dock's minimum height is its panel's, and the docks stacked on one
 side add up (about 1000 px), so the window did not fit a 768- or 900-px-high laptop screen.
@@ -6,9 +6,11 @@ side add up (about 1000 px), so the window did not fit a 768- or 900-px-high lap
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDoubleSpinBox, QFrame, QMainWindow,
                                QScrollArea, QSlider, QWidget)
+
+from cellviewer.gui import settings
 
 
 class _WheelGuard(QObject):
@@ -64,3 +66,23 @@ def first_layout(window: QMainWindow) -> None:
             window.resizeDocks(docks[:1], [width], Qt.Orientation.Horizontal)
     right = [window.docks[k] for k in ("counts", "segment", "files") if k in window.docks]
     window.resizeDocks(right, [int(window.height() * f) for f in (0.4, 0.4, 0.2)][:len(right)], Qt.Orientation.Vertical)
+
+
+def restore_layout(window: QMainWindow) -> None:
+    """The window's saved geometry and dock layout; on first start 1400×900 (or the screen's free area when
+    smaller, a 1366×768 laptop) and :func:`first_layout`."""
+    geo, state = settings.get("window/geometry"), settings.get("window/state")
+    if geo is not None:
+        window.restoreGeometry(geo)
+    else:
+        free = window.screen().availableGeometry().size() if window.screen() is not None else QSize(1400, 900)
+        window.resize(min(1400, free.width()), min(900, free.height()))
+    if state is not None:
+        window.restoreState(state)
+    else:
+        QTimer.singleShot(0, lambda: first_layout(window))
+
+
+def save_layout(window: QMainWindow) -> None:
+    settings.put("window/geometry", window.saveGeometry())
+    settings.put("window/state", window.saveState())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from cellviewer import __version__
@@ -17,7 +17,7 @@ from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
 from cellviewer.gui.statusbits import (CautionLabel, JobProgressBar, LastingWarning, counts_text, cursor_text,
                                       keep_status_line, size_text)
-from cellviewer.gui.docks import add_dock, first_layout
+from cellviewer.gui.docks import add_dock, restore_layout, save_layout
 from cellviewer.gui.export import Exporter
 from cellviewer.gui.humanloop import install as install_human_loop
 from cellviewer.gui.folder_report import FolderReporter
@@ -369,24 +369,13 @@ class MainWindow(QMainWindow):
 
     # -- persistence -----------------------------------------------------------------------------
     def _restore(self) -> None:
-        geo, state = settings.get("window/geometry"), settings.get("window/state")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        else:  # first start: 1400×900, or the screen's free area when smaller (a 1366×768 laptop)
-            free = self.screen().availableGeometry().size() if self.screen() is not None else QSize(1400, 900)
-            self.resize(min(1400, free.width()), min(900, free.height()))
-        if state is not None:
-            self.restoreState(state)
-        else:  # first start: the panels' size hints are wide; give the image the room
-            QTimer.singleShot(0, lambda: first_layout(self))
+        restore_layout(self)
 
     def save_settings(self) -> None:
-        settings.put("window/geometry", self.saveGeometry())
-        settings.put("window/state", self.saveState())
-        settings.save_dataclass("view", self.view_state.value)
-        settings.save_dataclass("tools", self.tool_state.value)
-        settings.save_dataclass("segment", self.seg_params.value)
-        settings.save_dataclass("counts", self.count_settings.value)
+        save_layout(self)
+        for key, state in (("view", self.view_state), ("tools", self.tool_state), ("segment", self.seg_params),
+                           ("counts", self.count_settings)):
+            settings.save_dataclass(key, state.value)
 
     def closeEvent(self, ev) -> None:
         self.shutdown()
