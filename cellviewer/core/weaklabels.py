@@ -111,8 +111,13 @@ def stained_foreground(image: np.ndarray, valid: np.ndarray | None = None) -> np
 #: a pixel is blank when all its channels are at least this (white, a transparent area on white) ...
 BLANK_WHITE = 247
 #: ... or at most this (black: outside the microscope's field stop, padding; a phone photo's stop is 10–20 with
-#: JPEG noise)
+#: JPEG noise) ...
 BLANK_BLACK = 24
+#: ... or, when the smear is bright, at most this share of its brightness (the 95th percentile of each pixel's
+#: brightest channel), up to :data:`BLANK_GREY_MAX`: a stop lit grey by stray light or a phone's auto exposure
+#: (30–50). None of the 1340 development images changes by it: two have a black margin, the rest none.
+BLANK_DARK_SHARE = 0.25
+BLANK_GREY_MAX = 56
 #: blank areas smaller than this fraction of the image are left alone (a glare spot, a black nucleus pixel)
 BLANK_MIN_FRAC = 0.01
 #: the field of view (what is not blank) must lie in one piece holding at least this share of it ...
@@ -124,13 +129,22 @@ FIELD_CONVEXITY = 0.9
 FIELD_RECT = 0.97
 
 
+def dark_level(brightest: np.ndarray) -> int:
+    """The level at or below which a pixel is blank dark (``brightest``: each pixel's brightest channel):
+    :data:`BLANK_BLACK`, or :data:`BLANK_DARK_SHARE` of the smear's brightness up to :data:`BLANK_GREY_MAX`."""
+    step = max(1, int(np.sqrt(brightest.size / 250_000)))  # a sample of about 250 000 pixels is enough
+    bright = float(np.percentile(brightest[::step, ::step], 95))
+    return int(np.clip(BLANK_DARK_SHARE * bright, BLANK_BLACK, BLANK_GREY_MAX))
+
+
 def _extreme_border(image: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """Pure white or pure black areas touching the image border, each at least :data:`BLANK_MIN_FRAC` of the
-    image, and the share of white among them; None when there is none."""
+    """Pure white or dark (:func:`dark_level`) areas touching the image border, each at least
+    :data:`BLANK_MIN_FRAC` of the image, and the share of white among them; None when there is none."""
     rgb = image[..., :3]
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]  # (elementwise: 5× faster than a reduction over the channels)
     white = np.minimum(np.minimum(r, g), b) >= BLANK_WHITE
-    extreme = white | (np.maximum(np.maximum(r, g), b) <= BLANK_BLACK)
+    brightest = np.maximum(np.maximum(r, g), b)
+    extreme = white | (brightest <= dark_level(brightest))
     if not extreme.any():
         return None
     # 4-connected components with their areas (as ndimage.label, several times faster on a large field)

@@ -133,13 +133,16 @@ def test_cells_lying_in_the_blank_margin_are_dropped_and_the_rest_renumbered():
     assert drop_blank_cells({"rbc": lab}, scores, None)[0]["rbc"] is lab  # no margin: unchanged
 
 
-def test_the_net_finds_no_cells_in_a_black_field_stop(sample):
+@pytest.mark.parametrize("level", [0, 40])
+def test_the_net_finds_no_cells_in_a_black_or_grey_field_stop(sample, level):
     pytest.importorskip("torch")
     from cellviewer.core.jobs import run_job
     from cellviewer.core.segment import create_segmenter
 
     stopped = _framed(sample, "field stop")
+    stopped[stopped.max(axis=2) == 0] = level  # 40: stray light (before: 6 red cells found, 3 in the stop, at 233 px)
     res = run_job(create_segmenter("blood-cells").segment(stopped))
+    assert 0.8 < res.params["diameter_px"] / 104.6 < 1.2  # the sample's own red-cell size
     h, w = stopped.shape[:2]
     yy, xx = np.mgrid[:h, :w]
     outside = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (0.47 * w) ** 2
@@ -190,7 +193,7 @@ def test_a_white_smear_background_or_a_cell_on_white_is_no_margin():
     assert blank_margin(framed) is not None and blank_margin(framed)[:, 120:].all()
 
 
-@pytest.mark.parametrize("level, noise", [(0, 0), (12, 3), (18, 4)])
+@pytest.mark.parametrize("level, noise", [(0, 0), (12, 3), (18, 4), (35, 3), (45, 3)])
 def test_a_dark_field_stop_with_camera_noise_is_a_margin(level, noise):
     from cellviewer.core.weaklabels import blank_margin
 
@@ -201,3 +204,21 @@ def test_a_dark_field_stop_with_camera_noise_is_a_margin(level, noise):
     img[out] = np.clip(level + rng.normal(0, noise, (int(out.sum()), 3)), 0, 255).astype(np.uint8)
     m = blank_margin(img)
     assert m is not None and m[out].mean() > 0.8 and not m[~out].any()  # (noise above 24 leaves specks)
+
+
+def test_a_grey_stop_counts_only_on_a_bright_smear_and_a_dim_smear_is_no_margin():
+    from cellviewer.core.weaklabels import blank_margin
+
+    yy, xx = np.mgrid[:140, :140]
+    out = (yy - 70) ** 2 + (xx - 70) ** 2 > 66 ** 2
+    grey = _smear_on((225, 205, 215))
+    grey[out] = 45  # stray light on the stop
+    assert blank_margin(grey) is not None
+    dim = (_smear_on((225, 205, 215)).astype(np.float32) * 0.2).astype(np.uint8)  # underexposed: plasma ~45
+    assert blank_margin(dim) is None  # its plasma is no stop
+    dim[out] = 5
+    m = blank_margin(dim)
+    assert m is not None and not m[~out].any()  # a black stop on it still is one
+    lit = _smear_on((225, 205, 215))
+    lit[out] = 70  # brighter than any stop: part of the picture
+    assert blank_margin(lit) is None
