@@ -97,8 +97,9 @@ def stained_foreground(image: np.ndarray, valid: np.ndarray | None = None) -> np
     except ValueError:
         return None
     fg = dark > max(thr, float(np.percentile(vals, 5)) + 12.0)
-    if valid is not None:
-        fg &= valid
+    if valid is not None:  # not within 2 px of the margin either: the blur (and a shrunk copy) darken the field's
+        # rim, and a dark rim closed around the field would make all its plasma "holes" to fill
+        fg &= cv2.erode(valid.astype(np.uint8), np.ones((5, 5), np.uint8), borderType=cv2.BORDER_REPLICATE) > 0
     holes = ndi.binary_fill_holes(fg) & ~fg
     lab, n = ndi.label(holes)
     if n:

@@ -90,12 +90,14 @@ def _framed(img, kind):
         out[:, :20] = out[:, -20:] = 255
     elif kind == "field stop":  # the dark ring outside a round field of view
         out[(xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (0.47 * w) ** 2] = 0
+    elif kind == "tight field stop":  # a round field just as high as the image: its dark rim once closed a ring
+        out[(xx - w / 2) ** 2 + (yy - h / 2) ** 2 > (h / 2) ** 2] = 0  # around the plasma (3 RBC found, at 184 px)
     elif kind == "transparent strip":  # a transparent fifth flattened onto white
         out[:, :w // 5] = 255
     return out
 
 
-@pytest.mark.parametrize("kind", ["white frame", "field stop", "transparent strip"])
+@pytest.mark.parametrize("kind", ["white frame", "field stop", "tight field stop", "transparent strip"])
 def test_a_blank_margin_is_not_measured_as_a_cell(sample, kind):
     own, _ = cellsize.estimate_rbc_diameter(sample)
     d, how = cellsize.estimate_rbc_diameter(_framed(sample, kind))
@@ -222,3 +224,20 @@ def test_a_grey_stop_counts_only_on_a_bright_smear_and_a_dim_smear_is_no_margin(
     lit = _smear_on((225, 205, 215))
     lit[out] = 70  # brighter than any stop: part of the picture
     assert blank_margin(lit) is None
+
+
+def test_the_plasma_inside_a_field_stop_is_not_taken_for_stain():
+    from cellviewer.core.weaklabels import blank_margin, stained_foreground
+
+    n = 300
+    yy, xx = np.mgrid[:n, :n]
+    img = np.empty((n, n, 3), np.uint8)
+    img[:] = (225, 205, 215)
+    for j in range(10):  # columns of touching cells: narrow plasma channels, open only at the field's edge
+        for i in range(13):
+            img[(yy - 5 - 25 * i) ** 2 + (xx - 10 - 34 * j) ** 2 <= 14 ** 2] = (200, 120, 140)
+    out = (yy - 150) ** 2 + (xx - 150) ** 2 > 145 ** 2
+    img[out] = 0
+    fg = stained_foreground(img, ~blank_margin(img))
+    plasma = ~out & (img != (200, 120, 140)).any(axis=2) & ((yy - 150) ** 2 + (xx - 150) ** 2 < 135 ** 2)
+    assert fg[plasma].mean() < 0.01  # before: 6 %, the field's dark rim closed the channels and they were filled
