@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                                    "version of its name, active at once (cellviewer versions NAME --rollback "
                                    "undoes that).",
                        epilog=finetunerun.EXIT_CODES)
-    finetunerun.add_arguments(p, "blood-cells", 10.0, 20)
+    finetunerun.add_arguments(p, "blood-cells")
     p.set_defaults(func=handler)
 
 

@@ -28,15 +28,22 @@ EXIT_CODES = ("exit codes: 0 accepted (stored and active with --store); 1 refuse
               "130 interrupted")
 
 
-def add_arguments(ap, default_base: str, default_minutes: float, default_epochs: int) -> None:
+#: (minutes, epochs) when not given: a segmenter's fine-tuning, the morphology classifier's (smaller and faster)
+SEGMENTER_BUDGET = (10.0, 20)
+MORPHOLOGY_BUDGET = (5.0, 30)
+
+
+def add_arguments(ap, default_base: str) -> None:
     ap.add_argument("data", nargs="+", help="a cellviewer export folder, or reviewed images / folders (exported first)")
     ap.add_argument("--out", required=True, help="checkpoint stem of the fine-tuned model (e.g. runs/ft/lab)")
     ap.add_argument("--base", default=default_base,
                     help="model to start from: name (its active stored version) or checkpoint stem (default %(default)s)")
-    ap.add_argument("--minutes", type=positive_float, default=default_minutes,
-                    help="wall-time budget (default %(default)s)")
-    ap.add_argument("--epochs", type=positive_int, default=default_epochs,
-                    help="at most this many epochs (default %(default)s)")
+    ap.add_argument("--minutes", type=positive_float, default=None,
+                    help=f"wall-time budget (default {SEGMENTER_BUDGET[0]:g} for a segmenter, "
+                         f"{MORPHOLOGY_BUDGET[0]:g} for rbc-morphology)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help=f"at most this many epochs (default {SEGMENTER_BUDGET[1]} for a segmenter, "
+                         f"{MORPHOLOGY_BUDGET[1]} for rbc-morphology)")
     ap.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: a fraction of the base's)")
     ap.add_argument("--reference", help="an export the lab keeps fixed: the new model must not be worse on any of its "
                                         "images either")
@@ -144,12 +151,15 @@ def run(args) -> int:
     _check_held_out(data)
     _check_reference(args.reference)
     morph = morphology_base(args.base) is not None
+    minutes, epochs = MORPHOLOGY_BUDGET if morph else SEGMENTER_BUDGET
+    minutes = minutes if args.minutes is None else args.minutes
+    epochs = epochs if args.epochs is None else args.epochs
     tune, gate_job = (finetune_morphology, morphology_gate) if morph else (finetune, regression_gate)
     device = {} if morph else {"device": getattr(args, "device", "cpu")}
     say = _Say()
     old, name, version = gate_base(args.base)  # the gate compares with exactly this version; the card says so
     try:
-        res = run_job(tune(args.base, data, out=args.out, minutes=args.minutes, epochs=args.epochs, lr=args.lr,
+        res = run_job(tune(args.base, data, out=args.out, minutes=minutes, epochs=epochs, lr=args.lr,
                            threads=args.threads or None, **device), say)
         gate = label_gate(run_job(gate_job(old, res.checkpoint, res.data_dir, reference_items=args.reference,
                                            min_gain=args.min_gain, **device), say), name, version)

@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                                  description="Fine-tune the red-cell morphology model on reviewed corrections, "
                                              "then the regression gate on their held-out part.",
                                  epilog=finetunerun.EXIT_CODES)
-    finetunerun.add_arguments(ap, MO.MODEL_NAME, 5.0, MAX_EPOCHS)
+    finetunerun.add_arguments(ap, MO.MODEL_NAME)
     args = ap.parse_args(argv)
     return script_main(lambda: finetunerun.run(args))
 

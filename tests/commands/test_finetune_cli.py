@@ -82,3 +82,26 @@ def test_an_interrupted_finetune_says_nothing_was_stored(isolated_registry, tmp_
     err = capsys.readouterr().err
     assert code == 130 and "nothing was stored" in err and "'tiny-cells' is unchanged" in err
     assert ModelStore().versions("tiny-cells") == []
+
+
+@pytest.mark.parametrize("base, budget", [("tiny-cells", (10.0, 20)), ("rbc-morphology", (5.0, 30)),
+                                          ("rbc-morphology --minutes 2 --epochs 3", (2.0, 3))])
+def test_each_base_gets_its_own_budget_unless_one_is_given(isolated_registry, tmp_path, capsys,  # noqa: F811
+                                                           monkeypatch, base, budget):
+    from cellviewer.core import finetune, morphfinetune
+
+    save_tiny_base("tiny-cells")
+    export = tmp_path / "exp"
+    run_job(export_training_set([random_doc(i) for i in range(6)], export))
+    seen = {}
+
+    def recorded(*_a, minutes, epochs, **_k):
+        seen["budget"] = (minutes, epochs)
+        raise KeyboardInterrupt
+        yield  # a generator, as the real job
+
+    monkeypatch.setattr(finetune, "finetune", recorded)
+    monkeypatch.setattr(morphfinetune, "finetune_morphology", recorded)
+    assert main(["finetune", str(export), "--base", *base.split(), "--out", str(tmp_path / "ft")]) == 130
+    assert seen["budget"] == budget  # before: 10 min / 20 epochs for every base
+    assert morphfinetune.MAX_EPOCHS >= budget[1] or "--epochs" in base
