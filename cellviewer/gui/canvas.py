@@ -115,6 +115,7 @@ class Canvas(pg.GraphicsView):
         self._overlay_steps = Stepper(self)  # a big image's whole overlay, re-rendered a few tiles at a time
         self._tiles: dict[tuple[int, int], pg.ImageItem] = {}
         self._hollow: dict[str, np.ndarray] = {}  # class -> ids of the cells not counted (drawn untinted)
+        self._top_id: dict[str, int] = {}  # class -> highest cell id (kept up to date edit by edit, not rescanned)
         self.markers = {c: PassiveScatter(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
         for item in self.markers.values():
             item.setZValue(20)
@@ -151,6 +152,7 @@ class Canvas(pg.GraphicsView):
         self._overlay_steps.cancel()
         self._rgba = None
         self._pyramid, self._level = {}, -1
+        self._top_id = {}
         self._update_hollow()
         if doc is None:
             self.image_item.clear()
@@ -191,13 +193,15 @@ class Canvas(pg.GraphicsView):
                 prev = cv2.resize(prev, ((prev.shape[1] + 1) // 2, (prev.shape[0] + 1) // 2),
                                   interpolation=cv2.INTER_AREA)
             self._pyramid[k] = prev
-        self.image_item.setImage(self._pyramid[k], autoLevels=False, levels=(0, 255), **_ROW)
+        img = self._pyramid[k]  # uint8 shown as it is: levels (0, 255) would make pyqtgraph rescale every pixel
+        self.image_item.setImage(img, autoLevels=False, levels=None if img.dtype == np.uint8 else (0, 255), **_ROW)
         self.image_item.setRect(QRectF(0, 0, w, h))
         self._level = k
 
     def on_change(self, change: Change) -> None:
         if self.doc is None:
             return
+        self._note_ids(change)
         recount = change.markers or change.bbox is None or (change.layers and self._at_edge(change.bbox))
         if recount and self._update_hollow() and not self.view.outline:
             self.refresh_overlay()  # which cells count changed (border rule, an edge edit): redraw them
@@ -219,13 +223,27 @@ class Canvas(pg.GraphicsView):
                 if m.cell and m.id not in out:
                     counted.setdefault(m.cls, set()).add(m.cell)
             for cls, lab in doc.labels.items():
-                n = int(lab.max(initial=0))  # ids of deleted cells may be listed too: they match no pixel
+                if cls not in self._top_id:
+                    self._top_id[cls] = int(lab.max(initial=0))
+                n = self._top_id[cls]  # ids of deleted cells may be listed too: they match no pixel
                 ids = np.setdiff1d(np.arange(1, n + 1, dtype=np.int32),
                                    np.fromiter(counted.get(cls, ()), np.int32), assume_unique=True)
                 if len(ids):
                     new[cls] = ids
         old, self._hollow = self._hollow, new
         return old.keys() != new.keys() or any(not np.array_equal(old[k], new[k]) for k in new)
+
+    def _note_ids(self, change: Change) -> None:
+        """Keep :attr:`_top_id` up to date: an edit can only add ids inside its box (a whole-image change: scan
+        again when needed); a deleted top id stays, harmlessly, in :attr:`_hollow`."""
+        if change.bbox is None:
+            self._top_id = {}
+            return
+        y0, x0, y1, x1 = change.bbox
+        for cls in change.layers:
+            if cls in self._top_id and cls in self.doc.labels:
+                crop = self.doc.labels[cls][y0:y1, x0:x1]
+                self._top_id[cls] = max(self._top_id[cls], int(crop.max(initial=0)))
 
     def _at_edge(self, bbox) -> bool:
         """An edit at the image edge, or at the edge of the field of view inside it, may change which cells the

@@ -332,6 +332,25 @@ def test_a_cell_whose_marker_was_removed_by_hand_is_drawn_untinted_as_in_the_rep
     assert win.canvas.overlay_rgba()[inside][3] == FILL_ALPHA
 
 
+def test_a_new_cell_drawn_by_hand_then_its_marker_removed_is_untinted(segmented, qtbot):
+    from cellviewer.gui.overlay import FILL_ALPHA
+
+    win = segmented
+    doc = win.canvas.doc
+    win.canvas.overlay_rgba()  # the highest cell id is known from here on: the new cell's comes edit by edit
+    top = int(doc.labels["rbc"].max())
+    win.tools.set_tool("brush")
+    win.tools.set_class("rbc")
+    y, x = next((y, x) for y in range(8, doc.shape[0] - 8, 4) for x in range(8, doc.shape[1] - 8, 4)
+                if not any(lab[y - 8:y + 9, x - 8:x + 9].any() for lab in doc.labels.values()))
+    win.tools.stroke([(float(x), float(y)), (float(x) + 1, float(y))])
+    assert doc.labels["rbc"][y, x] == top + 1 and win.canvas.overlay_rgba()[y, x, 3] == FILL_ALPHA
+    m = next(m for m in doc.markers.values() if m.cell == top + 1 and m.cls == "rbc")
+    win.tools.set_tool("marker_remove")
+    win.tools.click(m.x, m.y)
+    assert win.canvas.overlay_rgba()[y, x, 3] == 0
+
+
 def test_render_leaves_hollow_cells_and_their_parts_untinted():
     from cellviewer.gui.overlay import EDGE_ALPHA, FILL_ALPHA, PART_ALPHA, render
 
