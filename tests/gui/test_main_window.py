@@ -247,6 +247,20 @@ def test_the_window_fits_a_laptop_screen(window, qtbot):
     assert window.minimumHeight() <= 700
 
 
+def test_on_first_start_the_image_gets_the_room(window, qtbot):
+    """The docks' widest texts are short (full names in the tooltips): on a 1400-px window the image view is not
+    squeezed to a third (before: 461 px)."""
+    from cellviewer.gui.docks import first_layout
+
+    window.showNormal()
+    window.resize(1400, 900)
+    qtbot.wait(50)
+    first_layout(window)
+    qtbot.wait(50)
+    assert window.canvas.width() >= 0.42 * window.width(), window.canvas.width()
+    assert window.edit_panel.tool_buttons["marker_reclassify"].toolTip().startswith("Reclassify marker")
+
+
 def test_the_cursor_readout_follows_edits_and_images(segmented, qtbot):
     win = segmented
     doc = win.session.doc

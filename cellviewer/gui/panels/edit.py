@@ -19,6 +19,11 @@ def swatch(rgb, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
+#: button texts shorter than the tools' names (which the tooltips, menus and status bar use)
+_SHORT = {"navigate": "Navigate", "delete": "Delete", "merge": "Merge", "split": "Split", "reclassify": "Cell class",
+          "marker_reclassify": "Marker class"}
+
+
 class EditPanel(QWidget):
     def __init__(self, state: Observable, parent=None):
         super().__init__(parent)
@@ -32,7 +37,7 @@ class EditPanel(QWidget):
             b = QToolButton()
             sc = BY_ACTION.get(f"tool.{tool}")
             key = f" ({sc.keys[0]})" if sc else ""
-            b.setText(TOOL_NAMES[tool] + key)
+            b.setText(_SHORT.get(tool, TOOL_NAMES[tool]) + key)  # short: the dock leaves the image the room
             b.setToolTip(TOOL_NAMES[tool] + key)
             b.setCheckable(True)
             b.setAutoRaise(True)
@@ -48,7 +53,8 @@ class EditPanel(QWidget):
         cls_lay.setContentsMargins(0, 0, 0, 0)
         self.class_group = QButtonGroup(self)
         for i, cls in enumerate(CELL_CLASSES):
-            r = QRadioButton(f"{DISPLAY_NAMES[cls]} ({i + 1})")
+            r = QRadioButton(DISPLAY_NAMES[cls])
+            r.setToolTip(f"Draw and count {DISPLAY_NAMES[cls]} (key {i + 1})")
             r.setIcon(swatch(CLASS_COLORS[cls]))
             self.class_group.addButton(r, i)
             self.class_buttons[cls] = r

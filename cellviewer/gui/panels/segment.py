@@ -100,9 +100,10 @@ class SegmentPanel(QWidget):
                             "outlines, 4-8 times the prediction time")
         self.tta.currentIndexChanged.connect(lambda _i: self.state.update(tta=self.tta.currentData()))
         form.addRow("Test-time augm.", self.tta)
-        self.morphology = QCheckBox("Red-cell morphology (normal, spherocyte, target cell, ...)")
-        self.morphology.setToolTip("Give each red cell a morphology class with the rbc-morphology model "
-                                   "(trained networks only; shown in Counts and the review queue)")
+        self.morphology = QCheckBox("Red-cell morphology")
+        self.morphology.setToolTip("Give each red cell a morphology class (normal, spherocyte, target cell, ...) with "
+                                   "the rbc-morphology model (trained networks only; shown in Counts and the review "
+                                   "queue)")
         self.morphology.toggled.connect(lambda on: self.state.update(morphology=on))
         form.addRow("", self.morphology)
         self.auto_run = QCheckBox("Segment new images automatically")
