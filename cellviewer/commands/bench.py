@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cellviewer.core.resources import module_command
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure speed and memory on this machine; print one table",
@@ -53,7 +55,7 @@ def _gui_rows(quick: bool, image, Row) -> list:
     with tempfile.TemporaryDirectory(prefix="cvbench-") as tmp:
         out = Path(tmp) / "gui.json"
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYQTGRAPH_QT_LIB="PySide6")
-        cmd = [sys.executable, "-m", "cellviewer.gui.bench", "--json", str(out), "--image", str(image)]
+        cmd = module_command("cellviewer.gui.bench", "--json", str(out), "--image", str(image))
         p = subprocess.run(cmd + (["--quick"] if quick else []), capture_output=True, text=True, env=env,
                            timeout=900)
         if p.returncode != 0 or not out.is_file():

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from cellviewer.core.bench import Row, real_fields, write_jpeg
+from cellviewer.core.resources import module_command
 
 _DONE = re.compile(r"^\[(\d+)/(\d+)\]")
 
@@ -57,32 +57,37 @@ def rss_mb(pid: int) -> float | None:
 
 
 def batch_rss(folder: Path, out: Path, at: tuple[int, ...], model: str | None = None,
-              nice: int = 0) -> dict[int, float | None]:
-    """``{image index: RSS MB}`` of ``cellviewer analyze folder`` after the images in ``at``."""
-    cmd = [sys.executable, "-m", "cellviewer", "analyze", str(folder), "--out", str(out), "--report-pages", "10",
-           "--device", "cpu"]
+              nice: int = 0) -> tuple[dict[int, float | None], str]:
+    """``{image index: RSS MB}`` of ``cellviewer analyze folder`` after the images in ``at``, and why the batch
+    failed (its exit code and last stderr line; "" when it ran through)."""
+    cmd = module_command("cellviewer", "analyze", str(folder), "--out", str(out), "--report-pages", "10",
+                         "--device", "cpu")
     if model:
         cmd += ["--model", model]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
                          preexec_fn=(lambda: os.nice(nice)) if nice and os.name == "posix" else None)
     found: dict[int, float | None] = {}
+    last = ""
     assert p.stderr is not None
     for line in p.stderr:
         m = _DONE.match(line)
         if m and int(m.group(1)) in at:
             found[int(m.group(1))] = rss_mb(p.pid)
-    p.wait()
-    return found
+        if line.strip():
+            last = line.strip()
+    code = p.wait()
+    return found, ("" if code == 0 else f"failed (exit {code}): {last[:200] or 'no output'}")
 
 
 def batch_rows(workdir: Path, n_small: int, n_large: int, model: str | None = None, nice: int = 0) -> list[Row]:
     """RSS after ``n_small`` and after ``n_large`` images of one batch, and the drift between them."""
     t = time.perf_counter()
     make_batch(workdir / "batch", n_large)
-    rss = batch_rss(workdir / "batch", workdir / "batch_out", (n_small, n_large), model, nice)
+    rss, failed = batch_rss(workdir / "batch", workdir / "batch_out", (n_small, n_large), model, nice)
     a, b = rss.get(n_small), rss.get(n_large)
-    note = f"python -m cellviewer analyze on {n_large} distinct fields, --report-pages 10 ({time.perf_counter() - t:.0f} s)"
+    note = failed or (f"python -m cellviewer analyze on {n_large} distinct fields, --report-pages 10 "
+                      f"({time.perf_counter() - t:.0f} s)")
     drift_target = "≤ 100 MB / 1000 images"
     return [Row("batch", f"resident memory after {n_small} images", a, "MB", "", note),
             Row("batch", f"resident memory after {n_large} images", b, "MB"),

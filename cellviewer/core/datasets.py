@@ -62,6 +62,34 @@ def default_data_root() -> Path:
     return Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
+#: sha256 of each dataset's ``images.csv`` in the development data (``shared/data``): how a copy of it given as
+#: ``--data`` elsewhere (the installed app has no ``<repo>/..``) is known as the development data, whose
+#: images the models' splits divide; a held-out set or a lab's images have other lists
+DEVELOPMENT_IMAGE_LISTS = {
+    "bccd": "27ad9d842db888f9bc782b9c5b9ceac8e490d2f7c941ea106657ae2091009f46",
+    "chula_rbc12": "85819dc33b6a8f032e12cce6ad63b490c10a1fb33d4e18c44aaa96a2a8990f43",
+    "txl_pbc": "7bfabc4902c713eb1fdefb10bea8c9e25bb4187e02e0ac8877d002f01755c16c",
+    "wbc_seg": "9e2746da3769ac201ea87c62b6fae3b04b7e2dd122e1ef9851d947206f851575",
+}
+
+
+def is_development_data(root: str | Path) -> bool:
+    """Whether ``root`` is the development data: the default data root, or a folder whose datasets' image lists
+    are exactly the development data's (:data:`DEVELOPMENT_IMAGE_LISTS`; every one found must match)."""
+    import hashlib
+
+    try:
+        p = Path(root).resolve()
+        if p == default_data_root().resolve():
+            return True
+        found = [n for n in DEVELOPMENT_IMAGE_LISTS if (p / n / "images.csv").is_file()]
+        return bool(found) and all(
+            hashlib.sha256((p / n / "images.csv").read_bytes()).hexdigest() == DEVELOPMENT_IMAGE_LISTS[n]
+            for n in found)
+    except OSError:
+        return False
+
+
 def resolve_data_root(root: str | Path | None = None) -> Path:
     r = Path(root) if root is not None else default_data_root()
     if not r.is_dir():

@@ -147,18 +147,14 @@ def central_label(wbc: np.ndarray) -> int:
 
 
 def resolve_split(split: str | None, data_dir: str | Path | None) -> str:
-    """The split to score when none is named: ``test`` on the development data (no ``data_dir``, or
-    the default data root), ``all`` on any other folder — a held-out set or a lab's own annotated
+    """The split to score when none is named: ``test`` on the development data (no ``data_dir``, the
+    default data root or a copy of it: :func:`cellviewer.core.datasets.is_development_data`), ``all`` on any other folder — a held-out set or a lab's own annotated
     images were not split by :func:`cellviewer.core.datasets.split_of`, so every image counts."""
     if split is not None:
         return split
     if data_dir is None:
         return "test"
-    try:
-        same = Path(data_dir).resolve() == D.default_data_root().resolve()
-    except OSError:
-        same = False
-    return "test" if same else "all"
+    return "test" if D.is_development_data(data_dir) else "all"
 
 
 def default_datasets(seg, data_dir: str | Path | None) -> tuple[list[str], list[str]]:
@@ -333,11 +329,10 @@ def model_card(model: str) -> tuple[Path, dict] | None:
 
 def data_of(data_dir) -> str | None:
     """The data folder a score was measured on, as recorded in a card: its absolute path, or None for the
-    development data (``../shared/data``, the default)."""
+    development data (``../shared/data``, the default, or a copy of it elsewhere)."""
     if data_dir is None:
         return None
-    p = Path(data_dir).resolve()
-    return None if p == D.default_data_root().resolve() else str(p)
+    return None if D.is_development_data(data_dir) else str(Path(data_dir).resolve())
 
 
 def card_to_write(model: str) -> Path:

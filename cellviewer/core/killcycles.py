@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cellviewer.core.document import CELL_CLASSES, Document, Marker
+from cellviewer.core.resources import module_command
 
 from cellviewer.core.robustness import document_problems, state_hash
 
@@ -242,8 +243,8 @@ def kill_cycles(n: int, folder, shape: tuple[int, int] = (1500, 2000), seed: int
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                        os.environ.get("PYTHONPATH", "")]))
     for cycle in range(n):
-        proc = subprocess.Popen([sys.executable, "-m", "cellviewer.core.killcycles", "child", str(folder),
-                                 str(seed * 100003 + cycle), str(save_every)],
+        proc = subprocess.Popen(module_command("cellviewer.core.killcycles", "child", str(folder),
+                                               str(seed * 100003 + cycle), str(save_every)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         reader = _Reader(proc.stdout)
         reader.start()

@@ -20,6 +20,21 @@ def is_frozen() -> bool:
     return bool(getattr(sys, "frozen", False) and getattr(sys, "_MEIPASS", None))
 
 
+#: the bundle's executable runs ``python -m MODULE ARGS`` as ``cellviewer --run-module MODULE ARGS``
+#: (``packaging/cellviewer_main.py``): inside it ``sys.executable`` is the app, not a Python
+RUN_MODULE_FLAG = "--run-module"
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """The command line that runs ``python -m module args`` in a child process, from source or from the bundle
+    (where ``-m`` would be read as a cellviewer command)."""
+    if not is_frozen():
+        return [sys.executable, "-m", module, *args]
+    if module == "cellviewer":
+        return [sys.executable, *args]
+    return [sys.executable, RUN_MODULE_FLAG, module, *args]
+
+
 def app_root() -> Path:
     """``sys._MEIPASS`` when frozen, else the repository root (the folder holding ``cellviewer/``)."""
     frozen = getattr(sys, "_MEIPASS", None)

@@ -122,7 +122,7 @@ def data_root_of(cfg) -> str | None:
     if cfg.data_root is None:
         return None
     p = Path(cfg.data_root).expanduser().resolve()
-    return None if p == D.default_data_root().resolve() else str(p)
+    return None if D.is_development_data(p) else str(p)
 
 
 def _export_manifest(cfg) -> dict:

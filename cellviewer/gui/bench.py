@@ -24,10 +24,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cellviewer.core.resources import module_command
 
 TICK_MS = 10
 
@@ -51,7 +52,7 @@ def cold_start(repeats: int) -> list[float]:
     out = []
     for _ in range(max(1, repeats)):
         t0 = time.time()
-        p = subprocess.run([sys.executable, "-m", "cellviewer.gui.bench", "--child-cold-start"],
+        p = subprocess.run(module_command("cellviewer.gui.bench", "--child-cold-start"),
                            capture_output=True, text=True, timeout=120, env=dict(os.environ))
         for line in p.stdout.splitlines():
             if line.startswith("SHOWN "):

@@ -216,3 +216,29 @@ def test_a_missing_mask_or_one_of_another_size_is_a_data_error(tmp_path):
     with pytest.raises(D.OptionError, match=r"is 30×30 px, its image 'd1_001.png' 40×40") as e:
         D.load_samples("wbc_seg", tmp_path)
     assert str(folder / "masks" / "d1_001.png") in str(e.value) and e.value.exit_code == 2
+
+
+def test_a_copy_of_the_development_data_elsewhere_is_known_by_its_image_lists(tmp_path):
+    """The installed app has no ``<repo>/../shared/data``: a copy given as ``--data`` is still the development
+    data (scored on the test split, recorded as such in cards); a folder with other image lists is not."""
+    import shutil
+
+    from cellviewer.core.datasets import default_data_root, is_development_data
+    from cellviewer.core.evaluate import data_of, resolve_split
+
+    src = default_data_root()
+    if not (src / "bccd" / "images.csv").is_file():
+        pytest.skip("no development data beside the repository")
+    copy = tmp_path / "copy"
+    for name in ("bccd", "txl_pbc"):
+        (copy / name).mkdir(parents=True)
+        shutil.copy(src / name / "images.csv", copy / name / "images.csv")
+    assert is_development_data(src) and is_development_data(copy)
+    assert resolve_split(None, copy) == "test" and data_of(copy) is None
+    other = tmp_path / "heldout" / "bccd"
+    other.mkdir(parents=True)
+    (other / "images.csv").write_bytes((src / "bccd" / "images.csv").read_bytes() + b"x.jpg,640,480\n")
+    assert not is_development_data(other.parent) and resolve_split(None, other.parent) == "all"
+    (copy / "txl_pbc" / "images.csv").write_text("changed\n")  # every list found must match
+    assert not is_development_data(copy) and data_of(copy) == str(copy.resolve())
+    assert not is_development_data(tmp_path / "missing")
