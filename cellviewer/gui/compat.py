@@ -54,6 +54,6 @@ def guard_emit_refcount_bug() -> bool:
     _applied = True
     import PySide6
 
-    log.warning("PySide6 %s drops a reference on every Signal.emit(); work-around applied "
-                "(use PySide6 6.11 or a fixed release).", PySide6.__version__)
+    log.debug("PySide6 %s drops a reference on every Signal.emit(); work-around applied "  # nothing for a user
+              "(use PySide6 6.11 or a fixed release).", PySide6.__version__)  # to do: not on every start's stderr
     return True
