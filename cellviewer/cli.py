@@ -53,7 +53,8 @@ from cellviewer.core.errors import CellviewerError
 PROG = "cellviewer"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 EPILOG = """exit codes: 0 all images ok; 1 some images failed (listed on stderr) or internal error;
-2 usage error or bad option (a diameter out of range, --device cuda without a GPU ...); 3 image unreadable;
+2 usage error or bad option (a diameter out of range, --device cuda without a GPU, an --out folder another
+analyze run is writing into ...); 3 image unreadable;
 4 sidecar; 5 cannot save; 6 unknown or broken model; 7 segmentation failed; 8 edit; 9 no display for the GUI;
 130 interrupted"""
 

@@ -12,9 +12,12 @@ belong to this run. A file name that is not valid UTF-8 is written (CSVs, report
 Each image's mask is written before its CSV rows (a row never names a missing mask). An interrupted run
 (exit 130) keeps the rows and masks done, lists the files left in ``remaining.txt`` and says how to
 finish (``--from-list remaining.txt`` with the run's options). ``run.json`` is written with ``"status":
-"running"`` when the run starts (a run killed hard keeps saying so). A ``report.pdf`` of an earlier run in the
-folder is kept as ``report-earlier-run.pdf`` (then ``-2``, ``-3`` ...); a run that analyses no image leaves the
-earlier run's CSVs, report and run.json as they were (see :mod:`cellviewer.commands.analyze_run`). Entries of the folders given that are not taken as images (sub-folders,
+"running"`` when the run starts (a run killed hard keeps saying so) and says ``complete`` only once
+``report.pdf`` is written (an interruption while it is written: ``interrupted``, the rows kept). An input that
+does not exist is skipped like a bad file (``file not found``), unless none exists (exit 3, nothing written).
+One run at a time writes into a folder (its lock), and an earlier run's files there are set aside together
+(``run-earlier-run.json``, ``counts-earlier-run.csv`` ...), put back when this run analyses no image (see
+:mod:`cellviewer.commands.analyze_out`). Entries of the folders given that are not taken as images (sub-folders,
 hidden files, other suffixes) are named in one ``cellviewer: note: passed over ...`` line."""
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ import sys
 import time
 
 from cellviewer.cli import EPILOG, EXIT_OK, EXIT_SOME_FAILED, PROG, UsageError
-from cellviewer.commands.analyze_run import (REMAINING, interrupted as _interrupted, keep_earlier_report, read_list,
-                                             run_record, sweep_stale_temps, unique_stem, write_json)
+from cellviewer.commands.analyze_out import EarlierRun, LazyCsv, lock_folder, unlock_folder
+from cellviewer.commands.analyze_run import (interrupted as _interrupted, read_list, run_record, split_missing,
+                                             unique_stem, write_json)
 from cellviewer.core.cliopts import positive_float, whole_number
 from cellviewer.core.csvtext import readable
 from cellviewer.core.errors import CellviewerError
+
+MISSING = "file not found"  # the reason a missing input is skipped with (run.json, the report's table)
 
 
 class _Reporter:
@@ -69,22 +75,23 @@ class _Reporter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def cmd_analyze(args) -> int:
     from cellviewer.core import io
-    from cellviewer.core.document import Document
-    from cellviewer.core.errors import Cancelled, SaveError
-    from cellviewer.core.jobs import CancelToken, run_job
-    from cellviewer.core.report import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream, ReportEntry, cell_rows, class_map,
-                                        classes_json, count_row, write_pdf_report)
+    from cellviewer.core.errors import ImageReadError, SaveError
     from cellviewer.core.segment import create_segmenter, default_segmenter_name
 
     t0 = time.perf_counter()
     inputs = list(args.inputs) + (read_list(args.from_list) if args.from_list else [])
     if not inputs:
         raise UsageError("No images given.", hint="give image files or folders, or --from-list FILE")
-    images = io.list_images(inputs)
+    found, missing = split_missing(inputs)  # skipped like a bad file, unless nothing given exists
+    if not found:
+        more = f" (nor do the other {len(missing) - 1} paths given)" if len(missing) > 1 else ""
+        raise ImageReadError(missing[0], f"no such file or folder{more}", hint="check the path")
+    images = io.list_images(found)
     if not images:
         raise UsageError(f"No images found in: {', '.join(inputs)}.",
                          hint=f"give image files or folders holding {'/'.join(sorted(io.SUPPORTED_SUFFIXES))} files")
@@ -93,7 +100,7 @@ def cmd_analyze(args) -> int:
 
         resolve_device(args.device)
     model = args.model or default_segmenter_name()
-    from cellviewer.core.memory import release, tune_for_batch
+    from cellviewer.core.memory import tune_for_batch
 
     tune_for_batch()  # bounded oneDNN kernel cache, large arrays back to the OS: flat memory over a batch
     extra = {"tta": args.tta} if args.tta else {}  # trained nets average over flipped copies; classical ignores it
@@ -114,9 +121,31 @@ def cmd_analyze(args) -> int:
         what = "write into" if os.path.isdir(out) else "create"
         raise SaveError(f"Cannot {what} the output folder '{out}': {e.strerror or e}",
                         hint="choose a writable folder with --out") from e
+    reporter = _Reporter(len(images) + len(missing), args.quiet)
+    lock = None
+    try:
+        lock = lock_folder(out, reporter.note)  # a second run into the folder is refused (exit 2)
+        return _run(args, seg, model, out, images, missing, inputs, reporter, t0)
+    finally:
+        reporter.close()
+        unlock_folder(lock)
 
+
+def _run(args, seg, model: str, out: str, images: list, missing: list[str], inputs: list[str], reporter,
+         t0: float) -> int:
+    """Analyse ``images`` into ``out`` (locked); ``missing``: the inputs that do not exist (skipped)."""
+    from cellviewer.core import io
+    from cellviewer.core.document import Document
+    from cellviewer.core.errors import Cancelled
+    from cellviewer.core.jobs import CancelToken, run_job
+    from cellviewer.core.memory import release
+    from cellviewer.core.report import (CELL_COLUMNS, COUNT_COLUMNS, CsvStream, ReportEntry, cell_rows, class_map,
+                                        count_row)
+
+    total = len(images) + len(missing)
+    masks = os.path.join(out, "masks")
     entries, skipped, used, failure_code = [], [], set(), EXIT_SOME_FAILED
-    reporter, cancel = _Reporter(len(images), args.quiet), CancelToken()
+    cancel = CancelToken()
     from cellviewer.core.folderwalk import passed_over
 
     passed = passed_over(inputs, io.SUPPORTED_SUFFIXES)
@@ -124,16 +153,19 @@ def cmd_analyze(args) -> int:
         reporter.note(passed.summary())
     if args.tta not in (None, "none") and getattr(seg, "tta", None) is None:
         reporter.note(f"--tta {args.tta} does not apply to classical segmenters ('{model}'): it is ignored")
-    earlier = _Earlier(out, reporter)
-    run = run_record(args, seg, model, len(images))
+    for path in missing:  # said at once, listed in run.json and the report like any bad file
+        skipped.append((path, MISSING))
+        reporter.skipped(path, MISSING)
+    earlier = EarlierRun(out, reporter.note)  # the earlier run's files, set aside together
+    run = run_record(args, seg, model, total)
     write_json(os.path.join(out, "run.json"), run)  # "running": a run killed hard is recognisable
     busy = 0.0  # seconds spent on the analyzed images (not the model load or the report)
     done: list[dict] = []
-    counts = _LazyCsv(os.path.join(out, "counts.csv"), COUNT_COLUMNS, CsvStream)
-    cells, interrupted = _LazyCsv(os.path.join(out, "cells.csv"), CELL_COLUMNS, CsvStream), False
+    counts = LazyCsv(os.path.join(out, "counts.csv"), COUNT_COLUMNS, CsvStream)
+    cells, interrupted = LazyCsv(os.path.join(out, "cells.csv"), CELL_COLUMNS, CsvStream), False
     failure = None  # the error that ended the run (not a Ctrl-C): run.json says "failed"
     try:
-        for i, path in enumerate(images, 1):
+        for i, path in enumerate(images, len(missing) + 1):
             t_img = time.perf_counter()
             try:  # reading and segmenting may fail for one image: list it, go on
                 img = io.read_image(path)
@@ -183,7 +215,7 @@ def cmd_analyze(args) -> int:
         raise
     finally:
         reporter.close()
-        untouched = not done and earlier.had_csv  # nothing analysed: the earlier run's CSVs stay as they were
+        untouched = not done and bool(earlier.kept)  # nothing analysed: the earlier run's files are put back
         try:
             try:
                 counts.close(create=not untouched)
@@ -195,41 +227,75 @@ def cmd_analyze(args) -> int:
         finally:
             tried = {os.path.abspath(d["file"]) for d in done} | {os.path.abspath(f) for f, _ in skipped}
             left = [os.path.abspath(str(p)) for p in images if os.path.abspath(str(p)) not in tried]
-            status = "failed" if failure is not None else "interrupted" if interrupted or left else "complete"
             run.update(images=done, skipped=[{"file": os.path.abspath(f), "reason": r} for f, r in skipped],
-                       status=status, remaining=left)
-            if failure is not None:
-                run["error"] = _failure_text(failure)
-                reporter.note(f"the run ended with an error after {len(done)} of {len(images)} image"
-                              f"{'s' if len(images) != 1 else ''}: run.json says 'failed' and lists the {len(left)} "
-                              "not reached under 'remaining'; report.pdf was not written")
-            try:
-                if untouched:  # (also when interrupted: the earlier run's rows must not pass for this run's)
-                    earlier.restore(run)
-                else:
-                    write_json(os.path.join(out, "classes.json"), classes_json())  # the masks' values, also
-                    write_json(os.path.join(out, "run.json"), run)  # for the images of an interrupted run
-            except SaveError as e:  # never hides why the run ended
-                reporter.note(f"run.json not written: {e.message}")
-    if interrupted:
-        return _interrupted(args, model, out, done, left, len(images), earlier_kept=untouched)
+                       remaining=left)
+            if failure is not None or interrupted or untouched or left:  # (else: once the report is written)
+                status = "failed" if failure is not None else "interrupted" if interrupted or left else "complete"
+                _end(out, run, status, reporter, failure, earlier if untouched else None,
+                     f"after {len(done)} of {total} image{'s' if total != 1 else ''}")
+    if interrupted or run["status"] == "interrupted":
+        return _interrupted(args, model, out, done, left, total, earlier_kept=untouched)
     if untouched:
         reporter.note(f"no image was analysed: the earlier run's counts.csv, cells.csv, report.pdf and run.json "
                       f"in {out} are left as they were")
-    else:
-        n = len(entries)
-        title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
-        write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
-                         max_pages=args.report_pages)
+    elif not _report(out, run, entries, skipped, model, args, reporter):
+        return _interrupted(args, model, out, done, [], total)
     n = len(entries)
     dt = time.perf_counter() - t0
     per = f"{busy / n:.2f} s/image analyzed" if n else "no image analyzed"
     extra = f", {len(skipped)} skipped" if skipped else ""
-    print(readable(f"{PROG}: analyzed {n} of {len(images)} images with '{model}' in {dt:.1f} s ({per}){extra}; "
+    print(readable(f"{PROG}: analyzed {n} of {total} images with '{model}' in {dt:.1f} s ({per}){extra}; "
                    f"results in {out}"))
-    if skipped and len(images) == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)
+    if skipped and total == 1:  # one image, and it failed: the command failed (e.g. 3 unreadable)
         return failure_code
     return EXIT_SOME_FAILED if skipped else EXIT_OK
+
+
+def _report(out: str, run: dict, entries, skipped, model: str, args, reporter) -> bool:
+    """Write ``report.pdf``, then run.json's ``complete``; False when Ctrl-C / SIGTERM stopped it (run.json:
+    ``interrupted``). Until then run.json says ``running`` (listing the images), so a run killed hard while
+    writing the report never passes for complete."""
+    from cellviewer.core.report import classes_json, write_pdf_report
+
+    try:
+        write_json(os.path.join(out, "classes.json"), classes_json())  # the masks' values
+        write_json(os.path.join(out, "run.json"), run)  # still "running", now with the images
+        n = len(entries)
+        title = f"cellviewer report — {n} image{'s' if n != 1 else ''} ({model})"
+        write_pdf_report(os.path.join(out, "report.pdf"), entries, title=title, skipped=skipped,
+                         max_pages=args.report_pages)
+    except KeyboardInterrupt:
+        _end(out, run, "interrupted", reporter)
+        return False
+    except BaseException as e:
+        _end(out, run, "failed", reporter, e, what="while writing the report")
+        raise
+    _end(out, run, "complete", reporter)
+    return True
+
+
+def _end(out: str, run: dict, status: str, reporter, failure: BaseException | None = None, earlier=None,
+         what: str = "") -> None:
+    """Write run.json with its final ``status`` (``earlier``: put the earlier run's files back instead); a
+    failure is said in a note. A run.json that cannot be written is a note: it never hides why the run ended."""
+    from cellviewer.core.errors import SaveError
+
+    run["status"] = status
+    if failure is not None:
+        run["error"] = _failure_text(failure)
+        n_left = len(run.get("remaining") or ())
+        reporter.note(f"the run ended with an error {what}: run.json says 'failed' and lists the {n_left} "
+                      "not reached under 'remaining'; report.pdf was not written")
+    try:
+        if earlier is not None:  # (also when interrupted: the earlier run's rows must not pass for this run's)
+            earlier.restore(run)
+        else:
+            from cellviewer.core.report import classes_json
+
+            write_json(os.path.join(out, "classes.json"), classes_json())  # the masks' values, also
+            write_json(os.path.join(out, "run.json"), run)  # for the images of an interrupted run
+    except SaveError as e:
+        reporter.note(f"run.json not written: {e.message}")
 
 
 def _failure_text(e: BaseException) -> str:
@@ -237,72 +303,6 @@ def _failure_text(e: BaseException) -> str:
     if isinstance(e, CellviewerError):
         return e.message
     return "out of memory" if isinstance(e, MemoryError) else f"{type(e).__name__}: {e}"
-
-
-class _LazyCsv:
-    """A :class:`~cellviewer.core.report.CsvStream` opened at its first row, so a run that analyses nothing
-    need not replace an earlier run's CSV (``close(create=False)``)."""
-
-    def __init__(self, path: str, columns, stream):
-        self.path, self.columns, self._make, self._s = path, columns, stream, None
-
-    def write(self, rows) -> None:
-        if self._s is None:
-            self._s = self._make(self.path, self.columns)
-        self._s.write(rows)
-
-    def close(self, create: bool = True) -> None:
-        if self._s is None and create:
-            self._s = self._make(self.path, self.columns)
-        if self._s is not None:
-            self._s.close()
-
-
-class _Earlier:
-    """What an earlier run left in the output folder when this one starts: its dead temp files are swept,
-    its ``remaining.txt`` removed, its ``report.pdf`` kept under a numbered name and its ``run.json``
-    remembered (put back by :meth:`restore` when this run analyses nothing)."""
-
-    def __init__(self, out: str, reporter):
-        self.out = out
-        for name in sweep_stale_temps(out):
-            reporter.note(f"removed {name}, a temporary file of an earlier run that was killed")
-        self.had_csv = os.path.exists(os.path.join(out, "counts.csv"))
-        try:
-            with open(os.path.join(out, "run.json"), "rb") as f:
-                self.run_json = f.read()
-        except OSError:
-            self.run_json = None
-        self.report = keep_earlier_report(out)
-        try:  # an earlier interrupted run's list of images left belongs to that run (its paths are in `inputs`)
-            with open(os.path.join(out, REMAINING), "rb") as f:
-                self.remaining = f.read()  # (put back with the rest when this run analyses nothing)
-            os.unlink(os.path.join(out, REMAINING))
-        except OSError:
-            self.remaining = None
-        if self.had_csv or self.report:
-            reporter.note(f"{out} holds an earlier run: its counts.csv, cells.csv, classes.json and run.json are "
-                          "replaced once this run has analysed an image"
-                          + (f", its report is kept as {self.report}" if self.report else "")
-                          + "; masks of images not in this run stay (run.json lists this run's)")
-
-    def restore(self, run: dict) -> None:
-        """Put the earlier ``run.json``, ``report.pdf`` and ``remaining.txt`` back (this run analysed nothing)."""
-        from cellviewer.core.atomic import atomic_write_bytes
-
-        path = os.path.join(self.out, "run.json")
-        try:
-            if self.run_json is not None:
-                atomic_write_bytes(path, self.run_json)
-            else:
-                write_json(path, run)
-            if self.report:
-                os.replace(os.path.join(self.out, self.report), os.path.join(self.out, "report.pdf"))
-            if self.remaining is not None:
-                atomic_write_bytes(os.path.join(self.out, REMAINING), self.remaining)
-        except OSError as e:
-            raise SaveError(f"Cannot put back the earlier run's files in '{self.out}': {e.strerror or e}",
-                            hint="check the folder is writable") from e
 
 
 def _count(text: str) -> int:
@@ -322,7 +322,7 @@ def add_parser(sub) -> None:
                    help="image files and/or folders of images (a folder's sub-folders are not entered)")
     p.add_argument("--from-list", metavar="FILE", default=None,
                    help="also analyze the image paths listed in FILE, one a line (e.g. the remaining.txt an "
-                        "interrupted run leaves)")
+                        "interrupted run leaves); a path that does not exist is skipped like a bad file")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("-m", "--model", default=None,
                    help="segmenter name (see 'cellviewer models') or the path of a trained model's .json card "

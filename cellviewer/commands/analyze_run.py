@@ -2,29 +2,26 @@
 
 * :func:`run_record` / :func:`write_json`: ``run.json`` (written with ``"status": "running"`` when a run
   starts, so a run killed hard — SIGKILL, a power cut — is recognisable, and with its final status at the end);
-* :func:`keep_earlier_report`: an earlier ``report.pdf`` is kept as ``report-earlier-run.pdf`` (then
-  ``report-earlier-run-2.pdf``, ``-3`` ...: no earlier report is ever lost);
-* :func:`sweep_stale_temps`: the CSV temp files of a run that died (its process is gone) are removed;
+* what an earlier run left in the folder, and the folder's lock: :mod:`cellviewer.commands.analyze_out`;
+* :func:`split_missing`: the inputs that do not exist (skipped like a bad file, unless nothing given exists);
 * :func:`finish_command`: after Ctrl-C, the command that analyses the images left with the same options;
 * :func:`unique_stem`: output names that differ in letter case only get ``_2``, ``_3`` ... (masks stay
   distinct on case-insensitive file systems);
 * :func:`read_list`: a ``--from-list`` file (UTF-8, a byte-order mark allowed; ``remaining.txt`` keeps the bytes
-  of a file name that is not valid UTF-8, so it is read back as the same path).
+  of a file name that is not valid UTF-8, so it is read back as the same path; a name holding a line break
+  cannot be listed there: :func:`interrupted` names it on stderr instead).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 
 from cellviewer.cli import PROG, UsageError
 from cellviewer.core.errors import SaveError
 
-EARLIER_REPORT = "report-earlier-run.pdf"
 REMAINING = "remaining.txt"
-_CSV_TEMP = re.compile(r"^\.(counts|cells)\.csv\.(\d+)\.[0-9a-f]+\.tmp$")
 
 
 def unique_stem(stem: str, used: set[str]) -> str:
@@ -35,59 +32,6 @@ def unique_stem(stem: str, used: set[str]) -> str:
         name, k = f"{stem}_{k}", k + 1
     used.add(name.casefold())
     return name
-
-
-def _earlier_report_name(out: str) -> str:
-    name, k = EARLIER_REPORT, 2
-    while os.path.lexists(os.path.join(out, name)):
-        name, k = f"report-earlier-run-{k}.pdf", k + 1
-    return name
-
-
-def keep_earlier_report(out: str) -> str | None:
-    """Move an earlier run's ``report.pdf`` aside under the first free name of ``report-earlier-run.pdf``,
-    ``report-earlier-run-2.pdf`` ...; that name, or None when there was no report."""
-    old = os.path.join(out, "report.pdf")
-    if not os.path.isfile(old):
-        return None
-    name = _earlier_report_name(out)
-    try:
-        os.replace(old, os.path.join(out, name))
-    except OSError as e:
-        raise SaveError(f"Cannot keep the earlier report '{old}' as {name}: {e.strerror or e}",
-                        hint="move it away yourself, or choose another folder with --out") from e
-    return name
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):  # another user's process (or no way to tell): leave its files
-        return True
-    return True
-
-
-def sweep_stale_temps(out: str) -> list[str]:
-    """Remove the ``.counts.csv.PID.*.tmp`` / ``.cells.csv.PID.*.tmp`` files of runs whose process is
-    gone (killed hard before it could clean up); the names removed."""
-    removed = []
-    try:
-        names = os.listdir(out)
-    except OSError:
-        return removed
-    for name in sorted(names):
-        hit = _CSV_TEMP.match(name)
-        if hit and not _pid_alive(int(hit.group(2))):
-            try:
-                os.unlink(os.path.join(out, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
 
 
 def _num(v: float) -> str:
@@ -115,12 +59,19 @@ def finish_command(args, model: str, rest_list: str, rest_out: str) -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def listable(path: str) -> bool:
+    """Whether ``path`` can be a line of ``remaining.txt`` (:func:`read_list` reads one path a line)."""
+    return "\n" not in path and "\r" not in path
+
+
 def interrupted(args, model: str, out: str, done: list[dict], left: list[str], total: int,
                 earlier_kept: bool = False) -> int:
     """After Ctrl-C / SIGTERM: list the images not analyzed in ``remaining.txt`` and say what was written
     and how to finish (:func:`finish_command`); returns the exit code 130. ``earlier_kept``: no image was
-    analysed and an earlier run's files in ``out`` were put back as they were (nothing of this run is there)."""
+    analysed and an earlier run's files in ``out`` were put back as they were (nothing of this run is there).
+    An image whose name holds a line break cannot be listed: it is named on stderr (and is in run.json)."""
     from cellviewer.cli import EXIT_INTERRUPTED
+    from cellviewer.core.csvtext import readable
 
     if earlier_kept:
         print(f"{PROG}: interrupted before any image was analyzed: the earlier run's files in {out} are as they "
@@ -129,20 +80,44 @@ def interrupted(args, model: str, out: str, done: list[dict], left: list[str], t
         return EXIT_INTERRUPTED
 
     rest = os.path.join(out, REMAINING)
+    listed = [p for p in left if listable(p)]
+    for p in left:
+        if not listable(p):
+            shown = readable(p).replace("\r", "\\r").replace("\n", "\\n")
+            print(f"{PROG}: note: {shown} cannot be listed in {REMAINING} (its name holds a line break): analyze "
+                  "it by name, or rename it", file=sys.stderr, flush=True)
     how = ""
-    if left:
+    if listed:
         try:
             with open(rest, "w", encoding="utf-8", errors="surrogateescape") as f:  # a non-UTF-8 name: its bytes
-                f.write("".join(p + "\n" for p in left))
-            how = (f" To finish, analyze the {len(left)} image{'s' if len(left) != 1 else ''} left into another "
+                f.write("".join(p + "\n" for p in listed))
+            how = (f" To finish, analyze the {len(listed)} image{'s' if len(listed) != 1 else ''} left into another "
                    f"folder: {finish_command(args, model, rest, out.rstrip(os.sep) + '-rest')}"
                    " (or run the same command again to redo them all).")
         except OSError:
             how = " Run the same command again to finish (run.json lists the images left)."
+    elif left:
+        how = " Run the same command again to finish (run.json lists the images left)."
+    else:  # every image was analysed: the report was being written
+        how = " All images were analyzed: run the same command again to write the report."
     print(f"{PROG}: interrupted: {len(done)} of {total} image{'s' if total != 1 else ''} analyzed; their rows are "
           f"in {os.path.join(out, 'counts.csv')} and cells.csv, their masks in masks/, and run.json says "
           f"'interrupted'; report.pdf was not written.{how}", file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
+
+
+def split_missing(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """``inputs`` as (those that exist, those that do not: each once, in order)."""
+    found, missing, seen = [], [], set()
+    for p in inputs:
+        if os.path.exists(p):
+            found.append(p)
+        else:
+            key = os.path.normcase(os.path.abspath(p))
+            if key not in seen:
+                seen.add(key)
+                missing.append(p)
+    return found, missing
 
 
 def read_list(path: str) -> list[str]:

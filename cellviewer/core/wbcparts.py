@@ -161,6 +161,18 @@ class WbcPartsSegmenter:
                 self._detector = False
         return self._detector or None
 
+    @property
+    def tta(self):
+        """The test-time augmentation used: the detector's (it finds the cells; the parts model gets the same
+        options), the parts model's when no detector is installed."""
+        return getattr(self.detector() or self.direct, "tta", None)
+
+    @property
+    def morphology(self) -> bool:
+        """Whether red cells get a morphology class: the detector's (they are its cells); the parts model's
+        (no red cells) when no detector is installed."""
+        return bool(getattr(self.detector() or self.direct, "morphology", False))
+
     def _parts_at(self, diameter: float):
         key = round(float(diameter), 3)
         if key not in self._by_diameter:
