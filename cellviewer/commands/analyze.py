@@ -93,7 +93,7 @@ def cmd_analyze(args) -> int:
         raise ImageReadError(missing[0], f"no such file or folder{more}", hint="check the path")
     images = io.list_images(found)
     if not images:
-        raise UsageError(f"No images found in: {', '.join(inputs)}.",
+        raise UsageError("No images found in: " + ", ".join(f"'{p}'" for p in inputs) + ".",
                          hint=f"give image files or folders holding {'/'.join(sorted(io.SUPPORTED_SUFFIXES))} files")
     if args.device not in ("auto", "cpu"):  # a device that is not there is an option error (2), for any model
         from cellviewer.core.device import resolve_device

@@ -52,7 +52,8 @@ def handler(args) -> int:
     formats = check_options(("shared", "coco") if args.format == "both" else (args.format,), args.tile)
     images = io.list_images(args.inputs)
     if not images:
-        raise UsageError(f"No images found in: {', '.join(args.inputs)}.", hint="give image files or folders")
+        raise UsageError("No images found in: " + ", ".join(f"'{p}'" for p in args.inputs) + ".",
+                         hint="give image files or folders")
     last = [""]
 
     def show(p) -> None:

@@ -39,7 +39,8 @@ def handler(args) -> int:
         check_writable(args.csv, "--csv")
     images = io.list_images(args.inputs)
     if not images:
-        raise UsageError(f"No images found in: {', '.join(args.inputs)}.", hint="give image files or folders")
+        raise UsageError("No images found in: " + ", ".join(f"'{p}'" for p in args.inputs) + ".",
+                         hint="give image files or folders")
     rows, failed = [], 0
     for path in images:
         try:
