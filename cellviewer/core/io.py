@@ -118,7 +118,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None, max_si
         raise ImageReadError(p, "not enough memory to decode it", hint="close other images or tile it") from exc
     except _DECODE_ERRORS as exc:
         raise ImageReadError(p, _failure_reason(fmt, exc)) from exc
-    notes.extend(dict.fromkeys(f"decoder warning: {w.message}" for w in caught))  # recorded, not shown
+    notes.extend(dict.fromkeys(f"decoder warning: {w.message}" for w in caught  # recorded, not shown; a file
+                               if not issubclass(w.category, ResourceWarning)))  # left open elsewhere is no note
     h, w = pixels.shape[:2]
     return ImageData(pixels, ImageInfo(str(p), w, h, decoded.dtype, decoded.channels, notes, sha256))
 
@@ -257,6 +258,19 @@ def _read_png16(p: Path, head: bytes, limits: tuple[int, int]) -> _Decoded:
     return _Decoded(arr, alpha, arr.dtype.name, _PNG_CHANNELS.get(head[25], 1))
 
 
+def _tiff_by_opencv(p: Path, h: int, w: int, s: int, dtype: np.dtype, notes: list[str]) -> np.ndarray | None:
+    """A 16-bit gray / RGB(A) TIFF page whose compression (LZW, Deflate: what ``cv2.imwrite`` writes) tifffile
+    cannot decode without imagecodecs, through OpenCV's libtiff; None when that fails too. Pillow would cut it to
+    8 bits (the high byte: a 12-bit camera image went almost black, and no cell was found)."""
+    import cv2  # local: only needed here
+
+    arr = cv2.imdecode(np.fromfile(p, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.shape[:2] != (h, w) or arr.dtype != dtype or (arr.shape[2] if arr.ndim == 3 else 1) != s:
+        return None
+    notes.append("TIFF decoded with OpenCV")
+    return arr[..., [2, 1, 0, 3][:s]] if arr.ndim == 3 and s in (3, 4) else arr  # BGR(A) -> RGB(A)
+
+
 def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
     """First page of a TIFF through tifffile (Pillow for palette/CMYK/... or missing codecs)."""
     with tifffile.TiffFile(p) as tf:
@@ -285,6 +299,9 @@ def _read_tiff(p: Path, limits: tuple[int, int], notes: list[str]) -> _Decoded:
             except (KeyError, ValueError, NotImplementedError) as exc:
                 if "imagecodecs" not in str(exc):
                     raise
+                if page.dtype is not None and np.dtype(page.dtype).itemsize > 1 and photometric in (1, 2):
+                    arr = _tiff_by_opencv(p, h, w, s, np.dtype(page.dtype), notes)  # LZW, Deflate, ...
+                    planar = False
     if arr is None:  # colour space, or compression tifffile cannot decode without imagecodecs
         decoded = _read_pillow(p, "TIFF", limits, notes)
         notes.append("TIFF decoded with Pillow")

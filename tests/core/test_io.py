@@ -11,6 +11,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -583,3 +584,24 @@ def test_write_png_failure_keeps_old_file(tmp_path, monkeypatch):
         write_png(out, np.zeros((2, 2), np.uint8))
     assert out.read_bytes() == old
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("compression", [cv2.IMWRITE_TIFF_COMPRESSION_LZW if hasattr(cv2, "IMWRITE_TIFF_COMPRESSION_LZW")
+                                         else 5, 8])  # LZW (cv2.imwrite's default), Deflate
+def test_a_compressed_16_bit_tiff_keeps_all_its_bits(tmp_path, channels, compression):
+    """tifffile needs imagecodecs for LZW / Deflate; the Pillow fallback kept only the high byte, so a 12-bit
+    camera image went almost black (and no cell was found)."""
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 256, (24, 32, channels), dtype=np.uint8)
+    cam = ref.astype(np.uint16) * 16 + 7  # 12-bit camera values
+    path = tmp_path / "cam12.tif"
+    assert cv2.imwrite(str(path), cam[..., ::-1] if channels > 1 else cam[..., 0],
+                       [cv2.IMWRITE_TIFF_COMPRESSION, compression])
+    img = read_image(path)
+    want = ref[..., :3] if channels > 1 else np.repeat(ref, 3, axis=2)
+    if channels == 4:  # alpha composited on white: the cells' colours only where the pixel is opaque enough
+        assert img.pixels.shape == (24, 32, 3)
+    else:
+        assert np.abs(img.pixels.astype(int) - want.astype(int)).max() <= 1
+    assert any("12 bits used" in n for n in img.info.notes)
