@@ -5,8 +5,10 @@ maps and the part map, 13 bytes per pixel — 230 MB for a 4500 × 3900 field, e
 user runs the model again. Label maps are long runs of equal values, so they pack to a
 few MB: :func:`pack` stores each array in the smallest integer type that holds its values,
 zlib-compressed (level 1: ~0.1 s per 20 MP map, and zlib lets other threads run meanwhile);
-:func:`unpack` gives back arrays equal to the originals, dtype included. Anything that is
-not a numeric array passes through untouched.
+:func:`unpack` gives back arrays equal to the originals, dtype included. An all-zero map (the state
+before an image's first segmentation) keeps no data and comes back as ``np.zeros`` (memory the OS
+hands out zeroed when first touched: no work to unpack it). Anything that is not a numeric array
+passes through untouched.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ class PackedArray:
     shape: tuple
     dtype: str  # the original dtype
     stored: str  # the dtype the values were stored in
+    zero: bool = False  # every value is 0: ``data`` is empty
 
     @property
     def nbytes(self) -> int:
         return len(self.data)
 
 
-def _smallest(a: np.ndarray) -> np.dtype:
+def _smallest(a: np.ndarray, lo: int, hi: int) -> np.dtype:
     if a.dtype.kind not in "iu" or a.size == 0:
         return a.dtype
-    lo, hi = int(a.min()), int(a.max())
     for t in (np.uint8, np.uint16, np.int16, np.uint32, np.int32):
         info = np.iinfo(t)
         if info.min <= lo and hi <= info.max:
@@ -47,7 +49,10 @@ def pack_array(a):
     """A :class:`PackedArray` for a numeric array of at least :data:`MIN_PACK_BYTES`; else ``a``."""
     if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf" or a.nbytes < MIN_PACK_BYTES:
         return a
-    small = _smallest(a)
+    lo, hi = (int(a.min()), int(a.max())) if a.dtype.kind in "iu" and a.size else (None, None)
+    small = _smallest(a, lo, hi)
+    if lo == hi == 0:
+        return PackedArray(b"", tuple(a.shape), a.dtype.str, small.str, zero=True)
     raw = np.ascontiguousarray(a, dtype=small)
     return PackedArray(zlib.compress(memoryview(raw).cast("B"), 1), tuple(a.shape), a.dtype.str, small.str)
 
@@ -56,6 +61,8 @@ def unpack_array(p):
     """The array a :class:`PackedArray` was made from (anything else is returned as it is)."""
     if not isinstance(p, PackedArray):
         return p
+    if p.zero:
+        return np.zeros(p.shape, np.dtype(p.dtype))
     flat = np.frombuffer(zlib.decompress(p.data), dtype=np.dtype(p.stored))
     return flat.reshape(p.shape).astype(np.dtype(p.dtype))
 

@@ -15,7 +15,11 @@ One ``QUndoStack`` per document, unlimited (``make_stack``); :func:`push_recover
 crash recovery replayed back on it, one step per edit, done or undone as they were. The maps a
 segmentation command keeps are packed in a background thread (:mod:`cellviewer.core.packstate`:
 smallest integer type + zlib), so running the model again on a large field costs a few MB of undo memory, not
-13 bytes per pixel each time.
+13 bytes per pixel each time. An undo or redo does not wait for that on the GUI thread: a redo soon after the
+undo takes the state after back as the detached arrays themselves (the packing is dropped); a packed state
+(or one the undo has to wait for) is unpacked ahead in a worker thread
+(:meth:`SegmentationCommand.prepare_undo` / ``prepare_redo``, run by :meth:`cellviewer.gui.session.Session.undo`
+/ ``redo`` while the window paints), so the GUI thread only swaps the maps in.
 """
 
 from __future__ import annotations
@@ -95,10 +99,23 @@ def restore_state(doc: Document, state: dict, owned: bool = False) -> None:
 
 
 class _Packed:
-    """A detached state packed in a background thread; :meth:`get` waits for it and unpacks."""
+    """A detached state (:func:`detach_state`), packed in a background thread at lowered priority.
 
-    def __init__(self, state: dict):
-        self._state = state
+    :meth:`take` hands the state back, its maps arrays nobody else holds: once packed, fresh unpacked arrays
+    (the packed state is kept for the next time); before, with ``give_back`` (a state detached anew each
+    time it is replaced: the state after a segmentation, at each undo), the detached arrays themselves (no
+    waiting, no unpacking; the packing is dropped and this object is :attr:`spent`), else after waiting for
+    the packing. :meth:`ahead` gives the unpacking as work for
+    another thread, done before the undo/redo that takes it (:meth:`cellviewer.gui.session.Session.undo`:
+    the window paints meanwhile), so that the GUI thread only swaps the arrays in."""
+
+    def __init__(self, state: dict, give_back: bool = False):
+        self._give_back = give_back  # take() may hand back the detached arrays (else it waits for the packing)
+        self._lock = threading.Lock()
+        self._raw: dict | None = state  # until packed (or taken)
+        self._packed: dict | None = None
+        self._ahead: dict | None = None  # unpacked ahead of a take (ahead())
+        self.spent = False  # the raw state was taken: nothing is kept here any more
         self._thread = threading.Thread(target=self._pack, name="cellviewer-undo-pack", daemon=True)
         self._thread.start()
 
@@ -108,18 +125,30 @@ class _Packed:
         from cellviewer.gui.workers import lower_priority
 
         lower_priority()
-
-        self._state = pack(self._state)  # the arrays are detached: nothing else reads or writes them
+        raw = self._raw
+        if raw is None:
+            return
+        maps = [raw["labels"][c] for c in CELL_CLASSES] + [raw["parts"]]
+        packed_maps = []
+        for a in maps:  # the arrays are detached: nothing else writes them — until take() gives them back,
+            if self._raw is None:  # then this work is dropped (what it read meanwhile may be half-written)
+                return
+            packed_maps.append(pack(a))
+        rest = pack({k: v for k, v in raw.items() if k not in ("labels", "parts")})
+        rest["labels"], rest["parts"] = dict(zip(CELL_CLASSES, packed_maps[:-1])), packed_maps[-1]
+        with self._lock:
+            if self._raw is not raw:  # taken meanwhile
+                return
+            self._packed, self._raw = rest, None
+        del raw, maps
         release()  # the unpacked maps' memory back to the OS (glibc keeps freed large blocks otherwise)
 
-    def get(self) -> dict:
-        """The state, its maps fresh arrays (a map too small to pack is copied)."""
+    def _unpacked(self) -> dict:
         from concurrent.futures import ThreadPoolExecutor
 
         from cellviewer.core.packstate import unpack, unpack_array
 
-        self._thread.join()
-        kept = self._state
+        kept = self._packed
         maps = [kept["labels"][c] for c in CELL_CLASSES] + [kept["parts"]]
         with ThreadPoolExecutor(len(maps), thread_name_prefix="cellviewer-unpack") as pool:  # zlib and numpy
             out = list(pool.map(unpack_array, maps))  # let go of the interpreter lock: the maps in parallel
@@ -128,11 +157,48 @@ class _Packed:
         state["labels"], state["parts"] = dict(zip(CELL_CLASSES, out[:-1])), out[-1]
         return state
 
+    def ahead(self) -> Callable[[], None] | None:
+        """The work of unpacking (waiting for the packing first), for a worker thread, so that the next
+        :meth:`take` does none; None when there is none (:meth:`take` hands back the detached arrays, or
+        unpacked already)."""
+        with self._lock:
+            if (self._raw is not None and self._give_back) or self._ahead is not None or self.spent:
+                return None
+
+        def work() -> None:
+            self._thread.join()  # (a state kept for good, still being packed: it is waited for here)
+            state = self._unpacked()
+            with self._lock:
+                self._ahead = state
+
+        return work
+
+    def drop_ahead(self) -> None:
+        """Let go of a state unpacked ahead and not taken (e.g. the stack changed while it was unpacked)."""
+        with self._lock:
+            self._ahead = None
+
+    def take(self) -> dict:
+        """The state, its maps arrays nobody else holds (see the class docstring)."""
+        with self._lock:
+            if self.spent:
+                raise RuntimeError("undo state taken already")
+            ahead, self._ahead = self._ahead, None
+            if self._raw is not None and self._give_back:
+                raw, self._raw = self._raw, None
+                self.spent = True
+                return raw  # (the packing thread sees it taken and drops its work)
+        if ahead is not None:
+            return ahead
+        self._thread.join()  # (packed already, unless prepare_undo was not asked first)
+        return self._unpacked()
+
     def nbytes(self) -> int:
         from cellviewer.core.packstate import packed_bytes
 
-        self._thread.join()
-        return packed_bytes(self._state)
+        self._thread.join()  # (packing, unless taken: it stops at the next map)
+        with self._lock:
+            return 0 if self.spent else packed_bytes(self._packed if self._packed is not None else self._raw)
 
 
 class SegmentationCommand(QUndoCommand):
@@ -152,18 +218,33 @@ class SegmentationCommand(QUndoCommand):
             self.doc.set_result(self._result)
             self._result = None  # keep one copy only
         else:
-            restore_state(self.doc, self._new.get(), owned=True)
+            restore_state(self.doc, self._new.take(), owned=True)  # (the state before stays packed in _old)
         if self._on_replaced:
             self._on_replaced()
 
     def undo(self) -> None:
-        new = detach_state(self.doc)  # restore_state replaces them (by the unpacked _old)
-        restore_state(self.doc, self._old.get(), owned=True)
-        self._new = _Packed(new)  # packed after: not competing with the unpacking for the CPU
+        new = detach_state(self.doc)  # restore_state replaces them (by the state before)
+        restore_state(self.doc, self._old.take(), owned=True)
+        self._new = _Packed(new, give_back=True)  # packed after: not competing with the unpacking for the CPU;
+        # detached again at every undo, so a redo may take these very arrays back while they are being packed
         if self._on_replaced:
             self._on_replaced()
         if self.after_undo is not None:
             self.after_undo()
+
+    def prepare_undo(self) -> Callable[[], None] | None:
+        """Work for another thread before :meth:`undo`: unpacking the state before (None: nothing to do)."""
+        return self._old.ahead()
+
+    def prepare_redo(self) -> Callable[[], None] | None:
+        """Work for another thread before :meth:`redo`: unpacking the state after (None: nothing to do)."""
+        return self._new.ahead() if self._result is None and self._new is not None else None
+
+    def drop_prepared(self) -> None:
+        """Let go of what :meth:`prepare_undo` / :meth:`prepare_redo` unpacked and undo/redo did not take."""
+        for kept in (self._old, self._new):
+            if kept is not None:
+                kept.drop_ahead()
 
     def kept_bytes(self) -> int:
         """Memory the command keeps for undo/redo (after packing)."""

@@ -1,8 +1,10 @@
 """Saving the open document (a mix-in of :class:`cellviewer.gui.session.Session`; see its docstring).
 
 * The autosave: a snapshot taken on the GUI thread — on a big image (:func:`cellviewer.gui.slices.is_big`)
-  its maps a slice per turn of the event loop (:func:`cellviewer.gui.slices.copy_maps`, started again
-  when an edit comes in between) — written atomically by a worker thread (:class:`JobRunner`).
+  its maps a slice per turn of the event loop (:func:`cellviewer.gui.slices.copy_maps`: where an edit
+  coming in between changed them is copied again; it waits for a brush stroke being painted to end, so a
+  snapshot never holds half of one) — written atomically by a worker thread (:class:`JobRunner`). The
+  save after a change the journal cannot hold (:meth:`SavingMixin.save_soon`) is taken the same way.
 * :meth:`SavingMixin.save_now` saves synchronously (image switch, close); an autosave that has just
   landed on disk counts (no second write of the same state). Ctrl+S (:meth:`SavingMixin.save_by_user`)
   saves synchronously on a small image; on a big one it takes the autosave's way and says "Saved"
@@ -26,13 +28,16 @@ FAILURES_BEFORE_DIALOG = 3
 
 
 def _write_job(snap, image_path, written=None):
+    held = [snap]  # let go of once written: the job (and the thread object that keeps it until Qt deletes
+    del snap  # it) must not hold the maps' copies (~340 MB on a 48-MP field) after the save
+
     def make(_token):
         from cellviewer.core.sidecar import save_snapshot
         from cellviewer.gui.workers import lower_priority
 
         lower_priority(5)
         yield Progress(0.0, "saving")
-        path = save_snapshot(snap, image_path)  # beside the image, else in the per-user store
+        path = save_snapshot(held.pop(), image_path)  # beside the image, else in the per-user store
         if written is not None:
             written(path)  # in this thread, before anything can look at the file again
         return path
@@ -54,15 +59,18 @@ class SavingMixin:
         if self.saver.is_running:
             self.timer.start(self.autosave_ms // 4)
             return
-        if self._copier.busy and not self._must_save:
+        if self._copier.busy:
             return  # the maps are being copied (a big image): the save starts when they are
         from cellviewer.gui.slices import copy_maps, is_big
 
         doc = self.doc
-        # after a change the journal cannot hold (save_soon), the copy is made at once: copied a slice per turn,
-        # edits coming in between would put it off again and again while the journal cannot recover them
-        sync = self._must_save or not is_big(doc.shape)
-        self._copier.start(copy_maps(doc), lambda arrays: self._start_write(doc, arrays), sync=sync)
+        # a big image's maps are copied a slice per turn of the event loop; an edit coming in between is copied
+        # again where it changed the maps (never a new start), so even after a change the journal cannot hold
+        # (save_soon) the save lands within a few turns while edits keep coming (and the GUI thread never
+        # stops for the ~1 s a whole copy of a 48-MP field takes)
+        big = is_big(doc.shape)
+        self._copier.start(copy_maps(doc, wait_stroke=big), lambda arrays: self._start_write(doc, arrays),
+                           sync=not big)
 
     def _start_write(self, doc: Document, arrays) -> None:
         """The maps of ``doc`` are copied (:func:`cellviewer.gui.slices.copy_maps`, a slice per turn of the
@@ -70,8 +78,8 @@ class SavingMixin:
         document changed while they were copied: later, once more."""
         if doc is not self.doc:
             return
-        if arrays is None:
-            self.timer.start(self.autosave_ms // 4)
+        if arrays is None:  # (a segmentation, its undo or redo replaced the maps: save_soon's save comes next)
+            self.timer.start(0 if self._must_save else self.autosave_ms // 4)
             return
         from cellviewer.core.sidecar import snapshot
 

@@ -22,6 +22,9 @@
   undo/redo actions follow the current image). A closed image's stack is kept
   (:mod:`cellviewer.gui.undocache`, bounded): opened again in this app session, its undo
   history is back.
+* Undo / redo of a segmentation: its kept maps are unpacked in a worker thread first, the window painting
+  meanwhile (user input waits); the step then only swaps them in (:meth:`Session.undo`, ``prepare_undo`` /
+  ``prepare_redo`` of :class:`cellviewer.gui.commands.SegmentationCommand`).
 * A brush stroke still being painted (``doc.open_stroke``) holds the autosave back: one drag is
   one saved state, never half of one.
 * Declined crash recovery keeps the journal as ``<journal>.declined-<time>`` (and says so). Only the
@@ -33,6 +36,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -47,6 +51,8 @@ from cellviewer.gui.saving import FAILURES_BEFORE_DIALOG, SavingMixin  # noqa: F
 from cellviewer.gui.undocache import UndoCache
 from cellviewer.gui.workers import JobRunner
 
+
+log = logging.getLogger("cellviewer.gui")
 
 AUTOSAVE_MS = 1000
 BACKGROUND_OPEN_BYTES = 4 << 20  # image files from this size are read and decoded in a thread (_load)
@@ -229,15 +235,40 @@ class Session(QObject, SavingMixin):
         if not self.undo_group.canUndo():
             notifications.status("Nothing to undo.", 3000, until_edit=True)
             return False
-        self.undo_group.undo()
+        self._step("undo")
         return True
 
     def redo(self) -> bool:
         if not self.undo_group.canRedo():
             notifications.status("Nothing to redo.", 3000, until_edit=True)
             return False
-        self.undo_group.redo()
+        self._step("redo")
         return True
+
+    def _step(self, which: str) -> None:
+        """``undo_group.undo()`` / ``redo()``; a step that has work to do first (a segmentation's kept maps
+        to unpack: ~1 s on a 48-MP field) gets it done in a worker thread while the window paints (user input
+        waits), so the step itself only swaps the maps in. Whatever the wait lets through (a timer, a result
+        arriving), the step taken is the one on the stack then; what was unpacked for another is let go."""
+        stack = self.undo_group.activeStack()
+        cmd = None
+        if stack is not None:
+            i = stack.index() - 1 if which == "undo" else stack.index()
+            cmd = stack.command(i) if 0 <= i < stack.count() else None
+        prepare = getattr(cmd, "prepare_" + which, None)
+        work = prepare() if prepare is not None else None
+        try:
+            if work is not None:
+                from cellviewer.gui.workers import run_painting
+
+                try:
+                    run_painting(work)
+                except Exception:  # noqa: BLE001 - e.g. out of memory: the step unpacks (and says so) itself
+                    log.exception("unpacking ahead of %s failed", which)
+            getattr(self.undo_group, which)()
+        finally:
+            if cmd is not None and hasattr(cmd, "drop_prepared"):
+                cmd.drop_prepared()
 
     def keep_before_replace(self) -> Path | None:
         """Before a segmentation replaces an image's corrections: save them, then copy the sidecar to

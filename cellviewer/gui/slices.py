@@ -6,7 +6,8 @@ per step and ``yield``\\ s in between; :class:`Stepper` runs its steps from a 0-
 :data:`BUDGET_S` of them per turn of the event loop, and hands the generator's return value to a
 callback. Nothing here runs in another thread: the document is only ever read and written on the GUI
 thread, so a step needs no lock; a generator that reads a document checks after each step whether it
-changed meanwhile (:func:`copy_maps` gives up then, and its caller starts again).
+changed meanwhile (:func:`copy_maps` copies the places an edit changed once more; it gives up, and its
+caller starts again, only when a whole map was replaced).
 
 Small images (at most :data:`SYNC_PX` pixels) are done at once, inside :meth:`Stepper.start`, as before.
 """
@@ -69,7 +70,7 @@ class Stepper(QObject):
             gen.close()
 
     def finish(self) -> None:
-        """Run the rest of the current generator now."""
+        """Run the rest of the current generator now (up to a step that has to wait: later, from the timer)."""
         self._run(budget=None)
 
     def _run(self, budget: float | None = BUDGET_S) -> None:
@@ -79,7 +80,10 @@ class Stepper(QObject):
         end = None if budget is None else time.monotonic() + budget
         try:
             while end is None or time.monotonic() < end:
-                next(gen)
+                wait = next(gen)
+                if wait:  # a step that has to wait (seconds): called again then, not spinning meanwhile
+                    self._timer.start(max(1, int(wait * 1000)))
+                    return
         except StopIteration as stop:
             done, self._gen, self._done = self._done, None, None
             if done is not None:
@@ -88,40 +92,76 @@ class Stepper(QObject):
         except BaseException:
             self._gen, self._done = None, None
             raise
-        self._timer.start()
+        self._timer.start(0)
 
 
-def copy_maps(doc: Document, as_saved: bool = True):
+#: how long a copy waits, between looks, for a brush stroke being painted to end (:func:`copy_maps`)
+STROKE_WAIT_S = 0.03
+
+
+def copy_maps(doc: Document, as_saved: bool = True, wait_stroke: bool = False):
     """Generator: the label maps and the part map of ``doc`` copied a slice per step, ``as_saved``: as
     :func:`cellviewer.core.sidecar.snapshot` stores them (labels ``uint16`` when every id fits, else
-    ``int32``), else in their own type; returns ``None`` when the document changed (or a brush stroke was
-    painting) before the copy was complete."""
-    rev = doc.revision
-    out: dict[str, np.ndarray] = {}
-    for c in CELL_CLASSES:
-        lab = doc.labels[c]
-        dst = np.empty(lab.shape, np.uint16 if as_saved else lab.dtype)
-        for rows in row_slices(lab.shape):
-            part = lab[rows]
-            if as_saved and part.size and part.max() > 65535:  # ids past uint16: kept as they are
-                dst = lab.copy()
-                break
-            dst[rows] = part
-            yield
-            if doc.revision != rev or doc.labels[c] is not lab:
+    ``int32``), else in their own type.
+
+    An edit made between steps does not start it again: the places it changed (its ``Change``: box and
+    maps) are copied once more before it returns, so what it returns is the document as it is then, whole.
+    It returns ``None`` when a map was replaced (a segmentation result, its undo or redo: a change of
+    everything) or an id past ``uint16`` came in — and, unless ``wait_stroke``, when a brush stroke is
+    being painted at the end (never half a stroke); with ``wait_stroke`` it waits for the stroke to end
+    (yields :data:`STROKE_WAIT_S`: :class:`Stepper` calls again then), copying what it paints meanwhile."""
+    keys = tuple(CELL_CLASSES) + ("parts",)
+    dirty: list[tuple[str, tuple]] = []  # (map, box) changed by edits while copying
+    gone = [False]
+
+    def changed(change) -> None:
+        if change.bbox is None:
+            gone[0] = gone[0] or any(k in keys for k in change.layers)  # (markers / flags only: not the maps)
+        else:
+            dirty.extend((k, tuple(change.bbox)) for k in change.layers if k in keys)
+
+    srcs = {c: doc.labels[c] for c in CELL_CLASSES}
+    srcs["parts"] = doc.parts
+    doc.subscribe(changed)
+    try:
+        out: dict[str, np.ndarray] = {}
+        for k in keys:
+            src = srcs[k]
+            wide = k == "parts" or not as_saved
+            dst = np.empty(src.shape, src.dtype if wide else np.uint16)
+            for rows in row_slices(src.shape):
+                part = src[rows]
+                if not wide and part.size and part.max() > 65535:  # ids past uint16: kept as they are
+                    dst = src.copy()  # (at once: the edits that came before are in it)
+                    dirty[:] = [d for d in dirty if d[0] != k]
+                    break
+                dst[rows] = part
+                yield
+                if gone[0]:
+                    return None
+            out[k] = dst
+        while True:  # the places edits changed meanwhile, once more; then the end of a stroke being painted
+            while dirty:
+                k, (y0, x0, y1, x1) = dirty.pop()
+                region = srcs[k][y0:y1, x0:x1]
+                if out[k].dtype == np.uint16 and region.size and region.max() > 65535:
+                    return None  # (an id past uint16 came in: the next copy keeps that map as int32)
+                out[k][y0:y1, x0:x1] = region
+                yield
+                if gone[0]:
+                    return None
+            if any(doc.layer(k) is not srcs[k] for k in keys):
                 return None
-        out[f"labels/{c}.npy"] = dst
-    parts = doc.parts
-    dst = np.empty_like(parts)
-    for rows in row_slices(parts.shape):
-        dst[rows] = parts[rows]
-        yield
-        if doc.revision != rev or doc.parts is not parts:
-            return None
-    out["parts.npy"] = dst
-    if doc.revision != rev or doc.open_stroke is not None:
-        return None
-    return out
+            if doc.open_stroke is None:
+                break
+            if not wait_stroke:
+                return None
+            yield STROKE_WAIT_S
+            if gone[0]:
+                return None
+        return {(f"labels/{k}.npy" if k != "parts" else "parts.npy"): a for k, a in out.items()}
+    finally:
+        doc.unsubscribe(changed)
 
 
 def rbc_areas(doc: Document):

@@ -33,3 +33,14 @@ def test_negative_and_float_arrays_round_trip():
     b = (np.arange(100_000) - 50_000).astype(np.int64)
     assert np.array_equal(unpack(pack(a)), a) and unpack(pack(a)).dtype == np.float32
     assert np.array_equal(unpack(pack(b)), b) and unpack(pack(b)).dtype == np.int64
+
+
+def test_an_all_zero_map_keeps_no_data_and_comes_back_as_zeros():
+    for dt in (np.int32, np.uint8):
+        a = np.zeros((400, 500), dt)
+        p = pack(a)
+        assert isinstance(p, PackedArray) and p.nbytes == 0
+        back = unpack(p)
+        assert back.dtype == dt and back.shape == a.shape and not back.any()
+        back[0, 0] = 1  # an array of its own
+        assert not unpack(p).any()

@@ -39,14 +39,83 @@ def test_sliced_copies_and_areas_equal_the_whole_image_ones(segmented, big):
     assert run_all(slices.rbc_areas(doc)) == whole_rbc_areas(doc)
 
 
-def test_a_sliced_copy_gives_up_when_the_document_changes(segmented, big):
+def test_a_sliced_copy_takes_in_the_edits_made_in_between(segmented, big):
+    """An edit between two steps does not start the copy again: where it changed the maps is copied once
+    more, so the copy is the document as it is when the copy returns."""
     from cellviewer.core import edits
 
     doc = segmented.session.doc
     gen = slices.copy_maps(doc)
+    next(gen)  # the red cells' map is copied (one slice here), the others are not yet
+    rbc = int(doc.labels["rbc"].max())
+    segmented.tools.push(edits.delete_cell(doc, "rbc", rbc))  # in rows copied already
     next(gen)
-    segmented.tools.push(edits.add_marker(doc, "platelet", 5.0, 5.0))
+    segmented.tools.push(edits.add_marker(doc, "platelet", 5.0, 5.0))  # markers only
+    segmented.tools.stroke([(100.0, 15.0), (140.0, 25.0)])  # a brush stroke, whole
+    arrays = run_all(gen)
+    assert arrays is not None
+    for name, a in snapshot(doc).arrays.items():
+        assert arrays[name].dtype == a.dtype and np.array_equal(arrays[name], a), name
+
+
+def test_a_sliced_copy_gives_up_when_a_map_is_replaced(segmented, big):
+    from cellviewer.gui.commands import detach_state, restore_state
+
+    doc = segmented.session.doc
+    gen = slices.copy_maps(doc)
+    next(gen)
+    restore_state(doc, detach_state(doc))  # the maps replaced (as by a segmentation, its undo or redo)
     assert run_all(gen) is None
+
+
+def test_a_sliced_copy_never_holds_half_a_brush_stroke(segmented, big):
+    from cellviewer.core.brush import BrushStroke
+
+    doc = segmented.session.doc
+    gen = slices.copy_maps(doc)
+    stroke = BrushStroke(doc, "rbc", 6)
+    stroke.dab(100.0, 15.0)  # painting: doc.open_stroke
+    assert run_all(gen) is None  # (without wait_stroke: given up, as before)
+
+    gen = slices.copy_maps(doc, wait_stroke=True)
+    waits = []
+    while True:
+        try:
+            w = next(gen)
+        except StopIteration as stop:
+            arrays = stop.value
+            break
+        if w:  # waiting for the stroke to end: it goes on painting meanwhile, then ends
+            waits.append(w)
+            if len(waits) < 3:
+                stroke.line_to(100.0 + 10 * len(waits), 15.0 + 3 * len(waits))
+            else:
+                segmented.tools.push(stroke.finish())
+    assert len(waits) == 3 and doc.open_stroke is None
+    for name, a in snapshot(doc).arrays.items():
+        assert np.array_equal(arrays[name], a), name
+
+
+def test_the_save_after_a_barrier_lands_while_brush_strokes_keep_coming(segmented, smear_path, qtbot, big):
+    """The save a journal barrier waits for (undo of a segmentation) is copied a slice per turn, not at once
+    on the GUI thread; strokes painted meanwhile neither put it off nor end up half in it."""
+    win = segmented
+    s, doc = win.session, win.session.doc
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=5000)
+    win.undo()  # a barrier: a save must land
+    assert s._must_save
+    qtbot.wait(1)
+    assert s._copier.busy  # in slices (before: copied at once)
+    for k in range(40):
+        win.tools.set_class("rbc")
+        win.tools.stroke([(20.0 + 5 * k, 40.0), (24.0 + 5 * k, 60.0)])
+        qtbot.wait(30)
+        if not s._must_save and not s.saver.is_running:
+            break
+    assert k < 39
+    qtbot.waitUntil(lambda: not s.dirty and not s.saver.is_running, timeout=10000)
+    _, arrays = read_sidecar(find_sidecar(smear_path))
+    assert all(np.array_equal(arrays[f"labels/{c}.npy"], doc.labels[c]) for c in doc.labels)
 
 
 def test_autosave_of_a_big_image_with_edits_in_between_loses_nothing(segmented, smear_path, qtbot, big):
