@@ -41,6 +41,7 @@ class GateResult:
     old_name: str = ""
     new_name: str = ""
     details: dict = field(default_factory=dict)
+    nothing_new: bool = False  # the fine-tune kept the base's weights: no override can store anything new
 
     def value(self, metric: str, which: str = "new") -> float:
         for m, o, n, _ in self.rows:

@@ -257,14 +257,16 @@ def morphology_gate(old, new, items, *, reference_items=None, min_gain: float = 
                            f"({100 * pair[0]['score']:.2f} -> {100 * pair[1]['score']:.2f} %, {pair[1]['n']} cells)")
     yield Progress(1.0, "gate done")
     trained = models[1][1].get("training") or {}
-    if trained.get("best_epoch") == 0 and (trained.get("config") or {}).get("keep") == "best":
+    kept = trained.get("best_epoch") == 0 and (trained.get("config") or {}).get("keep") == "best"
+    if kept:
         verdict.append("the fine-tune kept the base's weights (no epoch beat it on the validation cells); "
                        "there is nothing new to store")
     accepted = not verdict
     reason = ("the new model is at least as good on the held-out cells"
               + (" and on the reference set" if reference_items else "") if accepted else "; ".join(verdict))
     reason += " (" + "; ".join(sizes) + ")"  # how much the verdict rests on, and how much of it is a person's
-    return GateResult(rows, accepted, reason, old_name=str(old), new_name=str(new), details=details)
+    return GateResult(rows, accepted, reason, old_name=str(old), new_name=str(new), details=details,
+                      nothing_new=kept)
 
 
 def main(argv: list[str] | None = None) -> int:

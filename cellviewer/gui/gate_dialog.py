@@ -62,7 +62,7 @@ class GateDialog(QDialog):
         self.table.resizeColumnsToContents()
         lay.addWidget(self.table, 1)
         self.override = QCheckBox("Accept anyway (override the gate)")
-        self.override.setVisible(not ok)
+        self.override.setVisible(not ok and not getattr(result, "nothing_new", False))  # a copy of the base
         self.override.toggled.connect(self._sync)
         lay.addWidget(self.override)
         self.buttons = QDialogButtonBox()
@@ -76,7 +76,8 @@ class GateDialog(QDialog):
         self.resize(620, 360)
 
     def _sync(self, *_a) -> None:
-        self.accept_button.setEnabled(bool(self.result.accepted) or self.override.isChecked())
+        self.accept_button.setEnabled(bool(self.result.accepted) or (
+            self.override.isChecked() and not getattr(self.result, "nothing_new", False)))
 
     def accept(self) -> None:
         if not self.accept_button.isEnabled():

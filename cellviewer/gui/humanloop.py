@@ -139,8 +139,13 @@ class HumanLoop(QObject):
             sp.models = available_models()
         self.retrain.refresh_models()
         self.models_panel.refresh()
+        from cellviewer.core.morphology import find_card
+
         if name in getattr(sp, "models", ()):
             notifications.status(f"Model '{name}' updated: new segmentations use the active version.", 8000)
+        elif find_card(name) is not None:  # the red-cell morphology model: no segmenter, but classes every one
+            notifications.status(f"Model '{name}' updated: new segmentations and Classify again use the active "
+                                 "version.", 8000)
         else:  # its last stored version was rolled back and nothing ships under the name (the panel warned)
             notifications.status(f"Model '{name}' has no version left to use.", 8000)
 

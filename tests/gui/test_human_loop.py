@@ -303,6 +303,14 @@ def test_gate_dialog_refusal_needs_an_explicit_override(qtbot, dialogs):
     dialogs.answer_yes = True
     dlg2.reject()
     assert decided == [True, False]
+    same = GateResult(rows, False, "the fine-tune kept the base's weights; there is nothing new to store",
+                      nothing_new=True)
+    dlg3 = GateDialog(same, "rbc-morphology", "candidate")  # before: "Accept anyway" stored a copy of the base
+    qtbot.addWidget(dlg3)
+    dlg3.override.setChecked(True)
+    assert dlg3.override.isHidden() and not dlg3.accept_button.isEnabled()
+    dlg3.accept()
+    assert decided == [True, False]
 
 
 def test_training_panel_curves_follow_train_progress(qtbot):
@@ -370,6 +378,11 @@ def test_retrain_the_morphology_model_from_reviewed_classes(make_window, tmp_pat
     assert not kept or "nothing new to store" in gate.reason
     assert not tp.resume_button.isEnabled()  # a morphology fine-tune is short: no resume
     dlg = loop.retrain.dialog
+    if kept:  # a copy of the base: nothing to store, no override offered (before: it stored the copy)
+        assert gate.nothing_new and not dlg.override.isVisibleTo(dlg) and not dlg.accept_button.isEnabled()
+        dlg.override.setChecked(True)
+        assert not dlg.accept_button.isEnabled()
+        return
     if not gate.accepted:
         dlg.override.setChecked(True)
     with qtbot.waitSignal(loop.retrain.stored, timeout=10000) as stored:
@@ -413,3 +426,5 @@ def test_after_a_rollback_the_status_says_whether_the_model_can_still_be_used(ma
     assert "new segmentations use the active version" in win.statusBar().currentMessage()
     win.human_loop._on_model_activated("mylab-gone", "")  # its last stored version rolled back, none shipped
     assert win.statusBar().currentMessage() == "Model 'mylab-gone' has no version left to use."
+    win.human_loop._on_model_activated("rbc-morphology", "3")  # no segmenter (before: "no version left")
+    assert "Classify again use the active version" in win.statusBar().currentMessage()
