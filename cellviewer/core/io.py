@@ -347,21 +347,34 @@ def _tiff_colour(p: Path, arr: np.ndarray, dtype: str, photometric: int, extras:
     return _Decoded(arr, alpha, dtype, s)
 
 
+#: a pixel with less alpha than this (and some) is faded by the composite on white ...
+SEMI_OPAQUE = 0.9
+#: ... and more than this share of such pixels is a caution
+SEMI_TRANSPARENT_SHARE = 0.01
+
+
 def _to_display(dec: _Decoded, notes: list[str]) -> np.ndarray:
     """A _Decoded -> contiguous uint8 RGB H×W×3: tone map, composite alpha on white, replicate gray."""
     arr = dec.arr if dec.arr.ndim == 3 else dec.arr[..., None]
     rgb = to_uint8(arr[..., :-1] if dec.alpha else arr, dec.dtype, notes)
+    empty = False
     if dec.alpha:
         a = alpha_unit(arr[..., -1])[..., None]
         if (a < 1).any():
             rgb = np.rint(rgb * a + 255.0 * (1 - a)).astype(np.uint8)
             notes.append("alpha composited on white")
-        if not (a > 0).any():
+        empty = not (a > 0).any()
+        partial = float(np.count_nonzero((a > 0) & (a < SEMI_OPAQUE))) / max(1, a.size)
+        if empty:
             notes.append(CAUTION + "the image is fully transparent: there is nothing to count")
+        elif partial > SEMI_TRANSPARENT_SHARE:  # a transparent margin is white and left out; a faded smear is not
+            notes.append(CAUTION + f"semi-transparent image: {100 * partial:.0f} % of its pixels were blended with "
+                         "white, which fades the stain colours and may change the counts (save it without "
+                         "transparency)")
     grey = rgb.shape[2] == 1 or _grey(rgb)
     if rgb.shape[2] == 1:
         rgb = np.repeat(rgb, 3, axis=2)
-    if grey and not any(n.startswith(CAUTION) and "multi-page" not in n for n in notes):
+    if grey and not empty:
         notes.append(CAUTION + "greyscale image: white cells and platelets are told apart by their stain "
                      "colour, so they may be missed; red-cell counts hold")
     return np.ascontiguousarray(rgb, dtype=np.uint8)

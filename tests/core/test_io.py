@@ -605,3 +605,19 @@ def test_a_compressed_16_bit_tiff_keeps_all_its_bits(tmp_path, channels, compres
     else:
         assert np.abs(img.pixels.astype(int) - want.astype(int)).max() <= 1
     assert any("12 bits used" in n for n in img.info.notes)
+
+
+def test_a_semi_transparent_smear_is_a_caution_a_transparent_margin_is_not(tmp_path):
+    from cellviewer.core.io import CAUTION
+
+    a = np.zeros((40, 50, 4), np.uint8)
+    a[..., :3] = (200, 100, 150)
+    a[..., 3] = 255
+    a[:, :5, 3] = 0  # a transparent margin: white, left out as a margin
+    notes = read_image(_save(tmp_path, "margin.png", Image.fromarray(a, "RGBA"))).info.notes
+    assert "alpha composited on white" in notes and not [n for n in notes if n.startswith(CAUTION)]
+    a[..., 3] = 128  # the whole smear half transparent: its stain colours faded
+    notes = read_image(_save(tmp_path, "faded.png", Image.fromarray(a, "RGBA"))).info.notes
+    assert [n for n in notes if n.startswith(CAUTION)] == [CAUTION + "semi-transparent image: 100 % of its pixels "
+                                                           "were blended with white, which fades the stain colours "
+                                                           "and may change the counts (save it without transparency)"]
