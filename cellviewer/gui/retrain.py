@@ -243,7 +243,7 @@ class RetrainController(QObject):
         self.gate_runner.running_changed.connect(self._on_running)
         self.gate_runner.finished.connect(self._on_gated)
         self.gate_runner.failed.connect(lambda exc: notifications.show_error(exc, "Regression gate"))
-        self.gate_runner.cancelled.connect(lambda: notifications.status("Regression gate cancelled."))
+        self.gate_runner.cancelled.connect(self._on_gate_cancelled)
         panel.cancel_requested.connect(self.cancel)
         self.refresh_models()
 
@@ -305,14 +305,20 @@ class RetrainController(QObject):
     def cancel(self) -> bool:
         return self.runner.cancel() or self.gate_runner.cancel()
 
+    def _on_gate_cancelled(self) -> None:
+        self.panel.set_progress(0.0, "Regression gate cancelled.")
+        notifications.status("Regression gate cancelled.")
+
     def _on_running(self, _running: bool) -> None:
         running = self.runner.is_running or self.gate_runner.is_running
         self.panel.set_running(running)
         self.panel.set_can_resume(not running and self.dialog is None and self.can_resume())
 
     def _on_cancelled(self) -> None:
-        notifications.status("Fine-tuning cancelled." + (" Resume continues from the last finished epoch."
-                                                         if self.can_resume() else ""), 8000)
+        text = "Fine-tuning cancelled." + (" Resume continues from the last finished epoch." if self.can_resume()
+                                           else "")
+        self.panel.set_progress(0.0, text)  # not the last step's "exporting …" / "epoch 3" left standing
+        notifications.status(text, 8000)
         self._on_running(False)
 
     def _on_trained(self, result) -> None:

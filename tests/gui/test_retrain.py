@@ -67,3 +67,17 @@ def test_resume_after_accept_names_the_version_it_was_gated_against(make_window,
     assert v2.card["gate"]["old"] == "tiny-blood v1"
     assert v2.card["gate"]["table"].startswith("old = tiny-blood v1, new = tiny-blood fine-tuned")
     assert "regression gate against tiny-blood v1" in summarize_card(v2.card).gate
+
+
+def test_cancel_says_so_in_the_panel(make_window, reviewed_folder, qtbot, isolated_registry):  # noqa: F811
+    from tests.gui.test_human_loop import open_retrain_on_tiny_model
+
+    _win, loop, tp = open_retrain_on_tiny_model(make_window, reviewed_folder)
+    tp.budget.setCurrentIndex(tp.budget.findData("epochs"))
+    tp.epochs.setValue(500)
+    loop.retrain.options = dict(TINY)
+    loop.retrain.runner.progress.connect(lambda *_a: loop.retrain.cancel())  # at its first step (exporting …)
+    with qtbot.waitSignal(loop.retrain.runner.cancelled, timeout=120000):
+        tp.train_button.click()
+    assert tp.progress_label.text().startswith("Fine-tuning cancelled.")  # before: the last step's text stood
+    assert tp.progress.value() == 0
