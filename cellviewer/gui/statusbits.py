@@ -60,14 +60,20 @@ def size_text(doc) -> tuple[str, str]:
     """The status bar's image size and the red-cell size the last segmentation used, and its tooltip."""
     if doc is None:
         return "", ""
+    from cellviewer.core.cautions import CAUTION
+
+    # how the file was read (16-bit scaled, EXIF orientation, alpha on white, ...): cautions have their own label
+    read = [n for n in (getattr(doc.image.info, "notes", None) or []) if not n.startswith(CAUTION)
+            and not n.startswith("decoder warning")]
+    how_read = ("\n\nHow the file was read:\n" + "\n".join(f"• {n}" for n in read)) if read else ""
     params = doc.provenance.params or {}
     d, how = params.get("diameter_px"), str(params.get("diameter_source", ""))
     if not d:
-        return f"{doc.shape[1]} × {doc.shape[0]} px", ""
+        return f"{doc.shape[1]} × {doc.shape[0]} px", how_read.strip()
     cell = f" · red cell {float(d):.0f} px ({how.split('-')[0].split('+')[0] or 'given'})"
     return (f"{doc.shape[1]} × {doc.shape[0]} px{cell}",
             "The red-cell diameter the segmentation worked with; if it is wrong, "
-            "set 'Cell diameter' in the Segmentation panel and run again")
+            "set 'Cell diameter' in the Segmentation panel and run again" + how_read)
 
 
 def cursor_text(doc, x: float, y: float) -> str:

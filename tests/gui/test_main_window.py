@@ -310,3 +310,18 @@ def test_actions_on_the_open_image_are_disabled_while_none_is_open(make_window, 
     assert win.actions_by_id["file.open"].isEnabled() and win.actions_by_id["file.report_folder"].isEnabled()
     assert win.open_image(smear_path)
     assert all(win.actions_by_id[a].isEnabled() for a in DOCUMENT_ACTIONS)
+
+
+def test_how_the_file_was_read_is_in_the_size_tooltip(make_window, tmp_path, qtbot):
+    """Notes that are no caution (16-bit scaled, EXIF orientation, alpha on white) were only in the PDF."""
+    import cv2
+
+    from tests.gui.smear import write_smear
+
+    rgb = cv2.imread(str(write_smear(tmp_path / "s.png")))
+    path = tmp_path / "cam12.png"
+    cv2.imwrite(str(path), rgb.astype(np.uint16) * 16)  # 12-bit camera values in 16 bits
+    win = make_window(auto_run=False)
+    assert win.open_image(path)
+    tip = win.size_label.toolTip()
+    assert "How the file was read:" in tip and "12 bits used" in tip
