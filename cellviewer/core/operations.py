@@ -17,6 +17,7 @@ from scipy import ndimage as ndi
 from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, BBox, Document, Marker
 from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, ParamChange, make_edit
 from cellviewer.core.errors import EditError
+from cellviewer.core.floodregion import flood_region
 
 
 def _check_cls(cls: str) -> None:
@@ -88,6 +89,8 @@ def fill(doc: Document, cls: str, x: int, y: int, value: int | None = None) -> E
     Filling background needs a closed outline: a region touching the image
     border is refused. ``value`` None fills with the enclosing cell's label (a
     hole), or with a new cell (plus its marker) when nothing encloses it.
+
+    The cost follows the region, not the image (:func:`cellviewer.core.floodregion.flood_region` floods growing crops).
     """
     _check_cls(cls)
     layer = doc.labels[cls]
@@ -95,28 +98,35 @@ def fill(doc: Document, cls: str, x: int, y: int, value: int | None = None) -> E
     if not (0 <= x < w and 0 <= y < h):
         raise EditError("The click is outside the image.", hint="click inside the image")
     src = int(layer[y, x])
-    comp, _ = ndi.label(layer == src)
-    region = comp == comp[y, x]
-    box = cell_bbox(region.astype(np.int8), 1)
-    touches = box[0] == 0 or box[1] == 0 or box[2] == h or box[3] == w
-    if src == 0 and touches:
+    if value is not None and value == src and src != 0:  # (background is checked for an outline first)
+        raise EditError("Nothing to fill: the area already has that label.", hint="pick another cell or class")
+    found = flood_region(layer, x, y, refuse_open=src == 0)
+    if found is None:
         raise EditError("This area is not enclosed: filling it would flood the background.",
                         hint="click inside a closed outline or a hole in a cell")
+    box, region = found
     pbox = _pad_box(box, 1, (h, w))
-    sub = region[pbox[0] : pbox[2], pbox[1] : pbox[3]]
+    sub = np.zeros((pbox[2] - pbox[0], pbox[3] - pbox[1]), bool)
+    sub[box[0] - pbox[0] : box[2] - pbox[0], box[1] - pbox[1] : box[3] - pbox[1]] = region
     old = _crop(doc, cls, pbox)
     atoms: list = []
+    new_cell = False
     if value is None:
         ring = ndi.binary_dilation(sub) & ~sub
         vals = old[ring]
         vals = vals[vals != 0]
-        value = int(np.bincount(vals).argmax()) if vals.size else doc.next_label(cls)
+        if vals.size:
+            value = int(np.bincount(vals).argmax())  # a label around the region: in the layer already
+        else:
+            value, new_cell = doc.next_label(cls), True  # above every label: not in the layer yet
+    elif value:
+        new_cell = not (old == value).any() and not (value <= layer.max() and (layer == value).any())
     if value == src:
         raise EditError("Nothing to fill: the area already has that label.", hint="pick another cell or class")
     new = old.copy()
     new[sub] = value
     atoms.append(LabelPatch.from_arrays(cls, pbox, old, new))
-    if value and not (layer == value).any():
+    if value and new_cell:
         atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, value, new == value, pbox, doc.next_marker_id())))
     return make_edit("Fill", atoms, cls=cls, detail=f"value {value}")
 

@@ -73,22 +73,21 @@ class DoubtItem:
     box: tuple[int, int, int, int] | None = None  # the cell's bounding box: x0, y0, x1, y1 (exclusive)
 
 
-def _rbc_diameter(doc: Document, diameter: float | None) -> float:
+def _rbc_diameter(doc: Document, diameter: float | None, token=None) -> float:
     if diameter:
         return float(diameter)
     d = (doc.provenance.params or {}).get("diameter_px")
     if d:
         return float(d)
-    from cellviewer.core.counting import areas
-
-    _, a = areas(doc.labels["rbc"])
+    _, a, _ = _areas_slices(doc.labels["rbc"], token, slices=False)  # = counting.areas
     return float(2 * np.sqrt(np.median(a) / np.pi)) if len(a) >= 3 else 32.0
 
 
-def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray, token=None) -> dict[str, np.ndarray]:
+def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray, token=None,
+                   slices: list | None = None) -> dict[str, np.ndarray]:
     """method -> how many cells it finds in each cell's own mask (index = label id; the crop is
     the cell alone, padded, so its neighbours do not interfere); cells with ``check[id]`` False
-    are taken as one cell for every method."""
+    are taken as one cell for every method. ``slices``: ``ndi.find_objects(lab)`` when known."""
     from scipy import ndimage as ndi
 
     from cellviewer.core.counting import count_params, instances_from_mask
@@ -97,21 +96,114 @@ def _method_counts(lab: np.ndarray, diameter: float, check: np.ndarray, token=No
     out = {m: np.ones(n + 1, np.int64) for m in METHODS} if n else {}
     params = count_params(diameter_px=max(4.0, diameter))
     pad = 3
-    for cid, sl in enumerate(ndi.find_objects(lab), 1):
+    for cid, sl in enumerate(ndi.find_objects(lab) if slices is None else slices, 1):
         if sl is None or not check[cid]:
             continue
-        if token is not None:
-            token.check()  # (a CancelToken: raises Cancelled) seconds per thousand cells: stop between cells
         mask = np.pad(lab[sl] == cid, pad)
         for m in METHODS:
+            _check(token)  # seconds per thousand cells: stop between cells (and methods: a big cell takes long)
             out[m][cid] = int(instances_from_mask(mask, m, params).max(initial=0))
     return out
 
 
-def _shape(lab: np.ndarray, ids: np.ndarray, a: np.ndarray) -> np.ndarray:
-    from cellviewer.core.counting import _cell_distance, label_max
+#: the whole-image steps run on bands of about this many pixels, the cancel token checked between
+#: bands (a window closing waits for one band: tens of ms, ~0.1 s on a busy 2-core machine), identical results
+BAND_PX = 1 << 21
+#: rows a band of the distance transform reads beyond its own on each side at first (more, for this band and
+#: the next ones, where cells are wider: a distance is exact when no larger than the rows read around it)
+BAND_MARGIN = 64
 
-    rmax = label_max(_cell_distance(lab), lab, ids)
+
+def _check(token) -> None:
+    if token is not None:
+        token.check()  # (a CancelToken: raises Cancelled)
+
+
+def _bands(lab: np.ndarray):
+    """Row ranges (r0, r1) covering ``lab`` in about :data:`BAND_PX` pixels each."""
+    h, w = lab.shape
+    rows = max(16, BAND_PX // max(1, w))
+    return [(r0, min(h, r0 + rows)) for r0 in range(0, h, rows)]
+
+
+def _areas_slices(lab: np.ndarray, token=None, slices: bool = True) -> tuple[np.ndarray, np.ndarray, list]:
+    """``counting.areas(lab)`` (ids, areas) and ``ndi.find_objects(lab)`` (``[]`` without ``slices``), a band
+    at a time (token checked between bands)."""
+    from scipy import ndimage as ndi
+
+    n = int(lab.max()) if lab.size else 0
+    counts = np.zeros(n + 1, np.int64)
+    y0 = np.full(n, -1, np.int64)
+    y1, x0, x1 = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for r0, r1 in _bands(lab):
+        _check(token)
+        band = lab[r0:r1]
+        here = np.bincount(band.ravel(), minlength=n + 1)[: n + 1]
+        counts += here
+        if not slices:
+            continue
+        found = ndi.find_objects(band, max_label=n)
+        for i in np.flatnonzero(here[1:]).tolist():  # the labels in this band (index = label - 1)
+            sl = found[i]
+            if y0[i] < 0:
+                y0[i], x0[i], x1[i] = r0 + sl[0].start, sl[1].start, sl[1].stop
+            else:
+                x0[i], x1[i] = min(x0[i], sl[1].start), max(x1[i], sl[1].stop)
+            y1[i] = r0 + sl[0].stop
+    ids = np.nonzero(counts)[0]
+    ids = ids[ids > 0]
+    found = [None if y0[i] < 0 else (slice(int(y0[i]), int(y1[i]), None), slice(int(x0[i]), int(x1[i]), None))
+             for i in range(n)] if slices else []
+    return ids.astype(np.int32), counts[ids].astype(np.int64), found
+
+
+def _band_distance(lab: np.ndarray, r0: int, r1: int, margin: int) -> np.ndarray:
+    """``counting._cell_distance(lab)[r0:r1]`` where its values are at most ``margin`` (computed on the
+    rows ``margin`` around the band, their cell outlines on one more row)."""
+    from cellviewer.core.counting import edt, inner_boundary
+
+    h = lab.shape[0]
+    e0, e1 = max(0, r0 - margin), min(h, r1 + margin)
+    o0, o1 = max(0, e0 - 1), min(h, e1 + 1)
+    rows = lab[o0:o1]
+    inner = ((rows > 0) & ~inner_boundary(rows))[e0 - o0 : e1 - o0]
+    return (edt(inner) + (lab[e0:e1] > 0))[r0 - e0 : r1 - e0]
+
+
+def _opencv_ipp(rows: int, cols: int) -> bool:
+    """Whether ``cv2.distanceTransform`` (precise) runs Intel IPP's code on an image of this size (OpenCV's own
+    condition): its values differ from OpenCV's code in the last bit here and there, so the distances are found
+    per band only where the whole image and every band take OpenCV's code (a large image, two threads or more)."""
+    import cv2
+
+    return (bool(cv2.ipp.useIPP()) and (cv2.getNumThreads() <= 1 or rows * cols < 1 << 14)
+            and rows < 4097 and cols < 4097)
+
+
+def _shape(lab: np.ndarray, ids: np.ndarray, a: np.ndarray, token=None) -> np.ndarray:
+    """Roundness of each cell (``counting.shape_scores``' measure): the largest inscribed radius from
+    ``counting._cell_distance``, found a band at a time (token checked between bands), same values."""
+    n = int(lab.max()) + 1 if lab.size else 1
+    h, w = lab.shape
+    rmax = np.full(n, -np.inf)
+    margin = BAND_MARGIN
+    bands = _bands(lab)
+    if len(bands) > 1 and (_opencv_ipp(h, w) or _opencv_ipp(min(r1 - r0 for r0, r1 in bands), w)):
+        bands = [(0, h)]  # (the image in one piece: bands would not give the very same values)
+    for r0, r1 in bands:
+        while True:
+            _check(token)
+            dist = _band_distance(lab, r0, r1, margin)
+            top = float(dist.max()) - 1 if dist.size else 0.0  # (- 1: the distance counts the pixel itself)
+            if top <= margin or (r0 - margin <= 0 and r1 + margin >= h):
+                break
+            # a cell wider than the margin: its distances here are at least the exact ones, so read as many
+            # rows around the band as the largest of them (exact on that try), here and for the next bands
+            margin = int(math.ceil(top))
+        band = lab[r0:r1]
+        on = band > 0
+        np.maximum.at(rmax, band[on], dist[on].astype(np.float64))
+    rmax = rmax[np.asarray(ids, np.intp)]
     q = a / (np.pi * np.maximum(rmax, 0.5) ** 2)
     return np.minimum(q, 1.0 / q)
 
@@ -136,13 +228,13 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
     """Every masked cell of ``doc`` as a :class:`DoubtItem`, most doubtful first (see the module
     docstring). ``diameter``: the red-cell diameter in px (default: from the segmentation's
     parameters, else measured from the red cells). ``token``: a :class:`~cellviewer.core.jobs.CancelToken`
-    checked between cells (``Cancelled`` when it was cancelled)."""
-    from scipy import ndimage as ndi
-
-    from cellviewer.core.counting import areas, inside_points
-
-    d_rbc = _rbc_diameter(doc, diameter)
+    checked between the steps, within the whole-image ones (a band of rows at a time, :data:`BAND_PX`) and
+    between cells (``Cancelled`` when it was cancelled): a cancelled queue stops within a fraction of a second."""
+    _check(token)
+    d_rbc = _rbc_diameter(doc, diameter, token)
+    _check(token)
     uncounted = doc.uncounted()  # cells the border rule does not count: nothing a count rests on, not queued
+    _check(token)
     fov = doc.field_edge()  # the edge of the field of view inside the image, if any
     by_cell: dict[tuple[str, int], list] = {}
     for m in doc.markers.values():
@@ -150,22 +242,24 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
             by_cell.setdefault((m.cls, m.cell), []).append(m)
     queue: list[DoubtItem] = []
     for cls in classes:
+        _check(token)
         lab = doc.labels[cls]
-        ids, a = areas(lab)
+        ids, a, slices = _areas_slices(lab, token)  # = counting.areas(lab), ndi.find_objects(lab)
         if ids.size == 0:
             continue
         expected = math.pi * (CLASS_SIZE[cls] * d_rbc / 2) ** 2
         typical = float(np.median(a)) if len(a) >= 3 else expected
         d_cls = 2 * math.sqrt(typical / math.pi)
-        roundness = _shape(lab, ids, a)
+        roundness = _shape(lab, ids, a, token)
         check = np.zeros(int(lab.max()) + 1, bool)  # a round cell of typical size: all methods see one
         check[ids] = (np.abs(np.log(a / typical)) > math.log(CHECK_SIZE)) | (roundness < CHECK_ROUNDNESS)
-        counts = _method_counts(lab, d_cls, check, token)
-        _, ys, xs = inside_points(lab)
+        counts = _method_counts(lab, d_cls, check, token, slices)
+        _check(token)
         cut = np.zeros(int(lab.max()) + 1, bool)  # cells cut by the image border (or the field's edge inside
         cut[list(edge_flags(lab, fov))] = True  # it) are small and not round
-        slices = ndi.find_objects(lab)
         for k, cid in enumerate(ids.tolist()):
+            if k % 512 == 0:
+                _check(token)
             ms = by_cell.get((cls, cid), [])
             if not ms:  # an outline whose count marker the annotator removed, or a cell the border rule does
                 continue  # not count: not a cell to review
@@ -195,9 +289,9 @@ def doubt_queue(doc: Document, *, diameter: float | None = None, classes=CELL_CL
                 unsure = "unsure " if morph.morph_p < 0.6 else ""
                 texts["morphology"] = f"{unsure}morphology: {morph.morph.replace('_', ' ')} ({morph.morph_p:.2f})"
             reasons = _reasons(signs, texts, score)
-            m0 = ms[0] if ms else None
-            queue.append(DoubtItem(cls, cid, float(m0.x if m0 else xs[k]), float(m0.y if m0 else ys[k]), score,
-                                   reasons, bool(ms) and all(m.reviewed for m in ms), [m.id for m in ms], signs,
+            m0 = ms[0]  # (every queued cell has a marker: a point inside it)
+            queue.append(DoubtItem(cls, cid, float(m0.x), float(m0.y), score,
+                                   reasons, all(m.reviewed for m in ms), [m.id for m in ms], signs,
                                    _box(slices[cid - 1])))
     queue.sort(key=lambda it: (-it.score, CELL_CLASSES.index(it.cls), it.cell))
     return queue

@@ -1,6 +1,6 @@
 """The review queue's job: the doubt queue (:func:`cellviewer.core.review.doubt_queue`) of a copy of the
 open document, computed in a worker thread (:class:`cellviewer.gui.workers.JobRunner`) at a low priority
-and cancelled between cells (a window closing does not wait for it)."""
+and cancelled between cells and within its whole-image steps (a window closing does not wait for it)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def document_copy(doc: Document, maps: dict | None = None) -> Document:
 
 def queue_job(doc: Document, diameter: float | None, maps: dict | None = None):
     """``make_job`` for a JobRunner: the doubt queue of a copy of ``doc`` (copied here, on the GUI thread;
-    ``maps``: its maps copied already, :func:`cellviewer.gui.slices.copy_maps`); cancelled between cells."""
+    ``maps``: its maps copied already, :func:`cellviewer.gui.slices.copy_maps`); cancelled between cells and
+    within its whole-image steps."""
     snap = document_copy(doc, maps)
 
     def make(token):
