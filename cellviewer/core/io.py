@@ -119,7 +119,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None, max_si
     except _DECODE_ERRORS as exc:
         raise ImageReadError(p, _failure_reason(fmt, exc)) from exc
     notes.extend(dict.fromkeys(f"decoder warning: {w.message}" for w in caught  # recorded, not shown; a file
-                               if not issubclass(w.category, ResourceWarning)))  # left open elsewhere is no note
+                               if getattr(w, "category", None) is not ResourceWarning))  # left open elsewhere:
+    # no note (tifffile's log lines come as plain records without a category)
     h, w = pixels.shape[:2]
     return ImageData(pixels, ImageInfo(str(p), w, h, decoded.dtype, decoded.channels, notes, sha256))
 

@@ -39,6 +39,8 @@ def test_a_real_drag_paints_the_nucleus_in_one_undo_step_and_is_saved(segmented,
     doc.parts[:] = 0  # as a model without parts leaves a white cell
     doc.notify_all()
     cells = {k: v.copy() for k, v in doc.labels.items()}
+    win.resize(1400, 900)  # a canvas wide enough that the drag's steps are several screen px
+    qtbot.wait(50)
     win.canvas.zoom_to_fit()
     qtbot.wait(50)
     shown = win.canvas.overlay_rgba()[cy, cx].copy()
