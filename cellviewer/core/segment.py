@@ -81,6 +81,12 @@ def list_segmenters() -> dict[str, str]:
     return dict(_DESCRIPTIONS)
 
 
+def is_registered(name: str) -> bool:
+    """Whether a segmenter of that name is installed (registered; a checkpoint path is not a name)."""
+    _load_builtin()
+    return name in _FACTORIES
+
+
 def create_segmenter(name: str | None = None, **options) -> Segmenter:
     """Make a segmenter by name (``None`` = the default), or from a checkpoint's path (its ``.json`` card,
     ``.safetensors`` or stem: a model trained with ``cellviewer train`` is usable before it is installed).

@@ -151,15 +151,36 @@ class WbcPartsSegmenter:
         self.working_scale, self.device = self.direct.working_scale, self.direct.device
 
     def detector(self):
-        """The detector segmenter, or None when it is not installed (then every image is a crop)."""
+        """The detector segmenter, or None when it is not installed (then every image is a crop). A detector that
+        is installed but cannot be loaded (a damaged file), or that is itself a parts model (a nucleus/cytoplasm
+        model installed under the detector's name), is an error: the method never changes silently."""
         if self._detector is None:
-            from cellviewer.core.segment import create_segmenter
+            from cellviewer.core.modelfind import card_at
+            from cellviewer.core.segment import create_segmenter, is_registered
 
-            try:
-                self._detector = create_segmenter(self.detector_name, **self.options)
-            except ModelLoadError:
-                self._detector = False
+            if not is_registered(self.detector_name) and card_at(self.detector_name) is None:
+                self._detector = False  # not installed
+            else:
+                det = create_segmenter(self.detector_name, **self.options)  # ModelLoadError: said as it is
+                if isinstance(det, WbcPartsSegmenter) or "nucleus" in (getattr(det, "classes", None) or ()):
+                    raise ModelLoadError(
+                        f"The model installed as '{self.detector_name}' is a nucleus/cytoplasm model, not the "
+                        f"cell detector '{self.name}' needs",
+                        hint=f"remove or rename that model (cellviewer models lists where it lies); a trained "
+                             f"model takes the name of its --out unless --name is given")
+                self._detector = det
         return self._detector or None
+
+    def _own_params(self) -> dict:
+        """What the parts model itself ran with, over the detector's params: its checkpoint, and its ODE
+        solver settings (a NODE-UNet parts model's tolerance; none for other nets)."""
+        from pathlib import Path
+
+        out = {"checkpoint": Path(str(getattr(self.direct, "checkpoint", ""))).name or None, "solver": None}
+        solver, net = getattr(self.direct, "solver", None), getattr(self.direct, "net", None)
+        if solver:
+            out["solver"] = dict(getattr(net, "solver", None) or {}, **solver)
+        return out
 
     @property
     def tta(self):
@@ -253,9 +274,10 @@ class WbcPartsSegmenter:
                                   score=float(score.get(int(cid), 1.0))))
         for i, m in enumerate(markers, 1):
             m.id = i
-        params = dict(det.params, model=self.name, detector=det.model_name,
+        params = dict(det.params, model=self.name, detector=det.model_name, **self._own_params(),
                       wbc_parts={"mode": "fields", "detector": self.detector_name, "cells": len(ids),
-                                 "missing": missing, "context_rbc": CONTEXT_RBC, "grow_rbc": GROW_RBC})
+                                 "missing": missing, "context_rbc": CONTEXT_RBC, "grow_rbc": GROW_RBC,
+                                 "detector_checkpoint": det.params.get("checkpoint")})
         yield Progress(1.0, "done")
         return SegmentationResult(labels=labels, markers=markers, parts=parts, model_name=self.name,
                                   model_version=self.version, params=params, device=det.device,

@@ -144,6 +144,8 @@ def load_checkpoint(path_stem_or_json: str | os.PathLike,
     # only a file name next to the card is accepted (no paths out of the model folder)
     weights = stem.with_name(Path(str(card.get("weights") or "")).name
                              or stem.name + ".safetensors")
+    if not weights.is_file() and stem.with_suffix(".safetensors").is_file():
+        weights = stem.with_suffix(".safetensors")  # the pair was renamed: its own weights (the sha256 decides)
     if not weights.is_file():
         raise ModelLoadError(f"Weights file '{weights}' not found",
                              hint="keep the .safetensors file next to its .json card")
@@ -205,6 +207,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # no code named in it: bytes that are no pickle at all
+            raise ModelLoadError(f"'{p}' is not a weights file (it cannot be read as one: {exc})",
+                                 hint="give a .safetensors or a .pth/.pt state_dict file") from exc
         raise ModelLoadError(
             f"'{p}': this file contains code, not just weights; refused",
             hint="ask for a .safetensors or a plain state_dict file; never load untrusted "

@@ -154,3 +154,43 @@ def test_shipped_model_on_the_sample_field_splits_only_the_white_cell():
     assert nuc.any() and cyt.any() and not (res.parts.astype(bool) & ~wbc).any()
     assert (nuc | cyt).sum() <= 3 * det_wbc.sum()  # on the whole field the direct model calls ~80 % cytoplasm
     assert (wbc & det_wbc).sum() >= 0.8 * det_wbc.sum()
+
+
+def test_the_parts_run_records_its_own_checkpoint_and_solver():
+    img = np.full((260, 340, 3), 200, np.uint8)
+    parts_seg = _Fake(_parts_result, ("background", "nucleus", "cytoplasm"))
+    parts_seg.checkpoint, parts_seg.solver = "/m/node-wbc.json", {"rtol": 0.1}
+
+    class _Net:
+        solver = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-4}
+
+    parts_seg.net = _Net()
+    seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {})
+    det = _Fake(lambda im: SegmentationResult(**{**_field_result(im).__dict__,
+                                                   "params": {"diameter_px": 36.0, "checkpoint": "blood-cells"}}))
+    seg._detector = det
+    res = run_job(seg.segment(img))
+    assert res.params["checkpoint"] == "node-wbc.json"  # before: the detector's
+    assert res.params["solver"] == {"method": "dopri5", "rtol": 0.1, "atol": 1e-4}  # before: None
+    assert res.params["wbc_parts"]["detector_checkpoint"] == "blood-cells"
+
+
+def test_a_detector_that_cannot_load_is_an_error_not_a_silent_crop(monkeypatch):
+    from cellviewer.core import segment
+    from cellviewer.core.errors import ModelLoadError
+
+    parts_seg = _Fake(_parts_result, ("background", "nucleus", "cytoplasm"))
+    seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {}, detector="no-such-detector")
+    assert seg.detector() is None  # not installed: every image is a crop (as documented)
+
+    def broken(**_o):
+        raise ModelLoadError("'blood-cells.safetensors' is not a readable safetensors file")
+
+    monkeypatch.setitem(segment._FACTORIES, "broken-det", broken)
+    seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {}, detector="broken-det")
+    with pytest.raises(ModelLoadError, match="not a readable"):  # before: taken for "not installed"
+        seg.detector()
+    monkeypatch.setitem(segment._FACTORIES, "parts-det", lambda **o: W.WbcPartsSegmenter(lambda **p: parts_seg, {}))
+    seg = W.WbcPartsSegmenter(lambda **o: parts_seg, {}, detector="parts-det")
+    with pytest.raises(ModelLoadError, match="nucleus/cytoplasm model"):  # before: RecursionError
+        seg.detector()

@@ -129,6 +129,30 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     assert not target.exists()
 
 
+def test_random_bytes_are_no_weights_file_not_code(tmp_path):
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(ModelLoadError, match="is not a weights file") as err:  # before: "contains code"
+        import_torch_weights(junk, _net())
+    assert "contains code" not in str(err.value)
+
+
+def test_a_renamed_checkpoint_pair_loads_its_own_weights(tmp_path):
+    import shutil
+
+    net = _net()
+    save_checkpoint(net, tmp_path / "m", {"name": "m"})
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(tmp_path / f"m{suffix}", tmp_path / f"lab{suffix}")
+    (tmp_path / "m.safetensors").unlink()  # the card still names m.safetensors
+    loaded, _card = load_checkpoint(tmp_path / "lab")
+    for k, v in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    (tmp_path / "lab.safetensors").write_bytes(b"x" * 100)  # another file under the name: the sha256 refuses it
+    with pytest.raises(ModelLoadError):
+        load_checkpoint(tmp_path / "lab")
+
+
 def test_import_torch_weights_plain_and_wrapped(tmp_path):
     src, dst = _net(), _net()
     path = tmp_path / "w.pth"
