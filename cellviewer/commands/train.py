@@ -5,8 +5,9 @@ Wraps the core job :func:`cellviewer.core.training.train` (options from
 cellviewer.core.training``). On a terminal a tqdm bar shows phase, epoch, step, loss
 and the validation score; otherwise one line per epoch. The best checkpoint (by the
 validation score) is written to ``--out`` after every improving epoch, the latest
-state to ``<out>-last`` (continue with ``--resume <out>-last``: the run's own options, calibration and
-best checkpoint are kept, the options given override them; :mod:`cellviewer.core.trainresume`).
+state to ``<out>-last`` (continue with ``--resume <out>-last``: the run's own options, name, calibration and
+best checkpoint are kept, the options given override them, and without ``--out`` it writes beside the checkpoint,
+saying where; :mod:`cellviewer.core.trainresume`). Without ``--name`` the card's name is the ``--out`` file name.
 
 Ctrl-C asks the job to stop at the next training step (a second Ctrl-C aborts at
 once): the best checkpoint written so far is kept and the command exits with 130.
@@ -18,8 +19,9 @@ import argparse
 import sys
 import time
 
-EPILOG = ("exit codes: 0 trained; 2 usage error or bad option (e.g. invalid JSON, a device that is not there, a "
-          "--resume that cannot go on: other classes or datasets, epochs used up); 5 cannot write the checkpoint; "
+EPILOG = ("exit codes: 0 trained; 2 usage error or bad option (e.g. invalid JSON, an unknown --arch or encoder, a bad "
+          "--net-config, wbc_seg mixed with box datasets, a device that is not there, a --resume that cannot go on: "
+          "other classes or datasets, another --arch or --net-config, epochs used up); 5 cannot write the checkpoint; "
           "6 no such checkpoint to resume; 130 interrupted (Ctrl-C; the best checkpoint so far is kept)")
 
 
@@ -62,7 +64,7 @@ class _Reporter:
     def __call__(self, p) -> None:
         if getattr(p, "best", None) is not None:  # a checkpoint has been written
             self.best = p.best
-        epoch_line = " val " in p.message or p.message.startswith(("done", "loading", "scoring"))
+        epoch_line = " val " in p.message or p.message.startswith(("done", "loading", "scoring", "resuming"))
         if self.bar is not None:
             self.bar.update(max(0, int(p.fraction * 1000) - self.bar.n))
             if getattr(p, "step", 0):

@@ -54,8 +54,10 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
                     help=f"datasets to train on: {', '.join(TRAIN_DATASETS)} (wbc_seg alone: a nucleus/cytoplasm "
                          "model), or export: a folder written by 'cellviewer export' given as --data")
     ap.add_argument("--data", help="data root (default: <repo>/../shared/data)")
-    ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net)")
-    ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}'")
+    ap.add_argument("--arch", help="architecture from cellviewer.nets.registry (e.g. do-unet, wbc-net; with --resume "
+                                   "only the checkpoint's)")
+    ap.add_argument("--net-config", help="architecture options as JSON, e.g. '{\"base\": 16}' (n_classes comes from "
+                                         "--datasets; with --resume only the checkpoint's)")
     ap.add_argument("--working-scale", type=float, help="expected RBC diameter (px) the net works at")
     ap.add_argument("--epochs", type=positive_int,
                     help="epoch budget of phase 1 (a resumed run counts on from its epoch)")
@@ -70,8 +72,10 @@ def add_train_arguments(ap: argparse.ArgumentParser) -> None:
                          "epochs already used up, are refused")
     ap.add_argument("--threads", type=positive_int)
     ap.add_argument("--device", help="cpu, cuda, mps")
-    ap.add_argument("--name", help="model name in the card")
-    ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors)")
+    ap.add_argument("--name", help="model name in the card (default: the --out file name, e.g. runs/x/lab: lab; "
+                                   "with --resume the checkpoint's name)")
+    ap.add_argument("--out", help="output checkpoint stem (writes STEM.json + STEM.safetensors; with --resume "
+                                  "RUN-last the default is RUN, beside it)")
 
 
 def _json_option(text: str, flag: str) -> dict:
@@ -91,6 +95,7 @@ def train_config_from_args(args):
     from cellviewer.core.training import TrainConfig
 
     d: dict = {}
+    from_config: dict = {}
     if args.resume:  # the run goes on as it was started, unless told otherwise
         from dataclasses import fields
 
@@ -106,7 +111,8 @@ def train_config_from_args(args):
             except OSError as e:
                 raise OptionError(f"Cannot read --config file '{args.config}': {e.strerror or e}.",
                                       hint="give a JSON file or JSON text such as '{\"patience\": 30}'") from e
-        d.update(_json_option(text, "--config"))
+        from_config = _json_option(text, "--config")
+        d.update(from_config)
     flags = {"datasets": args.datasets, "data_root": args.data, "architecture": args.arch,
              "working_scale": args.working_scale, "epochs": args.epochs, "max_minutes": args.minutes,
              "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size, "lr": args.lr,
@@ -114,7 +120,17 @@ def train_config_from_args(args):
              "out": args.out, "two_phase": args.two_phase or None,
              "net_config": _json_option(args.net_config, "--net-config") if args.net_config else None}
     d.update({k: v for k, v in flags.items() if v is not None})
-    return TrainConfig.from_dict(d)
+    if args.resume and "out" not in d:  # beside the checkpoint, not where the run was first written
+        from cellviewer.core.trainresume import out_beside
+
+        d["out"] = out_beside(args.resume)
+    cfg = TrainConfig.from_dict(d)
+    if args.resume and (args.arch or args.net_config or {"architecture", "net_config"} & set(from_config)):
+        from cellviewer.core.trainresume import check_net
+        from cellviewer.nets.checkpoint import read_card
+
+        check_net(cfg, read_card(args.resume))  # the net goes on as it is: another one asked for is refused
+    return cfg
 
 
 # -- evaluate ----------------------------------------------------------------------------------

@@ -58,18 +58,20 @@ import numpy as np
 
 from cellviewer.core import datasets as D
 from cellviewer.core.augment import AugmentConfig
-from cellviewer.core.errors import CellviewerError, script_main
+from cellviewer.core.errors import OptionError, script_main
 from cellviewer.core.evaluate import validate
 from cellviewer.core.jobs import CancelToken, Job, Progress, run_job
 from cellviewer.core.swa import WeightWindow, average_into, refresh_batchnorm
 from cellviewer.core.trainparts import batch as _batch
-from cellviewer.core.trainparts import border_pad_of, card_for, load_items, loss_for, preprocess_steps
-from cellviewer.core.trainresume import best_so_far, check_resume, export_images
+from cellviewer.core.trainparts import (border_pad_of, build_net, card_for, load_items, loss_for, model_name,
+                                        preprocess_steps)
+from cellviewer.core.trainresume import best_so_far, check_resume, export_images, net_of
 
 
 @dataclass
 class TrainConfig:
-    name: str = "blood-cells"
+    #: the card's name; None: a resumed checkpoint's, else the ``out`` file name (trainparts.model_name)
+    name: str | None = None
     datasets: list = field(default_factory=lambda: ["bccd", "txl_pbc"])
     data_root: str | None = None
     architecture: str = "do-unet"
@@ -121,8 +123,8 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
-            raise CellviewerError(f"Unknown training option(s): {', '.join(bad)}.",
-                                  hint=f"valid options: {', '.join(sorted(known))}")
+            raise OptionError(f"Unknown training option(s): {', '.join(bad)}.",
+                              hint=f"use only these: {', '.join(sorted(known))}")
         return cls(**d)
 
 
@@ -156,7 +158,8 @@ class TrainResult:
 def classes_of(cfg: TrainConfig) -> list[str]:
     kinds = {"parts" if d == "wbc_seg" else "boxes" for d in cfg.datasets}
     if len(kinds) > 1:
-        raise CellviewerError("wbc_seg cannot be mixed with box datasets.", hint="train two models")
+        raise OptionError(f"wbc_seg (nucleus/cytoplasm) cannot be mixed with box datasets ({', '.join(cfg.datasets)}).",
+                          hint="train two models: one with --datasets wbc_seg, one with the box datasets")
     return list(D.PART_CLASSES if kinds == {"parts"} else D.BOX_CLASSES)
 
 
@@ -171,7 +174,6 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     import torch
 
     from cellviewer.nets.checkpoint import load_checkpoint, save_checkpoint
-    from cellviewer.nets.registry import create_net
     from cellviewer.nets.widen import widen_do_unet
 
     from cellviewer.core.device import resolve_device
@@ -183,12 +185,23 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     resumed = read_card(cfg.resume) if cfg.resume else None
     if resumed is not None:  # before any data is read: classes, datasets, splits and epochs left
         check_resume(cfg, resumed, classes)
+    cfg = replace(cfg, name=model_name(cfg, resumed), **(net_of(cfg, resumed) if resumed is not None else {}))
     if cfg.device != "cpu":  # a device that is not there is an option error (exit 2), not a torch one
         cfg = replace(cfg, device=resolve_device(cfg.device))
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    state = {"epoch": 0, "phase": 1, "best_score": -1.0, "best_epoch": 0, "history": []}
+    if cfg.resume:  # the net before the data: a bad --arch / --net-config is said at once
+        yield TrainProgress(0.0, f"resuming {cfg.resume}: the best checkpoint goes to {cfg.out}, the latest to "
+                                 f"{cfg.out}-last")
+        net, old = load_checkpoint(cfg.resume, "cpu")
+        state.update((old.get("training") or {}).get("state") or {})
+        if cfg.widen_base:
+            net = widen_do_unet(net, cfg.widen_base, seed=cfg.seed)
+    else:
+        net = build_net(cfg, classes)
     yield TrainProgress(0.0, "loading data")
     train_items, val_items = load_items(cfg, "train"), load_items(cfg, "val")
     extra = {"resumed": resumed, "export_images": export_images({"train": train_items, "val": val_items})}
@@ -203,18 +216,6 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     weights = np.array([1.0 / by_ds[key(it)] for it in train_items])
     weights /= weights.sum()
     acfg = AugmentConfig.from_dict(cfg.augment)
-    state = {"epoch": 0, "phase": 1, "best_score": -1.0, "best_epoch": 0, "history": []}
-    if cfg.resume:
-        net, old = load_checkpoint(cfg.resume, "cpu")
-        state.update((old.get("training") or {}).get("state") or {})
-        if cfg.widen_base:
-            net = widen_do_unet(net, cfg.widen_base, seed=cfg.seed)
-    else:
-        ncfg = dict(cfg.net_config)
-        ncfg.setdefault("n_classes", len(classes))
-        if classes[1] == "rbc" and cfg.architecture in ("do-unet", "do-unet-valid"):
-            ncfg.setdefault("edge", True)
-        net = create_net(cfg.architecture, **ncfg)
     net.to(cfg.device)
     if hasattr(net, "valid_input_size"):  # valid convolutions (do-unet-valid): a usable crop, targets cut to the output
         acfg.crop = net.valid_input_size(acfg.crop)
@@ -234,7 +235,7 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
         state["best_score"] = best[0]
         if best[1]:  # it lies at the run's own --out: copied to this one
             bnet, bcard = load_checkpoint(best[1], "cpu")
-            save_checkpoint(bnet, out, bcard, half=True)
+            save_checkpoint(bnet, out, dict(bcard, name=cfg.name), half=True)
         yield TrainProgress(0.0, f"keeping the best checkpoint so far (score {best[0]:.4f}) in {out}")
     elif cfg.resume:  # the resumed weights are the start: the score to beat, measured as the new epochs will be
         yield TrainProgress(0.0, "scoring the resumed checkpoint")
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     last = [0.0]
 
     def show(p: Progress) -> None:
-        if " val " in p.message or "done" in p.message or "loading" in p.message or time.time() - last[0] > 60:
+        if " val " in p.message or p.message.startswith(("done", "loading", "resuming")) or time.time() - last[0] > 60:
             last[0] = time.time()
             print(p.message, flush=True)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cellviewer.core import datasets as D
-from cellviewer.core.errors import CellviewerError, OptionError
+from cellviewer.core.errors import OptionError
 
 
 def load_items(cfg, split: str) -> list[dict]:
@@ -21,7 +21,7 @@ def load_items(cfg, split: str) -> list[dict]:
             continue
         splits = list(cfg.train_splits) if split == "train" else [split]
         if "test" in splits:
-            raise CellviewerError("The test split is never trained on.", hint='train_splits: "train" and/or "val"')
+            raise OptionError("The test split is never trained on.", hint='give train_splits "train" and/or "val"')
         samples = [s for sp in splits for s in D.load_samples(ds, cfg.data_root, sp, notes)]
         if split != "train" and cfg.val_limit:
             samples = samples[: cfg.val_limit]
@@ -38,6 +38,64 @@ def load_items(cfg, split: str) -> list[dict]:
 
     steps = preprocess_steps(cfg)
     return [dict(it, image=apply_steps(it["image"], steps)) for it in items] if steps else items
+
+
+#: ``--net-config`` keys the training data decide (the classes of ``--datasets``; RGB images): given, they
+#: must say the same — ``classes`` is the ``unet`` family's other name for ``n_classes``
+DATA_KEYS = ("n_classes", "classes", "in_ch")
+
+
+def net_options(cfg, classes) -> dict:
+    """The options of a new net for ``classes``: ``cfg.net_config`` with the outputs the data decide (refused
+    with :class:`OptionError`, exit 2, when it sets them otherwise) and the edge head of box data."""
+    ncfg = dict(cfg.net_config)
+    data = {"n_classes": len(classes), "classes": len(classes), "in_ch": 3}
+    bad = [k for k in DATA_KEYS if k in ncfg and ncfg[k] != data[k]]
+    if bad:
+        raise OptionError(f"--net-config sets {', '.join(f'{k} {ncfg[k]!r}' for k in bad)}, but the data decide it: "
+                          f"{', '.join(cfg.datasets)} train{'s' if len(cfg.datasets) == 1 else ''} {len(classes)} "
+                          f"classes ({', '.join(classes)}) on RGB images (n_classes {len(classes)}, in_ch 3).",
+                          hint=f"leave {', '.join(bad)} out of --net-config (training sets "
+                               f"{'it' if len(bad) == 1 else 'them'} from --datasets), or choose the --datasets of "
+                               "the classes wanted")
+    ncfg.setdefault("n_classes", len(classes))
+    if classes[1] == "rbc" and cfg.architecture in ("do-unet", "do-unet-valid"):
+        ncfg.setdefault("edge", True)
+    return ncfg
+
+
+def build_net(cfg, classes):
+    """A new segmentation net of ``cfg.architecture`` for ``classes`` (:func:`net_options`). What the registry
+    refuses (an unknown architecture or encoder, bad options, an unusable encoder weights file) is an option
+    error here (exit 2): every bit of it comes from ``--arch`` / ``--net-config``."""
+    from cellviewer.core.errors import ModelLoadError
+    from cellviewer.nets.registry import KINDS, create_net, list_nets
+
+    segmenters = list_nets("segment")
+    if KINDS.get(cfg.architecture, "segment") != "segment":
+        raise OptionError(f"--arch {cfg.architecture} is a cell classifier, not a segmentation network.",
+                          hint=f"choose one of: {', '.join(segmenters)}")
+    ncfg = net_options(cfg, classes)
+    try:
+        return create_net(cfg.architecture, **ncfg)
+    except ModelLoadError as e:
+        if cfg.architecture not in segmenters:
+            raise OptionError(f"{e.message.rstrip('.')} (--arch).",
+                              hint=f"give --arch one of: {', '.join(segmenters)}") from e
+        raise OptionError(f"{e.message.rstrip('.')} (--arch {cfg.architecture}, --net-config "
+                          f"{json.dumps(cfg.net_config)}).",
+                          hint=e.hint or "see the architecture's docstring for its options") from e
+
+
+def model_name(cfg, resumed: dict | None) -> str:
+    """The card's name: ``cfg.name``; else a resumed checkpoint's; else the ``--out`` file name
+    (``runs/x/lab`` → ``lab``), not one fixed name that a copied model would replace a shipped one by."""
+    if cfg.name:
+        return str(cfg.name)
+    if resumed is not None and resumed.get("name"):
+        return str(resumed["name"])
+    p = Path(str(cfg.out))
+    return (p.stem if p.suffix in (".json", ".safetensors") else p.name) or "model"
 
 
 def batch(items, weights, rng, acfg, n: int):
@@ -69,7 +127,7 @@ def preprocess_steps(cfg) -> list[dict]:
     try:
         return steps_for(cfg.architecture, cfg.preprocess, read_card(cfg.resume) if cfg.resume else None)
     except ValueError as e:
-        raise CellviewerError(f"Bad 'preprocess' option: {e}.", hint="e.g. [{\"op\": \"clahe_y\"}] or []") from e
+        raise OptionError(f"Bad 'preprocess' option: {e}.", hint="e.g. [{\"op\": \"clahe_y\"}] or []") from e
 
 
 def border_pad_of(cfg) -> float:

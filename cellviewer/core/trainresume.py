@@ -11,7 +11,11 @@ to give instead) a resume that cannot continue the run:
   ones would score it on images it trained on;
 * the **epochs** asked for are used up (the epoch budget counts on from the state's epoch);
 * ``STEM`` is a run's best checkpoint (not ``STEM-last``) and the run would write to its own ``--out``:
-  that would overwrite the later epochs in ``STEM-last`` (resume from ``STEM-last``, or give another ``--out``).
+  that would overwrite the later epochs in ``STEM-last`` (resume from ``STEM-last``, or give another ``--out``);
+
+:func:`check_net` refuses an ``--arch`` / ``--net-config`` given with ``--resume`` that is not the
+checkpoint's net (:func:`cellviewer.core.cliopts.train_config_from_args`: the weights go on as they are, the
+card would say otherwise); :func:`net_of` makes the card of the core job say the checkpoint's net.
 
 A checkpoint whose training state is empty (a shipped or fine-tune base, ``core.finetune``) starts a
 new run from its weights: only the classes are checked.
@@ -19,12 +23,15 @@ new run from its weights: only the classes are checked.
 :func:`best_so_far` keeps the run's best checkpoint: a resumed run's epochs replace it only when they
 score higher than its recorded best (:func:`cellviewer.core.training.train` no longer makes the resumed
 ``-last`` weights the best to beat). :func:`options_of` is what ``cellviewer train --resume`` starts
-from: the run's own options and calibration (the card's ``postprocess`` / ``inference`` go on into the
-new cards, :func:`cellviewer.core.trainparts.card_for`), overridden by the options given.
+from: the run's own options, name and calibration (the card's ``postprocess`` / ``inference`` go on into the
+new cards, :func:`cellviewer.core.trainparts.card_for`), overridden by the options given — but not its
+``out``: without ``--out`` a resume writes beside the checkpoint (:func:`out_beside`), so a copied or moved
+run goes on where it now is.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cellviewer.core.errors import OptionError
@@ -41,13 +48,41 @@ def progressed(state: dict) -> bool:
 
 
 def options_of(stem) -> dict:
-    """The training options recorded in the card of checkpoint ``stem`` (without ``resume``); ``{}`` for a
-    card with none. Raises :class:`~cellviewer.core.errors.ModelLoadError` when there is no such card."""
+    """The training options recorded in the card of checkpoint ``stem``, without ``resume`` and ``out`` (a
+    resume writes beside ``stem``: :func:`out_beside`), with the card's ``name`` and — where the options lack
+    them — its net (``architecture``, ``net_config``). Raises :class:`~cellviewer.core.errors.ModelLoadError`
+    when there is no such card."""
     from cellviewer.nets.checkpoint import read_card
 
-    cfg, _state = _training(read_card(stem))
+    card = read_card(stem)
+    cfg, _state = _training(card)
     cfg.pop("resume", None)
+    cfg.pop("out", None)
+    if card.get("name"):
+        cfg["name"] = card["name"]
+    if card.get("architecture") and "architecture" not in cfg:
+        cfg["architecture"] = card["architecture"]
+    if isinstance(card.get("config"), dict) and "net_config" not in cfg:
+        cfg["net_config"] = dict(card["config"])
     return cfg
+
+
+def out_beside(stem) -> str:
+    """Where a resume of ``stem`` without ``--out`` writes: beside it, as the run it is the ``-last`` checkpoint
+    of (``runs/r/m-last`` → ``runs/r/m``), so a copied or moved run goes on in its new place. A ``stem`` that is
+    no ``-last`` checkpoint is refused (:class:`OptionError`): going on into it would overwrite it."""
+    p = Path(str(stem))
+    if p.suffix in (".json", ".safetensors"):
+        p = p.with_suffix("")
+    if p.name.endswith("-last") and len(p.name) > len("-last"):
+        return str(p.with_name(p.name[: -len("-last")]))
+    last = p.with_name(p.name + "-last")
+    if last.with_suffix(".json").is_file():  # the run's best: check_resume's refusal names its -last
+        return str(p)
+    raise OptionError(f"'{stem}' is not a run's -last checkpoint: without --out, going on from it would write "
+                      "over it (and a -last checkpoint beside it).",
+                      hint=f"give --out for the new run (e.g. --out runs/{p.name}/{p.name}), or resume a run from "
+                           "its OUT-last checkpoint")
 
 
 def _phases(cfg, card: dict) -> list[tuple[int, int]]:
@@ -88,6 +123,51 @@ def check_resume(cfg, card: dict, classes: list[str]) -> None:
                 else "a larger phase2_epochs in --config")
         raise OptionError(f"'{stem}' has already run {epoch} of the {n} epochs asked for in phase {phase}: "
                           "nothing is left to train.", hint=f"ask for more epochs, e.g. {more}")
+
+
+def _own(d) -> dict:
+    from cellviewer.nets.registry import BUILD_ONLY_KEYS
+
+    return {k: v for k, v in dict(d or {}).items() if k not in BUILD_ONLY_KEYS}
+
+
+def check_net(cfg, card: dict) -> None:
+    """A resume goes on with the checkpoint's net: refuse (:class:`OptionError`) an ``architecture`` /
+    ``net_config`` given (``--arch`` / ``--net-config``) other than its own, which the new card would record
+    but the weights not follow. ``net_config`` fits when it is the run's own recorded one or each of its keys
+    says what the checkpoint's net has."""
+    old, _state = _training(card)
+    arch, given = card.get("architecture"), getattr(cfg, "architecture", None)
+    if arch and given and given != arch:
+        raise OptionError(f"'{cfg.resume}' is a {arch} network: a resume goes on with its weights, it cannot "
+                          f"become a {given}.", hint=f"leave out --arch (or give --arch {arch}) to go on with "
+                          f"it, or train a new {given} model without --resume")
+    net = getattr(cfg, "net_config", None)
+    if net is None:
+        return
+    have, mine = _own(card.get("config")), _own(net)
+    if "net_config" in old and mine == _own(old["net_config"]):
+        return
+    differ = [k for k in mine if k not in have or have[k] != mine[k]]
+    if differ:
+        has = ", ".join(f"{k} {json.dumps(have[k]) if k in have else '(not set)'}" for k in differ)
+        raise OptionError(f"'{cfg.resume}' has a {arch or 'network'} with {has}; --net-config asks for "
+                          f"{', '.join(f'{k} {json.dumps(mine[k])}' for k in differ)}: a resume goes on with the "
+                          "checkpoint's net and cannot change it.",
+                          hint="leave out --net-config to go on with the checkpoint's net (widen a DO-U-Net with "
+                               "--config '{\"widen_base\": N}'), or train a new model without --resume")
+
+
+def net_of(cfg, card: dict) -> dict:
+    """``{}`` when ``cfg``'s ``architecture`` / ``net_config`` describe the resumed checkpoint's net
+    (:func:`check_net`), else the checkpoint's own, for :func:`dataclasses.replace`: the card of a resumed run
+    records the net its weights are (a caller of the core job that left the defaults in, e.g. a fine-tune of a
+    card without training options)."""
+    try:
+        check_net(cfg, card)
+    except OptionError:
+        return {"architecture": card.get("architecture") or cfg.architecture, "net_config": _own(card.get("config"))}
+    return {}
 
 
 def _norm(stem) -> Path:
