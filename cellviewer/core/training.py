@@ -158,7 +158,8 @@ class TrainResult:
 def classes_of(cfg: TrainConfig) -> list[str]:
     kinds = {"parts" if d == "wbc_seg" else "boxes" for d in cfg.datasets}
     if len(kinds) > 1:
-        raise OptionError(f"wbc_seg (nucleus/cytoplasm) cannot be mixed with box datasets ({', '.join(cfg.datasets)}).",
+        raise OptionError(f"wbc_seg (nucleus/cytoplasm masks) cannot be mixed with box datasets "
+                          f"({', '.join(d for d in cfg.datasets if d != 'wbc_seg')}).",
                           hint="train two models: one with --datasets wbc_seg, one with the box datasets")
     return list(D.PART_CLASSES if kinds == {"parts"} else D.BOX_CLASSES)
 

@@ -62,13 +62,18 @@ def held_packing(monkeypatch):
     gate.set()
 
 
-def test_a_redo_before_packing_takes_the_detached_arrays_back(qapp, held_packing):
+def _segmented():
+    """A document, its undo stack with one segmentation pushed, and the states before and after it."""
     doc = _doc()
     before = _state(doc)
     stack = make_stack()
     cmd = SegmentationCommand(doc, _result())
     stack.push(cmd)
-    after = _state(doc)
+    return doc, stack, cmd, before, _state(doc)
+
+
+def test_a_redo_before_packing_takes_the_detached_arrays_back(qapp, held_packing):
+    doc, stack, cmd, before, after = _segmented()
     replaced = {c: doc.labels[c] for c in doc.labels}
     held_packing.set()
     cmd._old._thread.join(10)
@@ -97,11 +102,7 @@ def test_a_redo_before_packing_takes_the_detached_arrays_back(qapp, held_packing
 
 
 def test_an_undo_before_packing_waits_for_it_in_the_worker(qapp, held_packing):
-    doc = _doc()
-    before = _state(doc)
-    stack = make_stack()
-    cmd = SegmentationCommand(doc, _result())
-    stack.push(cmd)
+    doc, stack, cmd, before, _after = _segmented()
     work = cmd.prepare_undo()  # the state before is kept for good: not handed back, waited for ...
     assert work is not None
     t = threading.Thread(target=work)
@@ -138,12 +139,7 @@ def test_a_redo_right_after_the_undo_equals_one_after_packing(qapp, held_packing
 def test_a_state_unpacked_ahead_is_what_the_step_takes(qapp, monkeypatch):
     from cellviewer.gui import commands
 
-    doc = _doc()
-    before = _state(doc)
-    stack = make_stack()
-    cmd = SegmentationCommand(doc, _result())
-    stack.push(cmd)
-    after = _state(doc)
+    doc, stack, cmd, before, after = _segmented()
     cmd._old._thread.join(10)
     where = []
     real = commands._Packed._unpacked
