@@ -152,6 +152,17 @@ def _stored_params(card_path) -> int:
     return sum(p.numel() for p in load_checkpoint(str(card_path.with_suffix("")), "cpu")[0].parameters())
 
 
+def _model_label(name: str, card_path, card: dict) -> str:
+    """``model NAME`` for a shipped model; a user's model (fine-tuned, installed, or a loose card in the user's
+    folder) says so, with its version, so its numbers are not read as the shipped model's."""
+    from cellviewer.core.modelfind import is_shipped
+
+    if is_shipped(card_path):
+        return f"model {name}"
+    version = card.get("version")
+    return f"user model {name}" + (f" v{version}" if version not in (None, "") else "")
+
+
 def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]:
     """Rows per model; the conv peak is measured again beside every model (``peak`` keeps the
     best seen, so a burst of load from other processes does not make the ratio exceed 1)."""
@@ -161,9 +172,9 @@ def model_rows(peak: dict, quick: bool = False, archs: bool = True) -> list[Row]
     size, reps = (256, 2) if quick else (512, 6)
     rows: list[Row] = []
     # the shipped models as inference runs them (batch norms folded, nets.fuse); parameters as stored
-    nets = [(f"model {name}", lambda p=path: _load(str(p.with_suffix("")), "cpu")[0]) for name, (path, _)
-            in sorted(find_models().items())]
-    stored = {f"model {name}": path for name, (path, _) in find_models().items()}
+    found = sorted((_model_label(name, path, card), path) for name, (path, card) in find_models().items())
+    nets = [(label, lambda p=path: _load(str(p.with_suffix("")), "cpu")[0]) for label, path in found]
+    stored = dict(found)
     if archs:
         nets += [(f"arch {a}", lambda a=a: create_net(a, **ARCH_CONFIGS.get(a, {}))) for a in list_nets()]
     measured = []

@@ -36,6 +36,13 @@ def model_dirs() -> list[Path]:
     return dirs
 
 
+def is_shipped(card_path) -> bool:
+    """Whether a card lies in a folder the application ships (the bundle's or the repository's ``models/``),
+    not in the user's folder or model store."""
+    parent = Path(card_path).resolve().parent
+    return any(parent == d.resolve() for d in model_dirs()[:-1])
+
+
 def _scan():
     """``(card path, card or None, why unreadable)`` of every ``*.json`` in :func:`model_dirs`, lowest priority
     first."""

@@ -82,3 +82,18 @@ def test_a_valid_convolution_net_is_measured_per_pixel_it_segments():
     assert m["gflops"] == pytest.approx(m["gflop_per_mp"] / (m["ms_per_mp"] / 1e3))
     same = B.measure_net(create_net("do-unet", base=4, depth=2, n_classes=4), 96, 1, 100.0)
     assert same["out_size"] == same["size"] == 96  # a padded net: per output pixel = per input pixel
+
+
+def test_a_users_model_is_not_labelled_as_the_shipped_one(tmp_path, monkeypatch):
+    """A fine-tuned or installed model in the user's folder wins over the shipped one of its name; the bench
+    table must not present its numbers as the shipped model's."""
+    from cellviewer.core.modelfind import find_models, is_shipped, model_dirs
+
+    shipped = {name: path for name, (path, _) in find_models().items()}
+    monkeypatch.setenv("CELLVIEWER_HOME", str(tmp_path / "home"))
+    user_dir = model_dirs()[-1]
+    assert not is_shipped(user_dir / "blood-cells.json")
+    assert B._model_label("blood-cells", user_dir / "blood-cells.json", {"version": 7}) == "user model blood-cells v7"
+    assert B._model_label("mine", user_dir / "mine.json", {}) == "user model mine"
+    for name, path in shipped.items():  # the repository's models/ (skipped where none is shipped)
+        assert is_shipped(path) and B._model_label(name, path, {"version": 3}) == f"model {name}"
