@@ -77,3 +77,11 @@ def test_bad_training_options_are_option_errors():
     assert "--datasets wbc_seg" in e.value.hint
     with pytest.raises(OptionError, match="no_such"):
         TrainConfig.from_dict({"no_such": 1})
+
+
+@pytest.mark.parametrize("name, says", [("chula_rbc12", "one point per red cell"), ("nosuch", "Unknown dataset")])
+def test_a_dataset_training_cannot_read_is_refused_before_any_data_is_read(name, says):
+    """chula_rbc12 has morphology points only (it crashed in OpenCV's resize); an unknown name lists what trains."""
+    with pytest.raises(OptionError, match=says) as e:
+        classes_of(_cfg(datasets=["bccd", name]))
+    assert "bccd, txl_pbc, wbc_seg" in e.value.hint and "morphtrain" in e.value.hint
