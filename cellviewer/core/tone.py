@@ -12,7 +12,8 @@ in chunks so temporary memory stays bounded; what was done is appended to the im
   :data:`BRIGHT` of that range, as from a 16-bit file holding 15 bits or an under-exposed
   camera) is brightened by a gain that puts that percentile at :data:`BRIGHT`: still linear
   through zero, so tones are kept, and a small change in exposure gives a small change;
-* **signed and float** samples: a 0.5–99.5 % stretch.
+* **float** samples in 0…1 (or 0…255, some above 1) as an integer image of that full scale (linear, dim
+  ones brightened); other **float** and **signed** samples: a 0.5–99.5 % stretch.
 
 Percentiles come from a fixed-stride sample, so the same file always gives the same pixels.
 """
@@ -36,6 +37,17 @@ def alpha_unit(a: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(a.astype(np.float32), nan=1.0), 0, 1)
 
 
+def _float_unit(sample: np.ndarray) -> float | None:
+    """The full scale of float intensities that lie in 0…1 (1.0) or 0…255 with some above 1 (255.0), as
+    written by image libraries; ``None`` for any other range (those are stretched)."""
+    if not sample.size:
+        return None
+    lo, hi = float(sample.min()), float(sample.max())
+    if lo < 0:
+        return None
+    return 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else None
+
+
 def to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
     """Any numeric samples -> uint8: unsigned integers linearly by the bit depth they use, dim
     images and signed/float samples by a deterministic 0.5–99.5 % stretch (NaN/inf -> 0)."""
@@ -50,17 +62,22 @@ def to_uint8(colour: np.ndarray, dtype: str, notes: list[str]) -> np.ndarray:
         sample = sample[np.isfinite(sample)]
     lo, hi = (float(v) for v in np.percentile(sample, STRETCH_PERCENTILES)) if sample.size else (0.0, 0.0)
     how = f"{STRETCH_PERCENTILES[0]:g}–{STRETCH_PERCENTILES[1]:g} % stretch of {lo:g}…{hi:g}"
-    if colour.dtype.kind == "u" and sample.size and hi > 0:
-        top = float(np.percentile(sample, TOP_PERCENTILE))  # a few hot pixels do not set the depth
-        bits = next((b for b in DEPTHS if top < 1 << b), DEPTHS[-1])
-        full = float((1 << bits) - 1)
+    unit = _float_unit(sample) if is_float and hi > 0 else None
+    if (colour.dtype.kind == "u" or unit) and sample.size and hi > 0:
+        if unit:  # float intensities in 0…1 or 0…255 keep their tones, as an integer image does
+            bits, full, used = 0, unit, f"float samples in 0…{unit:g}"
+        else:
+            top = float(np.percentile(sample, TOP_PERCENTILE))  # a few hot pixels do not set the depth
+            bits = next((b for b in DEPTHS if top < 1 << b), DEPTHS[-1])
+            full = float((1 << bits) - 1)
+            used = f"{bits} bits used"
         if colour.dtype == np.uint16 and not np.any(sample % 257):  # an 8-bit image saved as 16-bit (× 257)
             lo, hi, how = 0.0, 65535.0, "linear: 8-bit values stored as 16-bit (× 257), read as the 8-bit image"
         elif hi >= BRIGHT * full:
-            lo, hi, how = 0.0, full, f"linear, {bits} bits used: 0…{full:g}"
+            lo, hi, how = 0.0, full, f"linear, {used}: 0…{full:g}"
         else:
             gain = BRIGHT * full / hi
-            lo, hi, how = 0.0, full / gain, (f"dim image brightened ×{gain:.2f}: {bits} bits used, its brightest "
+            lo, hi, how = 0.0, full / gain, (f"dim image brightened ×{gain:.2f}: {used}, its brightest "
                                              f"0.5 % put at {BRIGHT:.0%} of the range")
     if hi <= lo:  # constant image: map the dtype's natural range instead
         info = np.iinfo(colour.dtype) if colour.dtype.kind in "ui" else None

@@ -63,6 +63,21 @@ def test_float_nan_and_inf_become_zero_and_are_counted():
     assert any("100 NaN/inf" in n for n in notes) and "32-bit float" in notes[0]
 
 
+def test_float_intensities_keep_their_tones_other_floats_are_stretched():
+    """A float smear in 0…1 (or 0…255) reads as the integer image of that scale would (bright background stays
+    short of white, as the models were trained); a dim one is brightened by a gain; any other range is
+    stretched."""
+    smear = np.linspace(0.2, 0.9, 400, dtype=np.float32).reshape(20, 20)
+    out = to_uint8(smear, "float32", notes := [])
+    assert np.array_equal(out, np.rint(smear.astype(np.float64) * 255).astype(np.uint8)) and "0…1" in notes[0]
+    out255 = to_uint8((smear * 255).astype(np.float64), "float64", notes := [])
+    assert np.abs(out255.astype(int) - out).max() <= 1 and "0…255" in notes[0]
+    dim = to_uint8(smear * 0.5, "float32", notes := [])
+    assert "brightened" in notes[0] and 200 <= int(np.percentile(dim, 99.5)) <= 225 and dim.min() > 0
+    wide = to_uint8(smear * 1000 - 300, "float32", notes := [])
+    assert "stretch" in notes[0] and wide.min() == 0 and wide.max() == 255
+
+
 def test_alpha_unit_by_dtype_range():
     np.testing.assert_allclose(alpha_unit(np.array([0, 32768, 65535], np.uint16)), [0.0, 32768 / 65535, 1.0], rtol=1e-6)
     np.testing.assert_allclose(alpha_unit(np.array([np.nan, 2.0, -1.0, 0.25])), [1.0, 1.0, 0.0, 0.25])
