@@ -218,3 +218,20 @@ def test_no_detail_pages_for_one_image_is_the_summary_page(fakes, tmp_path):  # 
     assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "--report-pages", "0", "-q"]) == 0
     data = (out / "report.pdf").read_bytes()
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?![s\w])", data)) == 1
+
+
+def test_remaining_txt_finishes_the_run_from_another_folder(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """Images named relative to where the run started are listed with absolute paths in remaining.txt, so the
+    list works wherever it is used from."""
+    _write_inputs(tmp_path / "in")
+    real = _FakeSegmenter.segment
+    interrupt_on_image(monkeypatch, 2, ctrl_c)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["analyze", "in/one.png", "in/two.png", "--out", "out", "--device", "cpu"]) == 130
+    capsys.readouterr()
+    assert (tmp_path / "out" / "remaining.txt").read_text().splitlines() == [str(tmp_path / "in" / "two.png")]
+    monkeypatch.setattr(_FakeSegmenter, "segment", real)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli.main(["analyze", "--from-list", "../out/remaining.txt", "--out", "rest", "-q"]) == 0
+    assert [r[0] for r in _read_csv(tmp_path / "elsewhere" / "rest" / "counts.csv")[1:]] == ["two.png"]
