@@ -46,9 +46,19 @@ _lasting = None  # the window's LastingWarning widget
 def set_status_bar(bar, lasting=None) -> None:
     """Where status lines go; ``lasting``: where :func:`lasting` warnings go (see :func:`set_lasting_widget`)."""
     global _status_bar
+    if bar is not _status_bar:
+        _forget_lines()
     _status_bar = bar
     if lasting is not None:
         set_lasting_widget(lasting)
+
+
+def _forget_lines() -> None:
+    """Another window's status bar (or none): the line ranks, timers and pending lines of the last one do not
+    carry over (a warning there must not hold back, nor its delayed line turn up in, the new window)."""
+    global _shown, _line
+    _shown, _line = (NOTE, 0.0), (0, False)
+    _pending[0] += 1
 
 
 def set_parent(widget) -> None:
@@ -68,6 +78,7 @@ def detach(parent, bar) -> None:
     global _status_bar, _parent, _lasting
     if _status_bar is bar:
         _status_bar = None
+        _forget_lines()
     if _parent is parent:
         _parent = None
     try:

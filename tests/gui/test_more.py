@@ -237,6 +237,25 @@ def test_a_status_line_held_back_by_a_warning_shows_when_it_ends(status_bar, qtb
     qtbot.waitUntil(lambda: bar.currentMessage() == "Segmentation done: 12 RBC", timeout=2000)  # not lost
 
 
+def test_a_line_held_back_in_one_window_does_not_turn_up_in_the_next(status_bar, qtbot):
+    """A warning's rank and the line waiting for it belong to its window's status bar: another window's bar
+    (a new image window, the next test's) neither waits for that warning nor receives the held-back line."""
+    from PySide6.QtWidgets import QStatusBar
+
+    from cellviewer.gui import notifications
+
+    notifications.warn("greyscale image", 300)
+    notifications.status("and more", 100)  # held back until the warning ends
+    other = QStatusBar()
+    qtbot.addWidget(other)
+    notifications.set_status_bar(other)
+    notifications.status("Segmentation of a.png cancelled")  # not held back by the first bar's warning
+    assert other.currentMessage() == "Segmentation of a.png cancelled"
+    qtbot.wait(500)
+    assert other.currentMessage() == "Segmentation of a.png cancelled" and status_bar.currentMessage() != "and more"
+    notifications.detach(None, other)
+
+
 def test_a_damaged_jpeg_keeps_a_caution_on_the_status_bar(window, tmp_path, qtbot, dialogs):
     import cv2
 
