@@ -158,11 +158,12 @@ class TrainResult:
 def classes_of(cfg: TrainConfig) -> list[str]:
     from cellviewer.core.cliopts import TRAIN_DATASETS
 
-    for d in (d for d in cfg.datasets if d not in TRAIN_DATASETS):  # chula_rbc12 (points) or an unknown name
+    for d in (d for d in cfg.datasets if d not in TRAIN_DATASETS + ("export",)):  # chula_rbc12 (points), typos
         raise OptionError(f"{d} holds one point per red cell (its morphology class), not masks or boxes: no "
                           f"segmenter trains on it." if d in D.DATASETS else f"Unknown dataset '{d}'.",
-                          hint=f"train on {', '.join(TRAIN_DATASETS)}; the red-cell morphology classifier "
-                               f"trains on chula_rbc12 with 'python -m cellviewer.core.morphtrain'")
+                          hint=f"train on {', '.join(TRAIN_DATASETS)} or export (a cellviewer export, --data DIR); "
+                               f"the red-cell morphology classifier trains on chula_rbc12 with "
+                               f"'python -m cellviewer.core.morphtrain'")
     kinds = {"parts" if d == "wbc_seg" else "boxes" for d in cfg.datasets}
     if len(kinds) > 1:
         raise OptionError(f"wbc_seg (nucleus/cytoplasm masks) cannot be mixed with box datasets "
