@@ -148,7 +148,8 @@ def delete_cell(doc: Document, cls: str, cell: int) -> Edit:
 
 
 def merge_cells(doc: Document, cls: str, a: int, b: int) -> Edit:
-    """Merge cell ``b`` into ``a``: one cell, one marker (moved to the merged cell)."""
+    """Merge cell ``b`` into ``a``: one cell, one marker (moved to the merged cell; an automatic red-cell class
+    goes, as in a Split, a class set by hand stays)."""
     if a == b:
         raise EditError("Pick two different cells to merge.", hint="click the first cell, then the second")
     box = _require_cell(doc, cls, a)
@@ -168,8 +169,9 @@ def merge_cells(doc: Document, cls: str, a: int, b: int) -> Edit:
             atoms.append(MarkerChange(m, None))
     merged = new == a
     cy, cx = interior_point(merged)
-    if keep is not None:
-        atoms.append(MarkerChange(keep, replace(keep, cell=a, x=box[1] + cx, y=box[0] + cy, origin="manual")))
+    if keep is not None:  # the model classed one piece, not the merged cell: Classify again classes it (as a Split)
+        auto = {"morph": "", "morph_p": 0.0} if keep.morph and keep.morph_p < 1.0 else {}
+        atoms.append(MarkerChange(keep, replace(keep, cell=a, x=box[1] + cx, y=box[0] + cy, origin="manual", **auto)))
     else:
         atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, a, merged, box, doc.next_marker_id())))
     return make_edit("Merge cells", atoms, cls=cls, detail=f"{b} into {a}")

@@ -4,7 +4,8 @@ the white-cell nucleus / cytoplasm area shares (:func:`wbc_part_shares`).
 Only the counted white cells (with a count marker the border rule counts, as in the counts) that have parts
 count: a white cell brushed as a whole (no nucleus / cytoplasm) would add to the area but to neither part,
 and the two shares would not add up to 100 %. When not all counted white cells have parts, ``"WBC parts
-from"`` says of how many they are.
+from"`` says of how many they are. Pixels of those cells that have no part (a Merge of a cell with parts and
+one without) are a third share, ``"WBC area: no part"``, so that the shares shown add up to 100.0 %.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ def wbc_part_shares(doc) -> dict[str, str]:
     nuc, cyt = int(np.count_nonzero(doc.parts[cells] == 1)), int(np.count_nonzero(doc.parts[cells] == 2))
     if not nuc + cyt:
         return {}
-    area = int(np.count_nonzero(cells))  # (pixels of these cells with no part: in neither share)
-    shares = shares_pct({"nucleus": nuc, "cytoplasm": cyt, "": area - nuc - cyt})
-    out = {"WBC area: nucleus": shares["nucleus"], "WBC area: cytoplasm": shares["cytoplasm"],
-           "Nucleus : cytoplasm (area)": f"{nuc / cyt:.2f}" if cyt else "–"}
+    area = int(np.count_nonzero(cells))  # pixels of these cells with no part (e.g. a merged cell's half without):
+    shares = shares_pct({"nucleus": nuc, "cytoplasm": cyt, "none": area - nuc - cyt})  # shown, so all add up
+    out = {"WBC area: nucleus": shares["nucleus"], "WBC area: cytoplasm": shares["cytoplasm"]}
+    if area > nuc + cyt:
+        out["WBC area: no part"] = shares["none"]
+    out["Nucleus : cytoplasm (area)"] = f"{nuc / cyt:.2f}" if cyt else "–"
     if with_parts.size < counted.size:
         out["WBC parts from"] = f"{with_parts.size} of {counted.size} white cells with parts"
     return out

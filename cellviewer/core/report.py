@@ -138,11 +138,17 @@ def rbc_size_summary(doc: Document, whole: dict[int, int] | None = None) -> dict
 
 def morphology_differential(doc: Document) -> dict[str, str]:
     """``"RBC morphology: <class>" -> "<share> (<n>)"`` over the counted red cells that have a
-    morphology class (most frequent first); empty when none has one."""
+    morphology class (most frequent first); empty when none has one. When not all counted red cells have a
+    class (cut cells, a hand-placed marker, a Split's pieces), ``"RBC morphology from"`` says of how many
+    the shares are: they are not shares of the red-cell count."""
     skip = doc.uncounted()
-    morphs = Counter(m.morph for m in doc.markers.values() if m.cls == "rbc" and m.morph and m.id not in skip)
+    rbc = [m for m in doc.markers.values() if m.cls == "rbc" and m.id not in skip]
+    morphs = Counter(m.morph for m in rbc if m.morph)
     shares = shares_pct(dict(morphs.most_common()))  # add up to 100.0 %
-    return {f"RBC morphology: {k.replace('_', ' ')}": f"{share} ({morphs[k]})" for k, share in shares.items()}
+    out = {f"RBC morphology: {k.replace('_', ' ')}": f"{share} ({morphs[k]})" for k, share in shares.items()}
+    if out and sum(morphs.values()) < len(rbc):
+        out["RBC morphology from"] = f"{sum(morphs.values())} of {len(rbc)} counted red cells (others unclassified)"
+    return out
 
 
 @dataclass
@@ -164,6 +170,7 @@ class ReportEntry:
     reviewed: bool = False
     cell_size: str = ""  # the red-cell size the segmentation worked at, and how it was found
     morphology: str = ""  # the morphology model (and its size prior) that classed the red cells
+    um_per_px: float | None = None  # the calibration the red-cell sizes are given at (None: sizes in px)
 
     @classmethod
     def from_document(cls, doc: Document, image_name: str, thumbnail: bool = True,
@@ -180,7 +187,7 @@ class ReportEntry:
             notes=list(doc.image.info.notes) + list(doc.load_warnings) + _rule_note(doc)
             + [w for w in [calibration_warning(doc.labels["rbc"], doc.um_per_px) if doc.um_per_px else None] if w],
             size=(w, h), reviewed=bool(doc.reviewed), cell_size=_cell_size(p.params or {}, doc.um_per_px),
-            morphology=_morphology_line(p.params or {}, doc.um_per_px))
+            morphology=_morphology_line(p.params or {}, doc.um_per_px), um_per_px=doc.um_per_px or None)
 
 
 # -- PDF --------------------------------------------------------------------------------
@@ -205,6 +212,13 @@ def _cell_size(params: dict, um_per_px: float | None) -> str:
         return ""
     um = f" = {float(d) * um_per_px:.1f} µm at {um_per_px:g} µm/px" if um_per_px else ""
     return f"{float(d):.0f} px{um} ({str(params.get('diameter_source') or 'given').replace('+', ', ')})"
+
+
+def _calibration(um_per_px: float | None) -> str:
+    """The pixel size the report's sizes are at (cells.csv's ``area_px`` and box are pixels either way)."""
+    if not um_per_px:
+        return "none: red-cell diameters in px (cells.csv: px)"
+    return f"{um_per_px:g} µm/px: red-cell diameters in µm (cells.csv: px)"
 
 
 def _p(text, style):
@@ -292,12 +306,13 @@ def _image_page(e: ReportEntry, styles, frame_w, frame_h) -> list:
     rows = [["Class", "Count"]] + [[DISPLAY_NAMES.get(k, k), n] for k, n in c.items()]
     rows.append(["Total", sum(c.values())])
     diff = [["Differential", ""]] + [[k, v] for k, v in e.differential.items()]
-    flow += [_table(rows, [4 * cm, 2.5 * cm]), Spacer(1, 0.3 * cm), _table(diff, [6 * cm, 4 * cm]),
+    flow += [_table(rows, [4 * cm, 2.5 * cm]), Spacer(1, 0.3 * cm), _table(diff, [6 * cm, 8 * cm]),
              Spacer(1, 0.3 * cm)]
     audit = ", ".join(f"{a} ×{n}" for a, n in e.audit.items()) or "none"
     details = [["Image size", f"{e.size[0]} × {e.size[1]} px"],
                ["Model", _model(e)], ["Device", e.device or "–"],
-               ["Red-cell size used", e.cell_size or "–"], ["Morphology", e.morphology or "–"],
+               ["Red-cell size used", e.cell_size or "–"], ["Calibration", _calibration(e.um_per_px)],
+               ["Morphology", e.morphology or "–"],
                ["Segmented at", e.time or "–"], ["User", e.user or "–"],
                ["Manual corrections", str(e.n_corrections)], ["Audit", audit],
                ["Reviewed", "yes" if e.reviewed else "no"], ["Notes", _notes(e.notes) or "–"]]

@@ -71,3 +71,23 @@ def test_classify_again_with_another_model_giving_the_same_classes_records_that_
 
     with pytest.raises(EditError):  # same model, same classes: nothing to do
         edits.set_morphologies(doc, {1: ("normal", 0.8)}, morphology="rbc-morphology 1")
+
+
+def test_merging_clears_the_automatic_class_of_a_piece_and_undo_brings_it_back():
+    """The model classed a piece (a fragment, a half), not the merged cell: as a Split's pieces, the merged cell is
+    unclassified (and out of the report's morphology differential) until Classify again classes it."""
+    from dataclasses import replace
+
+    from cellviewer.core.report import morphology_differential
+    from tests.core.test_edits import seeded_doc
+
+    doc = seeded_doc()
+    doc.markers[1] = replace(doc.markers[1], morph="schistocyte", morph_p=0.7)  # automatic, both pieces
+    doc.markers[2] = replace(doc.markers[2], morph="schistocyte", morph_p=0.6)
+    h = edits.History(doc)
+    h.push(edits.merge_cells(doc, "rbc", 1, 2))
+    rbc = [m for m in doc.markers.values() if m.cls == "rbc"]
+    assert len(rbc) == 1 and (rbc[0].morph, rbc[0].morph_p) == ("", 0.0)
+    assert morphology_differential(doc) == {}
+    h.undo()
+    assert (doc.markers[1].morph, doc.markers[1].morph_p) == ("schistocyte", 0.7)

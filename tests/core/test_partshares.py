@@ -47,3 +47,22 @@ def test_part_shares_come_from_the_counted_white_cells_only():
     assert wbc_part_shares(doc)["WBC area: nucleus"] == "25.0 %"
     del doc.markers[2]
     assert wbc_part_shares(doc) == {}  # no counted white cell
+
+
+def test_part_shares_add_up_to_100_when_a_merged_white_cell_has_pixels_without_a_part():
+    """A Merge of a white cell with parts and one without: the half without parts is a share of its own (it was
+    in neither share, and nucleus + cytoplasm showed 50 % with nothing said of the rest)."""
+    from cellviewer.core import edits
+
+    doc = _two_white_cells()
+    doc.parts[:, 60:] = 0  # cell #2 has no parts
+    doc.labels["wbc"][10:30, 30:80] = 3  # a third cell, without parts, joining them
+    doc.markers[3] = Marker(3, "wbc", 50.0, 20.0, cell=3)
+    assert wbc_part_shares(doc)["WBC parts from"] == "1 of 3 white cells with parts"
+    edits.History(doc).push(edits.merge_cells(doc, "wbc", 1, 3))  # 400 px with parts + 1000 px without
+    out = wbc_part_shares(doc)
+    assert out["WBC area: nucleus"] == "21.4 %" and out["WBC area: cytoplasm"] == "7.2 %"  # 300, 100 of 1400
+    assert out["WBC area: no part"] == "71.4 %"
+    assert round(sum(_num(v) for k, v in out.items() if k.startswith("WBC area:")), 1) == 100.0
+    assert out["WBC parts from"] == "1 of 2 white cells with parts"
+    assert "WBC area: no part" not in wbc_part_shares(_two_white_cells())  # every pixel has a part: no such line

@@ -363,3 +363,52 @@ def test_the_model_line_names_the_test_time_augmentation_and_notes_read_cleanly(
         notes = " ".join(text.split("Notes")[1].split())
         assert "16-bit scaled; segmented for this report (not reviewed); Cells cut" in notes
         assert ".;" not in notes and "(0 not counted); the whole red cells measure" in notes
+
+
+def test_the_morphology_differential_says_of_how_many_red_cells_its_shares_are(tmp_path):
+    """Cut cells (and hand-placed markers) have no class: the shares are of the classed cells, not of the red-cell
+    count, and the report says so; not said when every counted red cell has a class."""
+    doc = _doc()
+    doc.labels = {k: np.zeros_like(v) for k, v in doc.labels.items()}
+    doc.parts = None
+    doc.markers = {i: Marker(i, "rbc", 5.0, 5.0, morph="normal" if i <= 3 else "", morph_p=0.9 if i <= 3 else 0.0)
+                   for i in range(1, 6)}
+    d = R.differential(doc)
+    assert d["RBC morphology: normal"] == "100.0 % (3)"
+    assert d["RBC morphology from"] == "3 of 5 counted red cells (others unclassified)"
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [R.ReportEntry.from_document(doc, "s.png", thumbnail=False)])
+    if shutil.which("pdftotext"):
+        assert "3 of 5 counted red cells" in _text(pdf)
+    for m in list(doc.markers.values())[3:]:
+        del doc.markers[m.id]
+    assert "RBC morphology from" not in R.differential(doc)  # all 3 counted red cells have a class
+
+
+def test_the_longest_differential_values_fit_their_column():
+    """The PDF's differential table does not wrap: "… from" lines had run past its 4-cm value column (now 8 cm)."""
+    from reportlab.lib.units import cm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    longest = ["1234 of 1345 counted red cells (others unclassified)", "123 of 145 white cells with parts",
+               "7.5 ± 0.6 µm (n 1234)", "– (no WBC)", "12.5 % (1234)"]
+    assert all(stringWidth(v, "Helvetica", 8.5) < 8 * cm - 12 for v in longest)  # 8 cm less the padding
+    assert "_table(diff, [6 * cm, 8 * cm])" in open(R.__file__, encoding="utf-8").read()
+
+
+def test_the_pdf_states_the_pixel_size_its_sizes_are_at(tmp_path):
+    """The red-cell diameter is in µm with a calibration, else px: the page says which, and at what pixel size."""
+    doc = _doc()
+    doc.labels["rbc"][:] = 0
+    for i in range(3):  # three whole red cells of 100 px: diameter 2·√(100/π) = 11.3 px
+        doc.labels["rbc"][30:40, 10 + 20 * i:20 + 20 * i] = i + 1
+    doc.markers = {i: Marker(i, "rbc", 15.0 + 20 * (i - 1), 35.0, cell=i) for i in (1, 2, 3)}
+    plain = R.ReportEntry.from_document(doc, "px.png", thumbnail=False)
+    assert plain.um_per_px is None and plain.differential["RBC diameter (whole cells)"].endswith("px (n 3)")
+    doc.um_per_px = 0.5
+    cal = R.ReportEntry.from_document(doc, "um.png", thumbnail=False)
+    assert cal.um_per_px == 0.5 and cal.differential["RBC diameter (whole cells)"] == "5.6 ± 0.0 µm (n 3)"
+    pdf = R.write_pdf_report(tmp_path / "r.pdf", [plain, cal])
+    if shutil.which("pdftotext"):
+        text = " ".join(_text(pdf).split())
+        assert "Calibration none: red-cell diameters in px (cells.csv: px)" in text
+        assert "Calibration 0.5 µm/px: red-cell diameters in µm (cells.csv: px)" in text
