@@ -149,3 +149,58 @@ def test_a_trained_model_given_by_its_path_stays_chosen(qtbot, isolated_registry
     qtbot.addWidget(p)
     qtbot.wait(20)
     assert state.value.model == path == p.model.currentData() and not told
+
+
+def test_a_model_file_from_disk_is_picked_with_its_card_summary(panel, tmp_path, qtbot, monkeypatch):
+    """'Model file…' (the picker's last entry) asks for a card on disk — a model trained here or received, not
+    installed — and uses it for the next runs; its card summary and ODE controls are shown as for an installed
+    one. Cancel, or a file that is no segmentation model, keeps the model in use."""
+    import shutil
+
+    from cellviewer.core.modelfind import model_dirs
+    from cellviewer.gui import notifications
+    from cellviewer.gui.panels import segment as S
+
+    mine = tmp_path / "received"
+    mine.mkdir()
+    for ext in (".json", ".safetensors"):  # a copy outside every models folder, under another name
+        shutil.copy(model_dirs()[-1] / ("tiny-node" + ext), mine / ("lab-node" + ext))
+    (mine / "notes.json").write_text("{}")
+    (mine / "notes.safetensors").write_bytes(b"x")
+    warned = []
+    monkeypatch.setattr(notifications, "warn", lambda m, *a, **k: warned.append(m))
+    answers = iter(["", str(mine / "notes.json"), str(mine / "lab-node.safetensors")])
+    monkeypatch.setattr(S.SegmentPanel, "ask_model_file", staticmethod(lambda parent, start: next(answers)))
+
+    last = panel.model.count() - 1
+    assert panel.model.itemData(last) == S.MODEL_FILE and panel.model.itemText(last) == "Model file…"
+    before = panel.state.value.model
+    panel.model.setCurrentIndex(last)  # cancelled
+    qtbot.waitUntil(lambda: panel.model.currentData() != S.MODEL_FILE, timeout=2000)
+    assert panel.state.value.model == before and not warned
+    panel.model.setCurrentIndex(last)  # a JSON file that is no model card
+    qtbot.waitUntil(lambda: bool(warned), timeout=2000)
+    assert "names no architecture" in warned[0] and panel.state.value.model == before
+    assert panel.model.currentData() != S.MODEL_FILE
+    panel.model.setCurrentIndex(panel.model.count() - 1)  # the checkpoint, chosen by its weights file
+    card = str(mine / "lab-node.json")
+    qtbot.waitUntil(lambda: panel.state.value.model == card, timeout=2000)
+    assert panel.model.currentText() == "lab-node (file)" and panel.model.currentData() == card
+    assert "node-unet" in panel.card.text() and "working scale: 16 px per red cell" in panel.card.text()
+    assert not panel.ode_box.isHidden()  # its solver is a control, as for an installed NODE-UNet
+    assert card in panel.model.itemData(panel.model.currentIndex(), 3)  # the tooltip names the file
+
+
+def test_a_model_file_runs_a_segmentation(panel, tmp_path):
+    from cellviewer.core.jobs import run_job
+    from cellviewer.core.modelfind import model_dirs
+    from cellviewer.core.segment import create_segmenter
+    from cellviewer.gui.segmentation import segmenter_request
+
+    card = str(model_dirs()[-1] / "tiny-node.json")
+    panel.state.update(model=card)
+    panel.reload_models()
+    assert panel.state.value.model == card and panel.model.currentData() == card
+    name, opts = segmenter_request(panel.state.value)
+    res = run_job(create_segmenter(name, **dict(opts, device="cpu")).segment(np.full((40, 40, 3), 200, np.uint8)))
+    assert set(res.labels) >= {"rbc", "wbc", "platelet"}

@@ -9,8 +9,9 @@ picker and Run always use the same one, and the user is told once (a lasting war
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
-                               QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
 from cellviewer.core.modelcards import ODE_METHODS
 from cellviewer.gui import notifications
@@ -24,6 +25,9 @@ TTA_CHOICES = (("model's own", ""), ("off (1 pass)", "none"), ("flips (4 passes)
                ("flips + transposes (8 passes)", "d4"))
 #: ODE solver tolerances offered (looser = faster, fewer function evaluations)
 TOLERANCES = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
+#: the picker's last entry: choose a trained model's card on disk (a model trained or received, not installed)
+MODEL_FILE = "\x00model-file"
+PATH_DESCRIPTION = "a trained model given by its path"
 
 
 class SegmentPanel(QWidget):
@@ -38,7 +42,7 @@ class SegmentPanel(QWidget):
         lay = QVBoxLayout(self)
         form = QFormLayout()
         self.model = QComboBox()
-        self.model.currentIndexChanged.connect(lambda _i: self.state.update(model=self.model.currentData()))
+        self.model.currentIndexChanged.connect(self._model_picked)
         form.addRow("Model", self.model)
         self.description = QLabel()
         self.description.setWordWrap(True)
@@ -155,14 +159,55 @@ class SegmentPanel(QWidget):
         self.models, self.summaries = available_models(), model_summaries()
         path = self.state.value.model
         if path and path not in self.models and _is_checkpoint_path(path):  # a trained model given by its path
-            self.models[path] = "a trained model given by its path"
+            self.models[path] = PATH_DESCRIPTION
+            info = _path_summary(path)
+            if info is not None:
+                self.summaries[path] = info
         with QSignalBlocker(self.model):
             self.model.clear()
             for name, desc in self.models.items():
                 info = self.summaries.get(name)
-                self.model.addItem(name, name)
-                self.model.setItemData(self.model.count() - 1, info.text() if info else desc, 3)  # tooltip
+                by_path = desc == PATH_DESCRIPTION
+                self.model.addItem(f"{_stem(name)} (file)" if by_path else name, name)
+                tip = (info.text() if info else desc) + (f"\n{name}" if by_path else "")
+                self.model.setItemData(self.model.count() - 1, tip, 3)  # tooltip
+            self.model.addItem("Model file…", MODEL_FILE)
+            self.model.setItemData(self.model.count() - 1, "Use a trained model's card (.json, its .safetensors "
+                                   "beside it) from disk: one trained here or received, not installed", 3)
         self.sync()
+
+    def _model_picked(self, _index: int) -> None:
+        data = self.model.currentData()
+        if data == MODEL_FILE:  # not a model: ask for one (after this signal: a modal dialog inside it misbehaves)
+            QTimer.singleShot(0, self.choose_model_file)
+            return
+        self.state.update(model=data)
+
+    @staticmethod
+    def ask_model_file(parent, start: str) -> str:
+        """The card chosen in a file dialog ('' when cancelled); tests replace it."""
+        path, _ = QFileDialog.getOpenFileName(parent, "Model file", start,
+                                              "Model card (*.json *.safetensors);;All files (*)")
+        return path
+
+    def choose_model_file(self) -> None:
+        """Use a model checkpoint from disk for the next runs (the state holds its card's path, as when a model
+        was given by path); one that is not a segmentation checkpoint is refused with a warning."""
+        from pathlib import Path
+
+        from cellviewer.core.modelfind import card_at
+
+        now = self.state.value.model
+        path = self.ask_model_file(self, str(Path(now).parent) if _is_checkpoint_path(now) else str(Path.home()))
+        problem = _model_file_problem(path) if path else None
+        if path and problem is None:
+            card = str(card_at(path))
+            self.state.update(model=card)  # (sync lists it)
+            notifications.status(f"Model {Path(card).stem} from {Path(card).parent}: used for the next Run")
+            return
+        if problem:
+            notifications.warn(problem)
+        self.sync()  # back to the model in use
 
     @staticmethod
     def _select(combo: QComboBox, value) -> None:
@@ -190,6 +235,9 @@ class SegmentPanel(QWidget):
 
     def sync(self, _names=None) -> None:
         v = self.state.value
+        if v.model and v.model not in self.models and _is_checkpoint_path(v.model):
+            self.reload_models()  # a model given by its path (it lists it, then syncs)
+            return
         if v.model and v.model not in self.models and self.models:
             self._fall_back(v.model)
             return
@@ -245,6 +293,49 @@ class SegmentPanel(QWidget):
     def set_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         self.progress_label.setText(message)
+
+
+def _stem(path: str) -> str:
+    from pathlib import Path
+
+    return Path(path).stem
+
+
+def _path_summary(path: str):
+    """The card summary of a model given by path (None when its card cannot be read)."""
+    import json
+
+    from cellviewer.core.modelcards import summarize_card
+    from cellviewer.core.modelfind import card_at
+
+    try:
+        card = json.loads(card_at(path).read_text(encoding="utf-8"))
+        return summarize_card(card, _stem(path)) if isinstance(card, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _model_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be used as a segmentation model (None when it can)."""
+    import json
+
+    from cellviewer.core.modelfind import card_at
+
+    card_path = card_at(path)
+    if card_path is None:
+        return (f"'{path}' is not a model checkpoint: choose a model card (.json) with its .safetensors beside it "
+                f"(as 'cellviewer train --out' writes them)")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"Cannot read the model card '{card_path}': {e}"
+    if not isinstance(card, dict) or "architecture" not in card:
+        return f"'{card_path}' is not a model card (it names no architecture)"
+    if card.get("task") not in (None, "segment"):
+        return (f"'{card_path}' is a {card.get('task')} model, not a segmenter: a red-cell morphology model is used "
+                f"by every trained segmenter when it lies in a models folder (copy it there with its .safetensors), "
+                f"not picked on its own")
+    return None
 
 
 def _is_checkpoint_path(model: str) -> bool:
