@@ -235,3 +235,23 @@ def test_remaining_txt_finishes_the_run_from_another_folder(fakes, tmp_path, mon
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert cli.main(["analyze", "--from-list", "../out/remaining.txt", "--out", "rest", "-q"]) == 0
     assert [r[0] for r in _read_csv(tmp_path / "elsewhere" / "rest" / "counts.csv")[1:]] == ["two.png"]
+
+
+def test_a_model_failing_at_the_first_image_leaves_no_empty_output_folder(fakes, tmp_path, monkeypatch, capsys):  # noqa: F811
+    """A model whose weights turn out broken only when it runs (e.g. the cell detector of
+    wbc-nucleus-cytoplasm): exit 6, and the output folder the run created is not left behind empty; a folder
+    that was there before stays."""
+    from cellviewer.core.errors import ModelLoadError
+
+    inputs = _write_inputs(tmp_path / "in")
+
+    def broken(self):  # as WbcPartsSegmenter.tta loads its detector when the run is recorded
+        raise ModelLoadError("Weights file 'x.safetensors' does not match its card", hint="copy the model again")
+
+    monkeypatch.setattr(_FakeSegmenter, "tta", property(broken), raising=False)
+    out = tmp_path / "out"
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "-q"]) == 6
+    assert "does not match its card" in capsys.readouterr().err and not out.exists()
+    (tmp_path / "kept").mkdir()
+    assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(tmp_path / "kept"), "-q"]) == 6
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "masks").exists()

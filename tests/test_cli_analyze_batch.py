@@ -214,7 +214,7 @@ def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(fakes, tmp_path, caps
     assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"process {os.getppid()}" in err and "choose another folder with --out" in err
-    assert sorted(p.name for p in out.iterdir()) == [LOCK, "masks"]  # nothing touched
+    assert sorted(p.name for p in out.iterdir()) == [LOCK]  # nothing touched (not even a masks folder left)
     lock.write_text(json.dumps({"pid": 999999999, "host": socket.gethostname(), "since": "then"}))
     assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out)]) == 0
     err = capsys.readouterr().err

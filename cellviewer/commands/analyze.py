@@ -113,6 +113,7 @@ def cmd_analyze(args) -> int:
     seg = create_segmenter(model, device=args.device, **extra)  # fails fast (exit 6) before touching the output
     out = os.path.abspath(args.out)
     masks = os.path.join(out, "masks")
+    made = [d for d in (out, masks) if not os.path.isdir(d)]  # removed again if a run that wrote nothing ends in error
     try:
         os.makedirs(masks, exist_ok=True)
         if not os.access(masks, os.W_OK):
@@ -126,6 +127,15 @@ def cmd_analyze(args) -> int:
     try:
         lock = lock_folder(out, reporter.note)  # a second run into the folder is refused (exit 2)
         return _run(args, seg, model, out, images, missing, inputs, reporter, t0)
+    except BaseException:
+        unlock_folder(lock)
+        lock = None
+        for d in reversed(made):  # e.g. a model that failed to load at the first image: no empty masks/ left
+            try:
+                os.rmdir(d)  # only when empty
+            except OSError:
+                pass
+        raise
     finally:
         reporter.close()
         unlock_folder(lock)
