@@ -47,7 +47,10 @@ class ShortcutsDialog(QDialog):
         table.resizeColumnsToContents()
         lay.addWidget(table)
         lay.addWidget(QLabel("Mouse: wheel zooms; middle-drag pans (left-drag too in Navigate); right-drag zooms.\n"
-                             "Navigate tool: drag a marker to move it."))
+                             "Navigate tool: drag a marker to move it.\n"
+                             "Keyboard: the arrow keys pan the image while it has the focus (Shift: further);\n"
+                             "Esc in a panel gives the focus back to the image; Tab / Shift+Tab move between "
+                             "controls."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)

@@ -13,13 +13,22 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QComboBox, QDockWidget, QDouble
 from cellviewer.gui import settings
 
 
+_PAGE_KEYS = (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
+
+
 class _WheelGuard(QObject):
     """Scrolling a panel must not change the combo box, spin box or slider that passes under the mouse
-    (a Device combo turned from auto to mps): the wheel reaches such a control only once it has focus."""
+    (a Device combo turned from auto to mps): the wheel reaches such a control only once it has focus.
+    A spin box or slider with the focus keeps its Page Up / Page Down (steps of 10) instead of the window's
+    next / previous image (PgDown in the brush radius opened the next image)."""
 
     def eventFilter(self, obj, ev) -> bool:
         if ev.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
             ev.ignore()
+            return True
+        if (ev.type() == QEvent.Type.ShortcutOverride and isinstance(obj, (QAbstractSpinBox, QSlider))
+                and ev.key() in _PAGE_KEYS):
+            ev.accept()  # the key goes to the control, not to a window shortcut
             return True
         return False
 
@@ -46,6 +55,8 @@ def add_dock(window: QMainWindow, key: str, title: str, panel: QWidget, area: Qt
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # vertical only: the panel
+    scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # no invisible Tab stop per dock (a focused control is
+    # still scrolled into view)
     guard_wheel(panel)
     scroll.setWidget(panel)  # keeps its width (no clipped labels), only its height may scroll
     scroll.setMinimumWidth(panel.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())

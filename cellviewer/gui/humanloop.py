@@ -150,9 +150,12 @@ class HumanLoop(QObject):
             notifications.status(f"Model '{name}' has no version left to use.", 8000)
 
     def show_dock(self, key: str) -> None:
+        from cellviewer.gui.keyboard import focus_first
+
         dock = self.window.docks[key]
         dock.show()
         dock.raise_()
+        focus_first(dock.widget())  # opened from the keyboard (Ctrl+Shift+T / M): Tab-free; Esc goes back
         if key == "training":
             self.refresh_images(force=True)
             self.retrain.refresh_models()

@@ -12,7 +12,7 @@ from cellviewer import __version__
 from cellviewer.core.countframe import rule_or_default
 from cellviewer.core.document import CELL_CLASSES
 from cellviewer.core.errors import Cancelled, CellviewerError
-from cellviewer.gui import notifications, settings
+from cellviewer.gui import keyboard, notifications, settings
 from cellviewer.gui.actions import ShortcutsDialog, make_action
 from cellviewer.gui.canvas import Canvas
 from cellviewer.gui.statusbits import (CautionLabel, JobProgressBar, LastingWarning, counts_text, cursor_text,
@@ -75,8 +75,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.human_loop = install_human_loop(self)  # review queue, training-set export, retrain, model versions
+        keyboard.install(self)  # zoom keys, arrow keys pan, Esc in a panel back to the image
         self._enable_for_document(None)
-        self._restore()
+        restore_layout(self)
 
     # -- construction -------------------------------------------------------------------------
     def _build_status_bar(self) -> None:
@@ -327,8 +328,7 @@ class MainWindow(QMainWindow):
 
     # -- reactions ---------------------------------------------------------------------------
     def escape(self) -> None:
-        if not self.tools.cancel() and not self.segmentation.cancel():
-            self.tool_state.update(tool="navigate")
+        keyboard.escape(self)  # a half-done tool action, a running job, the focus back from a panel, else Navigate
 
     def _on_view_changed(self, names) -> None:
         self.canvas.set_view_state(self.view_state.value, names or None)
@@ -368,9 +368,6 @@ class MainWindow(QMainWindow):
         self.open_folder(paths[0]) if paths[0].is_dir() else self.open_image(paths[0])
 
     # -- persistence -----------------------------------------------------------------------------
-    def _restore(self) -> None:
-        restore_layout(self)
-
     def save_settings(self) -> None:
         save_layout(self)
         for key, state in (("view", self.view_state), ("tools", self.tool_state), ("segment", self.seg_params),

@@ -42,6 +42,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("view.outline", ("O",), "Toggle outline mode", "View"),
     Shortcut("view.hide_overlays", ("H",), "Hide / show all overlays", "View"),
     Shortcut("view.fit", ("Ctrl+0",), "Zoom to fit", "View"),
+    Shortcut("view.zoom_in", ("Ctrl++", "Ctrl+="), "Zoom in", "View"),
+    Shortcut("view.zoom_out", ("Ctrl+-",), "Zoom out", "View"),
     # edit
     Shortcut("edit.undo", ("Ctrl+Z",), "Undo", "Edit"),
     Shortcut("edit.redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo", "Edit"),

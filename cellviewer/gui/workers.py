@@ -120,6 +120,8 @@ class JobRunner(QObject):
     cancelled = Signal()
     running_changed = Signal(bool)
 
+    cancel_hint = "Esc"  # how the user cancels it, for the status line when a second start is refused
+
     def __init__(self, name: str = "job", parent=None):
         super().__init__(parent)
         from cellviewer.gui import gcguard
@@ -139,7 +141,8 @@ class JobRunner(QObject):
         if self._closed:
             return False
         if self._thread is not None:
-            notifications.status(f"{self.name.capitalize()} is still running — wait for it or cancel it (Esc).")
+            notifications.status(f"{self.name.capitalize()} is still running — wait for it or cancel it "
+                                 f"({self.cancel_hint}).")
             return False
         if name:
             self.name = name
