@@ -1,25 +1,22 @@
 """The image view: image, class overlays, count markers and tool previews (pyqtgraph).
 
-* The ViewBox has a locked aspect ratio and an inverted y axis, so scene
-  coordinates are image pixel coordinates (x = column, y = row).
-* The image is one ``ImageItem`` showing a level of an image pyramid (``cv2.INTER_AREA``
-  halvings, made on demand): the level is the coarsest that still has one image pixel
-  per screen pixel, so a zoomed-out 5-megapixel image paints a ~1-megapixel texture
-  (pyqtgraph's own auto-downsampling averages in float on every paint: seconds).
-* The overlays are one persistent RGBA composite (:mod:`cellviewer.gui.overlay`)
-  shown through a grid of tile ``ImageItem``\\ s: a :class:`Change` re-renders
-  only its rectangle (+1 px for outlines) and re-uploads only the tiles it
-  touches, so a brush dab on a 5-megapixel image costs well under a millisecond
-  of numpy plus one small texture. A whole re-render of a big image (a segmentation, its undo) goes a
-  few tiles per turn of the event loop, those in view first (:mod:`cellviewer.gui.slices`).
-* Markers are one ``ScatterPlotItem`` per class (on-screen size: 11 px, smaller when the view
-  is zoomed out so far that a red cell is under ~30 screen px — at least 4 px — so a zoomed-out
-  field of a thousand cells still shows its cells; auto markers ``o``, manual ``+``; hollow when
-  the document's border rule does not count the cell). A cell that is not counted — the border rule leaves
-  it out, or its count marker was removed by hand — is also drawn as an outline without its fill tint
-  (``overlay.render``'s ``hollow``), as in the report's overview; counted cells keep the tint.
-* Mouse input goes to ``canvas.handler`` (the tool controller) in image
-  coordinates; with no handler (or the navigate tool) the view pans and zooms.
+* The ViewBox has a locked aspect ratio and an inverted y axis, so scene coordinates are image pixel
+  coordinates (x = column, y = row).
+* The image is one ``ImageItem`` showing a level of an image pyramid (``cv2.INTER_AREA`` halvings, made on
+  demand): the coarsest level that still has one image pixel per screen pixel, so a zoomed-out 5-megapixel
+  image paints a ~1-megapixel texture (pyqtgraph's own auto-downsampling averages in float on every paint).
+* The overlays are one persistent RGBA composite (:mod:`cellviewer.gui.overlay`) shown through a grid of
+  tile ``ImageItem``\\ s: a :class:`Change` re-renders only its rectangle (+1 px for outlines) and re-uploads
+  only the tiles it touches (a brush dab on a 5-megapixel image: well under a millisecond of numpy plus one
+  small texture). A whole re-render of a big image (a segmentation, its undo) goes a few tiles per turn of
+  the event loop, those in view first (:mod:`cellviewer.gui.slices`).
+* Markers are one ``ScatterPlotItem`` per class (11 px on screen, smaller — at least 4 px — when a red cell
+  is under ~30 screen px, so a zoomed-out field of a thousand cells still shows its cells; auto markers
+  ``o``, manual ``+``; hollow when the document's border rule does not count the cell). A cell that is not
+  counted (left out by the border rule, or its count marker removed by hand) is drawn as an outline without
+  its fill tint (``overlay.render``'s ``hollow``), as in the report's overview.
+* Mouse input goes to ``canvas.handler`` (the tool controller) in image coordinates; with no handler (or
+  the navigate tool) the view pans and zooms.
 """
 
 from __future__ import annotations
@@ -117,24 +114,19 @@ class Canvas(pg.GraphicsView):
         self._hollow: dict[str, np.ndarray] = {}  # class -> ids of the cells not counted (drawn untinted)
         self._top_id: dict[str, int] = {}  # class -> highest cell id (kept up to date edit by edit, not rescanned)
         self.markers = {c: PassiveScatter(pxMode=True, size=MARKER_SIZE) for c in CELL_CLASSES}
-        for item in self.markers.values():
-            item.setZValue(20)
-            self.vb.addItem(item)
         self.highlight = PassiveScatter(pxMode=True, size=MARKER_SIZE + 10, symbol="o",
-                                            pen=pg.mkPen("w", width=2), brush=None)
-        self.highlight.setZValue(25)
-        self.vb.addItem(self.highlight)
+                                        pen=pg.mkPen("w", width=2), brush=None)
         self.brush_preview = QGraphicsEllipseItem()
         pen = QPen(QColor(255, 255, 255))
         pen.setCosmetic(True)
         pen.setWidthF(1.5)
         self.brush_preview.setPen(pen)
-        self.brush_preview.setZValue(30)
         self.brush_preview.setVisible(False)
-        self.vb.addItem(self.brush_preview)
         self.line_preview = pg.PlotCurveItem(pen=pg.mkPen("w", width=2, style=Qt.PenStyle.DashLine))
-        self.line_preview.setZValue(30)
-        self.vb.addItem(self.line_preview)
+        for z, item in [(20, m) for m in self.markers.values()] + [(25, self.highlight), (30, self.brush_preview),
+                                                                    (30, self.line_preview)]:
+            item.setZValue(z)
+            self.vb.addItem(item)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.setMouseTracking(True)
         self.stats = {"overlay_updates": 0, "tile_uploads": 0}

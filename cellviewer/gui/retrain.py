@@ -2,10 +2,9 @@
 
 :class:`RetrainController` drives a :class:`~cellviewer.gui.panels.training.TrainingPanel`:
 
-1. **Train** runs :func:`cellviewer.core.finetune.finetune` on the ticked reviewed images
-   (it exports them into ``<run>/<name>-data``: train / val / test split) in a
-   :class:`~cellviewer.gui.workers.JobRunner`; every ``TrainProgress`` is relayed to the
-   panel's live loss and score curves. Cancel stops it at the next step.
+1. **Train** runs :func:`cellviewer.core.finetune.finetune` on the ticked reviewed images (it exports them
+   into ``<run>/<name>-data``: train / val / test split) in a :class:`~cellviewer.gui.workers.JobRunner`; every
+   ``TrainProgress`` is relayed to the panel's live loss and score curves. Cancel stops it at the next step.
 2. **Resume** continues the last run from its latest epoch (``<out>-last``,
    :func:`cellviewer.core.training.train` with ``resume``) for one more budget.
 3. After training, :func:`cellviewer.core.gate.regression_gate` scores the old and the new
@@ -34,8 +33,6 @@ from cellviewer.gui import notifications
 from cellviewer.gui.workers import JobRunner
 
 STORE_PREFIX = "store:"
-
-
 _REVIEWED_CACHE: dict[tuple, bool] = {}
 
 
