@@ -8,6 +8,7 @@
   other Cancel; in a panel it gives the focus back to the image view (:func:`leave_panel`): typing a value
   into a spin box no longer leaves every single-key shortcut (B, N, Y, 1–3, …) going into it.
 * :func:`focus_first`: a dock opened from the keyboard (Models ▸ Retrain…, Ctrl+Shift+T) takes the focus.
+* :func:`arrows_open_list`: Up / Down on a combo box whose choices are edits open its list (Enter applies).
 """
 
 from __future__ import annotations
@@ -49,6 +50,24 @@ class _ArrowPan(QObject):
         dx, dy = _ARROWS[ev.key()]
         pan(obj, dx * step, dy * step)
         return True
+
+
+class _ArrowsOpenList(QObject):
+    """On a combo box whose every choice is an edit: Up / Down open its list instead of applying the next
+    item at each press (each press was an undo step); the list is then walked and Enter applies one."""
+
+    def eventFilter(self, obj, ev) -> bool:
+        if (ev.type() == QEvent.Type.KeyPress and ev.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+                and not ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier):
+            obj.showPopup()
+            return True
+        return False
+
+
+def arrows_open_list(combo) -> None:
+    """See :class:`_ArrowsOpenList` (e.g. the review queue's red-cell morphology)."""
+    combo._arrows_open_list = _ArrowsOpenList(combo)
+    combo.installEventFilter(combo._arrows_open_list)
 
 
 def leave_panel(window) -> bool:

@@ -158,6 +158,29 @@ def test_red_cell_morphology_is_shown_set_by_hand_and_undone(segmented, qtbot):
     assert segmenter_request(SegmentParams(model="blood-cells", morphology=False))[1]["morphology"] is False
 
 
+def test_arrow_keys_on_the_morphology_box_open_its_list_instead_of_classing_at_each_press(segmented, qtbot):
+    """Up / Down on the closed red-cell morphology box set a class (and an undo step) at every press; they
+    open its list now, where Enter applies the class walked to: one undo step."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    win = segmented
+    panel, stack = win.human_loop.review_panel, win.session.stack
+    qtbot.waitUntil(lambda: len(panel.queue) > 0 and not panel.runner.is_running, timeout=15000)
+    assert panel.go_to(next(i for i, it in enumerate(panel.queue) if it.cls == "rbc"))
+    steps = stack.count()
+    panel.morph.setFocus()
+    QTest.keyClick(panel.morph, Qt.Key.Key_Down)
+    QTest.keyClick(panel.morph, Qt.Key.Key_Down)
+    assert stack.count() == steps and panel.morph.currentData() == ""  # nothing applied while walking
+    qtbot.waitUntil(lambda: panel.morph.view().isVisible(), timeout=2000)
+    view = panel.morph.view()
+    view.setCurrentIndex(view.model().index(panel.morph.findData("target_cell"), 0))
+    QTest.keyClick(view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: stack.count() == steps + 1, timeout=2000)
+    assert panel.morph.currentData() == "target_cell"
+
+
 def test_going_to_a_queued_cell_shows_the_whole_cell(segmented, qtbot):
     win = segmented
     panel = win.human_loop.review_panel

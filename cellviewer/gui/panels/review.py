@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from cellviewer.core.document import DISPLAY_NAMES, Document
-from cellviewer.gui import notifications
+from cellviewer.gui import keyboard, notifications
 from cellviewer.gui.panels.reviewqueue import document_copy, queue_job  # noqa: F401 - (this module's API)
 from cellviewer.gui.workers import JobRunner
 
@@ -104,6 +104,7 @@ class ReviewPanel(QWidget):
         for name in CLASSES:
             self.morph.addItem(name.replace("_", " "), name)
         self.morph.activated.connect(lambda i: self.set_morphology(self.morph.itemData(i)))
+        keyboard.arrows_open_list(self.morph)  # Up / Down open the list: not one class (and undo step) per press
         morph_row.addWidget(self.morph, 1)
         self.morph_p = QLabel("")
         morph_row.addWidget(self.morph_p)
