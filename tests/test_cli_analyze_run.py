@@ -149,3 +149,19 @@ def test_tta_on_a_classical_segmenter_is_a_note_and_morphology_is_recorded_as_do
     assert cli.main(["analyze", str(inputs / "one.png"), "--out", str(out), "--tta", "none"]) == 0
     assert "does not apply" not in capsys.readouterr().err
     assert json.loads((out / "run.json").read_text())["options"]["morphology"] is True
+
+
+def test_a_list_names_images_from_the_working_folder_or_else_from_its_own(tmp_path, monkeypatch):
+    """A relative line is a path from the working directory; one found only beside the list (a list written
+    next to its images, used from elsewhere) is taken from there; absolute and missing lines stay as they are."""
+    from cellviewer.commands.analyze_run import read_list
+
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "a.png").write_bytes(b"x")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "b.png").write_bytes(b"x")
+    lst = tmp_path / "batch" / "list.txt"
+    lst.write_text(f"a.png\nb.png\n{tmp_path / 'batch' / 'a.png'}\nnone.png\n")
+    monkeypatch.chdir(tmp_path / "work")
+    assert read_list(str(lst)) == [str(tmp_path / "batch" / "a.png"), "b.png", str(tmp_path / "batch" / "a.png"),
+                                   "none.png"]

@@ -122,13 +122,17 @@ def split_missing(inputs: list[str]) -> tuple[list[str], list[str]]:
 
 def read_list(path: str) -> list[str]:
     """The image paths of a ``--from-list`` file: one per line; blank lines and ``#`` comments skipped; a
-    UTF-8 byte-order mark (Windows Notepad) is not part of the first path."""
+    UTF-8 byte-order mark (Windows Notepad) is not part of the first path. A relative path is taken from the
+    working directory, or from the list's own folder when it is found only there."""
     try:
         with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:  # as remaining.txt writes them
-            return [ln.rstrip("\r\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+            lines = [ln.rstrip("\r\n") for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
     except OSError as e:
         raise UsageError(f"Cannot read --from-list '{path}': {getattr(e, 'strerror', None) or e}.",
                          hint="give a text file with one image path a line") from e
+    here = os.path.dirname(os.path.abspath(path))  # a relative path found only beside the list: that one
+    return [os.path.join(here, p) if not os.path.isabs(p) and not os.path.exists(p)
+            and os.path.exists(os.path.join(here, p)) else p for p in lines]
 
 
 def run_record(args, seg, model: str, n_images: int) -> dict:
