@@ -8,9 +8,11 @@ they touch; ``finish`` turns the whole drag into a single, already applied
 The brush never paints over *another* cell of the same class (touching cells
 stay separate); the eraser clears any cell of the class under it. A stroke that
 starts on empty ground paints a new cell and gives it a marker; an eraser stroke
-that removes a whole cell removes its marker too. Painting a white cell that has parts
-(nucleus / cytoplasm) grows its cytoplasm over the new pixels (the nucleus stays), so the parts
-keep covering the cell; erasing clears the parts under the erased pixels.
+that removes a whole cell removes its marker too, and one that erases the pixel under
+the marker of a cell it leaves moves that marker onto what is left of the cell (no marker
+off its cell). Painting a white cell that has parts (nucleus / cytoplasm) grows its cytoplasm
+over the new pixels (the nucleus stays), so the parts keep covering the cell; erasing clears
+the parts under the erased pixels (:mod:`cellviewer.core.partsedit`).
 
 While a stroke paints it is the document's ``open_stroke``: saves wait until it ends, so a
 half-finished drag is never saved as a state of its own. :func:`stamp` and :class:`Tiles` are shared
@@ -19,12 +21,15 @@ with the parts brush (:mod:`cellviewer.core.partsbrush`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
 from cellviewer.core.document import BBox, Change, Document, union_bbox
 from cellviewer.core.edits import Edit, LabelPatch, MarkerChange, log_edit, make_edit
-from cellviewer.core.operations import _check_cls, _marker_for_cell, _parts_clear
+from cellviewer.core.operations import _check_cls, _marker_for_cell, cell_bbox, interior_point
+from cellviewer.core.partsedit import grown_cytoplasm as _grown_cytoplasm, parts_clear as _parts_clear
 
 TILE = 64
 
@@ -102,6 +107,17 @@ class StrokePath:
     def _paint(self, pts) -> BBox | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def cancel(self) -> None:
+        """Drop the drag (Esc while dragging): every pixel it painted gets its value back; no edit, nothing
+        journaled (a stroke is journaled when it finishes)."""
+        self._finished = True
+        if self.doc.open_stroke is self:
+            self.doc.open_stroke = None
+        box, self._box = self._box, None
+        if box is not None:
+            self._tiles.layer[box[0] : box[2], box[1] : box[3]] = self._tiles.before(box)
+            self.doc.notify(Change(box, (self.layer_key,), False))
+
 
 class BrushStroke(StrokePath):
     def __init__(self, doc: Document, cls: str, radius: float, erase: bool = False, value: int | None = None):
@@ -111,6 +127,7 @@ class BrushStroke(StrokePath):
         self.value = 0 if erase else value
         self.new_cell = False
         self._layer = doc.labels[cls]
+        self.layer_key = cls  # the layer it paints (a cell class, or "parts")
         self._tiles = Tiles(self._layer)
         self._box: BBox | None = None
         self._last: tuple[float, float] | None = None
@@ -173,6 +190,7 @@ class BrushStroke(StrokePath):
             gone = [int(g) for g in gone if g and not (self._layer == g).any()]
             atoms += [MarkerChange(m, None) for m in doc.markers.values()
                       if m.cls == self.cls and m.cell in gone]
+            atoms += _markers_back_on(doc, self.cls, self._box, old, new)
             if self.cls == "wbc":
                 atoms.append(_parts_clear(doc, self._box, (old != new)))
         else:
@@ -194,17 +212,17 @@ class BrushStroke(StrokePath):
         return edit
 
 
-def _grown_cytoplasm(doc: Document, box: BBox, old: np.ndarray, new: np.ndarray, cell: int) -> LabelPatch | None:
-    """Parts for the pixels a brush added to white cell ``cell`` (``old``/``new``: its label crops of ``box``):
-    cytoplasm where the cell has parts already (its nucleus stays as it is); None when it has none (a cell
-    without parts stays without) or nothing was added."""
-    y0, x0, y1, x1 = box
-    parts = doc.parts[y0:y1, x0:x1]
-    added = (new == cell) & (old != cell) & (parts == 0)
-    if not added.any():
-        return None
-    if not parts[old == cell].any() and not doc.parts[doc.labels["wbc"] == cell].any():  # (the whole cell: once,
-        return None  # only when the stroke's box shows no parts of it)
-    grown = parts.copy()
-    grown[added] = 2  # core.document.PART_NAMES: 2 cytoplasm
-    return LabelPatch.from_arrays("parts", box, parts, grown)
+def _markers_back_on(doc: Document, cls: str, box: BBox, old: np.ndarray, new: np.ndarray) -> list[MarkerChange]:
+    """Markers whose pixel the eraser took from their cell while the cell stays (``old``/``new``: the label
+    crops of ``box``): moved onto what is left of it, its centre or most interior pixel (a marker lies on
+    its cell)."""
+    layer, moved = doc.labels[cls], []
+    for m in doc.markers.values():
+        iy, ix = int(m.y) - box[0], int(m.x) - box[1]
+        if m.cls != cls or not m.cell or not (0 <= iy < old.shape[0] and 0 <= ix < old.shape[1]):
+            continue
+        if old[iy, ix] != m.cell or new[iy, ix] == m.cell or (cb := cell_bbox(layer, m.cell)) is None:
+            continue
+        cy, cx = interior_point(layer[cb[0] : cb[2], cb[1] : cb[3]] == m.cell)
+        moved.append(MarkerChange(m, replace(m, x=float(cb[1] + cx), y=float(cb[0] + cy))))
+    return moved

@@ -18,6 +18,7 @@ from cellviewer.core.document import CELL_CLASSES, DISPLAY_NAMES, BBox, Document
 from cellviewer.core.edits import Edit, FlagChange, LabelPatch, MarkerChange, ParamChange, make_edit
 from cellviewer.core.errors import EditError
 from cellviewer.core.floodregion import flood_region
+from cellviewer.core.partsedit import grown_cytoplasm, parts_clear as _parts_clear
 
 
 def _check_cls(cls: str) -> None:
@@ -73,15 +74,6 @@ def _marker_for_cell(doc: Document, cls: str, cell: int, mask: np.ndarray, box: 
     return Marker(id=mid, cls=cls, x=box[1] + cx, y=box[0] + cy, origin="manual", cell=cell, score=1.0)
 
 
-def _parts_clear(doc: Document, box: BBox, mask: np.ndarray) -> LabelPatch | None:
-    old = _crop(doc, "parts", box)
-    if not old[mask].any():
-        return None
-    new = old.copy()
-    new[mask] = 0
-    return LabelPatch.from_arrays("parts", box, old, new)
-
-
 # -- masks ------------------------------------------------------------------------
 def fill(doc: Document, cls: str, x: int, y: int, value: int | None = None) -> Edit:
     """Flood-fill the connected region under (x, y) (4-connected, same label).
@@ -126,6 +118,8 @@ def fill(doc: Document, cls: str, x: int, y: int, value: int | None = None) -> E
     new = old.copy()
     new[sub] = value
     atoms.append(LabelPatch.from_arrays(cls, pbox, old, new))
+    if cls == "wbc":  # a hole filled in a white cell with parts becomes cytoplasm (as the brush grows it)
+        atoms.append(grown_cytoplasm(doc, pbox, old, new, value) if value else _parts_clear(doc, pbox, old != new))
     if value and new_cell:
         atoms.append(MarkerChange(None, _marker_for_cell(doc, cls, value, new == value, pbox, doc.next_marker_id())))
     return make_edit("Fill", atoms, cls=cls, detail=f"value {value}")
@@ -242,7 +236,8 @@ def split_cell(doc: Document, cls: str, cell: int, points, width: int = 2) -> Ed
 
 
 def reclassify_cell(doc: Document, cls: str, cell: int, new_cls: str) -> Edit:
-    """Move a cell (mask and markers) to another class."""
+    """Move a cell (mask and markers) to another class; cells of that class under it keep their pixels (and
+    markers), and the cell's marker goes to its centre when its own pixel is theirs."""
     _check_cls(new_cls)
     if new_cls == cls:
         raise EditError(f"The cell is already a {DISPLAY_NAMES[cls]}.", hint="choose another class first")
@@ -252,17 +247,24 @@ def reclassify_cell(doc: Document, cls: str, cell: int, new_cls: str) -> Edit:
     new = old.copy()
     new[mask] = 0
     old2 = _crop(doc, new_cls, box)
+    free = mask & (old2 == 0)  # cells of the new class under it stay theirs (a platelet lying on a red cell)
+    if not free.any():
+        raise EditError(f"The cell lies wholly on {DISPLAY_NAMES[new_cls]} outlines.", hint="delete it (D) instead")
     new2 = old2.copy()
     lab = doc.next_label(new_cls)
-    new2[mask] = lab
+    new2[free] = lab
     atoms: list = [LabelPatch.from_arrays(cls, box, old, new), LabelPatch.from_arrays(new_cls, box, old2, new2)]
     if cls == "wbc":
         atoms.append(_parts_clear(doc, box, mask))
     ms = doc.markers_of_cell(cls, cell)
-    for m in ms:
-        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual", **_morph_kept(new_cls))))
+    centre = _marker_for_cell(doc, new_cls, lab, free, box, doc.next_marker_id())
+    for m in ms:  # a marker on a pixel the new class's cell keeps goes to the cell's centre
+        at = (0 <= int(m.y) - box[0] < free.shape[0] and 0 <= int(m.x) - box[1] < free.shape[1]
+              and free[int(m.y) - box[0], int(m.x) - box[1]])
+        xy = {} if at else {"x": centre.x, "y": centre.y}
+        atoms.append(MarkerChange(m, replace(m, cls=new_cls, cell=lab, origin="manual", **xy, **_morph_kept(new_cls))))
     if not ms:
-        atoms.append(MarkerChange(None, _marker_for_cell(doc, new_cls, lab, mask, box, doc.next_marker_id())))
+        atoms.append(MarkerChange(None, centre))
     return make_edit("Reclassify cell", atoms, cls=new_cls, detail=f"{cls} {cell} -> {new_cls} {lab}")
 
 

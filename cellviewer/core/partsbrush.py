@@ -45,6 +45,7 @@ class PartsStroke(StrokePath):
         self.seeded = False  # the cell had no parts: the stroke gave it cytoplasm all over first
         self._parts = doc.parts  # the map painted (a stroke ends before a segmentation replaces it)
         self._tiles = Tiles(self._parts)
+        self.layer_key = "parts"
         self._box: BBox | None = None
         self._last: tuple[float, float] | None = None
         self._finished = False

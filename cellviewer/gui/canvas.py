@@ -25,7 +25,6 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 from shiboken6 import isValid
 
@@ -46,6 +45,10 @@ class PassiveScatter(pg.ScatterPlotItem):
 
     def mouseClickEvent(self, ev):
         ev.ignore()
+
+    def clear(self):  # pyqtgraph's repaints only the new, empty box: the dots stayed on screen (a merge ring)
+        self.prepareGeometryChange()
+        super().clear()
 
 
 class ToolViewBox(pg.ViewBox):
@@ -117,10 +120,7 @@ class Canvas(pg.GraphicsView):
         self.highlight = PassiveScatter(pxMode=True, size=MARKER_SIZE + 10, symbol="o",
                                         pen=pg.mkPen("w", width=2), brush=None)
         self.brush_preview = QGraphicsEllipseItem()
-        pen = QPen(QColor(255, 255, 255))
-        pen.setCosmetic(True)
-        pen.setWidthF(1.5)
-        self.brush_preview.setPen(pen)
+        self.brush_preview.setPen(pg.mkPen("w", width=1.5))  # (cosmetic: 1.5 screen px at any zoom)
         self.brush_preview.setVisible(False)
         self.line_preview = pg.PlotCurveItem(pen=pg.mkPen("w", width=2, style=Qt.PenStyle.DashLine))
         for z, item in [(20, m) for m in self.markers.values()] + [(25, self.highlight), (30, self.brush_preview),

@@ -255,10 +255,12 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         self.tools.finish_active()  # a stroke in progress becomes its own step first
+        self.tools.cancel()  # a merge pick (by cell id), a split line: stale after the undo
         self.session.undo()
 
     def redo(self) -> None:
         self.tools.finish_active()
+        self.tools.cancel()
         self.session.redo()
 
     def save(self) -> bool:

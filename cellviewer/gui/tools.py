@@ -108,15 +108,28 @@ class ToolController(QObject):
         self._show_brush()
 
     def _show_parts_layer(self) -> str:
-        """Show the nucleus / cytoplasm layer when it is hidden (its own toggle or H, hide all overlays),
-        in the view state the Layers panel and the canvas follow; what was shown, for the status bar
-        ("" when it was visible already)."""
+        return self._show_layer("parts")
+
+    def _show_layer(self, key: str) -> str:
+        """Show the layer an edit paints (``"parts"`` or a cell class) when it is hidden (its own toggle or H,
+        hide all overlays), in the view state the Layers panel and the canvas follow; what was shown, for the
+        status bar ("" when it was visible already)."""
         vs = self.view_state
-        if vs is None or vs.value.overlay_visible("parts"):
+        if vs is None or vs.value.overlay_visible(key):
             return ""
         all_hidden = vs.value.hide_overlays
-        vs.update(show_parts=True, hide_overlays=False)
-        return "overlays shown (H had hidden them)" if all_hidden else "nucleus / cytoplasm layer shown (it was hidden)"
+        if key == "parts":
+            vs.update(show_parts=True, hide_overlays=False)
+        else:
+            vs.update(classes={**vs.value.classes, key: True}, hide_overlays=False)
+        name = "nucleus / cytoplasm" if key == "parts" else DISPLAY_NAMES[key]
+        return "overlays shown (H had hidden them)" if all_hidden else f"{name} layer shown (it was hidden)"
+
+    def _showing(self, key: str, what: str) -> None:
+        """A brush / eraser stroke or a Fill about to change the hidden layer ``key``: show it, and say so."""
+        shown = self._show_layer(key)
+        if shown:
+            notifications.status(f"{shown[0].upper()}{shown[1:]}: the {what} changes it", 6000)
 
     # -- state changes from shortcuts -------------------------------------------------------
     def set_tool(self, tool: str) -> None:
@@ -159,10 +172,14 @@ class ToolController(QObject):
             self.canvas.show_line([])
 
     def cancel(self) -> bool:
-        """Esc: cancel a half-done action; True when there was one."""
+        """Esc: cancel a half-done action (a drag still painting too); True when there was one."""
         busy = self._merge_first is not None or bool(self._split_points) or self._moving is not None
-        self.finish_active()
+        if self._stroke is not None:  # a drag still painting: its pixels go back, no undo step
+            stroke, self._stroke, busy = self._stroke, None, True
+            stroke.cancel()
         self.reset()
+        if busy:  # (its prompt, "… picked — click the cell to merge with it", no longer holds)
+            notifications.status(f"{TOOL_NAMES.get(self.ts.tool, self.ts.tool)}: cancelled", 3000)
         return busy
 
     def finish_active(self) -> None:
@@ -188,7 +205,8 @@ class ToolController(QObject):
             if self.drag_start(x, y):
                 self.drag_end(x, y)
         elif tool == "fill":
-            self._try(lambda: edits.fill(self.doc, cls, int(x), int(y)))
+            if self._try(lambda: edits.fill(self.doc, cls, int(x), int(y))):
+                self._showing(cls, "fill")
         elif tool in ("delete", "merge", "reclassify"):
             self._cell_click(tool, x, y)
         elif tool == "marker_add":
@@ -256,6 +274,7 @@ class ToolController(QObject):
             if erase:  # erase the class under the cursor when there is a cell there
                 picked = self.pick_cell(x, y)
                 cls = picked[0] if picked else cls
+            self._showing(cls, tool)  # (an edit no one sees is a mistake no one sees)
             self._stroke = edits.BrushStroke(self.doc, cls, self.ts.brush_radius, erase=erase)
             self._stroke.dab(x, y)
             return True
@@ -295,7 +314,20 @@ class ToolController(QObject):
             mid = self._moving
             self.reset()
             if mid in self.doc.markers:
-                self._try(lambda: edits.move_marker(self.doc, mid, x, y))
+                was = self.doc.markers[mid]
+                if self._try(lambda: edits.move_marker(self.doc, mid, x, y)):
+                    self._moved_off(was, self.doc.markers[mid])
+
+    def _moved_off(self, was, now) -> None:
+        """A marker dragged off its cell: the count stays the same, so say what it now counts."""
+        if not was.cell or now.cell == was.cell:
+            return
+        under = int(self.doc.labels[now.cls][int(now.y), int(now.x)])
+        said = [f"{DISPLAY_NAMES[was.cls]} #{was.cell} is no longer counted (no marker on it)"
+                if not self.doc.markers_of_cell(was.cls, was.cell) else "",
+                f"{DISPLAY_NAMES[now.cls]} #{under} now counts twice" if under and not now.cell else ""]
+        if any(said):
+            notifications.warn("; ".join(t for t in said if t) + " — Ctrl+Z puts the marker back", until_edit=True)
 
     # -- tool API (also for tests and scripts) ----------------------------------------------
     def split_along(self, points) -> bool:
