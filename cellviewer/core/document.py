@@ -206,13 +206,18 @@ class Document:
     def set_border_rule(self, rule: str) -> None:
         """Change which cells cut by the image edge count (an :class:`OptionError` for a bad rule). The change
         is journaled at once (a crash before the next save keeps it; see :mod:`cellviewer.core.journal`)."""
-        if check_rule(rule) != self.border_rule:
-            from cellviewer.core.edits import Edit, FlagChange, log_edit  # edits imports this module
+        edit = self.border_rule_edit(rule)
+        if edit is not None:
+            edit.apply(self)
 
-            edit = Edit("Border rule", [FlagChange("border_rule", self.border_rule, rule)], applied=True)
-            self.border_rule = rule
-            log_edit(self, "apply", edit)
-            self.notify(Change(None, (), True))
+    def border_rule_edit(self, rule: str):
+        """The (unapplied) edit that sets the border rule — one undo step in the GUI, not in the audit trail of
+        corrections; None when ``rule`` is the rule already (an :class:`OptionError` for a bad rule)."""
+        if check_rule(rule) == self.border_rule:
+            return None
+        from cellviewer.core.edits import Edit, FlagChange  # edits imports this module
+
+        return Edit("Border rule", [FlagChange("border_rule", self.border_rule, rule)])
 
     def corrections(self) -> list[EditRecord]:
         """The corrections of the current segmentation: audit-trail edits but review marks (they change no

@@ -166,7 +166,8 @@ class Edit:
         for a in self.atoms:
             box = union_bbox(box, a.bbox)
             layers.update(a.layers)
-            markers = markers or isinstance(a, MarkerChange)
+            # (the border rule changes which markers count: the views redraw them)
+            markers = markers or isinstance(a, MarkerChange) or (isinstance(a, FlagChange) and a.attr == "border_rule")
         return Change(box, tuple(sorted(layers)), markers)
 
     def apply(self, doc: Document) -> None:

@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.tool_state)
         self.layers_panel = LayersPanel(self.view_state)
         self.counts_panel = CountsPanel(self.count_settings)
+        self.counts_panel.push = self.tools.push  # the border rule: an undo step
         self.segment_panel = SegmentPanel(self.seg_params)
         self.files_panel = FilesPanel()
         self.docks = {}

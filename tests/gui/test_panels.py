@@ -122,6 +122,24 @@ def test_counts_panel_border_rule_goes_into_the_document(segmented, qtbot):
     assert panel.border.currentData() == "all"
 
 
+def test_a_border_rule_change_is_one_undo_step(segmented, qtbot):
+    """Ctrl+Z right after choosing "Cells on the edge" undoes that choice (it undid the edit before it — on a
+    freshly segmented image the segmentation, every count dropping to 0); redo chooses it again."""
+    win = segmented
+    doc, panel, stack = win.session.doc, win.counts_panel, win.session.stack
+    steps, counts = stack.count(), doc.counts()
+    panel.border.setCurrentIndex(panel.border.findData("inside"))
+    assert doc.border_rule == "inside" and stack.count() == steps + 1 and stack.undoText() == "Border rule"
+    win.undo()
+    assert doc.border_rule == "all" and doc.counts() == counts
+    assert sum(doc.counts().values()) > 0  # the segmentation is still there
+    qtbot.waitUntil(lambda: panel.border.currentData() == "all", timeout=3000)
+    win.redo()
+    assert doc.border_rule == "inside"
+    qtbot.waitUntil(lambda: panel.border.currentData() == "inside", timeout=3000)
+    assert not any(e.action == "Border rule" for e in doc.corrections())  # not a correction of cells
+
+
 def test_the_chosen_border_rule_is_the_default_for_images_without_saved_corrections(window, smear_path, qtbot):
     from tests.gui.smear import write_smear
 

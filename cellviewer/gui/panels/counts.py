@@ -38,6 +38,7 @@ class CountsPanel(QWidget):
         super().__init__(parent)
         self.settings = settings  # Observable[CountSettings]: the rule for images opened without one
         self.doc: Document | None = None
+        self.push = None  # where edits go (the window's undo stack; wired by the main window)
         self.counts: dict[str, int] = {c: 0 for c in CELL_CLASSES}
         self.diff: dict[str, str] = {}
         lay = QVBoxLayout(self)
@@ -89,7 +90,9 @@ class CountsPanel(QWidget):
     def _on_border(self, index: int) -> None:
         if self.doc is not None and index >= 0:
             rule = self.border.itemData(index)
-            self.doc.set_border_rule(rule)
+            edit = self.doc.border_rule_edit(rule)
+            if edit is not None:  # one undo step (Ctrl+Z after it undid the edit before: the segmentation)
+                self.push(edit) if self.push is not None else edit.apply(self.doc)
             if self.settings is not None:
                 self.settings.update(border_rule=rule)
 
