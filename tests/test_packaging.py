@@ -287,8 +287,8 @@ def test_linux_installer_installs_and_uninstalls(tmp_path):
     src.mkdir()
     (src / "cellviewer").write_text("#!/bin/sh\necho fake cellviewer \"$@\"\n")
     (src / "cellviewer").chmod(0o755)
-    env = dict(os.environ, SRC=str(src), DEST=str(tmp_path / "opt" / "cellviewer"), BIN=str(tmp_path / "bin"),
-               SHARE=str(tmp_path / "share"))
+    env = dict(os.environ, CELLVIEWER_SRC=str(src), CELLVIEWER_DEST=str(tmp_path / "opt" / "cellviewer"),
+               CELLVIEWER_BIN=str(tmp_path / "bin"), CELLVIEWER_SHARE=str(tmp_path / "share"))
     r = subprocess.run(["bash", str(PKG / "install-linux.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     link = tmp_path / "bin" / "cellviewer"
@@ -301,3 +301,41 @@ def test_linux_installer_installs_and_uninstalls(tmp_path):
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert not link.exists() and not (tmp_path / "opt" / "cellviewer").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("bash"), reason="Linux installer")
+def test_linux_installer_never_replaces_or_removes_a_folder_that_is_not_an_install(tmp_path):
+    """A destination that is some other folder (DEST=~/Documents from another tool's environment deleted it)
+    is refused on install and on uninstall; so is a command of that name that is not this install's link.
+    A path with a space, & and # gives a working, quoted menu entry."""
+    src = tmp_path / "bundle"
+    src.mkdir()
+    (src / "cellviewer").write_text("#!/bin/sh\necho fake\n")
+    (src / "cellviewer").chmod(0o755)
+    docs = tmp_path / "Documents"
+    docs.mkdir()
+    (docs / "thesis.txt").write_text("precious")
+    base = dict(os.environ, CELLVIEWER_SRC=str(src), CELLVIEWER_BIN=str(tmp_path / "bin"),
+                CELLVIEWER_SHARE=str(tmp_path / "share"))
+
+    def run(dest, *args):
+        return subprocess.run(["bash", str(PKG / "install-linux.sh"), *args], env=dict(base, CELLVIEWER_DEST=str(dest)),
+                              capture_output=True, text=True, timeout=60)
+
+    for args in ((), ("--uninstall",)):
+        r = run(docs, *args)
+        assert r.returncode == 2 and "not a cellviewer install" in r.stderr
+        assert (docs / "thesis.txt").read_text() == "precious"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "cellviewer").write_text("a user's own script")
+    r = run(tmp_path / "opt" / "cellviewer")
+    assert r.returncode == 2 and "not this install's link" in r.stderr and not (tmp_path / "opt").exists()
+    (tmp_path / "bin" / "cellviewer").unlink()
+    odd = tmp_path / "Dr Smith R&D #2" / "cellviewer"
+    assert run(odd).returncode == 0 and (odd / ".cellviewer-install").is_file()
+    desktop = (tmp_path / "share" / "applications" / "cellviewer.desktop").read_text()
+    assert f'Exec="{odd / "cellviewer"}" gui %f' in desktop
+    assert run(odd).returncode == 0  # an install is replaced by the next one
+    r = run(odd, "--uninstall")
+    assert r.returncode == 0 and not odd.exists() and not (tmp_path / "bin" / "cellviewer").exists()
+    assert "nothing to remove" in run(odd, "--uninstall").stdout
