@@ -4,6 +4,7 @@ Commands::
 
     cellviewer                      open the GUI (same as ``cellviewer gui``)
     cellviewer gui [IMAGE]          open the GUI, optionally with an image
+    cellviewer IMAGE                the same (a file manager's "Open with", a file dropped on the icon)
     cellviewer analyze IMAGES_OR_DIRS... --out DIR [--model NAME] [--device auto|cpu|cuda|mps]
     cellviewer models               list the available segmenters
 
@@ -193,10 +194,21 @@ def _unrecognized(parser, command, extra) -> None:
     (sub or parser).error(msg)
 
 
+def _image_means_gui(parser, argv):
+    """``cellviewer IMAGE`` (an existing file or folder where a command goes) is ``cellviewer gui IMAGE``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    first = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if first is None or args[first] in commands or not os.path.exists(args[first]):
+        return argv
+    return args[:first] + ["gui"] + args[first:]
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
     parser = build_parser()
+    argv = _image_means_gui(parser, argv)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:  # said by the command's own parser (its usage), with a hint for a file named like an option

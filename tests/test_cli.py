@@ -209,6 +209,23 @@ def test_no_command_and_gui_launch_the_gui(monkeypatch):
     assert calls == [None, "smear.png"]
 
 
+def test_an_image_where_the_command_goes_opens_it_in_the_gui(monkeypatch, tmp_path, capsys):
+    """``cellviewer IMAGE`` (how a file manager's "Open with" calls it) is ``cellviewer gui IMAGE``; a name
+    that is no file stays an unknown command, and a command of that name stays the command."""
+    calls = []
+    app = types.ModuleType("cellviewer.gui.app")
+    app.run_gui = lambda image=None: calls.append(image) or 0
+    monkeypatch.setitem(sys.modules, "cellviewer.gui.app", app)
+    img = tmp_path / "smear 1.png"
+    img.write_bytes(b"x")
+    assert cli.main([str(img)]) == 0 and cli.main(["--debug", str(img)]) == 0
+    assert calls == [str(img), str(img)]
+    assert cli.main([str(tmp_path / "nosuch.png")]) == 2 and "invalid choice" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").write_text("a file named like a command")
+    assert cli.main(["models"]) == 0 and len(calls) == 2
+
+
 def test_gui_missing_is_one_line_error(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "cellviewer.gui.app", None)  # import fails
     assert cli.main(["gui"]) == 1
