@@ -93,7 +93,13 @@ def is_development_data(root: str | Path) -> bool:
 def resolve_data_root(root: str | Path | None = None) -> Path:
     r = Path(root) if root is not None else default_data_root()
     if not r.is_dir():
-        raise OptionError(f"No data folder at '{r}'.", hint="pass --data pointing at shared/data")
+        import sys
+
+        folders = "bccd/, txl_pbc/, wbc_seg/ or chula_rbc12/ with their images.csv"
+        if root is None and getattr(sys, "frozen", False):  # the installed app: no development data beside it
+            raise OptionError("The installed application has no data folder of its own.",
+                              hint=f"give --data DIR: a folder holding {folders} (the shared data layout)")
+        raise OptionError(f"No data folder at '{r}'.", hint=f"give --data DIR: a folder holding {folders}")
     return r
 
 

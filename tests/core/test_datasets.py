@@ -242,3 +242,21 @@ def test_a_copy_of_the_development_data_elsewhere_is_known_by_its_image_lists(tm
     (copy / "txl_pbc" / "images.csv").write_text("changed\n")  # every list found must match
     assert not is_development_data(copy) and data_of(copy) == str(copy.resolve())
     assert not is_development_data(tmp_path / "missing")
+
+
+def test_no_data_folder_says_what_to_give(tmp_path, monkeypatch):
+    """The message names the layout to give with --data; the installed app (frozen) does not point at a folder
+    inside its own install (data put there would go with an uninstall)."""
+    import sys
+
+    from cellviewer.core.datasets import resolve_data_root
+    from cellviewer.core.errors import OptionError
+
+    with pytest.raises(OptionError, match="No data folder at") as e:
+        resolve_data_root(tmp_path / "nosuch")
+    assert "--data DIR" in e.value.hint and "bccd/" in e.value.hint
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr("cellviewer.core.datasets.default_data_root", lambda: tmp_path / "install" / "shared" / "data")
+    with pytest.raises(OptionError, match="installed application has no data folder") as e:
+        resolve_data_root()
+    assert str(tmp_path) not in str(e.value) and "--data DIR" in e.value.hint
