@@ -344,7 +344,8 @@ def test_linux_installer_never_replaces_or_removes_a_folder_that_is_not_an_insta
 def test_the_runtime_hook_sets_a_utf8_locale_only_when_none_is_set():
     """In a clean environment (env -i) Qt warned "Detected locale C" at every start of the bundle."""
     code = "import os, runpy; runpy.run_path(%r); print(os.environ.get('LC_ALL'))" % str(PKG / "rthook_cellviewer.py")
-    bare = subprocess.run([sys.executable, "-c", code], env={"PATH": os.environ.get("PATH", "")},
+    bare = subprocess.run([sys.executable, "-c", code],  # (as in the bundle: no C-locale coercion by Python)
+                          env={"PATH": os.environ.get("PATH", ""), "PYTHONCOERCECLOCALE": "0"},
                           capture_output=True, text=True, timeout=60)
     assert bare.stdout.strip() == "C.UTF-8", bare.stderr
     kept = subprocess.run([sys.executable, "-c", code], env={"PATH": os.environ.get("PATH", ""), "LANG": "de_DE.UTF-8"},
