@@ -249,6 +249,7 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
     elif cfg.resume:  # the resumed weights are the start: the score to beat, measured as the new epochs will be
         yield TrainProgress(0.0, "scoring the resumed checkpoint")
         state["best_score"] = validate(net.eval(), val_items, classes, cfg.working_scale, cfg.device, pad)["score"]
+        yield TrainProgress(0.0, f"resumed checkpoint: val {state['best_score']:.4f}", val=state["best_score"])
         save_checkpoint(net, out, card(state), half=True)
     for phase, n_ep in phases:
         if phase < state["phase"]:
@@ -309,7 +310,7 @@ def train(config: TrainConfig, cancel: CancelToken | None = None, command: str =
             else:
                 bad += 1
             save_checkpoint(net, f"{out}-last", card(state), half=True)
-            yield TrainProgress(min(0.999, (done_epochs + epoch) / total_epochs),
+            yield TrainProgress(min(0.999, max((done_epochs + epoch) / total_epochs, el / budget)),  # time too
                                 f"phase {phase} epoch {epoch}: loss {np.mean(losses):.4f} val {v['score']:.4f}"
                                 f" (best {state['best_score']:.4f} @ {state['best_epoch']})", phase, epoch, steps,
                                 float(np.mean(losses)), v["score"], state["best_score"], el)

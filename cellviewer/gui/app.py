@@ -108,6 +108,7 @@ def _close(win) -> None:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    win.closing_by_signal = True  # no question before closing (gui.humanloop asks one while retraining)
     modal = QApplication.activeModalWidget()
     if modal is not None:
         modal.reject() if hasattr(modal, "reject") else modal.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 
 from cellviewer.gui import notifications
 from cellviewer.gui.actions import make_action
@@ -63,6 +63,21 @@ class HumanLoop(QObject):
         self._actions()
         self._menus()
         self._connect()
+        w.installEventFilter(self)  # a close while retraining asks first (eventFilter)
+
+    def eventFilter(self, obj, ev) -> bool:
+        """Closing the window (Ctrl+Q, its close button) while a retraining runs or waits for Accept / Reject
+        asks first: it stopped the run without a word, and nothing in the GUI can resume or store it later. A
+        close by a signal (Ctrl+C in the terminal, kill) does not ask (``app._close``)."""
+        if obj is self.window and ev.type() == QEvent.Type.Close and self.retrain.busy \
+                and not getattr(self.window, "closing_by_signal", False):
+            what = "is waiting for Accept or Reject" if self.retrain.dialog is not None else "is running"
+            if not notifications.ask("Quit while retraining?", f"A retraining {what}. Quitting stops it and stores "
+                                     "no model (the run cannot be resumed from the window later). Quit anyway?",
+                                     self.window):
+                ev.ignore()
+                return True
+        return super().eventFilter(obj, ev)
 
     # -- construction ------------------------------------------------------------------------
     def _actions(self) -> None:
@@ -100,12 +115,17 @@ class HumanLoop(QObject):
         w = self.window
         w.session.document_changed.connect(self._on_document)
         w.session.saved.connect(self._on_saved)
+        w.files_panel.folder_changed.connect(self.refresh_images)  # (set after the document: the new folder's)
         self.review_panel.focus_requested.connect(lambda x, y, half: centre_on(w.canvas, x, y, half))
         self.review_panel.cell_shown.connect(lambda x, y: w.canvas.set_highlight([(x, y)]))  # which cell it is
         w.segmentation.replaced.connect(self.review_panel.forget_queue)  # its cell ids name other cells now
         self.models_panel.activated.connect(self._on_model_activated)
         self.exporter.done.connect(lambda _r: w.files_panel.refresh_marks())
         self.retrain.stored.connect(self._on_model_activated)
+        tp = self.training_panel  # the gate's verdict gives way to what became of the model
+        self.retrain.stored.connect(lambda n, v: tp.set_progress(1.0, f"{n} version {v} stored and active."))
+        self.retrain.discarded.connect(lambda: tp.set_progress(0.0, "The fine-tuned model was discarded."))
+        self.retrain.stored.connect(lambda *_a: setattr(self, "_stored_run", self.retrain.run))
         self.training_panel.refresh_requested.connect(lambda: self.refresh_images(force=True))
         self.training_panel.train_requested.connect(lambda: self.start_training())
         self.training_panel.resume_requested.connect(lambda: self.start_training(resume=True))
@@ -141,11 +161,12 @@ class HumanLoop(QObject):
         self.models_panel.refresh()
         from cellviewer.core.morphology import find_card
 
+        # (this line replaces the store's own: it must still say which version — none stored: the shipped one)
+        which = f"the active version ({_version})" if _version else "the shipped model (no stored version active)"
         if name in getattr(sp, "models", ()):
-            notifications.status(f"Model '{name}' updated: new segmentations use the active version.", 8000)
+            notifications.status(f"Model '{name}' updated: new segmentations use {which}.", 8000)
         elif find_card(name) is not None:  # the red-cell morphology model: no segmenter, but classes every one
-            notifications.status(f"Model '{name}' updated: new segmentations and Classify again use the active "
-                                 "version.", 8000)
+            notifications.status(f"Model '{name}' updated: new segmentations and Classify again use {which}.", 8000)
         else:  # its last stored version was rolled back and nothing ships under the name (the panel warned)
             notifications.status(f"Model '{name}' has no version left to use.", 8000)
 
@@ -204,7 +225,15 @@ class HumanLoop(QObject):
         self.window.tools.finish_active()
         self.window.session.save_now()
         self.retrain.device = self.window.seg_params.value.device or "auto"
-        return self.retrain.start(self.training_panel.chosen_images(), resume=resume)
+        old = None if resume else self.retrain.run
+        started = self.retrain.start(self.training_panel.chosen_images(), resume=resume)
+        new = self.retrain.run
+        if started and old is not None and old is not getattr(self, "_stored_run", None) and new is not None \
+                and Path(old.folder) != Path(new.folder):  # a cancelled run nothing can resume now: not left behind
+            import shutil
+
+            shutil.rmtree(old.folder, ignore_errors=True)
+        return started
 
     def shutdown(self) -> None:
         self.review_panel.shutdown()

@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         s = self.session
         s.document_changed.connect(self._on_document)
-        s.saved.connect(lambda _p: self.files_panel.refresh_marks(only=self.session.path))
+        s.saved.connect(self.files_panel.refresh_saved)  # the image of that sidecar (maybe no longer open)
         s.dirty_changed.connect(self.setWindowModified)
         self.view_state.changed.connect(self._on_view_changed)
         self.tool_state.changed.connect(self._on_tool_changed)

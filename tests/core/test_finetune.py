@@ -97,3 +97,18 @@ def test_finetune_says_when_a_folder_is_empty_or_missing(isolated_registry, tmp_
         run_job(finetune("tiny-cells", tmp_path / "empty", out=tmp_path / "m", **TINY))
     with pytest.raises(OptionError, match="does not exist"):
         run_job(finetune("tiny-cells", tmp_path / "nope", out=tmp_path / "m", **TINY))
+
+
+def test_a_finetune_reports_the_base_s_score_as_epoch_0(isolated_registry, tmp_path):  # noqa: F811
+    """The retrain panel draws the starting model's validation score at epoch 0 (what the epochs must beat): a
+    fine-tune scored the base but never reported the score, so the curve began at epoch 1."""
+    save_tiny_base("tiny-cells")
+    seen = []
+    run_job(finetune("tiny-cells", [random_doc(i) for i in range(6)], out=tmp_path / "ft" / "m", **TINY),
+            seen.append)
+    start = [p for p in seen if isinstance(p, TrainProgress) and not p.epoch and p.val is not None]
+    assert len(start) == 1
+    first_epoch = next(i for i, p in enumerate(seen) if isinstance(p, TrainProgress) and p.epoch)
+    assert seen.index(start[0]) < first_epoch
+    assert " val " in f" {start[0].message}"  # (what the panel reads a starting score by)
+

@@ -314,3 +314,18 @@ def test_resuming_a_best_checkpoint_still_at_its_start_into_its_own_run_is_refus
         check_resume(cfg, card, ["background", "rbc"])
     check_resume(SimpleNamespace(resume=str(run), out=str(tmp_path / "branch"), datasets=["export"]), card,
                  ["background", "rbc"])  # another --out branches off: fine
+
+
+def test_a_minutes_budget_s_progress_never_falls_back_at_an_epoch_s_end(tmp_path, monkeypatch):
+    """With a time budget (the GUI's minutes: epochs = 1000), the bar follows the clock: an epoch's end
+    once reported (epoch / 1000) ≈ 0 % after its steps had said 80 %."""
+    import cellviewer.core.training as training
+
+    clock = iter(range(0, 10 ** 6, 2))  # every look at the clock: two seconds later
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
+    seen = []
+    run_job(train(_cfg(tmp_path, epochs=1000, steps_per_epoch=1, max_minutes=0.5)), seen.append)
+    fr = [p.fraction for p in seen if isinstance(p, TrainProgress) and p.epoch]
+    assert len(fr) > 4 and max(fr) > 0.5
+    assert all(b >= a for a, b in zip(fr, fr[1:])), fr
+

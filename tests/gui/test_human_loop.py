@@ -117,7 +117,7 @@ def test_review_export_retrain_gate_accept_resume_rollback(make_window, folder, 
         tp.train_button.click()
         assert not tp.train_button.isEnabled() and tp.cancel_button.isEnabled()
     gate = sig.args[0]
-    assert len(tp.loss_x) >= 1 and len(tp.val_x) == 1  # live curves got the epoch
+    assert len(tp.loss_x) >= 1 and tp.val_x == [0.0, 1.0]  # live curves got the base's score and the epoch
     dlg = loop.retrain.dialog
     assert dlg is not None and dlg.isVisible() and dlg.table.rowCount() == len(gate.rows) > 0
     held = gate.value("held-out: score", "new") - gate.value("held-out: score", "old")
@@ -142,7 +142,7 @@ def test_review_export_retrain_gate_accept_resume_rollback(make_window, folder, 
     # resume the run for one more epoch: a second version
     with qtbot.waitSignal(loop.retrain.gated, timeout=120000):
         tp.resume_button.click()
-    assert tp.val_x == [1.0, 2.0]
+    assert tp.val_x == [0.0, 1.0, 2.0]  # (the base's score stays the start of the curve)
     dlg = loop.retrain.dialog
     if not dlg.accept_button.isEnabled():
         dlg.override.setChecked(True)
@@ -234,7 +234,7 @@ def test_reject_discards_the_run_and_cancel_allows_resume(make_window, reviewed_
     loop.retrain.options = dict(TINY)
     with qtbot.waitSignal(loop.retrain.runner.cancelled, timeout=60000):
         tp.train_button.click()
-        qtbot.waitUntil(lambda: len(tp.val_x) >= 1, timeout=60000)  # an epoch is done: cancel
+        qtbot.waitUntil(lambda: any(x >= 1 for x in tp.val_x), timeout=60000)  # an epoch is done: cancel
         tp.cancel_button.click()
     assert tp.resume_button.isEnabled() and tp.train_button.isEnabled()
     assert loop.retrain.dialog is None  # no gate for a cancelled run

@@ -34,6 +34,7 @@ def image_state(path) -> str:
 
 class FilesPanel(QWidget):
     activated = Signal(str)  # an image path chosen by the user
+    folder_changed = Signal()  # set_folder: another folder's images are listed
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -71,6 +72,7 @@ class FilesPanel(QWidget):
             self.list.addItem(item)
         self.refresh_marks()
         self.set_current(current)
+        self.folder_changed.emit()
 
     def refresh_marks(self, only=None) -> None:
         """Update the ticks (all images, or just ``only``)."""
@@ -81,6 +83,20 @@ class FilesPanel(QWidget):
             item.setText({"none": NO_TICK, "saved": TICK, "reviewed": REVIEWED}[state] + p.name)
             item.setToolTip(f"{p}\n" + {"none": "not segmented / saved yet", "saved": "corrections saved",
                                         "reviewed": "corrections saved and marked reviewed"}[state])
+
+    def refresh_saved(self, sidecar) -> None:
+        """A sidecar was written: update the mark of its image, which need not be the open one (an autosave
+        in flight when Next was pressed lands after the switch)."""
+        from cellviewer.core.sidecar import SUFFIX, _candidates
+
+        target = Path(sidecar)
+        beside = target.with_name(target.name[:-len(SUFFIX)]) if target.name.endswith(SUFFIX) else None
+        if beside is not None and self.index_of(beside) is not None:
+            self.refresh_marks(only=beside)
+            return
+        for p in self.paths:  # in the user store (a read-only folder): by the names it may have there
+            if target in _candidates(p):
+                self.refresh_marks(only=p)
 
     def set_current(self, path) -> None:
         self.current = Path(path) if path else None

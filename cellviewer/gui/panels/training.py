@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QVBoxLayout, QWidget)
 
 _STEP = re.compile(r"step (\d+)/(\d+)")
+_EPOCH_OF = re.compile(r"epoch (\d+)/\d+")  # "epoch 4/1000": a time budget's epoch cap, no number to show
 
 
 @dataclass
@@ -129,6 +130,8 @@ class TrainingPanel(QWidget):
         self.val_plot.setLabel("bottom", "epoch")
         self.val_plot.setMinimumHeight(110)
         self.val_curve = self.val_plot.plot([], [], pen=pg.mkPen((60, 170, 90), width=2), symbol="o", symbolSize=6)
+        for plot in (self.loss_plot, self.val_plot):  # the wheel scrolls the panel; it zoomed the curves out of view
+            plot.setMouseEnabled(x=False, y=False)
         lay.addWidget(self.loss_plot, 1)
         lay.addWidget(self.val_plot, 1)
         self._running = False
@@ -220,6 +223,8 @@ class TrainingPanel(QWidget):
         self.resume_button.setEnabled(not self._running and self._can_resume)
 
     def set_progress(self, fraction: float, message: str) -> None:
+        if self.params.budget == "minutes":
+            message = _EPOCH_OF.sub(r"epoch \1", message)
         self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
         self.progress_label.setText(message)
 
@@ -228,6 +233,8 @@ class TrainingPanel(QWidget):
         self.loss_x, self.loss_y, self.val_x, self.val_y = [], [], [], []
         self.loss_curve.setData([], [])
         self.val_curve.setData([], [])
+        for plot in (self.loss_plot, self.val_plot):  # each run in view, whatever was zoomed before
+            plot.enableAutoRange()
 
     def add_point(self, p) -> None:
         """Plot one ``TrainProgress`` (other Progress objects are ignored): loss per step, score per epoch;
