@@ -114,8 +114,10 @@ def card_at(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def segmenter_at(path: str | os.PathLike, **options):
-    """A segmenter for the checkpoint at ``path`` (see :func:`card_at`); ModelLoadError when it is none."""
+def segmentation_card(path: str | os.PathLike) -> tuple[Path, dict]:
+    """``(card path, card)`` of the segmentation checkpoint at ``path`` (see :func:`card_at`); a
+    :class:`ModelLoadError` saying why when it is none (no checkpoint pair, unreadable card, a card naming no
+    architecture, another task's model)."""
     card_path = card_at(path)
     if card_path is None:
         raise ModelLoadError(f"No model checkpoint at '{path}'",
@@ -124,10 +126,18 @@ def segmenter_at(path: str | os.PathLike, **options):
         card = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"Cannot read the model card '{card_path}': {exc}", hint="check the file") from exc
-    if not isinstance(card, dict) or card.get("task") not in (None, "segment"):
+    if not isinstance(card, dict) or "architecture" not in card:
+        raise ModelLoadError(f"'{card_path}' is not a model card (it names no architecture)",
+                             hint="give the .json that 'cellviewer train --out' wrote beside its .safetensors")
+    if card.get("task") not in (None, "segment"):
         raise ModelLoadError(f"'{card_path}' is not a segmentation model",
                              hint="a red-cell morphology model is used by every trained segmenter, not on its own")
-    return _factory(card_path)(**options)
+    return card_path, card
+
+
+def segmenter_at(path: str | os.PathLike, **options):
+    """A segmenter for the checkpoint at ``path`` (see :func:`segmentation_card`)."""
+    return _factory(segmentation_card(path)[0])(**options)
 
 
 def _factory(card_path: Path):

@@ -302,39 +302,26 @@ def _stem(path: str) -> str:
 
 
 def _path_summary(path: str):
-    """The card summary of a model given by path (None when its card cannot be read)."""
-    import json
-
+    """The card summary of a model given by path (None when it is no readable segmentation card)."""
+    from cellviewer.core.errors import ModelLoadError
     from cellviewer.core.modelcards import summarize_card
-    from cellviewer.core.modelfind import card_at
+    from cellviewer.core.modelfind import segmentation_card
 
     try:
-        card = json.loads(card_at(path).read_text(encoding="utf-8"))
-        return summarize_card(card, _stem(path)) if isinstance(card, dict) else None
-    except (OSError, ValueError, AttributeError):
+        return summarize_card(segmentation_card(path)[1], _stem(path))
+    except ModelLoadError:
         return None
 
 
 def _model_file_problem(path: str) -> str | None:
-    """Why ``path`` cannot be used as a segmentation model (None when it can)."""
-    import json
+    """Why ``path`` cannot be used as a segmentation model (None when it can; core.modelfind says why)."""
+    from cellviewer.core.errors import ModelLoadError
+    from cellviewer.core.modelfind import segmentation_card
 
-    from cellviewer.core.modelfind import card_at
-
-    card_path = card_at(path)
-    if card_path is None:
-        return (f"'{path}' is not a model checkpoint: choose a model card (.json) with its .safetensors beside it "
-                f"(as 'cellviewer train --out' writes them)")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        return f"Cannot read the model card '{card_path}': {e}"
-    if not isinstance(card, dict) or "architecture" not in card:
-        return f"'{card_path}' is not a model card (it names no architecture)"
-    if card.get("task") not in (None, "segment"):
-        return (f"'{card_path}' is a {card.get('task')} model, not a segmenter: a red-cell morphology model is used "
-                f"by every trained segmenter when it lies in a models folder (copy it there with its .safetensors), "
-                f"not picked on its own")
+        segmentation_card(path)
+    except ModelLoadError as e:
+        return str(e)
     return None
 
 
